@@ -1,0 +1,115 @@
+r"""SymPy expression -> numba-compiled function, written as a real, cached module.
+
+``lambdify`` builds its function with ``exec``, and numba cannot cache a function
+made that way (numba/numba#3501). So, as in the style guide (Sec. 6):
+
+1. ``sympy.cse`` the expressions, print each line with
+   ``sympy.pycode(..., fully_qualified_modules=True)`` (``math.erf`` etc., which
+   numba compiles; unprintable functions fail here, early);
+2. write a module headed "generated from <hash>; do not edit" whose function is
+   ``@njit(cache=True)``, every parameter an argument (numba freezes globals);
+3. name the file by the hash of its source, write it atomically into the cache
+   folder (``$KERNELPHASE_CACHE_DIR`` or ``~/.cache/kernelphase``), import it
+   with ``importlib.util`` and register it in ``sys.modules`` before executing,
+   so that later processes load numba's on-disk cache instead of recompiling.
+
+Examples
+--------
+>>> import sympy as sp
+>>> x, a = sp.symbols("x a")
+>>> f = numba_function(a * sp.erf(x), (x, a))
+>>> round(f(0.5, 2.0), 12) == round(2 * 0.5204998778130465, 12)
+True
+"""
+import hashlib
+import importlib.util
+import os
+import sys
+
+from .io import atomic_write_text
+
+__all__ = ["numba_function", "generated_source", "cache_dir"]
+
+_LOADED = {}
+
+
+def cache_dir():
+    """Folder holding generated modules (and, beside them, numba's cache)."""
+    root = os.environ.get("KERNELPHASE_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "kernelphase")
+    path = os.path.join(root, "codegen")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _printable_name(sym):
+    name = str(sym)
+    if not name.isidentifier():
+        raise ValueError(f"argument name {name!r} is not a Python identifier")
+    return name
+
+
+def generated_source(exprs, args, name="f"):
+    """Source text of the numba module for ``exprs`` with arguments ``args``.
+
+    ``exprs`` is one SymPy expression (the function returns a float) or a
+    tuple/list of them (the function returns a tuple).
+    """
+    import sympy as sp
+    single = not isinstance(exprs, (list, tuple))
+    exprs = [sp.sympify(exprs)] if single else [sp.sympify(e) for e in exprs]
+    arg_names = [_printable_name(a) for a in args]
+    free = set().union(*(e.free_symbols for e in exprs))
+    missing = sorted(str(s) for s in free if str(s) not in arg_names)
+    if missing:
+        raise ValueError(f"expression has free symbols {missing} that are not in args={arg_names}")
+    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_x"), optimizations="basic")
+    body = []
+    for sym, e in reps:
+        body.append(f"    {sym} = {sp.pycode(e, fully_qualified_modules=True, strict=True)}")
+    outs = [sp.pycode(e, fully_qualified_modules=True, strict=True) for e in reduced]
+    ret = outs[0] if single else "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
+    latex = "; ".join(sp.latex(e) for e in exprs).replace("\\", "\\\\").replace('"""', "")
+    src = ["import math", "from numba import njit", "", "",
+           "@njit(cache=True)", f"def {name}({', '.join(arg_names)}):",
+           f'    """{latex}"""', *body, f"    return {ret}", ""]
+    text = "\n".join(src)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text, digest
+
+
+def numba_function(exprs, args, name="f"):
+    """Compile SymPy expression(s) into a cached ``@njit`` function of ``args``.
+
+    Parameters
+    ----------
+    exprs : sympy.Expr or sequence of sympy.Expr
+        What to evaluate; a sequence gives a function returning a tuple.
+    args : sequence of sympy.Symbol
+        Positional arguments of the compiled function, in order. Every free
+        symbol of ``exprs`` must be among them.
+    name : str
+        Function name inside the generated module.
+
+    Returns
+    -------
+    numba.core.registry.CPUDispatcher
+        Callable from Python and from other ``@njit`` code (hot loops).
+    """
+    text, digest = generated_source(exprs, args, name)
+    modname = f"kernelphase_generated_{digest}"
+    key = (modname, name)
+    if key in _LOADED:
+        return _LOADED[key]
+    path = os.path.join(cache_dir(), modname + ".py")
+    if not os.path.exists(path):
+        atomic_write_text(path, text)
+    mod = sys.modules.get(modname)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(modname, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = mod  # before exec: numba's cache locator needs it
+        spec.loader.exec_module(mod)
+    fn = getattr(mod, name)
+    _LOADED[key] = fn
+    return fn
