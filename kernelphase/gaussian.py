@@ -1,0 +1,58 @@
+r"""Gaussian expectations in closed form (no ``sympy.stats``).
+
+Conventions: probabilists' Hermite polynomials :math:`\mathrm{He}_k`, orthogonal
+under :math:`\mathcal N(0,1)` with :math:`\mathbb E[\mathrm{He}_j\mathrm{He}_k]=k!\,\delta_{jk}`.
+Variances are passed as they are (no :math:`1/d` hidden anywhere).
+"""
+import sympy as sp
+
+__all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment"]
+
+
+def erf_gaussian_exp_moment(power, var):
+    r""":math:`\mathbb E_{u\sim\mathcal N(0,s)}[u^{p}e^{-u^2}]` in closed form.
+
+    .. math:: \mathbb E[u^{2j}e^{-u^2}] = (1+2s)^{-1/2}\,(2j-1)!!\,\Big(\frac{s}{1+2s}\Big)^{j},
+              \qquad \text{odd moments vanish.}
+
+    Completing the square: :math:`e^{-u^2}\mathcal N(u;0,s)=(1+2s)^{-1/2}\mathcal N(u;0,s/(1+2s))`.
+    """
+    var = sp.sympify(var)
+    if power % 2:
+        return sp.Integer(0)
+    j = power // 2
+    return sp.factorial2(2 * j - 1) * (var / (1 + 2 * var)) ** j / sp.sqrt(1 + 2 * var)
+
+
+def erf_hermite_expectation(k, var, cov):
+    r""":math:`\mathbb E[\mathrm{erf}(u)\,\mathrm{He}_k(v)]` for jointly Gaussian :math:`(u,v)`.
+
+    :math:`u\sim\mathcal N(0,s)`, :math:`v\sim\mathcal N(0,1)`, :math:`\mathrm{Cov}(u,v)=c`.
+    By Gaussian integration by parts (Stein's lemma applied :math:`k` times),
+
+    .. math:: \mathbb E[\mathrm{erf}(u)\,\mathrm{He}_k(v)] = c^k\,
+              \mathbb E\big[\mathrm{erf}^{(k)}(u)\big],\qquad
+              \mathrm{erf}^{(k)}(u)=\frac{2}{\sqrt\pi}\frac{d^{k-1}}{du^{k-1}}e^{-u^2},
+
+    and each term of :math:`\frac{d^{k-1}}{du^{k-1}}e^{-u^2}=q(u)e^{-u^2}` is integrated
+    with :func:`erf_gaussian_exp_moment`. For :math:`k=1`:
+    :math:`2c/\sqrt{\pi(1+2s)}`; for :math:`k=3`: :math:`-4c^3/(\sqrt\pi(1+2s)^{3/2})`
+    (Rubin et al. 2023, App. A.4, with :math:`s=|w|^2`, :math:`c=w\cdot w^*`).
+
+    Parameters
+    ----------
+    k : int
+        Hermite degree, ``k >= 0``.
+    var, cov : sympy.Expr or number
+        :math:`s>0` and :math:`c` (with :math:`c^2\le s`).
+    """
+    if int(k) != k or k < 0:
+        raise ValueError(f"k={k!r} is outside the valid range [0, inf) (integers)")
+    k = int(k)
+    var, cov = sp.sympify(var), sp.sympify(cov)
+    if k == 0:
+        return sp.Integer(0)  # erf is odd and u is centred
+    z = sp.Dummy("z")
+    q = sp.Poly(sp.simplify(sp.diff(sp.exp(-z**2), z, k - 1) * sp.exp(z**2)), z)
+    mean = sum(coef * erf_gaussian_exp_moment(p, var) for (p,), coef in q.terms())
+    return sp.simplify(2 / sp.sqrt(sp.pi) * cov**k * mean)
