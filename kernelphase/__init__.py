@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 # module (relative to this package) -> public names it exports
 _EXPORTS = {
     "codegen": ("numba_function",),
+    "dichotomy": ("grokking_time", "grokking_time_second_order", "diagonal_net_flow"),
     "results": ("Result",),
 }
 

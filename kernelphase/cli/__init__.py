@@ -13,7 +13,9 @@ import sys
 __all__ = ["main", "build_parser"]
 
 # command modules, in the order their commands are listed by --help
-_COMMAND_MODULES = ()
+_COMMAND_MODULES = (
+    "dichotomy",
+)
 
 
 class _Parser(argparse.ArgumentParser):
