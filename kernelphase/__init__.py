@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 # module (relative to this package) -> public names it exports
 _EXPORTS = {
+    "actions": ("cubic_action", "cubic_kernel_entries", "modular_action"),
     "codegen": ("numba_function",),
     "dichotomy": ("grokking_time", "grokking_time_second_order", "diagonal_net_flow"),
     "results": ("Result",),

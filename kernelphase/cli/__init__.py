@@ -14,6 +14,7 @@ __all__ = ["main", "build_parser"]
 
 # command modules, in the order their commands are listed by --help
 _COMMAND_MODULES = (
+    "adaptive",
     "dichotomy",
 )
 
