@@ -15,6 +15,7 @@ __all__ = ["main", "build_parser"]
 # command modules, in the order their commands are listed by --help
 _COMMAND_MODULES = (
     "adaptive",
+    "derive",
     "dichotomy",
 )
 
