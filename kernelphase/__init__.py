@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "codegen": ("numba_function",),
     "results": ("Result",),
+    "lazy_rich": ("loss_terms", "target_sector_power", "grokking_time", "ntk_dot_kernel",
+                  "spectrum_report"),
 }
 
 _NAME_TO_MODULE = {n: m for m, names in _EXPORTS.items() for n in names}

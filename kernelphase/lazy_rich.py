@@ -15,9 +15,11 @@ is convention A with ``s = 2`` after :math:`x\to x/\sqrt D`. The target matrix i
 :math:`T = s\,\beta\beta^\top`, ``b2`` :math:`= |\beta|^2`.
 """
 import functools
+import math
 
 __all__ = ["loss_terms", "loss_terms_function", "target_sector_power", "grokking_time",
-           "grokking_time_exponent", "ntk_dot_kernel", "target_second_moment"]
+           "grokking_time_exponent", "ntk_dot_kernel", "target_second_moment",
+           "spectrum_report"]
 
 
 def _syms():
@@ -58,7 +60,10 @@ def loss_terms():
 
 
 def loss_terms_function():
-    """``numba`` function ``(alpha, eps, D, s, b2, trM, bMb, trM2, w2) -> (t1, t2, t3)``."""
+    """``numba`` function ``(alpha, eps, D, s, b2, trM, bMb, trM2, w2) -> (t1, t2, t3)``.
+
+    Pass floats only: with an integer ``D`` numba evaluates ``D**-2`` in integers (0).
+    """
     from .codegen import numba_function
     exprs, syms = loss_terms()
     return numba_function(exprs, syms, name="lazy_rich_loss_terms")
@@ -181,3 +186,45 @@ def ntk_dot_kernel(phi, h=None):
                  for (n,), coef in prod.terms())
         out += ck ** 2 / sp.factorial(k) * u ** k
     return sp.expand(u * out)
+
+
+def spectrum_report(D, eps, activation="h + eps*h**2/2"):
+    r"""NTK sectors at init with the target power and the population alignment.
+
+    Spectrum from :func:`kernelphase.spectra.gaussian_dot_product_spectrum` applied to
+    :func:`ntk_dot_kernel` of the activation; target power by :func:`target_sector_power`
+    (convention A, :math:`|\beta|^2 = D`). Population kernel-target alignment
+
+    .. math::  A = \frac{\langle y, Ty\rangle}{\|T\|_{HS}\,\|y\|^2}
+               = \frac{\sum_k\lambda_kp_k}{\sqrt{\sum_km_k\lambda_k^2}\,\sum_kp_k}
+
+    (theory note Sec. 3.6, population version of the paper's CKA).
+    """
+    import sympy as sp
+    h, e = sp.Symbol("h"), sp.Symbol("eps")
+    try:
+        act = sp.sympify(activation, locals={"h": h, "eps": e})
+    except (sp.SympifyError, SyntaxError, TypeError):
+        raise ValueError(f"activation={activation!r} is not a SymPy expression") from None
+    if not act.free_symbols <= {h, e}:
+        raise ValueError(f"activation={activation!r} may only use h and eps")
+    if not act.is_polynomial(h):
+        raise ValueError(f"activation={activation!r} is not a polynomial in h")
+    try:
+        from .spectra import gaussian_dot_product_spectrum
+    except ImportError:  # pragma: no cover - until the symbolic layer is merged
+        raise NotImplementedError("kernelphase.spectra is not available yet") from None
+    kernel = ntk_dot_kernel(act.subs(e, sp.nsimplify(eps)), h)
+    sectors = gaussian_dot_product_spectrum(kernel, D)
+    power = target_sector_power(D, D)
+    rows = []
+    for sec in sectors:
+        rows.append(dict(name=sec.name, degree=int(sec.degree),
+                         eigenvalue=float(sec.eigenvalue), multiplicity=float(sec.multiplicity),
+                         target_power=float(power.get(sec.name, 0))))
+    num = sum(r["eigenvalue"] * r["target_power"] for r in rows)
+    hs = math.sqrt(sum(r["multiplicity"] * r["eigenvalue"] ** 2 for r in rows))
+    tot = float(sum(power.values()))
+    return dict(D=D, eps=eps, activation=str(act), kernel=str(kernel), sectors=rows,
+                alignment=num / (hs * tot) if hs > 0 else float("nan"),
+                target_power_total=tot)

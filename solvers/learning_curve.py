@@ -66,7 +66,7 @@ def learning_curve(eigenvalues, multiplicities, powers, P, ridge=0.0, null_power
 
     def h(logk):
         k = np.exp(logk)
-        return np.sum(m * lam / (lam + k)) + ridge / k - P
+        return np.sum(m * lam / (lam + k)) + ridge * P / k - P
 
     rank = m.sum()
     if ridge == 0 and P >= rank:

@@ -128,7 +128,8 @@ def t_below(epochs, loss, threshold):
 
 def train(D, P, N, alpha, eps, c, steps, seed=0, convention="A", centred=True,
           model="network", record_every=10, n_test_align=0, align_every=1000,
-          checkpoint=None, progress=False):
+          checkpoint=None, progress=False, stop_threshold=None,
+          checkpoint_seconds=30.0, _stop_after_records=None):
     r"""Train the network through its exact reduced dynamics; return a dict of curves.
 
     ``lr = c N / alpha^2``. Test loss is the exact population loss (the paper uses 1000
@@ -137,7 +138,8 @@ def train(D, P, N, alpha, eps, c, steps, seed=0, convention="A", centred=True,
     ``align_every`` steps (this needs the weights W: the run then also keeps W by the
     affine per-neuron map, which the reduced dynamics does not need otherwise).
     ``checkpoint``: path of an ``.npz`` written atomically every record; an existing
-    file with the same parameters is resumed.
+    file with the same parameters is resumed. ``stop_threshold``: stop once both
+    losses are below it (sweeps only need t_train and t_test); later records are nan.
     """
     from kernelphase._checks import check_int, check_positive, check_range
     from kernelphase.io import atomic_savez, load_npz
@@ -217,7 +219,13 @@ def train(D, P, N, alpha, eps, c, steps, seed=0, convention="A", centred=True,
             al_val.append(alignment(Kt, yt))
         if not np.isfinite(te):
             break
-        if checkpoint and (time.time() - last_ck > 30 or r == nrec - 1):
+        if _stop_after_records is not None and r >= _stop_after_records:
+            break  # test hook: simulates an interrupted run
+        if stop_threshold is not None and te < stop_threshold and rec["train"][r] < stop_threshold:
+            for k in rec:
+                rec[k] = rec[k][:r + 1]
+            break
+        if checkpoint and (time.time() - last_ck >= checkpoint_seconds or r == nrec - 1):
             atomic_savez(checkpoint, params=params, record=r, wbar=wbar, M=M,
                          al_ep=np.array(al_ep, float), al_val=np.array(al_val, float),
                          **{"rec_" + k: v for k, v in rec.items()})
