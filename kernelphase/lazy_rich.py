@@ -59,6 +59,7 @@ def loss_terms():
     return (t1, t2, t3), syms
 
 
+@functools.lru_cache(maxsize=None)
 def loss_terms_function():
     """``numba`` function ``(alpha, eps, D, s, b2, trM, bMb, trM2, w2) -> (t1, t2, t3)``.
 

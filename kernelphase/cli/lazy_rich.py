@@ -179,8 +179,7 @@ def _sweep(args):
     alphas = _floats("alphas", args.alphas)
     epss = _floats("eps_values", args.eps_values) if args.eps_values else [cfg["eps"]]
     for a in alphas:
-        cfg["alpha"] = a
-        _check_cfg(cfg, args)
+        _check_cfg(dict(cfg, alpha=a), args)
     for e in epss:
         from .._checks import check_range
         check_range("eps", e, 0, math.inf)
