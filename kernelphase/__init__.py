@@ -18,10 +18,12 @@ _EXPORTS = {
     "actions": ("cubic_action", "cubic_kernel_entries", "modular_action"),
     "activations": ("parse_activation", "Activation"),
     "codegen": ("numba_function",),
-    "dichotomy": ("grokking_time", "grokking_time_second_order", "diagonal_net_flow"),
+    "dichotomy": ("grokking_time_second_order", "diagonal_net_flow"),
     "gaussian": ("erf_hermite_expectation", "expect_product", "bivariate_moment",
                  "erf_erf_expectation"),
     "kernels": ("nngp_kernel", "ntk_kernel"),
+    "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel",
+                  "spectrum_report"),
     "results": ("Result",),
     "spectra": ("gaussian_dot_product_spectrum", "sphere_dot_product_spectrum", "Sector"),
 }

@@ -14,8 +14,9 @@ __all__ = ["main", "build_parser"]
 
 # command modules, in the order their commands are listed by --help
 _COMMAND_MODULES = (
-    "adaptive",
     "derive",
+    "adaptive",
+    "lazy_rich",
     "dichotomy",
 )
 

@@ -1,0 +1,231 @@
+r"""Symbolic pieces of the lazy-to-rich theory of grokking (Kumar et al. 2023).
+
+Model (arXiv 2310.06110, Sec. 5; theory note ``shared/theory/lazy_rich.md``):
+
+.. math::  f(W, x) = \frac{\alpha}{N}\sum_{i=1}^N \varphi(w_i\cdot x)
+           = \alpha\,\bar w\cdot x + \frac{\alpha\varepsilon}{2}\,x^\top M x,
+           \qquad \varphi(h) = h + \frac{\varepsilon}{2}h^2,
+
+with :math:`\bar w = \frac1N\sum_i w_i`, :math:`M = \frac1N\sum_i w_i w_i^\top`.
+
+Conventions. Data convention A: :math:`x\sim\mathcal N(0, I_D/D)`, target
+:math:`y = \frac{s}{2}(\beta\cdot x)^2` with ``s = 1``. Convention B
+(:math:`x\sim\mathcal N(0,I)`, :math:`h = w\cdot x/\sqrt D`, :math:`y=(\beta\cdot x)^2/D`)
+is convention A with ``s = 2`` after :math:`x\to x/\sqrt D`. The target matrix is
+:math:`T = s\,\beta\beta^\top`, ``b2`` :math:`= |\beta|^2`.
+"""
+import functools
+import math
+
+__all__ = ["loss_terms", "loss_terms_function", "target_sector_power", "grokking_time",
+           "grokking_time_exponent", "ntk_dot_kernel", "target_second_moment",
+           "spectrum_report"]
+
+
+def _syms():
+    import sympy as sp
+    names = "alpha eps D s b2 trM bMb trM2 w2"
+    return sp.symbols(names, real=True)
+
+
+@functools.lru_cache(maxsize=None)
+def loss_terms():
+    r"""Test-loss decomposition :math:`E_g = t_1 + t_2 + t_3` (convention A, uncentred).
+
+    Derived from :math:`f - y = \alpha\bar w\cdot x + \tfrac12 x^\top A x`,
+    :math:`A = \alpha\varepsilon M - T`, and the Gaussian identity
+    :math:`E[(x^\top A x)^2] = (\mathrm{Tr}A^2 + 2\,\mathrm{Tr}A^2_{\rm F})/D^2`:
+
+    .. math::  t_1 = \Big(\frac{\alpha\varepsilon\,\mathrm{Tr}M - s|\beta|^2}{2D}\Big)^2,\quad
+               t_2 = \frac{\|\alpha\varepsilon M - T\|_F^2}{2D^2},\quad
+               t_3 = \frac{\alpha^2|\bar w|^2}{D}.
+
+    Source: Kumar et al. 2023, Fig. 4 ("variance", "alignment", "linear term");
+    theory note Sec. 4.2. For the centred loss pass :math:`M - M_0`, :math:`\bar w-\bar w_0`.
+
+    Returns
+    -------
+    (t1, t2, t3), symbols
+        SymPy expressions in the invariants ``trM`` (Tr M), ``bMb``
+        (:math:`\beta^\top M\beta`), ``trM2`` (Tr M^2), ``w2`` (:math:`|\bar w|^2`) and
+        ``alpha, eps, D, s, b2``; ``symbols`` is that tuple of symbols.
+    """
+    alpha, eps, D, s, b2, trM, bMb, trM2, w2 = syms = _syms()
+    t1 = ((alpha * eps * trM - s * b2) / (2 * D)) ** 2
+    # ||a M - T||_F^2 = a^2 Tr M^2 - 2 a Tr(M T) + Tr T^2 with Tr(MT) = s bMb, Tr T^2 = s^2 b2^2
+    a = alpha * eps
+    t2 = (a ** 2 * trM2 - 2 * a * s * bMb + s ** 2 * b2 ** 2) / (2 * D ** 2)
+    t3 = alpha ** 2 * w2 / D
+    return (t1, t2, t3), syms
+
+
+@functools.lru_cache(maxsize=None)
+def loss_terms_function():
+    """``numba`` function ``(alpha, eps, D, s, b2, trM, bMb, trM2, w2) -> (t1, t2, t3)``.
+
+    Pass floats only: with an integer ``D`` numba evaluates ``D**-2`` in integers (0).
+    """
+    from .codegen import numba_function
+    exprs, syms = loss_terms()
+    return numba_function(exprs, syms, name="lazy_rich_loss_terms")
+
+
+def _quad_inner(q1, q2, D, b2):
+    """:math:`E[(x^\\top Q_1x)(x^\\top Q_2x)]` for :math:`Q = a\\beta\\beta^\\top + cI`, x~N(0,I/D)."""
+    (a1, c1), (a2, c2) = q1, q2
+    tr1, tr2 = a1 * b2 + c1 * D, a2 * b2 + c2 * D
+    tr12 = a1 * a2 * b2 ** 2 + (a1 * c2 + a2 * c1) * b2 + c1 * c2 * D
+    return (tr1 * tr2 + 2 * tr12) / D ** 2
+
+
+def target_sector_power(D=None, b2=None, s=1):
+    r"""Power of the target :math:`y = \frac s2(\beta\cdot x)^2` per NTK sector.
+
+    Projections in :math:`L^2(\mathcal N(0, I/D))` onto the sectors of any dot-product
+    kernel: linear (:math:`x_i`), radial (:math:`|x|^2`), traceless quadratic
+    (:math:`x^\top A x`, Tr A = 0), and the null remainder (constant part orthogonal to
+    :math:`|x|^2`). Derived here from
+    :math:`E[(x^\top Ax)(x^\top Bx)] = (\mathrm{Tr}A\,\mathrm{Tr}B + 2\mathrm{Tr}AB)/D^2`
+    (theory note Sec. 3.3). Convention A gives radial :math:`\frac{b_2^2}{4D^2}(1+\frac2D)`,
+    traceless :math:`\frac{b_2^2(D-1)}{2D^3}`.
+
+    Returns
+    -------
+    dict
+        sector name -> SymPy expression (numbers if ``D``, ``b2`` are given).
+    """
+    import sympy as sp
+    Ds, bs = sp.symbols("D b2", positive=True)
+    half = sp.Rational(1, 2) * sp.sympify(s)
+    y = (half, 0)                       # y = x^T (s/2 bb^T) x
+    rad = (0, 1)                        # |x|^2 = x^T I x
+    # radial projection coefficient and power
+    c = _quad_inner(y, rad, Ds, bs) / _quad_inner(rad, rad, Ds, bs)
+    p_rad = sp.simplify(c ** 2 * _quad_inner(rad, rad, Ds, bs))
+    resid = (half, -c)                  # y - c|x|^2: quadratic form with zero trace
+    tr_resid = sp.simplify(resid[0] * bs + resid[1] * Ds)
+    if tr_resid != 0:  # pragma: no cover - identity check of the derivation
+        raise RuntimeError("traceless remainder has nonzero trace")
+    p_tl = sp.simplify(_quad_inner(resid, resid, Ds, bs))
+    out = {"linear": sp.Integer(0), "radial quadratic": p_rad,
+           "traceless quadratic": p_tl, "null": sp.Integer(0)}
+    subs = {}
+    if D is not None:
+        subs[Ds] = D
+    if b2 is not None:
+        subs[bs] = b2
+    return {k: sp.nsimplify(v.subs(subs)) if subs else v for k, v in out.items()}
+
+
+def target_second_moment(s=1):
+    r""":math:`E[y^2]` for :math:`y=\frac s2(\beta\cdot x)^2`: :math:`\frac{3s^2}{4}(|\beta|^2/D)^2`."""
+    import sympy as sp
+    Ds, bs = sp.symbols("D b2", positive=True)
+    y = (sp.Rational(1, 2) * s, 0)
+    return sp.simplify(_quad_inner(y, y, Ds, bs))
+
+
+def grokking_time(alpha, eps, D, c, b2=None, s=1):
+    r"""Saddle-escape estimate of the grokking time, in GD steps.
+
+    .. math::  t_{\rm grok} \approx \frac{\alpha D^2}{6 c\,\varepsilon\, s|\beta|^2}
+               \ln\frac{s|\beta|^2}{\alpha\varepsilon}
+
+    With :math:`\eta = cN/\alpha^2` and the centred loss, :math:`\hat\beta^\top M\hat\beta`
+    grows as :math:`\exp(6c\varepsilon s|\beta|^2 t/(\alpha D^2))` from O(1) until
+    :math:`\alpha\varepsilon\,\hat\beta^\top\Delta M\hat\beta \approx s|\beta|^2`.
+    Source: theory note Sec. 6 (derived; the paper gives no exponent). ``b2``
+    defaults to ``D``.
+    """
+    import math
+    b2 = D if b2 is None else b2
+    sb = s * b2
+    return alpha * D ** 2 / (6.0 * c * eps * sb) * math.log(max(sb / (alpha * eps), math.e))
+
+
+def grokking_time_exponent(alpha, eps, D, b2=None, s=1):
+    r"""Local slope :math:`d\ln t_{\rm grok}/d\ln\alpha = 1 - 1/\ln(s|\beta|^2/(\alpha\varepsilon))`."""
+    import math
+    b2 = D if b2 is None else b2
+    return 1.0 - 1.0 / math.log(s * b2 / (alpha * eps))
+
+
+def ntk_dot_kernel(phi, h=None):
+    r"""Infinite-width NTK of :math:`\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)` (per α²/N).
+
+    .. math::  \kappa(u) = u\,\mathbb E[\varphi'(a)\varphi'(b)]
+               = u\sum_{k\ge0}\frac{c_k^2}{k!}u^k,\quad c_k = \mathbb E_{z}[\varphi'(z)\mathrm{He}_k(z)]
+
+    with :math:`(a,b)` standard Gaussians of covariance :math:`u = x\cdot x'` (unit norms,
+    exact as :math:`D\to\infty` under :math:`x\sim\mathcal N(0,I/D)`). For
+    :math:`\varphi = h + \varepsilon h^2/2`, :math:`\kappa = u + \varepsilon^2u^2`.
+
+    Parameters
+    ----------
+    phi : sympy.Expr
+        Polynomial in ``h`` (``sympy.Symbol("h")`` unless given).
+
+    Returns
+    -------
+    sympy.Expr
+        Polynomial in ``sympy.Symbol("u")``.
+    """
+    import sympy as sp
+    h = sp.Symbol("h") if h is None else h
+    phi = sp.sympify(phi)
+    if not phi.is_polynomial(h):
+        raise ValueError(f"activation {phi} is not a polynomial in {h}")
+    dphi = sp.Poly(sp.diff(phi, h), h)
+    u = sp.Symbol("u")
+    z = sp.Symbol("z")
+    out = sp.Integer(0)
+    for k in range(dphi.degree() + 1):
+        hek = sp.hermite_prob(k, z)
+        # E[p(z) He_k(z)] from Gaussian moments E[z^n] = (n-1)!! (n even)
+        prod = sp.Poly(sp.expand(dphi.as_expr().subs(h, z) * hek), z)
+        ck = sum(coef * (sp.factorial2(n - 1) if n % 2 == 0 else 0)
+                 for (n,), coef in prod.terms())
+        out += ck ** 2 / sp.factorial(k) * u ** k
+    return sp.expand(u * out)
+
+
+def spectrum_report(D, eps, activation="h + eps*h**2/2"):
+    r"""NTK sectors at init with the target power and the population alignment.
+
+    Spectrum from :func:`kernelphase.spectra.gaussian_dot_product_spectrum` applied to
+    :func:`ntk_dot_kernel` of the activation; target power by :func:`target_sector_power`
+    (convention A, :math:`|\beta|^2 = D`). Population kernel-target alignment
+
+    .. math::  A = \frac{\langle y, Ty\rangle}{\|T\|_{HS}\,\|y\|^2}
+               = \frac{\sum_k\lambda_kp_k}{\sqrt{\sum_km_k\lambda_k^2}\,\sum_kp_k}
+
+    (theory note Sec. 3.6, population version of the paper's CKA).
+    """
+    import sympy as sp
+    h, e = sp.Symbol("h"), sp.Symbol("eps")
+    try:
+        act = sp.sympify(activation, locals={"h": h, "eps": e})
+    except (sp.SympifyError, SyntaxError, TypeError):
+        raise ValueError(f"activation={activation!r} is not a SymPy expression") from None
+    if not act.free_symbols <= {h, e}:
+        raise ValueError(f"activation={activation!r} may only use h and eps")
+    if not act.is_polynomial(h):
+        raise ValueError(f"activation={activation!r} is not a polynomial in h")
+    try:
+        from .spectra import gaussian_dot_product_spectrum
+    except ImportError:  # pragma: no cover - until the symbolic layer is merged
+        raise NotImplementedError("kernelphase.spectra is not available yet") from None
+    kernel = ntk_dot_kernel(act.subs(e, sp.nsimplify(eps)), h)
+    sectors = gaussian_dot_product_spectrum(kernel, D)
+    power = target_sector_power(D, D)
+    rows = []
+    for sec in sectors:
+        rows.append(dict(name=sec.name, degree=int(sec.degree),
+                         eigenvalue=float(sec.eigenvalue), multiplicity=float(sec.multiplicity),
+                         target_power=float(power.get(sec.name, 0))))
+    num = sum(r["eigenvalue"] * r["target_power"] for r in rows)
+    hs = math.sqrt(sum(r["multiplicity"] * r["eigenvalue"] ** 2 for r in rows))
+    tot = float(sum(power.values()))
+    return dict(D=D, eps=eps, activation=str(act), kernel=str(kernel), sectors=rows,
+                alignment=num / (hs * tot) if hs > 0 else float("nan"),
+                target_power_total=tot)

@@ -1,0 +1,225 @@
+r"""Exact reduced gradient-descent dynamics of :math:`(\bar w, M)` (Kumar et al. 2023).
+
+One full-batch GD step on :math:`L = \frac1P\sum_\mu e_\mu^2` (no ½) of
+:math:`f = \alpha\bar w\cdot x + \frac{\alpha\varepsilon}2x^\top Mx` is affine in every neuron:
+
+.. math::  w_i \leftarrow B w_i - \gamma g,\quad B = I - \gamma\varepsilon\hat C,\quad
+           \gamma = 2\eta\alpha/N,\quad g = \tfrac1P\textstyle\sum_\mu e_\mu x_\mu,\quad
+           \hat C = \tfrac1P\textstyle\sum_\mu e_\mu x_\mu x_\mu^\top,
+
+so :math:`\bar w' = B\bar w - \gamma g`,
+:math:`M' = BMB - \gamma(g(B\bar w)^\top + (B\bar w)g^\top) + \gamma^2gg^\top`
+(theory note Sec. 4.4, re-derived and tested against full GD on W).
+
+Three models share the stepper (``model``): 0 the network, 1 its linearisation at
+:math:`W_0` (state :math:`\Delta\bar w` and :math:`S = \mathrm{sym}\frac1N\sum_iw_i^0\Delta w_i^\top`,
+:math:`f_{\rm lin}-f_0 = \alpha x\cdot\Delta\bar w + \alpha\varepsilon x^\top Sx`), and the
+population limit :math:`P\to\infty` (:math:`g = \alpha\bar w_e/D`,
+:math:`\hat C = (\mathrm{Tr}A\,I + 2A)/(2D^2)`, :math:`A = \alpha\varepsilon M_e - T`, theory
+note Sec. 4.5). Centred loss: residual of :math:`f - f_0`; the test loss is the exact
+population loss :math:`t_1+t_2+t_3` (:func:`kernelphase.lazy_rich.loss_terms`) of the
+effective state (:math:`M-M_0`, :math:`\bar w-\bar w_0` when centred).
+
+Data are in convention A form (rows :math:`x_\mu`, pre-activation :math:`w\cdot x`);
+convention B is mapped to it by :func:`kernelphase.validation.polynomial_net.make_data`.
+"""
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+from numba import njit
+
+from kernelphase.results import Result
+
+__all__ = ["OrderState", "DynamicsResult", "reduced_steps", "run_order_dynamics",
+           "population_loss", "MODELS"]
+
+MODELS = {"network": 0, "linearised": 1, "population": 2}
+
+_STATUS = {0: "completed all steps", 1: "non-finite state encountered"}
+
+
+@dataclass
+class OrderState:
+    """Mutable state: ``wbar`` (D,), ``M`` (D, D) (or S for the linearised model)."""
+    wbar: np.ndarray
+    M: np.ndarray
+
+
+@dataclass(frozen=True)
+class DynamicsResult(Result):
+    """Curves of a reduced run; ``epochs`` are the recorded step counts."""
+    epochs: np.ndarray
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    terms: np.ndarray            # (n_rec, 3): t1, t2, t3 of the test loss
+    wbar: np.ndarray
+    M: np.ndarray
+    residual: float              # last train loss (the GD objective)
+    converged: bool
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+@njit(cache=True)
+def _residual(X, y, wbar, M, alpha, eps, model, wbar0, M0):
+    XM = np.dot(X, M)
+    q = np.empty(X.shape[0])
+    for mu in range(X.shape[0]):
+        acc = 0.0
+        for j in range(X.shape[1]):
+            acc += XM[mu, j] * X[mu, j]
+        q[mu] = acc
+    lin = np.dot(X, wbar)
+    if model == 1:
+        return alpha * lin + alpha * eps * q - y
+    return alpha * lin + 0.5 * alpha * eps * q - y
+
+
+@njit(cache=True)
+def reduced_steps(X, y, wbar, M, alpha, eps, gamma, nsteps, model, wbar0, M0, T, centred):
+    r"""Advance ``(wbar, M)`` in place by ``nsteps`` GD steps; return the last train loss.
+
+    ``X`` (P, D), ``y`` (P,) the effective labels (``y + f_0`` for the centred network
+    loss; the linearised model's state is the displacement, its labels ``y`` only).
+    ``model``: 0 network, 1 linearised, 2 population (``X``, ``y`` unused, ``T`` the
+    target matrix). Returns the train loss before the last step (population: ``nan``).
+    """
+    D = wbar.shape[0]
+    P = X.shape[0]
+    loss = np.nan
+    for _ in range(nsteps):
+        if model == 2:
+            if centred:
+                we = wbar - wbar0
+                A = alpha * eps * (M - M0) - T
+            else:
+                we = wbar.copy()
+                A = alpha * eps * M - T
+            g = alpha * we / D
+            C = 2.0 * A / (2.0 * D * D)
+            trA = np.trace(A)
+            for j in range(D):
+                C[j, j] += trA / (2.0 * D * D)
+        else:
+            e = _residual(X, y, wbar, M, alpha, eps, model, wbar0, M0)
+            loss = np.mean(e * e)
+            g = np.dot(e, X) / P
+            Xe = X * e.reshape(P, 1)
+            C = np.dot(Xe.T, X) / P
+        if model == 1:
+            # linearised: d(dw) = -gamma (g + eps C wbar0); dS = -gamma(sym(wbar0 g^T) + eps sym(M0 C))
+            CM0 = np.dot(C, M0)
+            wbar += -gamma * (g + eps * np.dot(C, wbar0))
+            M += -gamma * (0.5 * (np.outer(wbar0, g) + np.outer(g, wbar0))
+                           + 0.5 * eps * (CM0 + CM0.T))
+        else:
+            Bw = wbar - gamma * eps * np.dot(C, wbar)
+            CM = np.dot(C, M)
+            # BMB = M - ge(CM + MC) + ge^2 C M C
+            BMB = M - gamma * eps * (CM + CM.T) + (gamma * eps) ** 2 * np.dot(CM, C)
+            M[:, :] = BMB - gamma * (np.outer(g, Bw) + np.outer(Bw, g)) + gamma * gamma * np.outer(g, g)
+            wbar[:] = Bw - gamma * g
+    return loss
+
+
+def population_loss(wbar, M, beta, alpha, eps, s=1.0, wbar0=None, M0=None, model=0):
+    r"""Exact population test loss and its terms :math:`(t_1,t_2,t_3)` for a state.
+
+    Centred when ``wbar0``/``M0`` are given (the state enters as differences). For the
+    linearised model (``model=1``, state :math:`(\Delta\bar w, S)`) the quadratic matrix
+    is :math:`2S`.
+    """
+    from kernelphase.lazy_rich import loss_terms_function
+    fn = loss_terms_function()
+    D = beta.shape[0]
+    if model == 1:
+        we, Me = wbar, 2.0 * M
+    else:
+        we = wbar if wbar0 is None else wbar - wbar0
+        Me = M if M0 is None else M - M0
+    b2 = float(beta @ beta)
+    t = fn(float(alpha), float(eps), float(D), float(s), b2, float(np.trace(Me)),
+           float(beta @ Me @ beta), float(np.sum(Me * Me)), float(we @ we))
+    return float(sum(t)), tuple(float(v) for v in t)
+
+
+def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
+                       model="network", centred=True, s=1.0, record_every=10,
+                       progress=False, callback=None):
+    r"""Run the reduced dynamics and record train/test loss every ``record_every`` steps.
+
+    Parameters
+    ----------
+    X, y : ndarray
+        Training inputs (P, D) in convention-A form and labels (P,).
+    f0 : ndarray
+        Network output at initialisation on ``X`` (used when ``centred``).
+    wbar0, M0 : ndarray
+        Initial statistics of the weights.
+    lr, N : float, int
+        Learning rate :math:`\eta` and width; :math:`\gamma = 2\eta\alpha/N`.
+    model : {"network", "linearised", "population"}
+
+    Returns
+    -------
+    DynamicsResult
+    """
+    from kernelphase._checks import check_choice, check_int, check_positive
+    from kernelphase.progress import progress as pbar
+    check_choice("model", model, tuple(MODELS))
+    check_int("steps", steps, 0)
+    check_int("record_every", record_every, 1)
+    check_positive("lr", lr)
+    mcode = MODELS[model]
+    X = np.ascontiguousarray(X, dtype=float)
+    D = X.shape[1]
+    gamma = 2.0 * lr * alpha / N
+    T = s * np.outer(beta, beta)
+    if model == "linearised":
+        state = OrderState(np.zeros(D), np.zeros((D, D)))
+        yeff = np.asarray(y, float) - (0.0 if centred else f0)
+    else:
+        state = OrderState(np.array(wbar0, float), np.array(M0, float))
+        yeff = np.asarray(y, float) + (f0 if centred else 0.0)
+    wb0 = np.array(wbar0, float)
+    Mz = np.array(M0, float)
+    cen = centred if model != "linearised" else False
+
+    def _test(st):
+        if model == "linearised":
+            if centred:
+                return population_loss(st.wbar, st.M, beta, alpha, eps, s, model=1)
+            return population_loss(wb0 + st.wbar, Mz + 2.0 * st.M, beta, alpha, eps, s)
+        return population_loss(st.wbar, st.M, beta, alpha, eps, s,
+                               wb0 if cen else None, Mz if cen else None)
+
+    nrec = steps // record_every + 1
+    epochs = np.zeros(nrec, int)
+    tr = np.zeros(nrec)
+    te = np.zeros(nrec)
+    terms = np.zeros((nrec, 3))
+    status = 0
+    for r in pbar(range(nrec), total=nrec, desc=f"reduced {model}", enabled=progress):
+        if r > 0:
+            reduced_steps(X, yeff, state.wbar, state.M, float(alpha), float(eps), gamma,
+                          record_every, mcode, wb0, Mz, T, cen)
+        epochs[r] = r * record_every
+        if mcode == 2:
+            tr[r] = np.nan
+        else:
+            e = _residual(X, yeff, state.wbar, state.M, float(alpha), float(eps), mcode, wb0, Mz)
+            tr[r] = float(np.mean(e * e))
+        te[r], terms[r] = _test(state)
+        if callback is not None:
+            callback(r, state)
+        if not (np.isfinite(te[r]) and np.all(np.isfinite(state.M))):
+            status = 1
+            epochs, tr, te, terms = epochs[:r + 1], tr[:r + 1], te[:r + 1], terms[:r + 1]
+            break
+    return DynamicsResult(epochs=epochs, train_loss=tr, test_loss=te, terms=terms,
+                          wbar=state.wbar, M=state.M, residual=float(tr[-1]),
+                          converged=status == 0, status=status, message=_STATUS[status],
+                          params=dict(alpha=alpha, eps=eps, lr=lr, N=N, steps=steps,
+                                      model=model, centred=centred, s=s))

@@ -1,0 +1,240 @@
+r"""Simulations of the polynomial network of Kumar et al. 2023 (arXiv 2310.06110, Sec. 5).
+
+:math:`f = \frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)`, :math:`\varphi(h) = h+\frac\varepsilon2h^2`,
+readouts fixed to 1, :math:`w_i\sim\mathcal N(0,I_D)`, full-batch GD, no weight decay,
+:math:`\eta = cN/\alpha^2`, MSE without ½. ``full_gd`` is the plain-numpy reference on
+:math:`W`; :func:`train` runs the exact reduced dynamics
+(:mod:`kernelphase.solvers.order_dynamics`) and is what the presets use.
+
+Data conventions (theory note Sec. 2.2): ``"A"``: :math:`x\sim\mathcal N(0,I/D)`,
+:math:`y=(\beta\cdot x)^2/2`; ``"B"``: :math:`x\sim\mathcal N(0,I)`, :math:`h=w\cdot x/\sqrt D`,
+:math:`y=(\beta\cdot x)^2/D`, returned in A form (:math:`x/\sqrt D`, ``s = 2``).
+"""
+import os
+import time
+
+import numpy as np
+
+__all__ = ["make_data", "init_weights", "network_output", "full_gd", "train",
+           "kernel_regression_empirical", "alignment", "ntk_gram", "PRESETS", "t_below"]
+
+# paper parameter sets (theory note Sec. 8)
+PRESETS = {
+    "fig1": dict(D=100, P=550, N=500, alpha=1.0, eps=0.02, c=1.0, steps=100_000,
+                 convention="A", centred=True),
+    "fig3a": dict(D=100, P=450, N=500, alpha=1.0, eps=0.25, c=0.5, steps=60_000,
+                  convention="B", centred=True),
+    "fig3e": dict(D=100, P=550, N=500, alpha=1.0, eps=0.1, c=20.0, steps=110_000,
+                  convention="A", centred=True),
+    "fig4": dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, c=0.5, steps=50_000,
+                 convention="A", centred=False),
+    "goldilocks": dict(D=40, P=120, N=100, alpha=1.0, eps=0.5, c=0.5, steps=50_000,
+                       convention="A", centred=True),
+}
+
+
+def make_data(D, P, rng, convention="A", beta=None, normalise=False):
+    r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``."""
+    if beta is None:
+        beta = rng.standard_normal(D)
+        if normalise:
+            beta *= np.sqrt(D) / np.linalg.norm(beta)
+    if convention == "A":
+        X = rng.standard_normal((P, D)) / np.sqrt(D)
+        s = 1.0
+    elif convention == "B":
+        X = rng.standard_normal((P, D)) / np.sqrt(D)  # x_B / sqrt(D)
+        s = 2.0
+    else:
+        raise ValueError(f"convention={convention!r} is not one of ('A', 'B')")
+    y = 0.5 * s * (X @ beta) ** 2
+    return X, y, beta, s
+
+
+def init_weights(N, D, rng, scale=1.0):
+    """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`."""
+    return scale * rng.standard_normal((N, D))
+
+
+def network_output(W, X, alpha, eps):
+    H = X @ W.T
+    return alpha * np.mean(H + 0.5 * eps * H * H, axis=1)
+
+
+def full_gd(W, X, y, alpha, eps, lr, steps, centred=True, linearised=False):
+    r"""Plain numpy full-batch GD on W (reference). Returns (W, train losses per step).
+
+    Gradient :math:`\partial L/\partial w_i = \frac{2\alpha}{NP}\sum_\mu e_\mu\varphi'(h_{i\mu})x_\mu`;
+    linearised: :math:`\varphi'` frozen at :math:`W_0` and
+    :math:`f = f_0 + \nabla f(W_0)\cdot(W-W_0)`.
+    """
+    W = np.array(W, float)
+    W0 = W.copy()
+    N = W.shape[0]
+    P = X.shape[0]
+    f0 = network_output(W0, X, alpha, eps)
+    H0 = X @ W0.T
+    dphi0 = 1.0 + eps * H0
+    losses = np.empty(steps)
+    for t in range(steps):
+        if linearised:
+            f = f0 + alpha / N * np.sum(dphi0 * (X @ (W - W0).T), axis=1)
+            dphi = dphi0
+        else:
+            H = X @ W.T
+            f = alpha * np.mean(H + 0.5 * eps * H * H, axis=1)
+            dphi = 1.0 + eps * H
+        e = f - y - (f0 if centred else 0.0)
+        losses[t] = np.mean(e * e)
+        W -= lr * (2.0 * alpha / (N * P)) * ((dphi * e[:, None]).T @ X)
+    return W, losses
+
+
+def ntk_gram(W, X1, X2, alpha, eps):
+    r"""Empirical NTK :math:`\frac{\alpha^2}{N^2}\sum_i\varphi'(h_i)\varphi'(h_i')\,x\cdot x'`."""
+    N = W.shape[0]
+    A1 = 1.0 + eps * (X1 @ W.T)
+    A2 = 1.0 + eps * (X2 @ W.T)
+    return (alpha / N) ** 2 * (A1 @ A2.T) * (X1 @ X2.T)
+
+
+def alignment(K, y):
+    r"""Kernel-target alignment of the paper's code (theory note Sec. 3.6).
+
+    .. math::  A = \frac{y_c^\top K_c y_c}{\|K_c\|_F\,\|y_c\|^2},\quad y_c = y-\bar y,\quad
+               K_c = K - \tfrac1P\mathbf 1\mathbf 1^\top K\ \text{(column means removed)}
+    """
+    yc = y - y.mean()
+    Kc = K - K.mean(axis=0, keepdims=True)
+    return float(yc @ Kc @ yc / (np.linalg.norm(Kc) * (yc @ yc)))
+
+
+def kernel_regression_empirical(kernel, X, y, Xt, yt, ridge=0.0):
+    """Test MSE of kernel regression ``K c = y`` (``(K + ridge P I)`` with a ridge)."""
+    K = kernel(X @ X.T)
+    P = X.shape[0]
+    if ridge > 0:
+        K = K + ridge * P * np.eye(P)
+    c = np.linalg.solve(K, y)
+    pred = kernel(Xt @ X.T) @ c
+    return float(np.mean((pred - yt) ** 2))
+
+
+def t_below(epochs, loss, threshold):
+    """First recorded epoch with ``loss < threshold`` (``nan`` if never)."""
+    idx = np.flatnonzero(np.asarray(loss) < threshold)
+    return float(epochs[idx[0]]) if idx.size else float("nan")
+
+
+def train(D, P, N, alpha, eps, c, steps, seed=0, convention="A", centred=True,
+          model="network", record_every=10, n_test_align=0, align_every=1000,
+          checkpoint=None, progress=False, stop_threshold=None,
+          checkpoint_seconds=30.0, _stop_after_records=None):
+    r"""Train the network through its exact reduced dynamics; return a dict of curves.
+
+    ``lr = c N / alpha^2``. Test loss is the exact population loss (the paper uses 1000
+    fresh points; the population value is their expectation). With ``n_test_align > 0``
+    the kernel alignment of the empirical NTK on that many test points is recorded every
+    ``align_every`` steps (this needs the weights W: the run then also keeps W by the
+    affine per-neuron map, which the reduced dynamics does not need otherwise).
+    ``checkpoint``: path of an ``.npz`` written atomically every record; an existing
+    file with the same parameters is resumed. ``stop_threshold``: stop once both
+    losses are below it (sweeps only need t_train and t_test); later records are nan.
+    """
+    from kernelphase._checks import check_int, check_positive, check_range
+    from kernelphase.io import atomic_savez, load_npz
+    from kernelphase.solvers.order_dynamics import population_loss, reduced_steps, MODELS, _residual
+    check_int("D", D, 1)
+    check_int("P", P, 1)
+    check_int("N", N, 1)
+    check_positive("alpha", alpha)
+    check_range("eps", eps, 0, np.inf)
+    check_positive("c", c)
+    check_int("steps", steps, 0)
+    rng = np.random.default_rng(seed)
+    X, y, beta, s = make_data(D, P, rng, convention)
+    W = init_weights(N, D, rng)
+    f0 = network_output(W, X, alpha, eps)
+    wbar0 = W.mean(axis=0)
+    M0 = W.T @ W / N
+    lr = c * N / alpha ** 2
+    gamma = 2 * lr * alpha / N
+    mcode = MODELS[model]
+    cen = centred and model != "linearised"
+    if model == "linearised":
+        wbar, M = np.zeros(D), np.zeros((D, D))
+        yeff = y - (0.0 if centred else f0)
+    else:
+        wbar, M = wbar0.copy(), M0.copy()
+        yeff = y + (f0 if centred else 0.0)
+    T = s * np.outer(beta, beta)
+    Xt = None
+    if n_test_align:
+        Xt, yt, _, _ = make_data(D, n_test_align, rng, convention, beta=beta)
+    params = dict(D=D, P=P, N=N, alpha=alpha, eps=eps, c=c, steps=steps, seed=seed,
+                  convention=convention, centred=centred, model=model,
+                  record_every=record_every)
+    nrec = steps // record_every + 1
+    rec = dict(epoch=np.zeros(nrec), train=np.full(nrec, np.nan), test=np.full(nrec, np.nan),
+               t1=np.zeros(nrec), t2=np.zeros(nrec), t3=np.zeros(nrec),
+               weight_norm=np.zeros(nrec))
+    al_ep, al_val = [], []
+    start = 0
+    if checkpoint and os.path.exists(checkpoint):
+        ck = load_npz(checkpoint)
+        if ck["params"] == params:
+            start = int(ck["record"]) + 1
+            wbar, M = ck["wbar"], ck["M"]
+            for k in rec:
+                rec[k] = ck["rec_" + k]
+            al_ep, al_val = list(ck["al_ep"]), list(ck["al_val"])
+    last_ck = time.time()
+    from kernelphase.progress import progress as pbar
+    for r in pbar(range(start, nrec), total=nrec - start, desc=f"train {model}",
+                  enabled=progress):
+        if r > 0:
+            reduced_steps(X, yeff, wbar, M, float(alpha), float(eps), gamma, record_every,
+                          mcode, wbar0, M0, T, cen)
+        rec["epoch"][r] = r * record_every
+        if mcode != 2:
+            e = _residual(X, yeff, wbar, M, float(alpha), float(eps), mcode, wbar0, M0)
+            rec["train"][r] = np.mean(e * e)
+        if model == "linearised":
+            Mf, wf = M0 + 2 * M, wbar0 + wbar
+            te, terms = (population_loss(wbar, M, beta, alpha, eps, s, model=1) if centred
+                         else population_loss(wf, Mf, beta, alpha, eps, s))
+        else:
+            Mf = M
+            te, terms = population_loss(wbar, M, beta, alpha, eps, s,
+                                        wbar0 if cen else None, M0 if cen else None)
+        rec["test"][r] = te
+        rec["t1"][r], rec["t2"][r], rec["t3"][r] = terms
+        rec["weight_norm"][r] = np.sqrt(N * np.trace(Mf))   # ||W||_F
+        if Xt is not None and (r * record_every) % align_every == 0 and model == "network":
+            # kernel at the current weights: needs W; the NTK depends on W only via
+            # sum_i phi'(h_i) phi'(h_i') = N(1 + eps wbar.(x+x') + eps^2 x^T M x')
+            Kt = (alpha ** 2 / N) * (Xt @ Xt.T) * (1 + eps * np.add.outer(Xt @ wbar, Xt @ wbar)
+                                                  + eps ** 2 * Xt @ M @ Xt.T)
+            al_ep.append(r * record_every)
+            al_val.append(alignment(Kt, yt))
+        if not np.isfinite(te):
+            break
+        if _stop_after_records is not None and r >= _stop_after_records:
+            break  # test hook: simulates an interrupted run
+        if stop_threshold is not None and te < stop_threshold and rec["train"][r] < stop_threshold:
+            for k in rec:
+                rec[k] = rec[k][:r + 1]
+            break
+        if checkpoint and (time.time() - last_ck >= checkpoint_seconds or r == nrec - 1):
+            atomic_savez(checkpoint, params=params, record=r, wbar=wbar, M=M,
+                         al_ep=np.array(al_ep, float), al_val=np.array(al_val, float),
+                         **{"rec_" + k: v for k, v in rec.items()})
+            last_ck = time.time()
+    out = dict(rec)
+    out["alignment_epoch"] = np.array(al_ep, float)
+    out["alignment"] = np.array(al_val, float)
+    out["params"] = params
+    out["beta"] = beta
+    out["s"] = s
+    out["X"], out["y"], out["W0"] = X, y, W
+    return out
