@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "derive",
     "adaptive",
     "lazy_rich",
+    "validate",
     "dichotomy",
 )
 
