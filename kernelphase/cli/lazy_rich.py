@@ -49,6 +49,8 @@ def register(subparsers):
         t.add_argument("--loss", choices=("centred", "uncentred"), default=None)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--threshold", type=float, default=0.1)
+        t.add_argument("--relative", action="store_true",
+                       help="threshold as a fraction of each curve's initial loss (Fig. 3a)")
         t.add_argument("--record-every", type=int, default=10)
         t.add_argument("--out", default=None, help="output folder")
         t.add_argument("--json", action="store_true")
@@ -164,7 +166,7 @@ def _train(args):
                                threshold=args.threshold, record_every=args.record_every,
                                with_linearised=args.with_linearised,
                                align_points=args.align_points, resume=args.resume,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, relative=args.relative)
     if args.json:
         print_json(summary)
     else:
@@ -186,7 +188,8 @@ def _sweep(args):
     from ..validation.lazy_rich_runs import sweep
     out = args.out or os.path.join("lazy_rich_out", "sweep")
     summary = sweep(cfg, alphas, epss, seed=args.seed, out=out, threshold=args.threshold,
-                    record_every=args.record_every, progress=not args.no_progress)
+                    record_every=args.record_every, progress=not args.no_progress,
+                    relative=args.relative)
     if args.json:
         print_json(summary)
     else:
