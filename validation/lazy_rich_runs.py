@@ -148,6 +148,7 @@ def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
             g = float(max(0.0, ts - tt)) if np.isfinite(ts) and np.isfinite(tt) else float("nan")
             s = 2.0 if c["convention"] == "B" else 1.0
             runs.append(dict(alpha=a, eps=e, t_train=tt, t_test=ts, grokking=g,
+                             diverged=bool(not np.isfinite(r["test"][-1])),
                              gap=ts - tt, theory_t_grok=grokking_time(a, e, c["D"], c["c"], s=s)))
     res = dict(runs=runs, threshold=threshold, relative_threshold=relative)
     e0 = epss[0]
@@ -159,4 +160,27 @@ def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
     write_csv(os.path.join(out, "sweep.csv"), list(runs[0]),
               [list(r.values()) for r in runs])
     atomic_write_json(os.path.join(out, "sweep.json"), res)
+    if len(epss) > 1 and len(alphas) > 1:
+        _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"))
     return res
+
+
+def _plot_grid(runs, alphas, epss, path):
+    """Fig. 3(e): amount of grokking over (eps, alpha), nan (never below threshold) grey."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    G = np.full((len(alphas), len(epss)), np.nan)
+    for r in runs:
+        G[alphas.index(r["alpha"]), epss.index(r["eps"])] = r["grokking"]
+    fig, ax = plt.subplots(figsize=(4.5, 3.8))
+    cmap = plt.get_cmap("OrRd").copy()
+    cmap.set_bad("0.7")
+    im = ax.imshow(G, origin="lower", cmap=cmap, aspect="auto",
+                   extent=(min(epss), max(epss), min(alphas), max(alphas)))
+    fig.colorbar(im, label="t_test - t_train")
+    ax.set_xlabel("kernel alignment eps")
+    ax.set_ylabel("laziness alpha")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=100)
+    plt.close(fig)

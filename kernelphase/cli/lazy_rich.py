@@ -64,7 +64,8 @@ def register(subparsers):
                            help="test points for the NTK alignment (0: off; paper 1000)")
             t.add_argument("--resume", action="store_true", help="resume from checkpoint")
         else:
-            t.add_argument("--alphas", default="0.25,0.5,1,2")
+            t.add_argument("--alphas", default=None,
+                           help="comma list (default 0.25,0.5,1,2; fig3e: 5x5 grid, paper 14x14)")
             t.add_argument("--eps-values", default=None,
                            help="comma list: alpha x eps grid (Fig. 3e)")
         t.set_defaults(func=fn)
@@ -178,8 +179,10 @@ def _train(args):
 def _sweep(args):
     from ._output import print_json
     cfg = _config(args)
-    alphas = _floats("alphas", args.alphas)
-    epss = _floats("eps_values", args.eps_values) if args.eps_values else [cfg["eps"]]
+    grid = args.preset == "fig3e"
+    alphas = _floats("alphas", args.alphas or ("0.4,1.6,2.8,4.0,5.2" if grid else "0.25,0.5,1,2"))
+    eps_text = args.eps_values or ("0.02,0.08,0.14,0.2,0.26" if grid else None)
+    epss = _floats("eps_values", eps_text) if eps_text else [cfg["eps"]]
     for a in alphas:
         _check_cfg(dict(cfg, alpha=a), args)
     for e in epss:
