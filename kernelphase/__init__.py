@@ -15,10 +15,16 @@ __version__ = "0.1.0"
 
 # module (relative to this package) -> public names it exports
 _EXPORTS = {
+    "actions": ("cubic_action", "cubic_kernel_entries", "modular_action"),
+    "activations": ("parse_activation", "Activation"),
     "codegen": ("numba_function",),
+    "dichotomy": ("grokking_time", "grokking_time_second_order", "diagonal_net_flow"),
+    "gaussian": ("erf_hermite_expectation", "expect_product", "bivariate_moment",
+                 "erf_erf_expectation"),
+    "kernels": ("nngp_kernel", "ntk_kernel"),
     "results": ("Result",),
-    "lazy_rich": ("loss_terms", "target_sector_power", "grokking_time", "ntk_dot_kernel",
-                  "spectrum_report"),
+    "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel", "spectrum_report"),
+    "spectra": ("gaussian_dot_product_spectrum", "sphere_dot_product_spectrum", "Sector"),
 }
 
 _NAME_TO_MODULE = {n: m for m, names in _EXPORTS.items() for n in names}

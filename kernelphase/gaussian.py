@@ -6,7 +6,8 @@ Variances are passed as they are (no :math:`1/d` hidden anywhere).
 """
 import sympy as sp
 
-__all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment"]
+__all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment", "bivariate_moment",
+           "expect_product", "erf_erf_expectation", "erf_prime_expectation"]
 
 
 def erf_gaussian_exp_moment(power, var):
@@ -56,3 +57,43 @@ def erf_hermite_expectation(k, var, cov):
     q = sp.Poly(sp.simplify(sp.diff(sp.exp(-z**2), z, k - 1) * sp.exp(z**2)), z)
     mean = sum(coef * erf_gaussian_exp_moment(p, var) for (p,), coef in q.terms())
     return sp.simplify(2 / sp.sqrt(sp.pi) * cov**k * mean)
+
+
+def bivariate_moment(a, b, var_u, var_v, cov):
+    r""":math:`\mathbb E[u^av^b]` for centred jointly Gaussian :math:`(u,v)` (Isserlis/Wick).
+
+    Coefficient extraction from the moment generating function
+    :math:`\mathbb E[e^{su+tv}]=\exp\big(\tfrac12(s^2\Sigma_{uu}+2st\Sigma_{uv}+t^2\Sigma_{vv})\big)`:
+    :math:`\mathbb E[u^av^b]=a!\,b!\,[s^at^b]\sum_m Q^m/(2^mm!)` with :math:`m=(a+b)/2`.
+    """
+    if (a + b) % 2:
+        return sp.Integer(0)
+    s, t = sp.Dummy("s"), sp.Dummy("t")
+    m = (a + b) // 2
+    Q = s ** 2 * var_u + 2 * s * t * cov + t ** 2 * var_v
+    term = sp.expand(Q ** m / (2 ** m * sp.factorial(m)))
+    return sp.factorial(a) * sp.factorial(b) * sp.Poly(term, s, t).coeff_monomial(s ** a * t ** b)
+
+
+def expect_product(p, q, z, var_u, var_v, cov):
+    r""":math:`\mathbb E[p(u)\,q(v)]` for polynomials ``p``, ``q`` in the symbol ``z`` (``q=1``
+    gives :math:`\mathbb E[p(u)]`), :math:`(u,v)` centred Gaussian with the given (co)variances."""
+    P = sp.Poly(sp.expand(p), z)
+    Qp = sp.Poly(sp.expand(q), z)
+    total = sp.Integer(0)
+    for (i,), ci in P.terms():
+        for (j,), cj in Qp.terms():
+            total += ci * cj * bivariate_moment(i, j, var_u, var_v, cov)
+    return sp.expand(total)
+
+
+def erf_erf_expectation(var_u, var_v, cov):
+    r""":math:`\mathbb E[\mathrm{erf}(u)\mathrm{erf}(v)]=\frac2\pi\arcsin\frac{2\Sigma_{uv}}
+    {\sqrt{(1+2\Sigma_{uu})(1+2\Sigma_{vv})}}` (Williams 1997)."""
+    return 2 / sp.pi * sp.asin(2 * cov / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v)))
+
+
+def erf_prime_expectation(var_u, var_v, cov):
+    r""":math:`\mathbb E[\mathrm{erf}'(u)\mathrm{erf}'(v)]=\frac4\pi\big((1+2\Sigma_{uu})
+    (1+2\Sigma_{vv})-4\Sigma_{uv}^2\big)^{-1/2}` (Gaussian integral of :math:`e^{-u^2-v^2}`)."""
+    return 4 / sp.pi / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v) - 4 * cov ** 2)

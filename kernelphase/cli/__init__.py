@@ -13,7 +13,12 @@ import sys
 __all__ = ["main", "build_parser"]
 
 # command modules, in the order their commands are listed by --help
-_COMMAND_MODULES = ("lazy_rich",)
+_COMMAND_MODULES = (
+    "adaptive",
+    "derive",
+    "dichotomy",
+    "lazy_rich",
+)
 
 
 class _Parser(argparse.ArgumentParser):
