@@ -47,7 +47,7 @@ def fit_exponent(x, t):
 
 def train_and_report(cfg, seed=0, model="network", out="lazy_rich_out", threshold=0.1,
                      record_every=10, with_linearised=False, align_points=0, resume=False,
-                     progress=False, kr_line=True):
+                     progress=False, kr_line=True, relative=False):
     """Run one training (and optionally its linearisation); write CSV, PNG, JSON."""
     os.makedirs(out, exist_ok=True)
     ck = os.path.join(out, f"checkpoint_{model}.npz")
@@ -69,8 +69,11 @@ def train_and_report(cfg, seed=0, model="network", out="lazy_rich_out", threshol
     if len(run["alignment"]):
         write_csv(os.path.join(out, "alignment.csv"), ["epoch", "alignment"],
                   zip(run["alignment_epoch"], run["alignment"]))
-    summary = dict(t_train=t_below(ep, run["train"], threshold),
-                   t_test=t_below(ep, run["test"], threshold), threshold=threshold,
+    thr_tr, thr_te = ((threshold * run["train"][0], threshold * run["test"][0]) if relative
+                      else (threshold, threshold))
+    summary = dict(t_train=t_below(ep, run["train"], thr_tr),
+                   t_test=t_below(ep, run["test"], thr_te), threshold=threshold,
+                   relative_threshold=relative,
                    final_train_loss=float(run["train"][-1]), final_test_loss=float(run["test"][-1]),
                    initial_test_loss=float(run["test"][0]),
                    weight_norm_initial=float(run["weight_norm"][0]),
@@ -123,9 +126,12 @@ def _plot(run, lin, summary, path):
 
 
 def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
-          record_every=10, progress=False):
+          record_every=10, progress=False, relative=False):
     r"""t_train, t_test and the amount of grokking :math:`\max(0, t_{test}-t_{train})`
-    (Fig. 3(e)) over ``alphas`` x ``epss``; fitted exponent of t_test vs alpha vs theory."""
+    (Fig. 3(e)) over ``alphas`` x ``epss``; fitted exponent of t_test vs alpha vs theory.
+
+    ``relative``: the threshold is a fraction of each curve's initial value (Fig. 3(a)
+    plots curves divided by their initial value); otherwise absolute (Fig. 3(e))."""
     from kernelphase.lazy_rich import grokking_time
     os.makedirs(out, exist_ok=True)
     runs = []
@@ -134,13 +140,17 @@ def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
             c = dict(cfg, alpha=a, eps=e)
             r = train(D=c["D"], P=c["P"], N=c["N"], alpha=a, eps=e, c=c["c"], steps=c["steps"],
                       seed=seed, convention=c["convention"], centred=c["centred"],
-                      record_every=record_every, progress=progress, stop_threshold=threshold)
-            tt, ts = t_below(r["epoch"], r["train"], threshold), t_below(r["epoch"], r["test"], threshold)
+                      record_every=record_every, progress=progress,
+                      stop_threshold=None if relative else threshold)
+            k0, k1 = (r["train"][0], r["test"][0]) if relative else (1.0, 1.0)
+            tt = t_below(r["epoch"], r["train"], threshold * k0)
+            ts = t_below(r["epoch"], r["test"], threshold * k1)
             g = float(max(0.0, ts - tt)) if np.isfinite(ts) and np.isfinite(tt) else float("nan")
             s = 2.0 if c["convention"] == "B" else 1.0
             runs.append(dict(alpha=a, eps=e, t_train=tt, t_test=ts, grokking=g,
+                             diverged=bool(not np.isfinite(r["test"][-1])),
                              gap=ts - tt, theory_t_grok=grokking_time(a, e, c["D"], c["c"], s=s)))
-    res = dict(runs=runs, threshold=threshold)
+    res = dict(runs=runs, threshold=threshold, relative_threshold=relative)
     e0 = epss[0]
     sel = [r for r in runs if r["eps"] == e0]
     res["fitted_exponent"] = fit_exponent([r["alpha"] for r in sel], [r["t_test"] for r in sel])
@@ -150,4 +160,27 @@ def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
     write_csv(os.path.join(out, "sweep.csv"), list(runs[0]),
               [list(r.values()) for r in runs])
     atomic_write_json(os.path.join(out, "sweep.json"), res)
+    if len(epss) > 1 and len(alphas) > 1:
+        _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"))
     return res
+
+
+def _plot_grid(runs, alphas, epss, path):
+    """Fig. 3(e): amount of grokking over (eps, alpha), nan (never below threshold) grey."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    G = np.full((len(alphas), len(epss)), np.nan)
+    for r in runs:
+        G[alphas.index(r["alpha"]), epss.index(r["eps"])] = r["grokking"]
+    fig, ax = plt.subplots(figsize=(4.5, 3.8))
+    cmap = plt.get_cmap("OrRd").copy()
+    cmap.set_bad("0.7")
+    im = ax.imshow(G, origin="lower", cmap=cmap, aspect="auto",
+                   extent=(min(epss), max(epss), min(alphas), max(alphas)))
+    fig.colorbar(im, label="t_test - t_train")
+    ax.set_xlabel("kernel alignment eps")
+    ax.set_ylabel("laziness alpha")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=100)
+    plt.close(fig)

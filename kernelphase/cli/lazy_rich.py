@@ -49,6 +49,8 @@ def register(subparsers):
         t.add_argument("--loss", choices=("centred", "uncentred"), default=None)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--threshold", type=float, default=0.1)
+        t.add_argument("--relative", action="store_true",
+                       help="threshold as a fraction of each curve's initial loss (Fig. 3a)")
         t.add_argument("--record-every", type=int, default=10)
         t.add_argument("--out", default=None, help="output folder")
         t.add_argument("--json", action="store_true")
@@ -62,7 +64,8 @@ def register(subparsers):
                            help="test points for the NTK alignment (0: off; paper 1000)")
             t.add_argument("--resume", action="store_true", help="resume from checkpoint")
         else:
-            t.add_argument("--alphas", default="0.25,0.5,1,2")
+            t.add_argument("--alphas", default=None,
+                           help="comma list (default 0.25,0.5,1,2; fig3e: 5x5 grid, paper 14x14)")
             t.add_argument("--eps-values", default=None,
                            help="comma list: alpha x eps grid (Fig. 3e)")
         t.set_defaults(func=fn)
@@ -164,7 +167,7 @@ def _train(args):
                                threshold=args.threshold, record_every=args.record_every,
                                with_linearised=args.with_linearised,
                                align_points=args.align_points, resume=args.resume,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, relative=args.relative)
     if args.json:
         print_json(summary)
     else:
@@ -176,8 +179,10 @@ def _train(args):
 def _sweep(args):
     from ._output import print_json
     cfg = _config(args)
-    alphas = _floats("alphas", args.alphas)
-    epss = _floats("eps_values", args.eps_values) if args.eps_values else [cfg["eps"]]
+    grid = args.preset == "fig3e"
+    alphas = _floats("alphas", args.alphas or ("0.4,1.6,2.8,4.0,5.2" if grid else "0.25,0.5,1,2"))
+    eps_text = args.eps_values or ("0.02,0.08,0.14,0.2,0.26" if grid else None)
+    epss = _floats("eps_values", eps_text) if eps_text else [cfg["eps"]]
     for a in alphas:
         _check_cfg(dict(cfg, alpha=a), args)
     for e in epss:
@@ -186,7 +191,8 @@ def _sweep(args):
     from ..validation.lazy_rich_runs import sweep
     out = args.out or os.path.join("lazy_rich_out", "sweep")
     summary = sweep(cfg, alphas, epss, seed=args.seed, out=out, threshold=args.threshold,
-                    record_every=args.record_every, progress=not args.no_progress)
+                    record_every=args.record_every, progress=not args.no_progress,
+                    relative=args.relative)
     if args.json:
         print_json(summary)
     else:
