@@ -70,9 +70,12 @@ def generated_source(exprs, args, name="f"):
     outs = [sp.pycode(e, fully_qualified_modules=True, strict=True) for e in reduced]
     ret = outs[0] if single else "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
     latex = "; ".join(sp.latex(e) for e in exprs).replace("\\", "\\\\").replace('"""', "")
+    # arguments are scalars: convert to float so that an integer argument never turns a
+    # negative power such as D**-2 into integer arithmetic inside numba
+    floats = [f"    {a} = float({a})" for a in arg_names]
     src = ["import math", "from numba import njit", "", "",
            "@njit(cache=True)", f"def {name}({', '.join(arg_names)}):",
-           f'    """{latex}"""', *body, f"    return {ret}", ""]
+           f'    """{latex}"""', *floats, *body, f"    return {ret}", ""]
     text = "\n".join(src)
     digest = hashlib.sha256(text.encode()).hexdigest()[:20]
     return f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text, digest

@@ -339,24 +339,65 @@ class CubicPhaseResult(Result):
     params: dict = field(default_factory=dict)
 
 
+@njit(cache=True, error_model="numpy")
+def _gmfl1_residual(z, u, v, eps, sw2):
+    """GMFL-I equations: 2x2 GPR for (b, sqrt6 c), S(q*) = 0 and S'(q*) = 0 (scaled by 100)."""
+    b, c, phi_d, q = z[0], z[1], z[2], z[3]
+    S, dS, _ = _fS(q, u, b, c, sw2)
+    k = _kappa(u, b, sw2)
+    Q11, Q12, Q22 = _fQ(q, sw2)
+    m11 = 1.0 + v * (4.0 / (math.pi * (1 + 2 * sw2) * k) + phi_d * Q11)
+    m12 = v * phi_d * Q12
+    m22 = 1.0 + v * phi_d * Q22
+    y1, y2 = 1.0, math.sqrt(6.0) * eps
+    det = m11 * m22 - m12 * m12
+    out = np.empty(4)
+    out[0] = (m22 * y1 - m12 * y2) / det - b
+    out[1] = (m11 * y2 - m12 * y1) / det - math.sqrt(6.0) * c
+    out[2] = 100.0 * S
+    out[3] = 100.0 * dS
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _gmfl1_newton(z0, u, v, eps, sw2):
+    """Damped Gauss-Newton / Levenberg-Marquardt with a finite-difference Jacobian.
+
+    Returns (z, max|F|, converged)."""
+    z = z0.copy()
+    F = _gmfl1_residual(z, u, v, eps, sw2)
+    J = np.empty((4, 4))
+    for _ in range(60):
+        norm = np.max(np.abs(F))
+        if norm < 1e-12:
+            return z, norm, True
+        for j in range(4):
+            h = 1e-7 * max(1.0, abs(z[j]))
+            zp = z.copy()
+            zp[j] += h
+            J[:, j] = (_gmfl1_residual(zp, u, v, eps, sw2) - F) / h
+        JT = J.T
+        A = JT @ J
+        mu = 1e-12 * (np.trace(A) + 1e-300)
+        for i in range(4):
+            A[i, i] += mu
+        dz = np.linalg.solve(A, -(JT @ F))  # Levenberg-Marquardt step (never singular)
+        t = 1.0
+        while t > 1e-4:
+            zn = z + t * dz
+            Fn = _gmfl1_residual(zn, u, v, eps, sw2)
+            if np.all(np.isfinite(Fn)) and np.max(np.abs(Fn)) < norm:
+                break
+            t *= 0.5
+        z, F = zn, Fn
+    norm = np.max(np.abs(F))
+    return z, norm, norm < 1e-10
+
+
 def _gmfl1(u, rho, eps, sw2, d, start):
     """Solve the GMFL-I (Maxwell) system for (b, c, varphi, q*) starting at ``start``."""
-    from scipy.optimize import fsolve
-    v = math.sqrt(u * rho)
-    y = np.array([1.0, math.sqrt(6) * eps])
-
-    def eqs(z):
-        b, c, phi_d, q = z
-        S, dS, _ = _fS(q, u, b, c, sw2)
-        k = _kappa(u, b, sw2)
-        Q11, Q12, Q22 = _fQ(q, sw2)
-        Q = v * (np.array([[4 / (math.pi * (1 + 2 * sw2) * k), 0], [0, 0]])
-                 + phi_d * np.array([[Q11, Q12], [Q12, Q22]]))
-        r = np.linalg.solve(np.eye(2) + Q, y) - np.array([b, math.sqrt(6) * c])
-        return [r[0], r[1], S * 1e2, dS * 1e2]
-
-    z, info, ier, msg = fsolve(eqs, start, full_output=True, xtol=1e-13)
-    return z, float(np.max(np.abs(info["fvec"]))), ier == 1
+    z, res, ok = _gmfl1_newton(np.asarray(start, float), u, math.sqrt(u * rho), eps, sw2)
+    return z, float(res), bool(ok)
 
 
 def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):

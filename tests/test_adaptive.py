@@ -188,3 +188,29 @@ def test_cli_transition_phase_diagram(run_cli, tmp_path):
         st, out, err = run_cli(*argv)
         assert st == 2 and match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_gmfl1_numba_vs_scipy_fsolve_reference():
+    """GMFL-I (Maxwell) system solved by scipy's fsolve on formulas typed here (App. A.3 with the
+    corrected (1,1) entry) agrees with the numba Levenberg-Marquardt solver to 1e-6."""
+    from scipy.optimize import fsolve
+    eps, sw2, rho = -0.3, 0.5, 8 / 150
+    tr = cubic_transition(eps, sw2, rho=rho)
+    u = 1.5 * tr.u_c
+    got = cubic_phase_scaled(eps, u, rho, sw2, d=150, transition=tr)
+    v = math.sqrt(u * rho)
+
+    def F(z):
+        b, c, phi, q = z
+        D = 1 + 2 * (sw2 + q * q)
+        Q = np.array([[4 * q ** 2 / (math.pi * D), -8 * q ** 4 / (math.sqrt(6) * math.pi * D ** 2)],
+                      [-8 * q ** 4 / (math.sqrt(6) * math.pi * D ** 2), 8 * q ** 6 / (3 * math.pi * D ** 3)]])
+        kappa = 1 / sw2 - 4 * u * b * b / (math.pi * (1 + 2 * sw2))
+        Q0 = np.array([[4 / (math.pi * (1 + 2 * sw2) * kappa), 0], [0, 0]])
+        r = np.linalg.solve(np.eye(2) + v * (Q0 + phi * Q), [1, math.sqrt(6) * eps])
+        S = _S_ref(q, u, b, c, sw2)
+        dS = (_S_ref(q + 1e-7, u, b, c, sw2) - _S_ref(q - 1e-7, u, b, c, sw2)) / 2e-7
+        return [r[0] - b, r[1] - math.sqrt(6) * c, 100 * S, 100 * dS]
+
+    ref = fsolve(F, [tr.b_at_uc, eps, 1.0, tr.phi_star], xtol=1e-13)
+    assert np.allclose([got.b, got.c, got.droplet_fraction * 150, got.phi_star], ref, rtol=1e-6)

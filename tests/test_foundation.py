@@ -103,3 +103,11 @@ def test_console_script_help_is_fast():
             "print(any(m in sys.modules for m in ('sympy', 'numba', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_codegen_integer_arguments_are_floats(tmp_path, monkeypatch):
+    """An integer argument must not make D**-2 integer arithmetic (lazy-rich report)."""
+    monkeypatch.setenv("KERNELPHASE_CACHE_DIR", str(tmp_path))
+    D = sp.Symbol("D")
+    f = numba_function(D ** -2 + 1 / D, (D,))
+    assert f(4) == pytest.approx(1 / 16 + 1 / 4, rel=1e-15)
