@@ -4,12 +4,9 @@
    bounded Brent, numpy action) as in tests/test_adaptive.py.
 2. A 100 x 100 cubic phase diagram over (eps, u) on 2 worker processes.
 """
-import math
 import os
 import sys
 import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 

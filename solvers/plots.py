@@ -16,7 +16,7 @@ def _plt():
 def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
     """Left: action landscapes d*S(Phi) at the spinodal, at u_c and beyond (Fig. 1 insets);
     right: b and the learned cubic component 1 - c/eps against u (Fig. 2c)."""
-    from .cubic import _fS, cubic_phase_scaled, gfl_b, u_from_sigma2, sigma2_from_u
+    from .cubic import _fS, cubic_phase_scaled, gfl_b, sigma2_from_u
     plt = _plt()
     eps, sw2, rho = tr.params["eps"], tr.params["sigma_w2"], tr.params["rho"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))

@@ -11,7 +11,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 from kernelphase.actions import SYMBOLS, cubic_action, cubic_kernel_entries, modular_action
 from kernelphase.solvers.cubic import (CubicPhaseResult, CubicTransitionResult, action_minima,
-                                       cubic_phase, cubic_phase_scaled, cubic_transition, gfl_b)
+                                       cubic_phase_scaled, cubic_transition, gfl_b)
 from kernelphase.solvers.modular import (ModularPhaseResult, ModularTransitionResult,
                                          modular_phase, modular_transition)
 

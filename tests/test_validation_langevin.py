@@ -1,9 +1,7 @@
 """Langevin sampler (issue 4): exactness on a grid posterior, step bias, resume, CLI errors."""
 import json
-import math
 
 import numpy as np
-import pytest
 from scipy.stats import kstest
 
 from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run

@@ -34,7 +34,6 @@ def crossing_time(t, metric, start_index):
 
 
 def _tg(alpha, lam):
-    import sympy as sp
     from kernelphase.dichotomy import SYMBOLS, grokking_time
     return float(grokking_time().subs({SYMBOLS["alpha"]: alpha, SYMBOLS["lam"]: lam}))
 
