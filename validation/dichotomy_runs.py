@@ -38,25 +38,34 @@ def _tg(alpha, lam):
     return float(grokking_time().subs({SYMBOLS["alpha"]: alpha, SYMBOLS["lam"]: lam}))
 
 
-def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3, lr=0.01,
-               t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit", loss="logistic"):
-    """Diagonal net on the sparse (grokking) or L2-separated (misgrokking) task.
-
-    Integrates the exact gradient flow (:func:`~kernelphase.validation.diagonal_net.diagonal_flow`)
-    up to ``t_end_factor * t_g`` and compares with the max-L2 and max-L1 margin classifiers.
-    """
-    from kernelphase.solvers.margins import cosine, l1_max_margin, l2_max_margin, linear_accuracy
-    from .diagonal_net import diagonal_flow, misgrok_dataset, sparse_dataset
+def _diag_problem(task, d, n, n_test, seed, gamma):
+    """Data set and its two max-margin predictors (independent of alpha and lambda)."""
+    from kernelphase.solvers.margins import l1_max_margin, l2_max_margin
+    from .diagonal_net import misgrok_dataset, sparse_dataset
     check_choice("task", task, ("sparse", "misgrok"))
-    lam = check_positive("lam", lam)
-    lr = check_positive("lr", lr)
-    alpha = check_positive("alpha", alpha)
-    points = check_int("points", points, 10)
     if task == "sparse":
         X, y, Xt, yt, _ = sparse_dataset(d, n, n_test, seed=seed)
     else:
         X, y, Xt, yt, _ = misgrok_dataset(d, n, n_test, gamma=gamma, seed=seed)
-    l2, l1 = l2_max_margin(X, y), l1_max_margin(X, y)
+    return X, y, Xt, yt, l2_max_margin(X, y), l1_max_margin(X, y)
+
+
+def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3, lr=0.01,
+               t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit", loss="logistic",
+               problem=None):
+    """Diagonal net on the sparse (grokking) or L2-separated (misgrokking) task.
+
+    Integrates the exact gradient flow (:func:`~kernelphase.validation.diagonal_net.diagonal_flow`)
+    up to ``t_end_factor * t_g`` and compares with the max-L2 and max-L1 margin classifiers.
+    ``problem`` may pass a precomputed ``_diag_problem`` (a sweep solves it once).
+    """
+    from kernelphase.solvers.margins import cosine, linear_accuracy
+    from .diagonal_net import diagonal_flow
+    lam = check_positive("lam", lam)
+    lr = check_positive("lr", lr)
+    alpha = check_positive("alpha", alpha)
+    points = check_int("points", points, 10)
+    X, y, Xt, yt, l2, l1 = problem or _diag_problem(task, d, n, n_test, seed, gamma)
     tg = _tg(alpha, lam)
     t = np.linspace(0.0, t_end_factor * tg, points + 1)[1:]
     traj = diagonal_flow(X, y, alpha, lam, t, init=init, loss=loss)
@@ -133,8 +142,10 @@ def train_mc(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_
 def sweep_alpha(alphas=(32, 64, 128), **kw):
     """Run :func:`train_diag` for each alpha; report lambda*t_transition - ln(alpha)."""
     rows = []
+    problem = _diag_problem(kw.get("task", "sparse"), kw.get("d", 10000), kw.get("n", 256),
+                            kw.get("n_test", 2000), kw.get("seed", 0), kw.get("gamma", 25.0))
     for a in alphas:
-        r = train_diag(alpha=a, **kw)
+        r = train_diag(alpha=a, problem=problem, **kw)
         rows.append({"alpha": a, "t_transition": r["t_transition_measured"],
                      "offset": r["lambda_t_transition_minus_ln_alpha"],
                      "plateau_test_acc": r["plateau_test_acc"],
