@@ -1,7 +1,15 @@
-"""Langevin sampler (issue 4): exactness on a grid posterior, step bias, resume, CLI errors."""
+"""Langevin sampler (issue 4): exactness on a grid posterior, step bias, resume, engines, CLI."""
 import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
+import pytest
+from scipy.special import erf
 from scipy.stats import kstest
 
 from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
@@ -9,24 +17,45 @@ from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
 SIGMA2, SA2, SW2 = 0.5, 1.5, 1.0
 
 
-def _toy():
+def _toy_data():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((6, 1))
-    y = np.tanh(1.5 * X[:, 0])
-    return ErfNetworkPosterior(X, y, SIGMA2, SA2, SW2, width=1)
+    return X, np.tanh(1.5 * X[:, 0])
 
 
-def _grid_posterior(post, sigma2=SIGMA2):
+class _Copies:
+    """``m`` independent one-unit, one-input erf networks stacked as one parameter vector, so
+    thousands of independent chains run in one ``langevin_run`` call. Its likelihood gradient is
+    checked against ``ErfNetworkPosterior.grad_loglik`` below."""
+
+    def __init__(self, m, sigma2=SIGMA2):
+        self.X, self.y = _toy_data()
+        self.m, self.sigma2 = m, sigma2
+        self.var_a, self.var_w = SA2, SW2
+
+    def prior_sample(self, rng):
+        return (rng.standard_normal(self.m) * math.sqrt(self.var_a),
+                rng.standard_normal((self.m, 1)) * math.sqrt(self.var_w))
+
+    def grad_loglik(self, a, W):
+        x = self.X[:, 0]
+        h = W[:, :1] * x                                     # (m, n)
+        r = (a[:, None] * erf(h) - self.y) / self.sigma2
+        ga = -(r * erf(h)).sum(1)
+        gw = -(r * a[:, None] * 2 / math.sqrt(math.pi) * np.exp(-h * h) * x).sum(1)
+        return ga, gw[:, None]
+
+
+def _grid_posterior(sigma2=SIGMA2):
     """Exact 2-D posterior of (a, w) on a grid (independent of the sampler)."""
-    from scipy.special import erf
+    X, y = _toy_data()
     a = np.linspace(-5, 5, 1201)
     w = np.linspace(-5, 5, 1201)
     A, Wg = np.meshgrid(a, w, indexing="ij")
-    f = A[..., None] * erf(Wg[..., None] * post.X[:, 0])
-    logp = -A ** 2 / (2 * SA2) - Wg ** 2 / (2 * SW2) - ((f - post.y) ** 2).sum(-1) / (2 * sigma2)
+    f = A[..., None] * erf(Wg[..., None] * X[:, 0])
+    logp = -A ** 2 / (2 * SA2) - Wg ** 2 / (2 * SW2) - ((f - y) ** 2).sum(-1) / (2 * sigma2)
     p = np.exp(logp - logp.max())
-    p /= p.sum()
-    return a, w, p
+    return a, w, p / p.sum()
 
 
 def _cdf(grid, marg):
@@ -34,80 +63,183 @@ def _cdf(grid, marg):
     return lambda x: np.interp(x, grid, c / c[-1])
 
 
-def _final_states(post, lr, chains=4000, steps=3000, seed=0):
-    out = langevin_run(post, chains, steps, lr, seed, progress=False)
-    return out["a"][:, 0], out["W"][:, 0, 0]
+def _final_states(lr, chains=4000, time_span=6.0, seed=0):
+    out = langevin_run(_Copies(chains), int(time_span / lr), lr, seed)
+    return out["a"], out["W"][:, 0]
+
+
+def test_copies_gradient_is_the_model_gradient():
+    X, y = _toy_data()
+    copies = _Copies(3)
+    a, W = np.array([0.3, -1.2, 2.0]), np.array([[0.7], [-0.4], [1.5]])
+    ga, gW = copies.grad_loglik(a, W)
+    for k in range(3):
+        one = ErfNetworkPosterior(X, y, SIGMA2, SA2, SW2, width=1)
+        g1a, g1W = one.grad_loglik(a[k:k + 1], W[k:k + 1])
+        assert np.allclose([g1a[0], g1W[0, 0]], [ga[k], gW[k, 0]], rtol=1e-12)
 
 
 def test_sampler_matches_grid_posterior():
-    """KS test of the marginals of 4000 independent chains at significance 0.001, and the
-    check rejects a wrong law (the posterior at twice the noise)."""
-    post = _toy()
-    a_s, w_s = _final_states(post, lr=2e-3)
-    a, w, p = _grid_posterior(post)
+    """KS test of the marginals of 4000 independent chains at significance 0.001; the same check
+    rejects a wrong law (the posterior at twice the noise)."""
+    a_s, w_s = _final_states(lr=2e-3)
+    a, w, p = _grid_posterior()
     assert kstest(a_s, _cdf(a, p.sum(1))).pvalue > 1e-3
     assert kstest(w_s, _cdf(w, p.sum(0))).pvalue > 1e-3
-    _, _, p_wrong = _grid_posterior(post, sigma2=2 * SIGMA2)
+    _, _, p_wrong = _grid_posterior(sigma2=2 * SIGMA2)
     assert kstest(w_s, _cdf(w, p_wrong.sum(0))).pvalue < 1e-3 or \
         kstest(a_s, _cdf(a, p_wrong.sum(1))).pvalue < 1e-3
 
 
 def test_step_size_bias_shrinks():
-    post = _toy()
-    a, w, p = _grid_posterior(post)
+    a, w, p = _grid_posterior()
     exact = (p.sum(0) * w ** 2).sum()
     errs = []
     for lr in (0.08, 0.02):
-        _, w_s = _final_states(post, lr=lr, chains=20000, steps=int(6 / lr), seed=1)
+        _, w_s = _final_states(lr=lr, chains=20000, seed=1)
         errs.append(abs(np.mean(w_s ** 2) - exact))
     se = 3 * np.sqrt(2 / 20000) * exact
     assert errs[0] > 2 * se and errs[1] < errs[0] / 2
 
 
-def test_resume_after_kill_is_bit_identical(tmp_path):
-    post = _toy()
-    obs = lambda a, W: {"w2": (W ** 2).mean()}
-    kw = dict(nets=3, lr=1e-2, seed=5, burn_in=10, sample_every=3, observe=obs, progress=False)
-    straight = langevin_run(post, steps=60, **kw)
-    ck = tmp_path / "ck.npz"
-    langevin_run(post, steps=60, checkpoint=ck, checkpoint_every=20, **kw)
-    # simulate a kill after the 40-step checkpoint: rewind the file to that state
-    first = langevin_run(post, steps=40, checkpoint=tmp_path / "k40.npz", checkpoint_every=20,
-                         **kw)
-    resumed = langevin_run(post, steps=60, checkpoint=tmp_path / "k40.npz", checkpoint_every=20,
-                           resume=True, **dict(kw))
-    assert first["step"] == 40
-    assert np.array_equal(resumed["W"], straight["W"]) and np.array_equal(resumed["a"], straight["a"])
-    assert np.array_equal(resumed["acc"]["w2"], straight["acc"]["w2"])
+def test_prior_is_sampled_exactly_at_any_step():
+    """With the likelihood switched off the exponential integrator is the exact OU step: the
+    prior variances hold even at a step 50x the read-out prior variance."""
+    class Flat(_Copies):
+        def grad_loglik(self, a, W):
+            return np.zeros_like(a), np.zeros_like(W)
+    post = Flat(20000)
+    post.var_a = 0.01
+    out = langevin_run(post, 40, 0.5, seed=2)
+    se = math.sqrt(2 / 20000)
+    assert abs(out["a"].var() / 0.01 - 1) < 4 * se
+    assert abs(out["W"].var() / SW2 - 1) < 4 * se
+
+
+def _small_posterior(engine="numba", N=7, d=5, n=400):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((n, d))
+    return ErfNetworkPosterior(X, X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0]), 0.2, 0.5, 0.5, N,
+                               engine=engine)
 
 
 def test_gradient_matches_finite_differences():
-    post = _toy()
+    post = _small_posterior()
     rng = np.random.default_rng(0)
-    a, W = rng.standard_normal((2, 1)), rng.standard_normal((2, 1, 1))
+    a, W = rng.standard_normal(post.N), rng.standard_normal((post.N, post.d)) * 0.4
 
-    def logp(a, W):
-        f = post.forward(a, W)
-        return (-(a ** 2).sum(1) / (2 * post.var_a) - (W ** 2).sum((1, 2)) / (2 * post.var_w)
-                - ((f - post.y) ** 2).sum(1) / (2 * post.sigma2))
-    ga, gW = post.grad(a, W)
+    def loglik(a, W):  # written out row by row, independently of both engines
+        f = np.array([sum(a[i] * math.erf(W[i] @ x) for i in range(post.N)) for x in post.X])
+        return -((f - post.y) ** 2).sum() / (2 * post.sigma2)
+    ga, gW = post.grad_loglik(a, W)
     h = 1e-6
-    num = (logp(a + h, W) - logp(a - h, W)) / (2 * h)
-    assert np.allclose(ga[:, 0], num, rtol=1e-6)
-    num = (logp(a, W + h) - logp(a, W - h)) / (2 * h)
-    assert np.allclose(gW[:, 0, 0], num, rtol=1e-6)
+    for i in (0, 3):
+        e = np.zeros_like(a)
+        e[i] = h
+        assert math.isclose(ga[i], (loglik(a + e, W) - loglik(a - e, W)) / (2 * h), rel_tol=1e-6)
+        E = np.zeros_like(W)
+        E[i, 2] = h
+        assert math.isclose(gW[i, 2], (loglik(a, W + E) - loglik(a, W - E)) / (2 * h),
+                            rel_tol=1e-6)
+
+
+def test_numba_and_numpy_engines_agree():
+    """The fused kernel (more rows than one chunk, so several chunks are summed) against the
+    plain numpy step."""
+    fast, ref = _small_posterior("numba", N=30, d=11), _small_posterior("numpy", N=30, d=11)
+    rng = np.random.default_rng(1)
+    a, W = fast.prior_sample(rng)
+    for g1, g2 in zip(fast.grad_loglik(a, W), ref.grad_loglik(a, W)):
+        assert np.allclose(g1, g2, rtol=1e-12, atol=1e-12 * np.abs(g2).max())
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    post = _small_posterior()
+    obs = lambda a, W: {"w2": (W ** 2).mean()}
+    kw = dict(lr=1e-3, seed=5, key=(1, 2), burn_in=10, sample_every=3, observe=obs)
+    straight = langevin_run(post, steps=60, **kw)
+    # a kill after the 40-step checkpoint leaves exactly this file behind
+    first = langevin_run(post, steps=40, checkpoint=tmp_path / "k.npz", checkpoint_every=20, **kw)
+    resumed = langevin_run(post, steps=60, checkpoint=tmp_path / "k.npz", checkpoint_every=20,
+                           resume=True, **kw)
+    assert first["step"] == 40
+    assert np.array_equal(resumed["W"], straight["W"]) and np.array_equal(resumed["a"], straight["a"])
+    assert np.array_equal(resumed["acc"]["w2"], straight["acc"]["w2"])
+    with pytest.raises(ValueError, match="other parameters"):
+        langevin_run(post, steps=60, checkpoint=tmp_path / "k.npz", resume=True,
+                     **dict(kw, seed=6))
+
+
+def test_ensemble_same_numbers_in_process_and_on_a_pool():
+    from kernelphase.validation.teacher_student import run_cubic
+    kw = dict(preset="fig2", scale=0.02, sigma2=(0.3,), nets=2, steps=60, n_test=100,
+              progress=False)
+    one, pool = run_cubic(workers=1, **kw), run_cubic(workers=2, **kw)
+    assert one["rows"][0]["b"] == pool["rows"][0]["b"]
+
+
+def test_dask_local_cluster_gives_the_same_numbers():
+    distributed = pytest.importorskip("dask.distributed")
+    from kernelphase.validation.teacher_student import run_cubic
+    kw = dict(preset="fig2", scale=0.02, sigma2=(0.3,), nets=2, steps=60, n_test=100,
+              progress=False)
+    local = run_cubic(workers=1, **kw)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = run_cubic(scheduler=client, **kw)
+        via_address = run_cubic(scheduler=cluster.scheduler_address, **kw)
+    assert local["rows"][0]["b"] == remote["rows"][0]["b"] == via_address["rows"][0]["b"]
 
 
 def test_cli_validate_small_and_errors(run_cli, tmp_path):
     st, out, err = run_cli("validate", "cubic", "--scale", 0.02, "--sigma2", "0.3", "--nets", 2,
-                           "--steps", 40, "--out", tmp_path / "v")
+                           "--steps", 40, "--workers", 1, "--out", tmp_path / "v")
     assert st == 0, err
     rep = json.loads((tmp_path / "v" / "report.json").read_text())
     row = rep["rows"][0]
     assert {"theory", "sim_mean", "std_error", "z_score", "rel_diff"} <= set(row["b"])
     assert rep["provenance"]["kernelphase_version"] and (tmp_path / "v" / "phi_and_b.png").exists()
     for argv, match in [(("--sigma2", "-0.1"), "sigma2=-0.1"), (("--nets", 0), "nets=0"),
-                        (("--preset", "nope"), "preset='nope'")]:
+                        (("--preset", "nope"), "preset='nope'"), (("--workers", 0), "workers=0"),
+                        (("--scheduler", "tcp://127.0.0.1:9"), "unreachable")]:
         st, out, err = run_cli("validate", "cubic", "--out", tmp_path / "bad", *argv)
-        assert st == 2 and match in err and len(err.strip().splitlines()) == 1
+        assert st == 2 and match in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "bad").exists()
+
+
+def test_cli_width_sweep_writes_learning_curves(run_cli, tmp_path):
+    st, out, err = run_cli("validate", "cubic-width", "--scale", 0.02, "--widths", "20,10",
+                           "--nets", 2, "--steps", 200, "--workers", 1, "--out", tmp_path / "w")
+    assert st == 0, err
+    rep = json.loads((tmp_path / "w" / "report.json").read_text())
+    assert [r["width"] for r in rep["rows"]] == [20, 10]
+    c = rep["rows"][0]["curves"]
+    assert np.shape(c["test_loss"]) == (2, len(c["steps"])) and c["steps"][0] == 0
+    assert {"t_train", "t_test", "delay", "late_drop"} <= set(rep["rows"][0]["grokking"])
+    assert (tmp_path / "w" / "losses.png").exists()
+
+
+def test_cli_sigkill_then_resume_gives_the_uninterrupted_report(tmp_path):
+    """Kill the CLI process group with SIGKILL after its first checkpoint, resume, and compare
+    with an uninterrupted run of the same seed."""
+    argv = [sys.executable, "-m", "kernelphase", "validate", "cubic", "--scale", "0.02",
+            "--sigma2", "0.3", "--nets", "2", "--steps", "12000", "--workers", "1", "--out"]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    subprocess.run(argv + [str(tmp_path / "straight")], check=True, env=env,
+                   capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(argv + [str(out)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out / "checkpoints" / "N14_s0.3_net0.npz"
+    t0 = time.time()
+    while not ck.exists() and time.time() - t0 < 120:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    from kernelphase.io import load_npz
+    assert 0 < int(load_npz(ck)["step"]) < 12000 and not (out / "report.json").exists()
+    subprocess.run(argv + [str(out), "--resume"], check=True, env=env, capture_output=True)
+    a = json.loads((tmp_path / "straight" / "report.json").read_text())
+    b = json.loads((out / "report.json").read_text())
+    assert a["rows"] == b["rows"]

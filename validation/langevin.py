@@ -1,77 +1,165 @@
-r"""Full-batch Langevin sampling of two-layer erf networks (Rubin et al. 2023, Sec. 2.3).
+r"""Full-batch Langevin sampling of two-layer networks (Rubin et al. 2023, Sec. 2.3).
 
-Network :math:`f(x)=\sum_{i=1}^N a_i\,\mathrm{erf}(w_i\cdot x)`. The target law is the stated
-posterior (theory notes Sec. 1.4):
+The target law is the stated posterior (theory notes Sec. 1.4): Gaussian priors of variance
+``var_a`` (read-out) and ``var_w`` (read-in) times a likelihood (plus, for the modular model, a
+non-Gaussian weight decay) :math:`e^{\ell(\theta)}`,
 
-.. math:: \log p(\theta\mid\mathcal D)=-\sum_i\frac{a_i^2}{2\sigma_a^2/N}
-          -\sum_i\frac{|w_i|^2}{2\sigma_w^2/d}-\sum_\mu\frac{(f(x_\mu)-y_\mu)^2}{2\sigma^2}+\text{const},
+.. math:: \log p(\theta\mid\mathcal D)=-\frac{|a|^2}{2v_a}-\frac{|W|^2}{2v_w}+\ell(a,W)+\text{const},
+          \qquad \ell=-\sum_\mu\frac{|f(x_\mu)-y_\mu|^2}{2\sigma^2}\ (+\text{tilt}).
 
-i.e. noisy GD on :math:`L/\sigma^2` with per-layer weight decay :math:`N/\sigma_a^2` and
-:math:`d/\sigma_w^2` at unit temperature. Discretisation (Euler-Maruyama, step :math:`\eta`):
+The Langevin diffusion :math:`d\theta=\nabla\log p\,dt+\sqrt2\,dB` is noisy GD on
+:math:`L/\sigma^2` with per-layer weight decay :math:`1/v` at unit temperature (the paper's time
+is ours divided by :math:`\sigma^2`). **Discretisation**: the Gaussian prior part is an
+Ornstein-Uhlenbeck process and is integrated exactly (exponential Euler); only the likelihood
+force is frozen over a step of length :math:`\eta`:
 
-.. math:: \theta\leftarrow\theta+\eta\,\nabla\log p(\theta)+\sqrt{2\eta}\,\xi,\qquad\xi\sim\mathcal N(0,I),
+.. math:: \theta\leftarrow e^{-\eta/v}\theta+v\,(1-e^{-\eta/v})\,\nabla\ell(\theta)
+          +\sqrt{v\,(1-e^{-2\eta/v})}\;\xi,\qquad\xi\sim\mathcal N(0,I).
 
-whose stationary law differs from the posterior by :math:`O(\eta)` (the tests show the bias
-shrinking with :math:`\eta`). An ensemble of ``nets`` independent networks is advanced at once
-(BLAS-bound batched matmuls), float64, from a seeded ``numpy.random.Generator``.
+With :math:`\ell=0` the prior is sampled exactly for any :math:`\eta`, so the stiff read-out
+prior (:math:`v_a=\sigma_a^2/N`) no longer limits the step; the remaining bias is
+:math:`O(\eta)` in the likelihood curvature (shown shrinking with :math:`\eta` in the tests).
+For :math:`\eta\ll v` this is the Euler-Maruyama step
+:math:`\theta\leftarrow\theta+\eta\nabla\log p+\sqrt{2\eta}\,\xi`. A posterior that offers
+``sample_readout(W, rng)`` (a read-out whose conditional law is Gaussian, as for the modular
+model) has its read-out drawn exactly from :math:`p(a\mid W,\mathcal D)` every step instead
+(Langevin-within-Gibbs): the stationary law is the same, the step is then set by the read-in
+weights alone, and the time axis is no longer the physical training time.
 
-Long runs go through :class:`Checkpoint` (emcee-style backend: ``reset``, ``save_step``,
-``get_last_state``, ``iteration``), written atomically; a run killed at any moment resumes from
-its last checkpoint and ends bit-identical to an uninterrupted run with the same seed.
+Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
+and the network's index), so an ensemble gives the same numbers whether its networks run in one
+process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs go through
+:class:`Checkpoint` (emcee-style backend), written atomically: a run killed at any moment resumes
+from its last checkpoint and ends bit-identical to an uninterrupted run with the same seed.
 """
 import math
 import os
 
 import numpy as np
-from scipy.special import erf
+from numba import njit, prange
 
-from kernelphase._checks import check_int, check_positive
+from kernelphase._checks import check_choice, check_int, check_positive
 from kernelphase.io import atomic_savez, load_npz
 
-__all__ = ["ErfNetworkPosterior", "Checkpoint", "langevin_run"]
+__all__ = ["ErfNetworkPosterior", "Checkpoint", "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-class ErfNetworkPosterior:
-    """Posterior of an erf two-layer network; ``grad`` works on a stacked ensemble.
+def network_rng(seed, *key):
+    """The random stream of one network: ``SeedSequence(seed, spawn_key=key)``."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key)))
 
-    Parameters: data ``X`` (n, d), ``y`` (n,), ``sigma2`` (noise / temperature),
-    ``sigma_a2`` (summed readout variance), ``sigma_w2`` (read-in variance times d).
+
+_CHUNK_ROWS = 192
+
+
+@njit(parallel=True, cache=True)
+def _erf_grad(X, WT, a, y, inv_sigma2):
+    """Likelihood gradient, fused and parallel over fixed row chunks of the data.
+
+    Per chunk: ``H = X_c W^T`` (BLAS), one pass for ``erf`` and ``erf'``, the residual
+    ``r = (erf(H) a - y)/sigma^2``, one pass for ``ga`` and ``G = r a erf'(H)``, then ``G^T X_c``
+    (BLAS). Chunk partials are summed in a fixed order, so the result does not depend
+    on the number of threads. BLAS must run single-threaded meanwhile (see ``_blas_single``).
+    """
+    n, d = X.shape
+    N = WT.shape[1]
+    nchunk = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
+    ga_part = np.zeros((nchunk, N))
+    gW_part = np.empty((nchunk, N, d))
+    for c in prange(nchunk):
+        lo = c * _CHUNK_ROWS
+        hi = min(n, lo + _CHUNK_ROWS)
+        Xc = np.ascontiguousarray(X[lo:hi])
+        H = np.dot(Xc, WT)
+        G = np.empty((hi - lo, N))
+        for p in range(hi - lo):
+            for j in range(N):
+                h = H[p, j]
+                G[p, j] = math.exp(-h * h)
+                H[p, j] = math.erf(h)
+        f = np.dot(H, a)
+        for p in range(hi - lo):
+            rp = (f[p] - y[lo + p]) * inv_sigma2
+            for j in range(N):
+                ga_part[c, j] -= rp * H[p, j]
+                G[p, j] *= rp * a[j] * _TWO_OVER_SQRT_PI
+        gW_part[c] = np.dot(np.ascontiguousarray(G.T), Xc)
+    ga = np.zeros(N)
+    gW = np.zeros((N, d))
+    for c in range(nchunk):
+        ga += ga_part[c]
+        gW -= gW_part[c]
+    return ga, gW
+
+
+_erf_grad_serial = njit(cache=True)(_erf_grad.py_func)   # one chunk: no parallel region
+
+
+def _blas_single(post):
+    """Context in which BLAS is single-threaded (the fused kernel owns the cores)."""
+    import contextlib
+    if getattr(post, "engine", None) != "numba":
+        return contextlib.nullcontext()
+    import scipy.linalg.cython_blas  # noqa: F401  (load numba's BLAS before limiting it)
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api="blas")
+
+
+class ErfNetworkPosterior:
+    r"""Posterior of :math:`f(x)=\sum_{i=1}^N a_i\,\mathrm{erf}(w_i\cdot x)` under the Gaussian
+    likelihood of noise variance ``sigma2``; priors :math:`a_i\sim\mathcal N(0,\sigma_a^2/N)`,
+    :math:`w_i\sim\mathcal N(0,\sigma_w^2 I/d)`.
+
+    ``engine="numba"`` (default) fuses erf, erf' and the residual into one pass over the
+    :math:`n\times N` pre-activations, parallel over row chunks, each chunk's two matrix
+    products done by single-threaded BLAS; ``engine="numpy"`` is the plain BLAS-bound numpy step
+    (the benchmark's reference; ``benchmarks/bench_langevin.py`` measures both).
     """
 
-    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width):
-        self.X = np.asarray(X, float)
-        self.y = np.asarray(y, float)
+    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba"):
+        self.X = np.ascontiguousarray(X, dtype=float)
+        self.y = np.ascontiguousarray(y, dtype=float)
         self.n, self.d = self.X.shape
         self.sigma2 = check_positive("sigma2", sigma2)
-        self.var_a = check_positive("sigma_a2", sigma_a2) / check_int("width", width, 1)
+        self.N = check_int("width", width, 1)
+        self.var_a = check_positive("sigma_a2", sigma_a2) / self.N
         self.var_w = check_positive("sigma_w2", sigma_w2) / self.d
-        self.N = width
+        self.engine = check_choice("engine", engine, ("numba", "numpy"))
+
+    def prior_sample(self, rng):
+        """One network drawn from the prior: ``a`` (N,), ``W`` (N, d)."""
+        return (rng.standard_normal(self.N) * math.sqrt(self.var_a),
+                rng.standard_normal((self.N, self.d)) * math.sqrt(self.var_w))
 
     def forward(self, a, W, X=None):
-        """Outputs of each network of the ensemble: a (m, N), W (m, N, d) -> (m, n)."""
-        X = self.X if X is None else X
-        return np.einsum("mn,mpn->mp", a, erf(np.einsum("pd,mnd->mpn", X, W)))
+        """Output on the rows of ``X`` (default: the training inputs)."""
+        from scipy.special import erf
+        return erf((self.X if X is None else X) @ W.T) @ a
 
-    def grad(self, a, W):
-        """Gradient of log p for each network: returns (grad_a, grad_W)."""
-        H = np.einsum("pd,mnd->mpn", self.X, W)
-        phi = erf(H)
-        r = (np.einsum("mn,mpn->mp", a, phi) - self.y) / self.sigma2  # (m, n)
-        ga = -a / self.var_a - np.einsum("mp,mpn->mn", r, phi)
-        dphi = _TWO_OVER_SQRT_PI * np.exp(-H * H)
-        gW = -W / self.var_w - np.einsum("mpn,pd->mnd", r[:, :, None] * a[:, None, :] * dphi, self.X)
-        return ga, gW
+    def grad_loglik(self, a, W):
+        r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
+        :math:`-\Phi^\top r` and :math:`-(r\,a\,\mathrm{erf}'(H))^\top X`, with
+        :math:`H=XW^\top`, :math:`\Phi=\mathrm{erf}(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
+        if self.engine == "numba":
+            kernel = _erf_grad if self.n > _CHUNK_ROWS else _erf_grad_serial
+            return kernel(self.X, np.ascontiguousarray(W.T), a, self.y, 1.0 / self.sigma2)
+        from scipy.special import erf
+        H = self.X @ W.T
+        Phi = erf(H)
+        r = (Phi @ a - self.y) / self.sigma2
+        G = (r[:, None] * a) * (_TWO_OVER_SQRT_PI * np.exp(-H * H))
+        return -(r @ Phi), -(G.T @ self.X)
 
-    def prior_sample(self, nets, rng):
-        a = rng.standard_normal((nets, self.N)) * math.sqrt(self.var_a)
-        W = rng.standard_normal((nets, self.N, self.d)) * math.sqrt(self.var_w)
-        return a, W
+    def grad_logp(self, a, W):
+        """Gradient of the full log posterior (prior included); used by the tests."""
+        ga, gW = self.grad_loglik(a, W)
+        return ga - a / self.var_a, gW - W / self.var_w
 
 
 class Checkpoint:
-    """Atomic on-disk state of a run (after emcee's backends): parameters, RNG, accumulators."""
+    """Atomic on-disk state of one network's run (after emcee's backends)."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -91,65 +179,102 @@ class Checkpoint:
         return load_npz(self.path)
 
 
-def langevin_run(post, nets, steps, lr, seed, burn_in=0, sample_every=10, observe=None,
-                 checkpoint=None, checkpoint_every=1000, resume=False, progress=None, params=None):
-    """Run ``steps`` Langevin steps of ``nets`` networks; return the final state and observations.
+def _ou_coefficients(var, lr):
+    """Exact OU step of a Gaussian prior of variance ``var``: decay, force gain, noise scale."""
+    decay = math.exp(-lr / var)
+    return decay, var * -math.expm1(-lr / var), math.sqrt(var * -math.expm1(-2 * lr / var))
 
-    ``observe(a, W)`` returns a dict of arrays; after ``burn_in`` their running sums over every
-    ``sample_every``-th step are accumulated (key ``count`` holds the number of samples).
-    With ``checkpoint`` (a path) the state is saved every ``checkpoint_every`` steps; with
-    ``resume=True`` the run continues from it (parameters must match).
+
+def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, observe=None,
+                 trace=None, checkpoint=None, checkpoint_every=1000, resume=False, params=None,
+                 bar=None):
+    r"""Run one network for ``steps`` Langevin steps of length ``lr``; return its final state.
+
+    Parameters
+    ----------
+    post : posterior with ``var_a``, ``var_w``, ``prior_sample(rng)``, ``grad_loglik(a, W)``.
+    seed, key : the network's random stream is :func:`network_rng` ``(seed, *key)``.
+    observe : ``observe(a, W) -> dict`` of arrays; after ``burn_in`` their sums over every
+        ``sample_every``-th step are accumulated (``acc["count"]`` holds the number of samples).
+    trace : ``(steps_to_record, fn)``; ``fn(a, W)`` returns a 1-D array recorded at those steps
+        (a learning curve), returned as ``trace`` (rows in the order of ``steps_to_record``).
+    checkpoint : path of this network's :class:`Checkpoint`, saved every ``checkpoint_every``
+        steps and at the end; with ``resume=True`` the run continues from it (its parameters
+        must match; ``steps`` may be extended).
+    bar : a tqdm bar advanced once per step, or None.
     """
-    nets = check_int("nets", nets, 1)
     steps = check_int("steps", steps, 1)
     lr = check_positive("lr", lr)
     sample_every = check_int("sample_every", sample_every, 1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
-    # ``steps`` is not part of the identity of a run: a resumed run may be extended
-    params = dict(params or {}, nets=nets, lr=lr, seed=seed, burn_in=burn_in,
-                  sample_every=sample_every)
-    rng = np.random.default_rng(seed)
+    params = _jsonable(dict(params or {}, lr=lr, seed=seed, key=list(key), burn_in=burn_in,
+                            sample_every=sample_every))
+    rng = network_rng(seed, *key)
+    rec_steps, rec_fn = trace if trace is not None else ((), None)
+    rec_steps = np.asarray(rec_steps, dtype=np.int64)
     ck = Checkpoint(checkpoint) if checkpoint else None
-    acc = {}
+    acc, rec = {}, {}
     if ck and resume and os.path.exists(ck.path):
         st = ck.get_last_state()
-        if st["params"] != _jsonable(params):
+        if st["params"] != params:
             raise ValueError(f"checkpoint {ck.path!r} was made with other parameters; "
                              f"remove it or run without --resume")
         a, W, step = st["a"], st["W"], int(st["step"])
         rng.bit_generator.state = st["rng"]
         acc = {k[4:]: st[k] for k in st if k.startswith("acc_")}
+        rec = {int(s): row for s, row in zip(st.get("rec_steps", ()), st.get("rec_rows", ()))}
     else:
         if ck:
             ck.reset()
-        a, W = post.prior_sample(nets, rng)
+        a, W = post.prior_sample(rng)
         step = 0
-    bar = None
-    if progress is not False:
-        from kernelphase.progress import progress as _pb
-        bar = _pb(total=steps, desc="Langevin", enabled=progress)
+        if rec_fn is not None and 0 in rec_steps:
+            rec[0] = np.asarray(rec_fn(a, W), float)
+    if bar is not None:
         bar.update(step)
-    noise = math.sqrt(2 * lr)
+    da, ka, na = _ou_coefficients(post.var_a, lr)
+    dw, kw, nw = _ou_coefficients(post.var_w, lr)
+    wanted = set(rec_steps.tolist())
+    with _blas_single(post):
+        step, a, W = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw), burn_in,
+                            sample_every, observe, acc, wanted, rec_fn, rec, bar, ck,
+                            checkpoint_every, params)
+    keys = [s for s in rec_steps.tolist() if s in rec]
+    return {"a": a, "W": W, "acc": acc, "step": step,
+            "trace": np.asarray([rec[s] for s in keys]), "trace_steps": np.asarray(keys)}
+
+
+def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, acc, wanted,
+           rec_fn, rec, bar, ck, checkpoint_every, params):
+    da, ka, na, dw, kw, nw = coef
+    gibbs = hasattr(post, "sample_readout")
     while step < steps:
-        ga, gW = post.grad(a, W)
-        a = a + lr * ga + noise * rng.standard_normal(a.shape)
-        W = W + lr * gW + noise * rng.standard_normal(W.shape)
+        if gibbs:
+            a = post.sample_readout(W, rng)
+            _, gW = post.grad_loglik(a, W)
+        else:
+            ga, gW = post.grad_loglik(a, W)
+            a = da * a + ka * ga + na * rng.standard_normal(a.shape)
+        W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
         step += 1
         if observe is not None and step > burn_in and step % sample_every == 0:
             for k, v in observe(a, W).items():
                 acc[k] = acc.get(k, 0) + np.asarray(v, float)
             acc["count"] = acc.get("count", 0) + 1.0
+        if step in wanted:
+            rec[step] = np.asarray(rec_fn(a, W), float)
         if bar is not None:
             bar.update(1)
         if ck and (step % checkpoint_every == 0 or step == steps):
+            keys = sorted(rec)
+            extra = dict(rec_steps=np.asarray(keys, np.int64),
+                         rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
             ck.save_step(dict(a=a, W=W, step=step, rng=rng.bit_generator.state, params=params,
-                              **{"acc_" + k: v for k, v in acc.items()}))
-    if bar is not None:
-        bar.close()
-    return {"a": a, "W": W, "acc": acc, "step": step}
+                              **{"acc_" + k: v for k, v in acc.items()}, **extra))
+    return step, a, W
 
 
 def _jsonable(obj):
-    from kernelphase.results import jsonable
     import json
+    from kernelphase.results import jsonable
     return json.loads(json.dumps(jsonable(obj)))

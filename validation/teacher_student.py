@@ -20,7 +20,10 @@ import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive
 
-__all__ = ["PRESETS", "scaled_preset", "cubic_data", "run_cubic", "plot_cubic_report"]
+__all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
+           "run_cubic", "plot_cubic_report", "learning_curves", "loss_drop_times",
+           "grokking_summary",
+           "plot_learning_curves"]
 
 PRESETS = {
     "fig2": dict(width=700, n=3000, d=150, sigma_w2=0.5, sigma_a2=8 / 700, eps=-0.3,
@@ -51,82 +54,137 @@ def cubic_data(n, d, eps, seed):
     return X, z + eps * (z ** 3 - 3 * z)
 
 
+class _CubicObserver:
+    """Per-sample observables of one network: Phi histogram, test and train outputs."""
+
+    def __init__(self, post, Xt, bins):
+        self.post, self.Xt, self.bins = post, Xt, bins
+
+    def __call__(self, a, W):
+        return {"hist": np.histogram(W[:, 0], self.bins)[0],
+                "f_test": self.post.forward(a, W, self.Xt), "f_train": self.post.forward(a, W)}
+
+
+class _CubicTracer:
+    """Snapshot of one network for its learning curve: outputs on the train and test points."""
+
+    def __init__(self, post, Xt):
+        self.post, self.Xt = post, Xt
+
+    def __call__(self, a, W):
+        return np.concatenate([self.post.forward(a, W), self.post.forward(a, W, self.Xt)])
+
+
+def trace_steps(steps, points=60):
+    """Log-spaced recording steps 0..steps for learning curves."""
+    return np.unique(np.concatenate([[0], np.geomspace(1, steps, points).round()])).astype(int)
+
+
+def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2):
+    r"""Step size: 0.1 over the largest likelihood curvature, :math:`n/\sigma^2` for the read-out
+    (the priors are integrated exactly), and at most a tenth of the read-in prior variance."""
+    return min(0.1 * sigma2 / n, 0.1 * sigma_w2 / d)
+
+
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
-              n_test=2000, checkpoint_dir=None, resume=False, progress=None, width=None):
-    """Sample each noise level and compare with the theory. Returns a JSON-ready report."""
+              n_test=2000, checkpoint_dir=None, resume=False, progress=None, width=None,
+              scheduler=None, workers=None, curves=False):
+    """Sample each (width, noise level) and compare with the theory. Returns a JSON-ready report.
+
+    Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
+    cores by default, a Dask cluster with ``scheduler``); with ``curves=True`` each network also
+    records its outputs at log-spaced steps, from which :func:`learning_curves` builds the train
+    and test losses of each network and of the ensemble-mean output.
+    """
     from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
-    from .langevin import ErfNetworkPosterior, langevin_run
+    from .ensemble import run_ensemble
+    from .langevin import ErfNetworkPosterior
     p = scaled_preset(preset, scale)
     nets = check_int("nets", nets, 1)
     steps = check_int("steps", steps, 10)
     sigma2s = tuple(sigma2) if sigma2 is not None else p["sigma2"]
     for s2 in sigma2s:
         check_positive("sigma2", s2)
-    widths = (width,) if width is not None else p["width"]
-    d, n, eps, sw2 = p["d"], p["n"], p["eps"], p["sigma_w2"]
+    widths = tuple(width) if isinstance(width, (tuple, list)) else (
+        (width,) if width is not None else p["width"])
+    d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
-    zt = Xt[:, 0]
     bins = np.linspace(-1.6, 1.6, 65)
+    rec = trace_steps(steps) if curves else None
+    cells, tasks = [], []
+    for N in widths:
+        for s2 in sigma2s:
+            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N)
+            step = lr or default_lr(n, d, s2, sw2, N, sa2)
+            cells.append((N, s2, step, len(tasks)))
+            for k in range(nets):
+                tasks.append(dict(
+                    post=post, steps=steps, lr=step, seed=seed, key=(N, round(1e6 * s2), k),
+                    burn_in=steps // 2, sample_every=max(1, steps // 200),
+                    observe=_CubicObserver(post, Xt, bins),
+                    trace=(rec, _CubicTracer(post, Xt)) if curves else None,
+                    checkpoint=(f"{checkpoint_dir}/N{N}_s{s2:g}_net{k}.npz"
+                                if checkpoint_dir else None),
+                    checkpoint_every=max(1, steps // 20), resume=resume,
+                    params={"preset": preset, "scale": scale, "sigma2": s2, "width": N,
+                            "n_test": n_test, "curves": bool(curves)}))
+    results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
     fS, _ = compiled_action()
     rows = []
-    for N in widths:
-        tr = cubic_transition(eps, sw2, n=n, d=d, width=N, sigma_a2=p["sigma_a2"])
-        for s2 in sigma2s:
-            post = ErfNetworkPosterior(X, y, s2, p["sigma_a2"], sw2, N)
-            # stable step: below 2 / (largest curvature) of the prior and likelihood terms
-            step = lr or 0.2 / max(N / p["sigma_a2"], d / sw2, n / s2)
-
-            def observe(a, W):
-                phi = W[:, :, 0].ravel()
-                f_test = post.forward(a, W, Xt)          # per network: error bars across nets
-                f_train = post.forward(a, W).mean(0)
-                return {"hist": np.histogram(phi, bins)[0], "f_test": f_test, "f_train": f_train,
-                        "phi2": np.mean(phi ** 2)}
-
-            ck = (f"{checkpoint_dir}/N{N}_s{s2:g}.npz" if checkpoint_dir else None)
-            out = langevin_run(post, nets, steps, step, seed + 7919 * N + int(1e6 * s2),
-                               burn_in=steps // 2, sample_every=max(1, steps // 200),
-                               observe=observe, checkpoint=ck, checkpoint_every=max(1, steps // 10),
-                               resume=resume, progress=progress,
-                               params={"preset": preset, "scale": scale, "sigma2": s2, "width": N})
-            acc = out["acc"]
-            cnt = acc["count"]
-            f_nets, f_train = acc["f_test"] / cnt, acc["f_train"] / cnt
-            He1, He3 = zt, zt ** 3 - 3 * zt
-            # b, c of each network's posterior-mean output; the ensemble value is their mean and
-            # the standard error combines network-to-network and test-point fluctuations
-            b_i = ((yt - f_nets) * He1).mean(1)
-            c_i = ((yt - f_nets) * He3).mean(1) / 6
-            resid = yt - f_nets.mean(0)
-            b_sim, c_sim = float(b_i.mean()), float(c_i.mean())
-            b_se = float(math.hypot(b_i.std(ddof=1) / math.sqrt(nets) if nets > 1 else 0.0,
-                                    np.std(resid * He1) / math.sqrt(n_test)))
-            c_se = float(math.hypot(c_i.std(ddof=1) / math.sqrt(nets) if nets > 1 else 0.0,
-                                    np.std(resid * He3) / 6 / math.sqrt(n_test)))
-            th = cubic_phase(eps, s2, n, d, N, p["sigma_a2"], sw2)
-            hist = acc["hist"] / cnt
-            dens = hist / hist.sum() / np.diff(bins)
-            centres = 0.5 * (bins[1:] + bins[:-1])
-            with np.errstate(divide="ignore"):
-                mlogp = -np.log(dens)
-            i0 = np.argmin(np.abs(centres))
-            mlogp = mlogp - mlogp[i0]
-            theory_curve = [d * fS(abs(c), th.u, th.b, th.c, sw2)[0] for c in centres]
-            rows.append({
-                "width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase,
-                "b": _obs(th.b, b_sim, b_se), "c": _obs(th.c, c_sim, c_se),
-                "learned_cubic": _obs(th.learned_cubic, 1 - c_sim / eps, c_se / abs(eps)),
-                "train_loss": float(np.mean((f_train - y) ** 2)),
-                "test_loss": float(np.mean(resid ** 2)),
-                "phi_hist": {"centres": centres, "minus_log_p": mlogp, "theory": theory_curve},
-                "droplet_mass_sim": float(hist[np.abs(centres) > 0.5].sum() / hist.sum()),
-                "lr": step, "samples": cnt,
-            })
-    return {"preset": preset, "scale": scale, "params": {**p, "width": widths, "nets": nets,
-                                                         "steps": steps, "seed": seed},
+    for N, s2, step, i0 in cells:
+        res = results[i0:i0 + nets]
+        rows.append(_cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS,
+                               cubic_phase, rec))
+    tr = cubic_transition(eps, sw2, n=n, d=d, width=widths[-1], sigma_a2=sa2)
+    return {"preset": preset, "scale": scale,
+            "params": {**p, "width": widths, "sigma2": sigma2s, "nets": nets, "steps": steps,
+                       "seed": seed, "n_test": n_test},
             "transition": {"u_c": tr.u_c, "sigma2_c_last_width": tr.sigma2_c},
             "rows": rows}
+
+
+def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic_phase, rec):
+    """Ensemble statistics of one (width, sigma^2) cell against the theory."""
+    nets = len(res)
+    cnt = res[0]["acc"]["count"]
+    f_nets = np.array([r["acc"]["f_test"] for r in res]) / cnt
+    f_train = np.mean([r["acc"]["f_train"] for r in res], 0) / cnt
+    hist = np.sum([r["acc"]["hist"] for r in res], 0) / cnt
+    zt = Xt[:, 0]
+    He1, He3 = zt, zt ** 3 - 3 * zt
+    # b, c of each network's posterior-mean output; the ensemble value is their mean and the
+    # standard error combines network-to-network and test-point fluctuations
+    b_i = ((yt - f_nets) * He1).mean(1)
+    c_i = ((yt - f_nets) * He3).mean(1) / 6
+    resid = yt - f_nets.mean(0)
+    n_test = len(yt)
+    spread = (lambda v: v.std(ddof=1) / math.sqrt(nets)) if nets > 1 else (lambda v: 0.0)
+    b_se = float(math.hypot(spread(b_i), np.std(resid * He1) / math.sqrt(n_test)))
+    c_se = float(math.hypot(spread(c_i), np.std(resid * He3) / 6 / math.sqrt(n_test)))
+    b_sim, c_sim = float(b_i.mean()), float(c_i.mean())
+    th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
+    dens = hist / hist.sum() / np.diff(bins)
+    centres = 0.5 * (bins[1:] + bins[:-1])
+    with np.errstate(divide="ignore"):
+        mlogp = -np.log(dens)
+    mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
+    row = {
+        "width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase,
+        "b": _obs(th.b, b_sim, b_se), "c": _obs(th.c, c_sim, c_se),
+        "learned_cubic": _obs(th.learned_cubic, 1 - c_sim / eps, c_se / abs(eps)),
+        "train_loss": float(np.mean((f_train - y) ** 2)),
+        "test_loss": float(np.mean(resid ** 2)),
+        "phi_hist": {"centres": centres, "minus_log_p": mlogp,
+                     "theory": [d * fS(abs(c), th.u, th.b, th.c, sw2)[0] for c in centres]},
+        "droplet_mass_sim": float(hist[np.abs(centres) > 0.5].sum() / hist.sum()),
+        "lr": step, "samples": cnt,
+    }
+    if rec is not None:
+        row["curves"] = learning_curves(np.array([r["trace"] for r in res]), y, yt, Xt[:, 0], eps)
+        row["curves"].update(steps=rec, time=rec * step)
+        row["grokking"] = grokking_summary(row)
+    return row
 
 
 def _obs(theory, mean, se):
@@ -158,6 +216,84 @@ def plot_cubic_report(report, path):
     a2.plot(s2, [r["b"]["theory"] for r in report["rows"]], "s-", label="b theory")
     a2.set_xlabel(r"$\sigma^2$")
     a2.legend()
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def learning_curves(outputs, y, yt, zt, eps):
+    r"""Losses over training from recorded outputs (nets, times, n + n_test).
+
+    Per network (``train_loss``, ``test_loss``: the grey lines of Fig. 5) and for the
+    ensemble-mean output :math:`\bar f` (``ensemble_train_loss``, ``ensemble_test_loss``), with the
+    learned fractions :math:`\langle\bar f H_1\rangle` and :math:`\langle\bar f H_3\rangle/6\epsilon`
+    on the test points (Fig. 6; 1 = fully learned)."""
+    n = len(y)
+    f_tr, f_te = outputs[:, :, :n], outputs[:, :, n:]
+    m_tr, m_te = f_tr.mean(0), f_te.mean(0)
+    return {"train_loss": ((f_tr - y) ** 2).mean(-1), "test_loss": ((f_te - yt) ** 2).mean(-1),
+            "ensemble_train_loss": ((m_tr - y) ** 2).mean(-1),
+            "ensemble_test_loss": ((m_te - yt) ** 2).mean(-1),
+            "linear_learned": (m_te * zt).mean(-1),
+            "cubic_learned": (m_te * (zt ** 3 - 3 * zt)).mean(-1) / (6 * eps)}
+
+
+def loss_drop_times(curve, time, fraction=0.9):
+    r"""First time at which ``curve`` has made ``fraction`` of its drop from its start to its end
+    value (the mean of its last 10 % of records): :math:`t_{0.9}`."""
+    curve, time = np.asarray(curve, float), np.asarray(time, float)
+    end = curve[-max(1, len(curve) // 10):].mean()
+    target = curve[0] - fraction * (curve[0] - end)
+    below = np.nonzero(curve <= target)[0]
+    return float(time[below[0]]) if below.size else float("nan")
+
+
+def grokking_summary(row):
+    r"""Delay of the test-loss drop behind the train-loss drop for one width (losses of the
+    ensemble-mean output).
+
+    ``delay`` is :math:`t^{test}_{0.9}/t^{train}_{0.9}`; ``late_drop`` the fraction of the test
+    loss's total drop still to come when the train loss has made 90 % of its drop (0: none,
+    1: all of it)."""
+    c = row["curves"]
+    tr, te = np.asarray(c["ensemble_train_loss"]), np.asarray(c["ensemble_test_loss"])
+    t = np.asarray(c["time"])
+    t_tr, t_te = loss_drop_times(tr, t), loss_drop_times(te, t)
+    end = te[-max(1, len(te) // 10):].mean()
+    at = te[np.searchsorted(t, t_tr)] if t_tr == t_tr else float("nan")
+    span = te[0] - end
+    return {"t_train": t_tr, "t_test": t_te, "delay": t_te / t_tr,
+            "late_drop": float((at - end) / span) if span > 0 else float("nan"),
+            "final_train_loss": float(tr[-1]), "final_test_loss": float(te[-1])}
+
+
+def plot_learning_curves(report, path):
+    """Train (dashed) and test (solid) loss against Langevin time per width (Fig. 5 of the paper):
+    losses of the ensemble-mean output in colour, test losses of individual networks in grey."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from kernelphase.io import savefig_atomic
+    rows = [r for r in report["rows"] if "curves" in r]
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, r in zip(axes[0], rows):
+        c = r["curves"]
+        t = np.maximum(np.asarray(c["time"], float), np.asarray(c["time"], float)[1] / 2)
+        for net in np.asarray(c["test_loss"]):
+            ax.plot(t, net, color="0.8", lw=0.5)
+        ax.plot(t, c["ensemble_train_loss"], "--", color="C0", label="train (ensemble mean)")
+        ax.plot(t, c["ensemble_test_loss"], "-", color="C3", label="test (ensemble mean)")
+        g = grokking_summary(r)
+        for key, col in (("t_train", "C0"), ("t_test", "C3")):
+            if g[key] == g[key]:
+                ax.axvline(g[key], color=col, lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"N={r['width']}, sigma2={r['sigma2']:g}: delay x{g['delay']:.1f}", fontsize=9)
+        ax.set_xlabel("Langevin time")
+    axes[0][0].set_ylabel("loss of each network")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
     plt.close(fig)

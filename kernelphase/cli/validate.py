@@ -1,4 +1,4 @@
-"""``kernelphase validate cubic|cubic-width``: Langevin-sampled networks against the theory."""
+"""``kernelphase validate cubic|cubic-width|modular``: Langevin-sampled networks against the theory."""
 import os
 
 __all__ = ["register"]
@@ -16,12 +16,63 @@ def register(sub):
         if name == "cubic-width":
             q.add_argument("--widths", help="comma-separated widths (default: the preset's, scaled)")
         q.add_argument("--nets", type=int, default=8, help="networks per ensemble")
-        q.add_argument("--steps", type=int, default=4000, help="Langevin steps per network")
-        q.add_argument("--lr", type=float, help="step size (default: 0.2 / largest curvature)")
+        q.add_argument("--steps", type=int, default=4000 if name == "cubic" else 40000,
+                       help="Langevin steps per network")
+        q.add_argument("--lr", type=float,
+                       help="step size (default: 0.1 / largest likelihood curvature)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--out", required=True, help="output folder (report.json, PNG, checkpoints)")
         q.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+        _add_ensemble_options(q)
         q.set_defaults(func=_run)
+    q = vs.add_parser("modular", help="modular addition, square activation (Fig. 3 parameters)")
+    q.add_argument("--preset", default="fig3", help="fig3 (default)")
+    q.add_argument("--scale", type=float, default=0.125, help="Table 1 scale beta (default 1/8)")
+    q.add_argument("--sigma2", help="comma-separated noise levels (default: the preset's, scaled)")
+    q.add_argument("--nets", type=int, default=4, help="networks per noise level")
+    q.add_argument("--steps", type=int, default=1500, help="Langevin steps per network")
+    q.add_argument("--lr", type=float, help="step size (default: 0.1 / largest curvature)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True, help="output folder (report.json, PNG, checkpoints)")
+    q.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    _add_ensemble_options(q)
+    q.set_defaults(func=_run_modular)
+
+
+def _add_ensemble_options(q):
+    q.add_argument("--workers", type=int, help="local processes (default: one per core)")
+    q.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the networks on this dask.distributed scheduler "
+                        "(pip install 'kernelphase[cluster]'); workers must share --out")
+
+
+def _ensemble(args):
+    """Check --workers and connect to --scheduler before anything is written."""
+    from .._checks import check_int
+    if args.workers is not None:
+        check_int("workers", args.workers, 1)
+    if args.scheduler is None:
+        return None
+    from ..validation.ensemble import connect
+    return connect(args.scheduler)
+
+
+def _run_and_save(args, run, *positional, **keywords):
+    """Connect to --scheduler (if any), run the experiment, write report.json with provenance."""
+    from ..io import atomic_write_json, provenance
+    client = _ensemble(args)
+    try:
+        report = run(*positional, checkpoint_dir=os.path.join(args.out, "checkpoints"),
+                     resume=args.resume, progress=True, scheduler=client, workers=args.workers,
+                     **keywords)
+    finally:
+        if client is not None:
+            client.close()
+    report["provenance"] = provenance({k: v for k, v in vars(args).items() if k != "func"},
+                                      seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    atomic_write_json(os.path.join(args.out, "report.json"), report)
+    return report
 
 
 def _floats(text, option):
@@ -33,8 +84,8 @@ def _floats(text, option):
 
 def _run(args):
     from .._checks import check_choice, check_int, check_positive
-    from ..io import atomic_write_json, provenance
-    from ..validation.teacher_student import PRESETS, plot_cubic_report, run_cubic
+    from ..validation.teacher_student import (PRESETS, plot_cubic_report,
+                                              plot_learning_curves, run_cubic)
     # validate everything before any output is written
     check_choice("preset", args.preset, tuple(PRESETS))
     check_positive("scale", args.scale)
@@ -43,23 +94,46 @@ def _run(args):
     sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 else None
     for s in sigma2 or ():
         check_positive("sigma2", s)
-    widths = _floats(getattr(args, "widths", None), "--widths") if getattr(args, "widths", None) else (None,)
-    reports = []
-    for w in widths:
-        reports.append(run_cubic(args.preset, args.scale, sigma2, args.nets, args.steps, args.lr,
-                                 args.seed, checkpoint_dir=os.path.join(args.out, "checkpoints"),
-                                 resume=args.resume, progress=True,
-                                 width=None if w is None else check_int("width", w, 1)))
-    report = dict(reports[0], rows=[r for rep in reports for r in rep["rows"]])
-    report["provenance"] = provenance({k: v for k, v in vars(args).items() if k != "func"},
-                                      seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    atomic_write_json(os.path.join(args.out, "report.json"), report)
+    widths = getattr(args, "widths", None)
+    widths = tuple(check_int("width", w, 1) for w in _floats(widths, "--widths")) if widths else None
+    width_sweep = args.experiment == "cubic-width"
+    report = _run_and_save(args, run_cubic, args.preset, args.scale, sigma2, args.nets,
+                           args.steps, args.lr, args.seed, width=widths, curves=width_sweep)
     plot_cubic_report(report, os.path.join(args.out, "phi_and_b.png"))
+    if width_sweep:
+        plot_learning_curves(report, os.path.join(args.out, "losses.png"))
     for r in report["rows"]:
         b = r["b"]
         print(f"N={r['width']} sigma2={r['sigma2']:g} ({r['phase_theory']}): b theory "
               f"{b['theory']:.4f} sim {b['sim_mean']:.4f} +- {b['std_error']:.4f} "
               f"(rel {b['rel_diff']:+.1%}); droplet mass {r['droplet_mass_sim']:.3f}")
+        if "grokking" in r:
+            g = r["grokking"]
+            print(f"  train loss drops by t={g['t_train']:.3g}, test loss by t={g['t_test']:.3g} "
+                  f"(delay x{g['delay']:.1f}, {g['late_drop']:.0%} of the test drop after the "
+                  f"train drop)")
+    print(f"wrote {os.path.join(args.out, 'report.json')}")
+    return 0
+
+
+def _run_modular(args):
+    from .._checks import check_int, check_positive
+    from ..validation.modular_addition import (plot_modular_report, run_modular,
+                                               scaled_modular_preset)
+    scaled_modular_preset(args.preset, args.scale)          # checks preset and scale
+    check_int("nets", args.nets, 1)
+    check_int("steps", args.steps, 10)
+    if args.lr is not None:
+        check_positive("lr", args.lr)
+    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 else None
+    for s in sigma2 or ():
+        check_positive("sigma2", s)
+    report = _run_and_save(args, run_modular, args.preset, args.scale, sigma2, args.nets,
+                           args.steps, args.lr, args.seed)
+    plot_modular_report(report, os.path.join(args.out, "modular.png"))
+    for r in report["rows"]:
+        a = r["a"]
+        print(f"sigma2={r['sigma2']:g} ({r['phase_theory']}): a theory {a['theory']:.4f} "
+              f"sim {a['sim_mean']:.4f} +- {a['std_error']:.4f}")
     print(f"wrote {os.path.join(args.out, 'report.json')}")
     return 0

@@ -1,0 +1,439 @@
+r"""Modular-addition model of Rubin, Seroussi & Ringel (2023), sampled by Langevin dynamics.
+
+Source: Rubin, Seroussi & Ringel, "Grokking as a first order phase transition in two layer
+networks" (2023), Sec. 2.2 (model), Sec. 3.2 and App. B (per-mode Fourier action, sextic
+stabiliser, GFL -> GMFL-I -> GMFL-II); theory side in :mod:`kernelphase.solvers.modular`.
+
+**Model.** Modulus :math:`P` prime, the whole table of :math:`P^2` two-hot inputs
+:math:`x_{nm}=e_n+e_{P+m}\in\mathbb R^{2P}`, centred one-hot targets and a square-activation
+student with :math:`P` outputs,
+
+.. math:: y_p(x_{nm})=\delta_{p,(n+m)\bmod P}-\frac1P,\qquad
+          f_p(x_{nm})=\sum_{i=1}^N a_{ip}\,h_{i,nm}^2,\qquad h_{i,nm}=w_i\cdot x_{nm}=W_{i,n}+W_{i,P+m}.
+
+(``a`` is stored as an :math:`N\times P` array, ``W`` as :math:`N\times 2P`.) Priors
+:math:`a_{ip}\sim\mathcal N(0,\sigma_a^2/N)`, :math:`W_{ij}\sim\mathcal N(0,1)`.
+
+**Posterior.** With Fourier variables
+:math:`w_k=\frac1P\sum_n W_{n}e^{2\pi ikn/P}`, :math:`v_k=\frac1P\sum_m W_{P+m}e^{2\pi ikm/P}`
+of each neuron and the paper's sextic stabiliser
+
+.. math:: \Gamma[w]=\sum_{k=0}^{P-1}P\,\frac{\gamma}{6}\big(|w_k|^6+|v_k|^6\big),
+
+the sampled law is
+
+.. math:: \log p(a,W\mid\mathcal D)=-\frac{N|a|^2}{2\sigma_a^2}-\frac{|W|^2}{2}
+          -\sum_{nm,p}\frac{(f_p(x_{nm})-y_p(x_{nm}))^2}{2\sigma^2}-\sum_i\Gamma[w_i]+\text{const}.
+
+By Parseval :math:`\sum_nW_n^2/2=P\sum_k|w_k|^2/2`, so per mode the action is
+:math:`\mathcal S_k/P=(\Phi+\Psi)/2-g\Phi\Psi+\frac\gamma6(\Phi^3+\Psi^3)`,
+:math:`\Phi=|w_k|^2`, :math:`\Psi=|v_k|^2`. The gradient of :math:`\Gamma` in the real weights is
+:math:`\partial\Gamma/\partial W_n=\gamma\,\mathrm{Re}\,\big[\mathrm{IFFT}\big(|w_k|^4\,F_k\big)\big]_n`
+with :math:`F_k=\mathrm{FFT}(W)_k` (so :math:`|w_k|=|F_k|/P`).
+
+**Observables** (per network, averaged over its samples; ensemble statistics across networks):
+
+* discrepancy amplitude :math:`a_{\rm sim}=-\langle(y-\bar f)\cdot y\rangle/\langle y\cdot y\rangle`
+  (sums over the table and the outputs, :math:`\bar f` the network's posterior-mean output):
+  :math:`-1` when nothing is learned, the theory's :math:`a\in[-1,0]`;
+* mode power :math:`\langle\Phi_k\Psi_k\rangle` averaged over neurons and modes
+  :math:`k=1..P-1`, against ``modular_phase(...).mode_power``;
+* the histogram of :math:`\log_{10}\Phi` over all (neuron, mode) pairs and the droplet fraction
+  (pairs with :math:`\Phi>\Phi_+/2`) against the theory's droplet weight;
+* train loss (mean over the :math:`P^3` entries) of the ensemble-mean output, computed from its
+  projection on shift-symmetric functions :math:`\bar f_p(x_{nm})=F[(p-n-m)\bmod P]` (the exact
+  posterior mean is shift-symmetric and the target lies in that space, so this only drops
+  sampling noise; it keeps the accumulated state at :math:`P` numbers per network).
+
+Presets move along the Table 1 family with ``scale`` (:math:`\beta`):
+:math:`N\to\beta^2N`, :math:`P\to\sqrt\beta\,P` (nearest prime), :math:`\sigma^2\to\sigma^2/\beta`,
+:math:`\sigma_a^2\to\sigma_a^2/\beta`, which keeps :math:`u=2\sigma_a^2P^2/(N\sigma^4)` invariant.
+"""
+import math
+
+import numpy as np
+
+from kernelphase._checks import check_choice, check_int, check_positive
+
+__all__ = ["ModularNetworkPosterior", "MODULAR_PRESETS", "scaled_modular_preset", "nearest_prime",
+           "modular_targets", "default_modular_lr", "run_modular", "plot_modular_report"]
+
+MODULAR_PRESETS = {
+    "fig3": dict(width=1000, P=401, sigma_a2=0.002 / 1000, gamma=1e-4,
+                 sigma2=(0.30, 0.236, 0.2, 0.176, 0.15)),
+}
+
+#: log10(Phi) bins of the Fourier-power histogram
+LOG_PHI_BINS = np.linspace(-6.0, 4.0, 81)
+
+
+def _check_prime(P):
+    from kernelphase.solvers.modular import _check
+    return _check(P, 1, 1.0, 1.0)[0]
+
+
+def _is_prime(n):
+    return n >= 2 and all(n % q for q in range(2, math.isqrt(n) + 1))
+
+
+def nearest_prime(x):
+    """The prime closest to ``x`` (the smaller one on a tie); at least 2."""
+    x = float(x)
+    lo = max(2, math.floor(x))
+    hi = max(2, math.ceil(x))
+    while not _is_prime(hi):
+        hi += 1
+    while lo > 2 and not _is_prime(lo):
+        lo -= 1
+    if not _is_prime(lo):
+        return hi
+    return lo if x - lo <= hi - x else hi
+
+
+def modular_targets(P):
+    """Target table ``y`` of shape (P^2, P), row ``n*P+m`` (for tests and small P)."""
+    P = _check_prime(P)
+    n, m = np.divmod(np.arange(P * P), P)
+    y = np.full((P * P, P), -1.0 / P)
+    y[np.arange(P * P), (n + m) % P] += 1.0
+    return y
+
+
+class ModularNetworkPosterior:
+    r"""Posterior of the square-activation student on the modular-addition table.
+
+    Parameters
+    ----------
+    P : int
+        Prime modulus.
+    width : int
+        Number of hidden neurons :math:`N`.
+    sigma2 : float
+        Likelihood noise variance :math:`\sigma^2`.
+    sigma_a2 : float
+        Summed read-out prior variance :math:`\sigma_a^2` (each :math:`a_{ip}` has
+        :math:`\sigma_a^2/N`).
+    gamma : float
+        Strength of the sextic stabiliser :math:`\Gamma`.
+
+    Notes
+    -----
+    Interface of :func:`kernelphase.validation.langevin.langevin_run`: ``var_a``, ``var_w``,
+    ``prior_sample(rng)``, ``grad_loglik(a, W)`` (gradient of the log-likelihood minus
+    :math:`\Gamma`; the Gaussian priors are integrated exactly by the sampler). The
+    pre-activations :math:`h_{i,nm}=W_{i,n}+W_{i,P+m}` are formed as a :math:`P^2\times N` array
+    (the two-hot input matrix never is); the outputs and the read-out gradient are matrix
+    products, the read-in gradient a reduction over :math:`m` or :math:`n`.
+    """
+
+    def __init__(self, P, width, sigma2, sigma_a2, gamma):
+        self.P = _check_prime(P)
+        self.N = check_int("width", width, 1)
+        self.sigma2 = check_positive("sigma2", sigma2)
+        self.sigma_a2 = check_positive("sigma_a2", sigma_a2)
+        self.gamma = check_positive("gamma", gamma)
+        self.var_a = self.sigma_a2 / self.N
+        self.var_w = 1.0
+        n, m = np.divmod(np.arange(self.P * self.P), self.P)
+        self._target_col = (n + m) % self.P          # the output p with y_p = 1 - 1/P per row
+        self._by_sum = np.argsort(self._target_col, kind="stable")   # rows grouped by (n+m)%P
+
+    # -- model -------------------------------------------------------------------------------
+    def prior_sample(self, rng):
+        """One network from the prior: ``a`` (N, P), ``W`` (N, 2P)."""
+        return (rng.standard_normal((self.N, self.P)) * math.sqrt(self.var_a),
+                rng.standard_normal((self.N, 2 * self.P)) * math.sqrt(self.var_w))
+
+    def preactivations(self, W):
+        """``H`` of shape (P^2, N): ``H[n*P+m, i] = W[i, n] + W[i, P+m]``."""
+        P = self.P
+        WT = np.ascontiguousarray(W.T)
+        return (WT[:P, None, :] + WT[None, P:, :]).reshape(P * P, self.N)
+
+    def forward(self, a, W):
+        """Outputs on the whole table, shape (P^2, P), row ``n*P+m``."""
+        H = self.preactivations(W)
+        return (H * H) @ a
+
+    def fourier_power(self, W):
+        r""":math:`\Phi=|w_k|^2` and :math:`\Psi=|v_k|^2`, each (N, P), k = 0..P-1."""
+        P = self.P
+        F = np.fft.fft(W[:, :P], axis=1)
+        G = np.fft.fft(W[:, P:], axis=1)
+        return (F.real ** 2 + F.imag ** 2) / P ** 2, (G.real ** 2 + G.imag ** 2) / P ** 2
+
+    def gamma_term(self, W):
+        r""":math:`\sum_i\Gamma[w_i]` (FFT)."""
+        Phi, Psi = self.fourier_power(W)
+        return self.P * self.gamma / 6 * float(np.sum(Phi ** 3) + np.sum(Psi ** 3))
+
+    def gamma_grad(self, W):
+        r"""Gradient of :math:`\sum_i\Gamma[w_i]` in ``W``:
+        :math:`\gamma\,\mathrm{Re}\,\mathrm{IFFT}(|w_k|^4F_k)` per half."""
+        P = self.P
+        out = np.empty_like(W, dtype=float)
+        for sl in (slice(0, P), slice(P, 2 * P)):
+            F = np.fft.fft(W[:, sl], axis=1)
+            m2 = ((F.real ** 2 + F.imag ** 2) / P ** 2) ** 2
+            out[:, sl] = self.gamma * np.fft.ifft(m2 * F, axis=1).real
+        return out
+
+    def residual(self, F):
+        """``F - y`` in place (``F`` the (P^2, P) outputs)."""
+        F += 1.0 / self.P
+        F[np.arange(F.shape[0]), self._target_col] -= 1.0
+        return F
+
+    def loglik(self, a, W):
+        r"""Log-likelihood minus :math:`\Gamma` (no priors)."""
+        R = self.residual(self.forward(a, W))
+        return -float(np.sum(R * R)) / (2 * self.sigma2) - self.gamma_term(W)
+
+    def grad_loglik(self, a, W):
+        r"""Gradient of :math:`\ell-\Gamma` in ``a`` (N, P) and ``W`` (N, 2P).
+
+        With :math:`R=(f-y)/\sigma^2` (:math:`P^2\times P`):
+        :math:`\partial_a=-(H^2)^\top R`, :math:`\partial_h=-2h\,(Ra^\top)`, summed over
+        :math:`m` for :math:`W_{i,n}` and over :math:`n` for :math:`W_{i,P+m}`.
+        """
+        P, N = self.P, self.N
+        H = self.preactivations(W)
+        H2 = H * H
+        R = self.residual(H2 @ a)
+        R *= 1.0 / self.sigma2
+        ga = -(H2.T @ R)
+        M = (R @ a.T)
+        M *= H
+        M = M.reshape(P, P, N)
+        gW = np.empty((N, 2 * P))
+        gW[:, :P] = -2.0 * M.sum(axis=1).T
+        gW[:, P:] = -2.0 * M.sum(axis=0).T
+        gW -= self.gamma_grad(W)
+        return ga, gW
+
+    def sample_readout(self, W, rng):
+        r"""Exact draw of the read-out from its Gaussian conditional :math:`p(a\mid W,\mathcal D)`.
+
+        With :math:`H^2` the (P^2, N) squared pre-activations, the precision is
+        :math:`A=H^{2\top}H^2/\sigma^2+I/v_a=LL^\top` and the mean :math:`A^{-1}H^{2\top}Y/\sigma^2`
+        (one column per output); the draw is :math:`L^{-\top}(L^{-1}H^{2\top}Y/\sigma^2+Z)`,
+        :math:`Z\sim\mathcal N(0,I)`. Used by ``langevin_run`` in place of Langevin steps of ``a``
+        (Langevin-within-Gibbs: same stationary law, no read-out stiffness).
+        """
+        from scipy.linalg import cho_factor, solve_triangular
+        H = self.preactivations(W)
+        H2 = H * H
+        A = H2.T @ H2 / self.sigma2
+        A[np.diag_indices_from(A)] += 1.0 / self.var_a
+        # H2^T Y: rows grouped by their target output, minus the centring 1/P
+        grouped = H2[self._by_sum].reshape(self.P, self.P, self.N).sum(axis=1)    # (p, N)
+        B = (grouped - H2.sum(axis=0) / self.P).T / self.sigma2                   # (N, P)
+        L, _ = cho_factor(A, lower=True)
+        L = np.tril(L)
+        Z = rng.standard_normal((self.N, self.P))
+        return solve_triangular(L.T, solve_triangular(L, B, lower=True) + Z, lower=False)
+
+    def grad_logp(self, a, W):
+        """Gradient of the full log posterior (priors included)."""
+        ga, gW = self.grad_loglik(a, W)
+        return ga - a / self.var_a, gW - W / self.var_w
+
+    # -- observables -------------------------------------------------------------------------
+    def symmetric_projection(self, F):
+        r"""Projection of outputs on shift-symmetric functions:
+        :math:`\mathrm{fsym}[c]=P^{-2}\sum_{nm}f_{(n+m+c)\bmod P}(x_{nm})`, c = 0..P-1."""
+        P = self.P
+        G = F[self._by_sum].reshape(P, P, P).sum(axis=1)          # G[s, p]: rows with n+m=s
+        cols = (np.arange(P)[:, None] + np.arange(P)[None, :]) % P  # (s, c) -> p = s + c
+        return np.take_along_axis(G, cols, axis=1).sum(axis=0) / P ** 2
+
+
+def default_modular_lr(P, width, sigma2, sigma_a2):
+    r"""Default step: a tenth of the inverse read-in curvature, prior plus likelihood.
+
+    The read-out is drawn exactly from its Gaussian conditional every step
+    (:meth:`ModularNetworkPosterior.sample_readout`), so its stiff likelihood Hessian
+    :math:`H^{2\top}H^2/\sigma^2` (top eigenvalue :math:`\approx P^2(4N+8)/\sigma^2` at the prior)
+    does not limit the step. The read-in curvature is the prior's 1 plus the likelihood's
+    :math:`\approx8P^2\sigma_a^2/(N\sigma^2)` (prior-typical :math:`h^2=2`, :math:`a^2=\sigma_a^2/N`),
+    so :math:`\eta=0.1/(1+8P^2\sigma_a^2/(N\sigma^2))`; the read-in prior relaxes in about ten
+    steps.
+    """
+    return 0.1 / (1 + 8 * P * P * sigma_a2 / (width * sigma2))
+
+
+def scaled_modular_preset(name, scale):
+    """Preset moved along the Table 1 modular family by ``scale`` (beta).
+
+    ``N -> beta^2 N`` (at least 1), ``P -> sqrt(beta) P`` (nearest prime),
+    ``sigma2 -> sigma2/beta``, ``sigma_a2 -> sigma_a2/beta``; ``gamma`` unchanged.
+    """
+    check_choice("preset", name, tuple(MODULAR_PRESETS))
+    s = check_positive("scale", scale)
+    p = dict(MODULAR_PRESETS[name])
+    p["width"] = max(1, round(p["width"] * s * s))
+    p["P"] = nearest_prime(p["P"] * math.sqrt(s))
+    p["sigma2"] = tuple(v / s for v in p["sigma2"])
+    p["sigma_a2"] = p["sigma_a2"] / s
+    return p
+
+
+class _ModularObserver:
+    """Per-sample observables of one network (picklable; a few P-vectors per sample)."""
+
+    def __init__(self, post, bins, phi_cut):
+        self.post, self.bins, self.phi_cut = post, bins, phi_cut
+
+    def __call__(self, a, W):
+        post = self.post
+        F = post.forward(a, W)
+        fsym = post.symmetric_projection(F)
+        Phi, Psi = post.fourier_power(W)
+        Phi, Psi = Phi[:, 1:], Psi[:, 1:]                 # modes k = 1..P-1
+        with np.errstate(divide="ignore"):
+            lp = np.log10(Phi.ravel())
+        R = post.residual(F)
+        return {"fsym": fsym, "loss": np.sum(R * R) / R.size,
+                "phipsi": (Phi * Psi).mean(axis=0),
+                "hist": np.histogram(np.clip(lp, self.bins[0], self.bins[-1]), self.bins)[0],
+                "droplet": np.mean(Phi > self.phi_cut)}
+
+
+def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=None, seed=0,
+                checkpoint_dir=None, resume=False, progress=None, scheduler=None, workers=None):
+    """Sample each noise level with ``nets`` networks and compare with ``modular_phase``.
+
+    Parameters
+    ----------
+    preset, scale : starting point in :data:`MODULAR_PRESETS` and Table 1 scale (beta).
+    sigma2 : noise levels (default: the preset's, scaled).
+    nets, steps : networks per noise level and Langevin steps per network (the second half is
+        sampled every ``steps // 100`` steps).
+    lr : step size (default :func:`default_modular_lr`).
+    checkpoint_dir, resume : per-network checkpoints ``P{P}_s{sigma2}_net{k}.npz``.
+    scheduler, workers, progress : passed to
+        :func:`~kernelphase.validation.ensemble.run_ensemble`.
+
+    Returns
+    -------
+    dict
+        JSON-ready report: ``preset``, ``scale``, ``params``, ``transition`` and ``rows``.
+
+    Notes
+    -----
+    With the default step (set by the stiff read-out curvature, about 1.7e-7 at scale 1/8) the
+    default run covers a Langevin time ``steps * lr`` of order 1e-4, while the read-in weights
+    relax on times of order 1 (their prior variance): they stay prior-like, so the run measures
+    the random-feature (GFL-like) posterior, not an equilibrated GMFL state. Set
+    ``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``) when using several local workers: the
+    worker processes do not limit BLAS threads for this posterior, and oversubscription was
+    measured to slow the run by an order of magnitude on 2 cores.
+    """
+    from kernelphase.solvers.modular import modular_transition
+    from .ensemble import run_ensemble
+    p = scaled_modular_preset(preset, scale)
+    nets = check_int("nets", nets, 1)
+    steps = check_int("steps", steps, 10)
+    if lr is not None:
+        check_positive("lr", lr)
+    sigma2s = tuple(sigma2) if sigma2 is not None else p["sigma2"]
+    for s2 in sigma2s:
+        check_positive("sigma2", s2)
+    P, N, sa2, gamma = p["P"], p["width"], p["sigma_a2"], p["gamma"]
+    tr = modular_transition(P, N, sa2, gamma)
+    cells, tasks = [], []
+    for s2 in sigma2s:
+        post = ModularNetworkPosterior(P, N, s2, sa2, gamma)
+        step = lr or default_modular_lr(P, N, s2, sa2)
+        cells.append((s2, step, len(tasks)))
+        for k in range(nets):
+            tasks.append(dict(
+                post=post, steps=steps, lr=step, seed=seed, key=(P, round(1e6 * s2), k),
+                burn_in=steps // 2, sample_every=max(1, steps // 100),
+                observe=_ModularObserver(post, LOG_PHI_BINS, tr.phi_plus / 2),
+                checkpoint=(f"{checkpoint_dir}/P{P}_s{s2:g}_net{k}.npz" if checkpoint_dir else None),
+                checkpoint_every=max(1, steps // 20), resume=resume,
+                params={"preset": preset, "scale": scale, "sigma2": s2, "width": N, "P": P,
+                        "model": "modular"}))
+    results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
+    rows = [_modular_row(results[i0:i0 + nets], P, N, s2, sa2, gamma, step, tr)
+            for s2, step, i0 in cells]
+    from kernelphase.results import jsonable
+    return jsonable({"preset": preset, "scale": scale,
+                     "params": {**p, "sigma2": sigma2s, "nets": nets, "steps": steps,
+                                "seed": seed},
+                     "transition": {"sigma2_gmfl1": tr.sigma2_gmfl1,
+                                    "sigma2_gmfl2": tr.sigma2_gmfl2,
+                                    "phi_plus": tr.phi_plus, "g_c": tr.g_c},
+                     "rows": rows})
+
+
+def _modular_row(res, P, N, s2, sa2, gamma, step, tr):
+    """Ensemble statistics of one noise level against the theory."""
+    from kernelphase.solvers.modular import modular_phase
+    from .teacher_student import _obs
+    nets = len(res)
+    cnt = res[0]["acc"]["count"]
+    fsym = np.array([r["acc"]["fsym"] for r in res]) / cnt           # (nets, P)
+    ysym = np.full(P, -1.0 / P)
+    ysym[0] += 1.0
+    yy = float(ysym @ ysym)                                           # y.y / P^2
+    a_i = -(yy - fsym @ ysym) / yy
+    power_i = np.array([r["acc"]["phipsi"].mean() for r in res]) / cnt
+    drop_i = np.array([r["acc"]["droplet"] for r in res]) / cnt
+    se = (lambda v: float(np.std(v, ddof=1) / math.sqrt(nets))) if nets > 1 else (lambda v: 0.0)
+    th = modular_phase(P, N, sa2, gamma, s2)
+    hist = np.sum([r["acc"]["hist"] for r in res], 0) / cnt
+    fbar = fsym.mean(0)
+    return {
+        "sigma2": s2, "u": th.u, "phase_theory": th.phase,
+        "a": _obs(th.a, float(a_i.mean()), se(a_i)),
+        "mode_power": _obs(th.mode_power, float(power_i.mean()), se(power_i)),
+        "droplet_fraction": {"theory": th.droplet_weight, "sim_mean": float(drop_i.mean()),
+                             "std_error": se(drop_i)},
+        "train_loss": float(np.mean((fbar - ysym) ** 2)),
+        "train_loss_samples": float(np.mean([r["acc"]["loss"] for r in res]) / cnt),
+        "phi_hist": {"log10_edges": LOG_PHI_BINS, "counts": hist,
+                     "phi_plus": tr.phi_plus},
+        "a_per_network": a_i, "lr": step, "samples": cnt,
+        "langevin_time": step * res[0]["step"],
+    }
+
+
+def plot_modular_report(report, path):
+    """|a| against sigma^2 (simulation points, theory line) and the log10(Phi) histograms."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from kernelphase.io import savefig_atomic
+    rows = report["rows"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    s2 = [r["sigma2"] for r in rows]
+    a1.errorbar(s2, [abs(r["a"]["sim_mean"]) for r in rows], [r["a"]["std_error"] for r in rows],
+                fmt="o", label="|a| simulation")
+    order = np.argsort(s2)
+    a1.plot(np.asarray(s2)[order], [abs(rows[i]["a"]["theory"]) for i in order], "-",
+            label="|a| theory")
+    tr = report.get("transition", {})
+    for key, ls in (("sigma2_gmfl1", ":"), ("sigma2_gmfl2", "--")):
+        if key in tr:
+            a1.axvline(tr[key], color="0.5", ls=ls, lw=0.8)
+    a1.set_xlabel(r"$\sigma^2$")
+    a1.set_ylabel(r"$|a|$ (residual fraction)")
+    a1.legend()
+    for i, r in enumerate(rows):
+        h = r["phi_hist"]
+        edges = np.asarray(h["log10_edges"], float)
+        counts = np.asarray(h["counts"], float)
+        dens = counts / max(counts.sum(), 1e-300) / np.diff(edges)
+        a2.step(edges[:-1], dens, where="post", color=f"C{i % 10}",
+                label=f"sigma2={r['sigma2']:g}")
+    if rows:
+        a2.axvline(math.log10(rows[0]["phi_hist"]["phi_plus"]), color="k", ls="--", lw=0.8,
+                   label=r"theory $\Phi_+$")
+    a2.set_xlabel(r"$\log_{10}\Phi$, $\Phi=|w_k|^2$")
+    a2.set_ylabel("density")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
