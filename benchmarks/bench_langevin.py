@@ -2,8 +2,8 @@
 step, in the same process (issue 4).
 
 For scale 1/8 and 1/2 of the Fig. 2 preset (Table 1 family) one network is advanced by
-``langevin_run`` with ``engine="numba"`` (erf, erf' and the residual fused in one pass, parallel
-over row chunks, single-threaded BLAS per chunk) and ``engine="numpy"`` (X @ W.T, scipy erf,
+``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused in one pass,
+parallel over row chunks, single-threaded BLAS per chunk) and ``engine="numpy"`` (X @ W.T, scipy erf,
 numpy exp, BLAS on every core). Printed: steps per second, the ratio, and the fraction of the
 machine's float64 matrix-multiply throughput reached, counting the step's two products
 (4 n d N flops) against a 2000 x 2000 matmul timed here.

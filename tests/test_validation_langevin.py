@@ -149,8 +149,23 @@ def test_numba_and_numpy_engines_agree():
     fast, ref = _small_posterior("numba", N=30, d=11), _small_posterior("numpy", N=30, d=11)
     rng = np.random.default_rng(1)
     a, W = fast.prior_sample(rng)
-    for g1, g2 in zip(fast.grad_loglik(a, W), ref.grad_loglik(a, W)):
-        assert np.allclose(g1, g2, rtol=1e-12, atol=1e-12 * np.abs(g2).max())
+    for scale in (1.0, 4.0):     # 4: a third of the pre-activations beyond the series' range
+        for g1, g2 in zip(fast.grad_loglik(a, scale * W), ref.grad_loglik(a, scale * W)):
+            assert np.allclose(g1, g2, rtol=1e-12, atol=1e-12 * np.abs(g2).max())
+
+
+def test_vectorised_erf_series_against_mpmath():
+    """The kernel's branch-free erf and exp(-h^2) on |h| <= 2, to a few ulp, against mpmath."""
+    import mpmath
+    from numba import njit
+
+    from kernelphase.validation.langevin import _erf_series
+    both = njit(lambda h: _erf_series(h))
+    hs = np.concatenate([np.linspace(-2, 2, 801), [1e-300, -1e-12, 0.0, 1.9999999999]])
+    for h in hs:
+        e, g = both(h)
+        assert abs(e - float(mpmath.erf(h))) <= 4e-16 * max(abs(float(mpmath.erf(h))), 1e-300)
+        assert abs(g - float(mpmath.exp(-mpmath.mpf(h) ** 2))) <= 4e-15 * math.exp(-h * h)
 
 
 def test_resume_after_kill_is_bit_identical(tmp_path):
