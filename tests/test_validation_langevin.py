@@ -46,6 +46,16 @@ class _Copies:
         return ga, gw[:, None]
 
 
+class _GibbsCopies(_Copies):
+    """The same chains with the read-out drawn from its exact conditional (1-D Gaussians)."""
+    readout = "gibbs"
+
+    def sample_readout(self, W, rng):
+        F = erf(W[:, :1] * self.X[:, 0])
+        precision = (F * F).sum(1) / self.sigma2 + 1 / self.var_a
+        return F @ self.y / self.sigma2 / precision + rng.standard_normal(self.m) / np.sqrt(precision)
+
+
 def _grid_posterior(sigma2=SIGMA2):
     """Exact 2-D posterior of (a, w) on a grid (independent of the sampler)."""
     X, y = _toy_data()
@@ -63,8 +73,8 @@ def _cdf(grid, marg):
     return lambda x: np.interp(x, grid, c / c[-1])
 
 
-def _final_states(lr, chains=4000, time_span=6.0, seed=0):
-    out = langevin_run(_Copies(chains), int(time_span / lr), lr, seed)
+def _final_states(lr, chains=4000, time_span=6.0, seed=0, model=_Copies):
+    out = langevin_run(model(chains), int(time_span / lr), lr, seed)
     return out["a"], out["W"][:, 0]
 
 
@@ -79,10 +89,11 @@ def test_copies_gradient_is_the_model_gradient():
         assert np.allclose([g1a[0], g1W[0, 0]], [ga[k], gW[k, 0]], rtol=1e-12)
 
 
-def test_sampler_matches_grid_posterior():
+@pytest.mark.parametrize("model", [_Copies, _GibbsCopies])
+def test_sampler_matches_grid_posterior(model):
     """KS test of the marginals of 4000 independent chains at significance 0.001; the same check
-    rejects a wrong law (the posterior at twice the noise)."""
-    a_s, w_s = _final_states(lr=2e-3)
+    rejects a wrong law (the posterior at twice the noise). Langevin and Langevin-within-Gibbs."""
+    a_s, w_s = _final_states(lr=2e-3, model=model)
     a, w, p = _grid_posterior()
     assert kstest(a_s, _cdf(a, p.sum(1))).pvalue > 1e-3
     assert kstest(w_s, _cdf(w, p.sum(0))).pvalue > 1e-3
@@ -152,6 +163,28 @@ def test_numba_and_numpy_engines_agree():
     for scale in (1.0, 4.0):     # 4: a third of the pre-activations beyond the series' range
         for g1, g2 in zip(fast.grad_loglik(a, scale * W), ref.grad_loglik(a, scale * W)):
             assert np.allclose(g1, g2, rtol=1e-12, atol=1e-12 * np.abs(g2).max())
+
+
+def test_erf_gibbs_readout_is_the_gaussian_conditional():
+    """``ErfNetworkPosterior.sample_readout`` (both engines) against the normal equations with
+    scipy's erf features: the mean exactly, the covariance statistically."""
+    post = _small_posterior(N=6, d=4, n=300)
+    W = np.random.default_rng(5).standard_normal((post.N, post.d)) * 0.6
+    F = erf(post.X @ W.T)
+    A = F.T @ F / post.sigma2 + np.eye(post.N) / post.var_a
+    mean = np.linalg.solve(A, F.T @ post.y / post.sigma2)
+
+    class Zero:
+        def standard_normal(self, shape):
+            return np.zeros(shape)
+    for engine in ("numba", "numpy"):
+        one = _small_posterior(engine, N=6, d=4, n=300)
+        assert np.allclose(one.sample_readout(W, Zero()), mean, rtol=1e-10, atol=1e-12)
+    rng = np.random.default_rng(6)
+    draws = np.array([post.sample_readout(W, rng) for _ in range(4000)])
+    cov = np.linalg.inv(A)
+    se = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov ** 2) / len(draws))
+    assert np.all(np.abs(np.cov(draws.T) - cov) < 5 * se)
 
 
 def test_vectorised_erf_series_against_mpmath():
@@ -264,3 +297,43 @@ def test_cli_sigkill_then_resume_gives_the_uninterrupted_report(tmp_path):
     a = json.loads((tmp_path / "straight" / "report.json").read_text())
     b = json.loads((out / "report.json").read_text())
     assert a["rows"] == b["rows"]
+
+
+def _live_session_members(sid):
+    """Processes of session ``sid`` that are not zombies (Linux /proc)."""
+    live = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                live.append(int(entry))
+    return live
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc")
+def test_pool_workers_end_when_the_run_is_killed(tmp_path):
+    """SIGKILL of the CLI process alone (not its group) must not leave pool workers running on,
+    which would overwrite the checkpoints of a resumed run."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "kernelphase", "validate", "cubic", "--scale", "0.02",
+            "--sigma2", "0.3", "--nets", "2", "--steps", "2000000", "--workers", "2",
+            "--out", str(out)]
+    proc = subprocess.Popen(argv, env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not list(out.glob("checkpoints/*.npz")) and time.time() - t0 < 120:
+        time.sleep(0.05)
+    assert len(_live_session_members(proc.pid)) >= 3          # the CLI and its two workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    t0 = time.time()
+    while _live_session_members(proc.pid) and time.time() - t0 < 20:
+        time.sleep(0.1)
+    left = _live_session_members(proc.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left

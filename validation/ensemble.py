@@ -35,12 +35,23 @@ def connect(address, timeout=5.0):
                          f"({reason[:120]})") from None
 
 
-def _init_worker(threads):
-    """Give each local worker its share of the cores, for numba and for BLAS alike."""
+def _init_worker(threads, parent):
+    """Give each local worker its share of the cores, for numba and for BLAS alike, and end it
+    when its parent dies (a killed run must not leave workers writing its checkpoints while it
+    is resumed)."""
+    import threading
+    import time
+
     import numba
     from threadpoolctl import threadpool_limits
     numba.set_num_threads(threads)
     threadpool_limits(threads)              # for the worker's lifetime
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_task(task):
@@ -77,7 +88,7 @@ def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="netwo
         out = [None] * len(tasks)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker,
-                                 initargs=(max(1, cores // workers),)) as pool:
+                                 initargs=(max(1, cores // workers), os.getpid())) as pool:
             futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(futures):
                 out[futures[fut]] = fut.result()

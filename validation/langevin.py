@@ -20,11 +20,15 @@ With :math:`\ell=0` the prior is sampled exactly for any :math:`\eta`, so the st
 prior (:math:`v_a=\sigma_a^2/N`) no longer limits the step; the remaining bias is
 :math:`O(\eta)` in the likelihood curvature (shown shrinking with :math:`\eta` in the tests).
 For :math:`\eta\ll v` this is the Euler-Maruyama step
-:math:`\theta\leftarrow\theta+\eta\nabla\log p+\sqrt{2\eta}\,\xi`. A posterior that offers
-``sample_readout(W, rng)`` (a read-out whose conditional law is Gaussian, as for the modular
-model) has its read-out drawn exactly from :math:`p(a\mid W,\mathcal D)` every step instead
-(Langevin-within-Gibbs): the stationary law is the same, the step is then set by the read-in
-weights alone, and the time axis is no longer the physical training time.
+:math:`\theta\leftarrow\theta+\eta\nabla\log p+\sqrt{2\eta}\,\xi`.
+
+A posterior with ``readout = "gibbs"`` (the modular model; the erf model on request) has its
+read-out, whose conditional law is Gaussian, drawn exactly from :math:`p(a\mid W,\mathcal D)`
+every step by ``sample_readout(W, rng)`` (Langevin-within-Gibbs). The stationary law is the
+same and the step is set by the read-in weights alone. The read-out is the fast variable (its
+likelihood curvature :math:`\lambda_{max}(F^\top F)/\sigma^2` is the stiffest of the model), so
+on the slow time scales of feature learning the Gibbs run follows the physical dynamics with
+the read-out adiabatically eliminated; on times of order the read-out's relaxation it does not.
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
 and the network's index), so an ensemble gives the same numbers whether its networks run in one
@@ -41,7 +45,7 @@ from numba import njit, prange
 from kernelphase._checks import check_choice, check_int, check_positive
 from kernelphase.io import atomic_savez, load_npz
 
-__all__ = ["ErfNetworkPosterior", "Checkpoint", "langevin_run", "network_rng"]
+__all__ = ["ErfNetworkPosterior", "Checkpoint", "gaussian_readout", "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
@@ -99,6 +103,58 @@ def _erf_series(h):
 _erf_series = _make_erf_series()
 
 
+@njit(inline="always")
+def _erf_block(H, E, G):
+    """``E = erf(H)``, ``G = exp(-H^2)`` elementwise: one vectorised pass of
+    :func:`_erf_series`, then libm for the rare ``|h| > 2`` (and NaN)."""
+    outside = 0
+    for p in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            h = H[p, j]
+            E[p, j], G[p, j] = _erf_series(h)
+            outside += abs(h) > _SERIES_EDGE
+    if outside:
+        for p in range(H.shape[0]):
+            for j in range(H.shape[1]):
+                h = H[p, j]
+                if not abs(h) <= _SERIES_EDGE:
+                    E[p, j] = math.erf(h)
+                    G[p, j] = math.exp(-h * h)
+
+
+@njit(parallel=True, cache=True)
+def _erf_features(X, WT):
+    """``erf(X W^T)``, parallel over the same row chunks as :func:`_erf_grad`."""
+    n = X.shape[0]
+    N = WT.shape[1]
+    out = np.empty((n, N))
+    for c in prange((n + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
+        lo = c * _CHUNK_ROWS
+        hi = min(n, lo + _CHUNK_ROWS)
+        H = np.dot(np.ascontiguousarray(X[lo:hi]), WT)
+        G = np.empty((hi - lo, N))
+        E = np.empty((hi - lo, N))
+        _erf_block(H, E, G)
+        out[lo:hi] = E
+    return out
+
+
+def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
+    r"""Exact draw of a read-out from its Gaussian conditional given the features ``F``.
+
+    For :math:`f=Fa`, prior :math:`a\sim\mathcal N(0,v_a I)` and likelihood noise
+    :math:`\sigma^2`, the precision is :math:`A=F^\top F/\sigma^2+I/v_a=LL^\top` and the mean
+    :math:`A^{-1}F^\top Y/\sigma^2`; the draw is :math:`L^{-\top}(L^{-1}F^\top Y/\sigma^2+Z)`,
+    :math:`Z\sim\mathcal N(0,I)` (one column per output when ``FtY`` is a matrix).
+    """
+    from scipy.linalg import cho_factor, solve_triangular
+    A = FtF / sigma2
+    A[np.diag_indices_from(A)] += 1.0 / var_a
+    L = np.tril(cho_factor(A, lower=True)[0])
+    Z = rng.standard_normal(FtY.shape)
+    return solve_triangular(L.T, solve_triangular(L, FtY / sigma2, lower=True) + Z, lower=False)
+
+
 @njit(parallel=True, cache=True)
 def _erf_grad(X, WT, a, y, inv_sigma2):
     """Likelihood gradient, fused and parallel over fixed row chunks of the data.
@@ -121,19 +177,7 @@ def _erf_grad(X, WT, a, y, inv_sigma2):
         H = np.dot(Xc, WT)
         E = np.empty((hi - lo, N))
         G = np.empty((hi - lo, N))
-        outside = 0
-        for p in range(hi - lo):
-            for j in range(N):
-                h = H[p, j]
-                E[p, j], G[p, j] = _erf_series(h)
-                outside += abs(h) > _SERIES_EDGE
-        if outside:
-            for p in range(hi - lo):
-                for j in range(N):
-                    h = H[p, j]
-                    if not abs(h) <= _SERIES_EDGE:
-                        E[p, j] = math.erf(h)
-                        G[p, j] = math.exp(-h * h)
+        _erf_block(H, E, G)
         f = np.dot(E, a)
         for p in range(hi - lo):
             rp = (f[p] - y[lo + p]) * inv_sigma2
@@ -173,7 +217,8 @@ class ErfNetworkPosterior:
     (the benchmark's reference; ``benchmarks/bench_langevin.py`` measures both).
     """
 
-    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba"):
+    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba",
+                 readout="langevin"):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.y = np.ascontiguousarray(y, dtype=float)
         self.n, self.d = self.X.shape
@@ -182,6 +227,7 @@ class ErfNetworkPosterior:
         self.var_a = check_positive("sigma_a2", sigma_a2) / self.N
         self.var_w = check_positive("sigma_w2", sigma_w2) / self.d
         self.engine = check_choice("engine", engine, ("numba", "numpy"))
+        self.readout = check_choice("readout", readout, ("langevin", "gibbs"))
 
     def prior_sample(self, rng):
         """One network drawn from the prior: ``a`` (N,), ``W`` (N, d)."""
@@ -192,6 +238,19 @@ class ErfNetworkPosterior:
         """Output on the rows of ``X`` (default: the training inputs)."""
         from scipy.special import erf
         return erf((self.X if X is None else X) @ W.T) @ a
+
+    def features(self, W):
+        """``erf(X W^T)`` on the training inputs, (n, N)."""
+        if self.engine == "numba":
+            return _erf_features(self.X, np.ascontiguousarray(W.T))
+        from scipy.special import erf
+        return erf(self.X @ W.T)
+
+    def sample_readout(self, W, rng):
+        r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)` (:func:`gaussian_readout` with
+        :math:`F=\mathrm{erf}(XW^\top)`); used every step when ``readout="gibbs"``."""
+        F = self.features(W)
+        return gaussian_readout(F.T @ F, F.T @ self.y, self.var_a, self.sigma2, rng)
 
     def grad_loglik(self, a, W):
         r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
@@ -302,7 +361,7 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
 def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, acc, wanted,
            rec_fn, rec, bar, ck, checkpoint_every, params):
     da, ka, na, dw, kw, nw = coef
-    gibbs = hasattr(post, "sample_readout")
+    gibbs = getattr(post, "readout", "langevin") == "gibbs"
     while step < steps:
         if gibbs:
             a = post.sample_readout(W, rng)

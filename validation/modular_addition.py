@@ -54,6 +54,7 @@ import math
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive
+from .langevin import gaussian_readout
 
 __all__ = ["ModularNetworkPosterior", "MODULAR_PRESETS", "scaled_modular_preset", "nearest_prime",
            "modular_targets", "default_modular_lr", "run_modular", "plot_modular_report"]
@@ -125,6 +126,8 @@ class ModularNetworkPosterior:
     (the two-hot input matrix never is); the outputs and the read-out gradient are matrix
     products, the read-in gradient a reduction over :math:`m` or :math:`n`.
     """
+
+    readout = "gibbs"      # the read-out is drawn from its Gaussian conditional every step
 
     def __init__(self, P, width, sigma2, sigma_a2, gamma):
         self.P = _check_prime(P)
@@ -212,26 +215,16 @@ class ModularNetworkPosterior:
         return ga, gW
 
     def sample_readout(self, W, rng):
-        r"""Exact draw of the read-out from its Gaussian conditional :math:`p(a\mid W,\mathcal D)`.
-
-        With :math:`H^2` the (P^2, N) squared pre-activations, the precision is
-        :math:`A=H^{2\top}H^2/\sigma^2+I/v_a=LL^\top` and the mean :math:`A^{-1}H^{2\top}Y/\sigma^2`
-        (one column per output); the draw is :math:`L^{-\top}(L^{-1}H^{2\top}Y/\sigma^2+Z)`,
-        :math:`Z\sim\mathcal N(0,I)`. Used by ``langevin_run`` in place of Langevin steps of ``a``
+        r"""Exact draw of the read-out from its Gaussian conditional :math:`p(a\mid W,\mathcal D)`:
+        :func:`~.langevin.gaussian_readout` with the (P^2, N) squared pre-activations as features
+        and one column per output. Used by ``langevin_run`` in place of Langevin steps of ``a``
         (Langevin-within-Gibbs: same stationary law, no read-out stiffness).
         """
-        from scipy.linalg import cho_factor, solve_triangular
-        H = self.preactivations(W)
-        H2 = H * H
-        A = H2.T @ H2 / self.sigma2
-        A[np.diag_indices_from(A)] += 1.0 / self.var_a
+        H2 = self.preactivations(W) ** 2
         # H2^T Y: rows grouped by their target output, minus the centring 1/P
         grouped = H2[self._by_sum].reshape(self.P, self.P, self.N).sum(axis=1)    # (p, N)
-        B = (grouped - H2.sum(axis=0) / self.P).T / self.sigma2                   # (N, P)
-        L, _ = cho_factor(A, lower=True)
-        L = np.tril(L)
-        Z = rng.standard_normal((self.N, self.P))
-        return solve_triangular(L.T, solve_triangular(L, B, lower=True) + Z, lower=False)
+        return gaussian_readout(H2.T @ H2, (grouped - H2.sum(axis=0) / self.P).T,
+                                self.var_a, self.sigma2, rng)
 
     def grad_logp(self, a, W):
         """Gradient of the full log posterior (priors included)."""

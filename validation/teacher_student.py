@@ -80,21 +80,27 @@ def trace_steps(steps, points=60):
     return np.unique(np.concatenate([[0], np.geomspace(1, steps, points).round()])).astype(int)
 
 
-def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2):
+def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2, readout="langevin"):
     r"""Step size: 0.1 over the largest likelihood curvature, :math:`n/\sigma^2` for the read-out
-    (the priors are integrated exactly), and at most a tenth of the read-in prior variance."""
+    (the priors are integrated exactly), and at most a tenth of the read-in prior variance
+    :math:`\sigma_w^2/d`, the relaxation time of a single neuron (whose single-weight action
+    :math:`d\,S(\Phi)` has curvature of order :math:`d/\sigma_w^2`). With ``readout="gibbs"``
+    the read-out is not stepped and only the second bound applies."""
+    if readout == "gibbs":
+        return 0.1 * sigma_w2 / d
     return min(0.1 * sigma2 / n, 0.1 * sigma_w2 / d)
 
 
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, checkpoint_dir=None, resume=False, progress=None, width=None,
-              scheduler=None, workers=None, curves=False):
+              scheduler=None, workers=None, curves=False, readout="langevin"):
     """Sample each (width, noise level) and compare with the theory. Returns a JSON-ready report.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
     cores by default, a Dask cluster with ``scheduler``); with ``curves=True`` each network also
     records its outputs at log-spaced steps, from which :func:`learning_curves` builds the train
-    and test losses of each network and of the ensemble-mean output.
+    and test losses of each network and of the ensemble-mean output. ``readout="gibbs"`` draws
+    the read-out from its exact conditional every step (see :mod:`.langevin`).
     """
     from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
     from .ensemble import run_ensemble
@@ -115,8 +121,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     cells, tasks = [], []
     for N in widths:
         for s2 in sigma2s:
-            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N)
-            step = lr or default_lr(n, d, s2, sw2, N, sa2)
+            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+            step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
             cells.append((N, s2, step, len(tasks)))
             for k in range(nets):
                 tasks.append(dict(
@@ -128,7 +134,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                                 if checkpoint_dir else None),
                     checkpoint_every=max(1, steps // 20), resume=resume,
                     params={"preset": preset, "scale": scale, "sigma2": s2, "width": N,
-                            "n_test": n_test, "curves": bool(curves)}))
+                            "n_test": n_test, "curves": bool(curves), "readout": readout}))
     results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
     fS, _ = compiled_action()
     rows = []
@@ -139,7 +145,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     tr = cubic_transition(eps, sw2, n=n, d=d, width=widths[-1], sigma_a2=sa2)
     return {"preset": preset, "scale": scale,
             "params": {**p, "width": widths, "sigma2": sigma2s, "nets": nets, "steps": steps,
-                       "seed": seed, "n_test": n_test},
+                       "seed": seed, "n_test": n_test, "readout": readout},
             "transition": {"u_c": tr.u_c, "sigma2_c_last_width": tr.sigma2_c},
             "rows": rows}
 
