@@ -35,7 +35,28 @@ def connect(address, timeout=5.0):
                          f"({reason[:120]})") from None
 
 
-def _init_worker(threads, parent):
+_STEPS = None          # a worker's shared step counter (multiprocessing.Value), set at start
+
+
+class _StepCounter:
+    """``bar``-like object for ``langevin_run`` in a pool worker: adds finished steps to the
+    shared counter that the parent's progress bar reads, in batches to keep the lock cold."""
+
+    def __init__(self, shared, batch=200):
+        self.shared, self.batch, self.pending = shared, batch, 0
+
+    def update(self, k=1):
+        self.pending += k
+        if self.pending >= self.batch:
+            self.flush()
+
+    def flush(self):
+        with self.shared.get_lock():
+            self.shared.value += self.pending
+        self.pending = 0
+
+
+def _init_worker(threads, parent, steps=None):
     """Give each local worker its share of the cores, for numba and for BLAS alike, and end it
     when its parent dies (a killed run must not leave workers writing its checkpoints while it
     is resumed)."""
@@ -52,14 +73,22 @@ def _init_worker(threads, parent):
             time.sleep(0.5)
         os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
+    global _STEPS
+    _STEPS = steps
 
 
 def _run_task(task):
     from .langevin import langevin_run
-    return langevin_run(**task)
+    if _STEPS is None:
+        return langevin_run(**task)
+    counter = _StepCounter(_STEPS)
+    try:
+        return langevin_run(**task, bar=counter)
+    finally:
+        counter.flush()
 
 
-def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="networks"):
+def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="Langevin steps"):
     """Run every task (``langevin_run`` keyword dicts) and return the results in task order.
 
     Parameters
@@ -67,35 +96,41 @@ def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="netwo
     scheduler : None, an address string or a ``dask.distributed.Client``.
     workers : local processes (default: one per core; 1 runs in this process, where the fused
         kernel uses every core).
-    progress : tqdm bar over finished networks (None: only on a terminal).
+    progress : tqdm bar over the Langevin steps of all networks (None: only on a terminal);
+        updated as the steps are taken, locally, and per finished network on Dask.
     """
     from kernelphase.progress import progress as _bar
     tasks = list(tasks)
-    bar = _bar(total=len(tasks), desc=desc, enabled=progress)
+    bar = _bar(total=sum(t["steps"] for t in tasks), desc=desc, enabled=progress)
     try:
         if scheduler is not None:
             return _run_dask(tasks, scheduler, bar)
         cores = local_cores()
         workers = min(len(tasks), cores if workers is None else int(workers))
         if workers <= 1:
-            out = []
-            for t in tasks:
-                out.append(_run_task(t))
-                bar.update(1)
-            return out
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        out = [None] * len(tasks)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker,
-                                 initargs=(max(1, cores // workers), os.getpid())) as pool:
-            futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
-            for fut in as_completed(futures):
-                out[futures[fut]] = fut.result()
-                bar.update(1)
-        return out
+            from .langevin import langevin_run
+            return [langevin_run(**t, bar=bar) for t in tasks]
+        return _run_pool(tasks, workers, cores, bar)
     finally:
         bar.close()
+
+
+def _run_pool(tasks, workers, cores, bar):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    ctx = multiprocessing.get_context("spawn")
+    steps = ctx.Value("q", 0)
+    out = [None] * len(tasks)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(max(1, cores // workers), os.getpid(), steps)) as pool:
+        futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                out[futures[fut]] = fut.result()
+            bar.update(steps.value - bar.n)
+    return out
 
 
 def _run_dask(tasks, scheduler, bar):
@@ -107,7 +142,7 @@ def _run_dask(tasks, scheduler, bar):
         out = [None] * len(tasks)
         for fut in as_completed(futures):
             out[index[fut.key]] = fut.result()
-            bar.update(1)
+            bar.update(tasks[index[fut.key]]["steps"])
         return out
     finally:
         if isinstance(scheduler, str):
