@@ -55,6 +55,10 @@ class _GibbsCopies(_Copies):
         precision = (F * F).sum(1) / self.sigma2 + 1 / self.var_a
         return F @ self.y / self.sigma2 / precision + rng.standard_normal(self.m) / np.sqrt(precision)
 
+    def gibbs_step(self, W, rng):
+        a = self.sample_readout(W, rng)
+        return a, self.grad_loglik(a, W)[1]
+
 
 def _grid_posterior(sigma2=SIGMA2):
     """Exact 2-D posterior of (a, w) on a grid (independent of the sampler)."""
@@ -180,6 +184,9 @@ def test_erf_gibbs_readout_is_the_gaussian_conditional():
     for engine in ("numba", "numpy"):
         one = _small_posterior(engine, N=6, d=4, n=300)
         assert np.allclose(one.sample_readout(W, Zero()), mean, rtol=1e-10, atol=1e-12)
+        a, gW = one.gibbs_step(W, np.random.default_rng(7))     # one erf evaluation for both
+        assert np.array_equal(a, one.sample_readout(W, np.random.default_rng(7)))
+        assert np.allclose(gW, one.grad_loglik(a, W)[1], rtol=1e-12, atol=1e-12 * abs(gW).max())
     rng = np.random.default_rng(6)
     draws = np.array([post.sample_readout(W, rng) for _ in range(4000)])
     cov = np.linalg.inv(A)
@@ -255,6 +262,7 @@ def test_cli_validate_small_and_errors(run_cli, tmp_path):
     assert rep["provenance"]["kernelphase_version"] and (tmp_path / "v" / "phi_and_b.png").exists()
     for argv, match in [(("--sigma2", "-0.1"), "sigma2=-0.1"), (("--nets", 0), "nets=0"),
                         (("--preset", "nope"), "preset='nope'"), (("--workers", 0), "workers=0"),
+                        (("--readout", "exact"), "readout='exact'"),
                         (("--scheduler", "tcp://127.0.0.1:9"),
                          "unreachable" if _has_dask() else "needs dask.distributed")]:
         st, out, err = run_cli("validate", "cubic", "--out", tmp_path / "bad", *argv)

@@ -24,7 +24,8 @@ For :math:`\eta\ll v` this is the Euler-Maruyama step
 
 A posterior with ``readout = "gibbs"`` (the modular model; the erf model on request) has its
 read-out, whose conditional law is Gaussian, drawn exactly from :math:`p(a\mid W,\mathcal D)`
-every step by ``sample_readout(W, rng)`` (Langevin-within-Gibbs). The stationary law is the
+every step by ``gibbs_step(W, rng)``, which also returns the read-in gradient at the new
+read-out (Langevin-within-Gibbs). The stationary law is the
 same and the step is set by the read-in weights alone. The read-out is the fast variable (its
 likelihood curvature :math:`\lambda_{max}(F^\top F)/\sigma^2` is the stiffest of the model), so
 on the slow time scales of feature learning the Gibbs run follows the physical dynamics with
@@ -123,20 +124,18 @@ def _erf_block(H, E, G):
 
 
 @njit(parallel=True, cache=True)
-def _erf_features(X, WT):
-    """``erf(X W^T)``, parallel over the same row chunks as :func:`_erf_grad`."""
+def _erf_pair(X, WT):
+    """``erf(X W^T)`` and ``exp(-(X W^T)^2)``, parallel over the row chunks of :func:`_erf_grad`."""
     n = X.shape[0]
     N = WT.shape[1]
-    out = np.empty((n, N))
+    E = np.empty((n, N))
+    G = np.empty((n, N))
     for c in prange((n + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
         lo = c * _CHUNK_ROWS
         hi = min(n, lo + _CHUNK_ROWS)
         H = np.dot(np.ascontiguousarray(X[lo:hi]), WT)
-        G = np.empty((hi - lo, N))
-        E = np.empty((hi - lo, N))
-        _erf_block(H, E, G)
-        out[lo:hi] = E
-    return out
+        _erf_block(H, E[lo:hi], G[lo:hi])
+    return E, G
 
 
 def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
@@ -239,18 +238,33 @@ class ErfNetworkPosterior:
         from scipy.special import erf
         return erf((self.X if X is None else X) @ W.T) @ a
 
-    def features(self, W):
-        """``erf(X W^T)`` on the training inputs, (n, N)."""
+    def erf_pair(self, W):
+        r""":math:`\mathrm{erf}(H)` and :math:`e^{-H^2}` for :math:`H=XW^\top` on the training
+        inputs, each (n, N)."""
         if self.engine == "numba":
-            return _erf_features(self.X, np.ascontiguousarray(W.T))
+            return _erf_pair(self.X, np.ascontiguousarray(W.T))
         from scipy.special import erf
-        return erf(self.X @ W.T)
+        H = self.X @ W.T
+        return erf(H), np.exp(-H * H)
 
     def sample_readout(self, W, rng):
-        r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)` (:func:`gaussian_readout` with
-        :math:`F=\mathrm{erf}(XW^\top)`); used every step when ``readout="gibbs"``."""
-        F = self.features(W)
+        r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)`: :func:`gaussian_readout` with
+        the features :math:`F=\mathrm{erf}(XW^\top)`."""
+        return self._draw_readout(self.erf_pair(W)[0], rng)
+
+    def _draw_readout(self, F, rng):
         return gaussian_readout(F.T @ F, F.T @ self.y, self.var_a, self.sigma2, rng)
+
+    def gibbs_step(self, W, rng):
+        """One Langevin-within-Gibbs update's inputs (``readout="gibbs"``): the read-out drawn by
+        :meth:`sample_readout` and the read-in gradient at it, from one evaluation of erf, erf'."""
+        E, G = self.erf_pair(W)
+        a = self._draw_readout(E, rng)
+        return a, self._grad_from_pair(E, G, a)[1]
+
+    def _grad_from_pair(self, E, G, a):
+        r = (E @ a - self.y) / self.sigma2
+        return -(r @ E), -(((r[:, None] * a) * (_TWO_OVER_SQRT_PI * G)).T @ self.X)
 
     def grad_loglik(self, a, W):
         r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
@@ -259,12 +273,7 @@ class ErfNetworkPosterior:
         if self.engine == "numba":
             kernel = _erf_grad if self.n > _CHUNK_ROWS else _erf_grad_serial
             return kernel(self.X, np.ascontiguousarray(W.T), a, self.y, 1.0 / self.sigma2)
-        from scipy.special import erf
-        H = self.X @ W.T
-        Phi = erf(H)
-        r = (Phi @ a - self.y) / self.sigma2
-        G = (r[:, None] * a) * (_TWO_OVER_SQRT_PI * np.exp(-H * H))
-        return -(r @ Phi), -(G.T @ self.X)
+        return self._grad_from_pair(*self.erf_pair(W), a)
 
     def grad_logp(self, a, W):
         """Gradient of the full log posterior (prior included); used by the tests."""
@@ -364,8 +373,7 @@ def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, a
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
     while step < steps:
         if gibbs:
-            a = post.sample_readout(W, rng)
-            _, gW = post.grad_loglik(a, W)
+            a, gW = post.gibbs_step(W, rng)
         else:
             ga, gW = post.grad_loglik(a, W)
             a = da * a + ka * ga + na * rng.standard_normal(a.shape)

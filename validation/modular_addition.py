@@ -226,6 +226,11 @@ class ModularNetworkPosterior:
         return gaussian_readout(H2.T @ H2, (grouped - H2.sum(axis=0) / self.P).T,
                                 self.var_a, self.sigma2, rng)
 
+    def gibbs_step(self, W, rng):
+        """The read-out drawn by :meth:`sample_readout` and the read-in gradient at it."""
+        a = self.sample_readout(W, rng)
+        return a, self.grad_loglik(a, W)[1]
+
     def grad_logp(self, a, W):
         """Gradient of the full log posterior (priors included)."""
         ga, gW = self.grad_loglik(a, W)
