@@ -7,6 +7,9 @@ parallel over row chunks, single-threaded BLAS per chunk) and ``engine="numpy"``
 numpy exp, BLAS on every core). Printed: steps per second, the ratio, and the fraction of the
 machine's float64 matrix-multiply throughput reached, counting the step's two products
 (4 n d N flops) against a 2000 x 2000 matmul timed here.
+Second table: the App. D networks (narrowest width of scales 1/8, 1/4, 1/2) with the read-out
+drawn from its exact conditional every step (``readout="gibbs"``) against plain Langevin steps:
+ms per step, and Langevin time covered per second of each at its default step size.
 Run: ``python benchmarks/bench_langevin.py``.
 """
 import time
@@ -38,6 +41,23 @@ def steps_per_second(post, lr, seconds=4.0):
         steps *= 4
 
 
+def gibbs_table():
+    print("App. D, narrowest width: Langevin-within-Gibbs against plain Langevin")
+    for scale in (0.125, 0.25, 0.5):
+        p = scaled_preset("appD", scale)
+        N, d, n = p["width"][-1], p["d"], p["n"]
+        X, y = cubic_data(n, d, p["eps"], 0)
+        rate = {}
+        for readout in ("langevin", "gibbs"):
+            post = ErfNetworkPosterior(X, y, 0.05, p["sigma_a2"], p["sigma_w2"], N, readout=readout)
+            lr = default_lr(n, d, 0.05, p["sigma_w2"], N, p["sigma_a2"], readout)
+            rate[readout] = (steps_per_second(post, lr, seconds=2.0), lr)
+        (sl, ll), (sg, lg) = rate["langevin"], rate["gibbs"]
+        print(f"scale {scale:g} (N={N}, d={d}, n={n}): plain {1e3 / sl:.3f} ms/step, "
+              f"gibbs {1e3 / sg:.3f} ms/step; Langevin time per second "
+              f"{sl * ll:.3g} vs {sg * lg:.3g} ({sg * lg / (sl * ll):.1f}x)")
+
+
 def main():
     peak = matmul_gflops()
     print(f"float64 matmul throughput (2000 x 2000): {peak:.1f} GFLOP/s")
@@ -58,3 +78,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    gibbs_table()

@@ -104,7 +104,7 @@ def _erf_series(h):
 _erf_series = _make_erf_series()
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _erf_block(H, E, G):
     """``E = erf(H)``, ``G = exp(-H^2)`` elementwise: one vectorised pass of
     :func:`_erf_series`, then libm for the rare ``|h| > 2`` (and NaN)."""
@@ -134,7 +134,11 @@ def _erf_pair(X, WT):
         lo = c * _CHUNK_ROWS
         hi = min(n, lo + _CHUNK_ROWS)
         H = np.dot(np.ascontiguousarray(X[lo:hi]), WT)
-        _erf_block(H, E[lo:hi], G[lo:hi])
+        Ec = np.empty((hi - lo, N))        # C-contiguous blocks: the elementwise pass vectorises
+        Gc = np.empty((hi - lo, N))
+        _erf_block(H, Ec, Gc)
+        E[lo:hi] = Ec
+        G[lo:hi] = Gc
     return E, G
 
 
@@ -192,7 +196,6 @@ def _erf_grad(X, WT, a, y, inv_sigma2):
     return ga, gW
 
 
-_erf_grad_serial = njit(cache=True)(_erf_grad.py_func)   # one chunk: no parallel region
 
 
 def _blas_single(post):
@@ -271,8 +274,7 @@ class ErfNetworkPosterior:
         :math:`-\Phi^\top r` and :math:`-(r\,a\,\mathrm{erf}'(H))^\top X`, with
         :math:`H=XW^\top`, :math:`\Phi=\mathrm{erf}(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
         if self.engine == "numba":
-            kernel = _erf_grad if self.n > _CHUNK_ROWS else _erf_grad_serial
-            return kernel(self.X, np.ascontiguousarray(W.T), a, self.y, 1.0 / self.sigma2)
+            return _erf_grad(self.X, np.ascontiguousarray(W.T), a, self.y, 1.0 / self.sigma2)
         return self._grad_from_pair(*self.erf_pair(W), a)
 
     def grad_logp(self, a, W):
