@@ -317,7 +317,8 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
 
     Parameters
     ----------
-    post : posterior with ``var_a``, ``var_w``, ``prior_sample(rng)``, ``grad_loglik(a, W)``.
+    post : posterior with ``var_a``, ``var_w``, ``prior_sample(rng)``, ``grad_loglik(a, W)``;
+        with ``readout = "gibbs"`` also ``gibbs_step(W, rng) -> (a, grad_W)``.
     seed, key : the network's random stream is :func:`network_rng` ``(seed, *key)``.
     observe : ``observe(a, W) -> dict`` of arrays; after ``burn_in`` their sums over every
         ``sample_every``-th step are accumulated (``acc["count"]`` holds the number of samples).
