@@ -45,12 +45,12 @@ def gibbs_table():
     print("App. D, narrowest width: Langevin-within-Gibbs against plain Langevin")
     for scale in (0.125, 0.25, 0.5):
         p = scaled_preset("appD", scale)
-        N, d, n = p["width"][-1], p["d"], p["n"]
+        N, d, n, s2 = p["width"][-1], p["d"], p["n"], p["sigma2"][0]
         X, y = cubic_data(n, d, p["eps"], 0)
         rate = {}
         for readout in ("langevin", "gibbs"):
-            post = ErfNetworkPosterior(X, y, 0.05, p["sigma_a2"], p["sigma_w2"], N, readout=readout)
-            lr = default_lr(n, d, 0.05, p["sigma_w2"], N, p["sigma_a2"], readout)
+            post = ErfNetworkPosterior(X, y, s2, p["sigma_a2"], p["sigma_w2"], N, readout=readout)
+            lr = default_lr(n, d, s2, p["sigma_w2"], N, p["sigma_a2"], readout)
             rate[readout] = (steps_per_second(post, lr, seconds=2.0), lr)
         (sl, ll), (sg, lg) = rate["langevin"], rate["gibbs"]
         print(f"scale {scale:g} (N={N}, d={d}, n={n}): plain {1e3 / sl:.3f} ms/step, "

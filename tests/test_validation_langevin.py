@@ -263,11 +263,34 @@ def test_cli_validate_small_and_errors(run_cli, tmp_path):
     for argv, match in [(("--sigma2", "-0.1"), "sigma2=-0.1"), (("--nets", 0), "nets=0"),
                         (("--preset", "nope"), "preset='nope'"), (("--workers", 0), "workers=0"),
                         (("--readout", "exact"), "readout='exact'"),
+                        (("--data-scale", "0"), "data_scale=0"),
                         (("--scheduler", "tcp://127.0.0.1:9"),
                          "unreachable" if _has_dask() else "needs dask.distributed")]:
         st, out, err = run_cli("validate", "cubic", "--out", tmp_path / "bad", *argv)
         assert st == 2 and match in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("preset,beta,alpha", [("appD", 0.25, None), ("appD", 4.0, None),
+                                               ("appD", 0.25, 0.25), ("fig2", 0.25, None)])
+def test_scaled_presets_leave_the_theory_invariant(preset, beta, alpha):
+    """Table 1 family: u = n^2 s_a^2/(s^4 d N) and v = n s_a^2/(s^2 d) are invariant, and so are the
+    EK order parameters b, c (scales chosen so that rounding of n, d, N is exact)."""
+    from kernelphase.solvers.cubic import cubic_phase
+    from kernelphase.validation.teacher_student import PRESETS, scaled_preset
+    full, p = scaled_preset(preset, 1.0), scaled_preset(preset, beta, alpha)
+    assert p["data_scale"] == (alpha or beta ** PRESETS[preset]["data_power"])
+    if preset == "appD" and alpha is None:
+        assert p["n"] / p["d"] == full["n"] / full["d"] == 4      # App. D keeps n/d
+    for q in (full, p):
+        q["N"], q["s2"] = q["width"][-1], q["sigma2"][-1]
+    inv = [(q["n"] ** 2 * q["sigma_a2"] / (q["s2"] ** 2 * q["d"] * q["N"]),
+            q["n"] * q["sigma_a2"] / (q["s2"] * q["d"])) for q in (full, p)]
+    np.testing.assert_allclose(inv[1], inv[0], rtol=1e-12)
+    ph = [cubic_phase(q["eps"], q["s2"], q["n"], q["d"], q["N"], q["sigma_a2"], q["sigma_w2"])
+          for q in (full, p)]
+    assert ph[0].phase == ph[1].phase
+    np.testing.assert_allclose([ph[1].b, ph[1].c], [ph[0].b, ph[0].c], rtol=1e-9)
 
 
 def test_cli_width_sweep_writes_learning_curves(run_cli, tmp_path):

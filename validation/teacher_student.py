@@ -10,9 +10,15 @@ Teacher :math:`y=\mathrm{He}_1(w^*\cdot x)+\epsilon\,\mathrm{He}_3(w^*\cdot x)`,
   test points (:math:`\bar f` the ensemble mean), against ``cubic_phase``;
 * train and test loss of the ensemble mean.
 
-Presets move along the Table 1 family with ``scale`` (alpha = beta = scale):
-:math:`N\to sN`, :math:`d\to\sqrt s\,d`, :math:`n\to sn`, :math:`\sigma^2\to\sigma^2`,
-:math:`\sigma_a^2\to\sigma_a^2/\sqrt s`, which leaves :math:`u`, :math:`\rho` invariant.
+Presets move along the Table 1 family with two scales, :math:`\beta` (``scale``) and
+:math:`\alpha` (``data_scale``): :math:`N\to\beta N`, :math:`d\to\sqrt\beta\,d`, :math:`n\to\alpha n`,
+:math:`\sigma^2\to(\alpha/\beta)\sigma^2`, :math:`\sigma_a^2\to\sigma_a^2/\sqrt\beta`, which leaves
+:math:`u=n^2\sigma_a^2/(\sigma^4dN)`, :math:`v=n\sigma_a^2/(\sigma^2d)` and hence the whole EK theory
+invariant; the corrections to it are conjectured to scale as :math:`\sqrt\beta/\alpha`. Fig. 2 takes
+:math:`\alpha=\beta`, so the corrections shrink as the scale grows (the trend it tests); App. D takes
+:math:`\alpha=\sqrt\beta`, which keeps :math:`n/d=4` and :math:`\sqrt\beta/\alpha` at their full-scale
+values: App. D is about that finite-data regime, and at :math:`\alpha=\beta` a reduced run would have
+:math:`n/d=4\sqrt\beta` instead.
 """
 import math
 
@@ -27,22 +33,27 @@ __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr"
 
 PRESETS = {
     "fig2": dict(width=700, n=3000, d=150, sigma_w2=0.5, sigma_a2=8 / 700, eps=-0.3,
-                 sigma2=(0.3, 0.25, 0.2, 0.15, 0.1)),
+                 sigma2=(0.3, 0.25, 0.2, 0.15, 0.1), data_power=1.0),
     "appD": dict(width=(2800, 1400, 700), n=600, d=150, sigma_w2=0.5, sigma_a2=0.011, eps=-1.2,
-                 sigma2=(0.05,)),
+                 sigma2=(0.05,), data_power=0.5),
 }
 
 
-def scaled_preset(name, scale):
-    """Preset parameters moved along the Table 1 scaling family by ``scale``."""
+def scaled_preset(name, scale, data_scale=None):
+    r"""Preset parameters moved along the Table 1 family: widths by :math:`\beta` = ``scale``, data
+    by :math:`\alpha` = ``data_scale`` (default ``scale ** data_power`` of the preset)."""
     check_choice("preset", name, tuple(PRESETS))
-    s = check_positive("scale", scale)
+    beta = check_positive("scale", scale)
     p = dict(PRESETS[name])
+    power = p.pop("data_power")
+    alpha = beta ** power if data_scale is None else check_positive("data_scale", data_scale)
     widths = p["width"] if isinstance(p["width"], tuple) else (p["width"],)
-    p["width"] = tuple(max(1, round(w * s)) for w in widths)
-    p["d"] = max(2, round(p["d"] * math.sqrt(s)))
-    p["n"] = max(2, round(p["n"] * s))
-    p["sigma_a2"] = p["sigma_a2"] / math.sqrt(s)
+    p["width"] = tuple(max(1, round(w * beta)) for w in widths)
+    p["d"] = max(2, round(p["d"] * math.sqrt(beta)))
+    p["n"] = max(2, round(p["n"] * alpha))
+    p["sigma_a2"] = p["sigma_a2"] / math.sqrt(beta)
+    p["sigma2"] = tuple(s * alpha / beta for s in p["sigma2"])
+    p["data_scale"] = alpha
     return p
 
 
@@ -93,24 +104,27 @@ def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2, readout="langevin"):
 
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, checkpoint_dir=None, resume=False, progress=None, width=None,
-              scheduler=None, workers=None, curves=False, readout="langevin"):
+              scheduler=None, workers=None, curves=False, readout="langevin", data_scale=None):
     """Sample each (width, noise level) and compare with the theory. Returns a JSON-ready report.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
     cores by default, a Dask cluster with ``scheduler``); with ``curves=True`` each network also
     records its outputs at log-spaced steps, from which :func:`learning_curves` builds the train
     and test losses of each network and of the ensemble-mean output. ``readout="gibbs"`` draws
-    the read-out from its exact conditional every step (see :mod:`.langevin`).
+    the read-out from its exact conditional every step (see :mod:`.langevin`). ``sigma2`` is
+    given at full scale and moved along the family like the preset's (by ``data_scale / scale``).
     """
     from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
     from .ensemble import run_ensemble
     from .langevin import ErfNetworkPosterior
-    p = scaled_preset(preset, scale)
+    p = scaled_preset(preset, scale, data_scale)
     nets = check_int("nets", nets, 1)
     steps = check_int("steps", steps, 10)
-    sigma2s = tuple(sigma2) if sigma2 is not None else p["sigma2"]
-    for s2 in sigma2s:
-        check_positive("sigma2", s2)
+    if sigma2 is not None:
+        for s2 in sigma2:
+            check_positive("sigma2", s2)
+    sigma2s = (p["sigma2"] if sigma2 is None
+               else tuple(s2 * p["data_scale"] / scale for s2 in sigma2))
     widths = tuple(width) if isinstance(width, (tuple, list)) else (
         (width,) if width is not None else p["width"])
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
@@ -274,32 +288,41 @@ def grokking_summary(row):
 
 
 def plot_learning_curves(report, path):
-    """Train (dashed) and test (solid) loss against Langevin time per width (Fig. 5 of the paper):
-    losses of the ensemble-mean output in colour, test losses of individual networks in grey."""
+    """Per width, against Langevin time: train (dashed) and test (solid) loss, of the ensemble-mean
+    output in colour and of individual networks in grey (Fig. 5 of the paper); below, the learned
+    linear and cubic parts of the ensemble-mean output on test points (Fig. 6; 1 = learned)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from kernelphase.io import savefig_atomic
     rows = [r for r in report["rows"] if "curves" in r]
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), squeeze=False,
-                             sharey=True)
-    for ax, r in zip(axes[0], rows):
+    fig, axes = plt.subplots(2, len(rows), figsize=(4.2 * len(rows), 6.4), squeeze=False,
+                             sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
+    for top, bottom, r in zip(axes[0], axes[1], rows):
         c = r["curves"]
         t = np.maximum(np.asarray(c["time"], float), np.asarray(c["time"], float)[1] / 2)
         for net in np.asarray(c["test_loss"]):
-            ax.plot(t, net, color="0.8", lw=0.5)
-        ax.plot(t, c["ensemble_train_loss"], "--", color="C0", label="train (ensemble mean)")
-        ax.plot(t, c["ensemble_test_loss"], "-", color="C3", label="test (ensemble mean)")
+            top.plot(t, net, color="0.8", lw=0.5)
+        top.plot(t, c["ensemble_train_loss"], "--", color="C0", label="train (ensemble mean)")
+        top.plot(t, c["ensemble_test_loss"], "-", color="C3", label="test (ensemble mean)")
         g = grokking_summary(r)
         for key, col in (("t_train", "C0"), ("t_test", "C3")):
             if g[key] == g[key]:
-                ax.axvline(g[key], color=col, lw=0.6, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"N={r['width']}, sigma2={r['sigma2']:g}: delay x{g['delay']:.1f}", fontsize=9)
-        ax.set_xlabel("Langevin time")
-    axes[0][0].set_ylabel("loss of each network")
+                top.axvline(g[key], color=col, lw=0.6, ls=":")
+                bottom.axvline(g[key], color=col, lw=0.6, ls=":")
+        top.set_yscale("log")
+        top.set_title(f"N={r['width']}, sigma2={r['sigma2']:.3g}: delay x{g['delay']:.1f}",
+                      fontsize=9)
+        bottom.plot(t, c["linear_learned"], color="C2", label="linear part")
+        bottom.plot(t, c["cubic_learned"], color="C4", label="cubic part")
+        bottom.axhline(r["learned_cubic"]["theory"], color="C4", lw=0.6, ls="--",
+                       label="cubic part, EK theory")
+        bottom.set_xscale("log")
+        bottom.set_xlabel("Langevin time")
+    axes[0][0].set_ylabel("loss")
+    axes[1][0].set_ylabel("learned fraction (test)")
     axes[0][0].legend(fontsize=8)
+    axes[1][0].legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
     plt.close(fig)

@@ -11,8 +11,13 @@ def register(sub):
                                    ("cubic-width", "appD", "width sweep with finite data (App. D)")):
         q = vs.add_parser(name, help=helptext)
         q.add_argument("--preset", default=preset, help=f"fig2 or appD (default {preset})")
-        q.add_argument("--scale", type=float, default=0.125, help="Table 1 scale (default 1/8)")
-        q.add_argument("--sigma2", help="comma-separated noise levels (default: the preset's)")
+        q.add_argument("--scale", type=float, default=0.125,
+                       help="Table 1 width scale beta (default 1/8)")
+        q.add_argument("--data-scale", type=float,
+                       help="Table 1 data scale alpha (default: beta for fig2, sqrt(beta) for "
+                            "appD, which keeps n/d at its full-scale value)")
+        q.add_argument("--sigma2", help="comma-separated noise levels at full scale, moved along "
+                                        "the family with the preset (default: the preset's)")
         if name == "cubic-width":
             q.add_argument("--widths", help="comma-separated widths (default: the preset's, scaled)")
         q.add_argument("--nets", type=int, default=8, help="networks per ensemble")
@@ -93,6 +98,8 @@ def _run(args):
     check_choice("preset", args.preset, tuple(PRESETS))
     check_choice("readout", args.readout, ("langevin", "gibbs"))
     check_positive("scale", args.scale)
+    if args.data_scale is not None:
+        check_positive("data_scale", args.data_scale)
     check_int("nets", args.nets, 1)
     check_int("steps", args.steps, 10)
     sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 else None
@@ -103,7 +110,7 @@ def _run(args):
     width_sweep = args.experiment == "cubic-width"
     report = _run_and_save(args, run_cubic, args.preset, args.scale, sigma2, args.nets,
                            args.steps, args.lr, args.seed, width=widths, curves=width_sweep,
-                           readout=args.readout)
+                           readout=args.readout, data_scale=args.data_scale)
     plot_cubic_report(report, os.path.join(args.out, "phi_and_b.png"))
     if width_sweep:
         plot_learning_curves(report, os.path.join(args.out, "losses.png"))
