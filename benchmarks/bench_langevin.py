@@ -10,13 +10,16 @@ machine's float64 matrix-multiply throughput reached, counting the step's two pr
 Second table: the App. D networks (narrowest width of scales 1/8, 1/4, 1/2) with the read-out
 drawn from its exact conditional every step (``readout="gibbs"``) against plain Langevin steps:
 ms per step, and Langevin time covered per second of each at its default step size.
+Third table: the read-out draw of the App. D widest networks (N > n), by the n x n system
+(``gaussian_readout_wide``) against the N x N Cholesky factorisation (``gaussian_readout``).
 Run: ``python benchmarks/bench_langevin.py``.
 """
 import time
 
 import numpy as np
 
-from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
+from kernelphase.validation.langevin import (ErfNetworkPosterior, gaussian_readout,
+                                             gaussian_readout_wide, langevin_run)
 from kernelphase.validation.teacher_student import cubic_data, default_lr, scaled_preset
 
 
@@ -58,6 +61,38 @@ def gibbs_table():
               f"{sl * ll:.3g} vs {sg * lg:.3g} ({sg * lg / (sl * ll):.1f}x)")
 
 
+def best_time(fn, reps=7):
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def readout_table():
+    from threadpoolctl import threadpool_limits
+    print("App. D, widest width: exact read-out draw, n x n (wide) against N x N system "
+          "(single-threaded BLAS, as inside langevin_run)")
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1, user_api="blas"):
+        for scale in (0.125, 0.25, 0.5, 1.0):
+            _readout_row(scale, rng)
+
+
+def _readout_row(scale, rng):
+    p = scaled_preset("appD", scale)
+    N, d, n, s2 = p["width"][0], p["d"], p["n"], p["sigma2"][0]
+    X, y = cubic_data(n, d, p["eps"], 0)
+    post = ErfNetworkPosterior(X, y, s2, p["sigma_a2"], p["sigma_w2"], N)
+    F = post.erf_pair(post.prior_sample(rng)[1])[0]
+    t_wide = best_time(lambda: gaussian_readout_wide(F, y, post.var_a, s2, rng))
+    t_full = best_time(lambda: gaussian_readout(F.T @ F, F.T @ y, post.var_a, s2, rng))
+    print(f"scale {scale:g} (N={N}, n={n}): n x n {1e3 * t_wide:.2f} ms, N x N "
+          f"{1e3 * t_full:.2f} ms ({t_full / t_wide:.1f}x)")
+
+
 def main():
     peak = matmul_gflops()
     print(f"float64 matmul throughput (2000 x 2000): {peak:.1f} GFLOP/s")
@@ -79,3 +114,4 @@ def main():
 if __name__ == "__main__":
     main()
     gibbs_table()
+    readout_table()

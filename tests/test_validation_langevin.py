@@ -169,10 +169,11 @@ def test_numba_and_numpy_engines_agree():
             assert np.allclose(g1, g2, rtol=1e-12, atol=1e-12 * np.abs(g2).max())
 
 
-def test_erf_gibbs_readout_is_the_gaussian_conditional():
+@pytest.mark.parametrize("N,n", [(6, 300), (40, 30)])     # N > n: the n x n (wide) draw
+def test_erf_gibbs_readout_is_the_gaussian_conditional(N, n):
     """``ErfNetworkPosterior.sample_readout`` (both engines) against the normal equations with
     scipy's erf features: the mean exactly, the covariance statistically."""
-    post = _small_posterior(N=6, d=4, n=300)
+    post = _small_posterior(N=N, d=4, n=n)
     W = np.random.default_rng(5).standard_normal((post.N, post.d)) * 0.6
     F = erf(post.X @ W.T)
     A = F.T @ F / post.sigma2 + np.eye(post.N) / post.var_a
@@ -182,7 +183,7 @@ def test_erf_gibbs_readout_is_the_gaussian_conditional():
         def standard_normal(self, shape):
             return np.zeros(shape)
     for engine in ("numba", "numpy"):
-        one = _small_posterior(engine, N=6, d=4, n=300)
+        one = _small_posterior(engine, N=N, d=4, n=n)
         assert np.allclose(one.sample_readout(W, Zero()), mean, rtol=1e-10, atol=1e-12)
         a, gW = one.gibbs_step(W, np.random.default_rng(7))     # one erf evaluation for both
         assert np.array_equal(a, one.sample_readout(W, np.random.default_rng(7)))

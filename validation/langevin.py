@@ -46,7 +46,8 @@ from numba import njit, prange
 from kernelphase._checks import check_choice, check_int, check_positive
 from kernelphase.io import atomic_savez, load_npz
 
-__all__ = ["ErfNetworkPosterior", "Checkpoint", "gaussian_readout", "langevin_run", "network_rng"]
+__all__ = ["ErfNetworkPosterior", "Checkpoint", "gaussian_readout", "gaussian_readout_wide",
+           "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
@@ -158,6 +159,22 @@ def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
     return solve_triangular(L.T, solve_triangular(L, FtY / sigma2, lower=True) + Z, lower=False)
 
 
+def gaussian_readout_wide(F, Y, var_a, sigma2, rng):
+    r"""The draw of :func:`gaussian_readout` for more features than data (:math:`N>n`), by the
+    :math:`n\times n` system of Bhattacharya, Chakraborty & Mallick (2016, Biometrika 103, 985):
+    :math:`u\sim\mathcal N(0,v_aI_N)`, :math:`\delta\sim\mathcal N(0,I_n)`,
+    :math:`(v_a\Phi\Phi^\top+I)\,w=Y/\sigma-\Phi u-\delta`, :math:`a=u+v_a\Phi^\top w` with
+    :math:`\Phi=F/\sigma`; :math:`O(n^2N)` work instead of :math:`O(N^3)`."""
+    from scipy.linalg import cho_factor, cho_solve
+    sigma = math.sqrt(sigma2)
+    u = rng.standard_normal(F.shape[1]) * math.sqrt(var_a)
+    delta = rng.standard_normal(F.shape[0])
+    B = (F @ F.T) * (var_a / sigma2)
+    B[np.diag_indices_from(B)] += 1.0
+    w = cho_solve(cho_factor(B, lower=True), Y / sigma - (F @ u) / sigma - delta)
+    return u + (var_a / sigma) * (F.T @ w)
+
+
 @njit(parallel=True, cache=True)
 def _erf_grad(X, WT, a, y, inv_sigma2):
     """Likelihood gradient, fused and parallel over fixed row chunks of the data.
@@ -252,10 +269,13 @@ class ErfNetworkPosterior:
 
     def sample_readout(self, W, rng):
         r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)`: :func:`gaussian_readout` with
-        the features :math:`F=\mathrm{erf}(XW^\top)`."""
+        the features :math:`F=\mathrm{erf}(XW^\top)` (:func:`gaussian_readout_wide` if
+        :math:`N>n`)."""
         return self._draw_readout(self.erf_pair(W)[0], rng)
 
     def _draw_readout(self, F, rng):
+        if self.N > self.n:
+            return gaussian_readout_wide(F, self.y, self.var_a, self.sigma2, rng)
         return gaussian_readout(F.T @ F, F.T @ self.y, self.var_a, self.sigma2, rng)
 
     def gibbs_step(self, W, rng):
