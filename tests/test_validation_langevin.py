@@ -294,6 +294,29 @@ def test_scaled_presets_leave_the_theory_invariant(preset, beta, alpha):
     np.testing.assert_allclose([ph[1].b, ph[1].c], [ph[0].b, ph[0].c], rtol=1e-9)
 
 
+def test_grokking_summary_on_curves_with_known_answers():
+    """Train loss 1 + 5 exp(-t/tau): 90 % of its drop by t = tau ln 10. A test loss falling by 1
+    along 1/(1 + (10/t)^4) makes 90 % of that late drop at t = 10 * 9^(1/4); one that falls with
+    the train loss leaves 10 % of its drop for later; one that rises has no late drop."""
+    from kernelphase.validation.teacher_student import grokking_summary
+    tau = 3e-3
+    t = np.concatenate([[0.0], np.geomspace(1e-4, 100, 600)])     # records 2.3 % apart
+    fit = np.exp(-t / tau)
+
+    def summary(test):
+        return grokking_summary({"curves": {"time": t, "ensemble_train_loss": 1 + 5 * fit,
+                                            "ensemble_test_loss": test}})
+    g = summary(9 - t ** 4 / (t ** 4 + 1e4))
+    assert g["t_train"] == pytest.approx(tau * math.log(10), rel=0.03)
+    assert g["late_drop"] == pytest.approx(1.0, abs=0.01)
+    assert g["t_test"] == pytest.approx(10 * 9 ** 0.25, rel=0.03)
+    assert g["delay"] == pytest.approx(10 * 9 ** 0.25 / (tau * math.log(10)), rel=0.06)
+    g = summary(8 + fit)
+    assert g["late_drop"] == pytest.approx(0.1, abs=0.01) and g["delay"] < 2.5
+    g = summary(8.5 - 0.5 * fit)
+    assert g["late_drop"] < 0 and math.isnan(g["delay"])
+
+
 def test_cli_width_sweep_writes_learning_curves(run_cli, tmp_path):
     st, out, err = run_cli("validate", "cubic-width", "--scale", 0.02, "--widths", "20,10",
                            "--nets", 2, "--steps", 200, "--workers", 1, "--out", tmp_path / "w")
@@ -302,7 +325,8 @@ def test_cli_width_sweep_writes_learning_curves(run_cli, tmp_path):
     assert [r["width"] for r in rep["rows"]] == [20, 10]
     c = rep["rows"][0]["curves"]
     assert np.shape(c["test_loss"]) == (2, len(c["steps"])) and c["steps"][0] == 0
-    assert {"t_train", "t_test", "delay", "late_drop"} <= set(rep["rows"][0]["grokking"])
+    assert {"t_train", "t_test", "delay", "late_drop", "late_drop_fraction"} <= set(
+        rep["rows"][0]["grokking"])
     assert (tmp_path / "w" / "losses.png").exists()
 
 

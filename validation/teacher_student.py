@@ -269,21 +269,30 @@ def loss_drop_times(curve, time, fraction=0.9):
 
 
 def grokking_summary(row):
-    r"""Delay of the test-loss drop behind the train-loss drop for one width (losses of the
-    ensemble-mean output).
+    r"""How much, and how late, the test loss drops after the train loss has dropped (losses of the
+    ensemble-mean output of one width).
 
-    ``delay`` is :math:`t^{test}_{0.9}/t^{train}_{0.9}`; ``late_drop`` the fraction of the test
-    loss's total drop still to come when the train loss has made 90 % of its drop (0: none,
-    1: all of it)."""
+    :math:`t_{train}` is :func:`loss_drop_times` of the train loss. ``late_drop`` is the test loss
+    at :math:`t_{train}` (median of the three nearest records) minus its final value (mean of the
+    last 10 % of records): positive when the test loss keeps falling after the fit, as in
+    grokking; ``late_drop_fraction`` divides it by the test loss at :math:`t_{train}`.
+    :math:`t_{test}` is the first time after :math:`t_{train}` by which 90 % of the late drop is
+    made, and ``delay`` is :math:`t_{test}/t_{train}` (NaN without a late drop)."""
     c = row["curves"]
     tr, te = np.asarray(c["ensemble_train_loss"]), np.asarray(c["ensemble_test_loss"])
     t = np.asarray(c["time"])
-    t_tr, t_te = loss_drop_times(tr, t), loss_drop_times(te, t)
+    t_tr = loss_drop_times(tr, t)
     end = te[-max(1, len(te) // 10):].mean()
-    at = te[np.searchsorted(t, t_tr)] if t_tr == t_tr else float("nan")
-    span = te[0] - end
+    if t_tr == t_tr:
+        i = int(np.searchsorted(t, t_tr))
+        at = float(np.median(te[max(0, i - 1):i + 2]))
+        after = np.nonzero((t >= t_tr) & (te <= end + 0.1 * (at - end)))[0]
+    else:
+        at, after = float("nan"), ()
+    drop = at - end
+    t_te = float(t[after[0]]) if drop > 0 and len(after) else float("nan")
     return {"t_train": t_tr, "t_test": t_te, "delay": t_te / t_tr,
-            "late_drop": float((at - end) / span) if span > 0 else float("nan"),
+            "late_drop": float(drop), "late_drop_fraction": float(drop / at),
             "final_train_loss": float(tr[-1]), "final_test_loss": float(te[-1])}
 
 

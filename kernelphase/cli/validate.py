@@ -121,9 +121,9 @@ def _run(args):
               f"(rel {b['rel_diff']:+.1%}); droplet mass {r['droplet_mass_sim']:.3f}")
         if "grokking" in r:
             g = r["grokking"]
-            print(f"  train loss drops by t={g['t_train']:.3g}, test loss by t={g['t_test']:.3g} "
-                  f"(delay x{g['delay']:.1f}, {g['late_drop']:.0%} of the test drop after the "
-                  f"train drop)")
+            print(f"  train loss drops by t={g['t_train']:.3g}; afterwards the test loss falls by "
+                  f"{g['late_drop']:.3g} ({g['late_drop_fraction']:.0%}), 90% of that by "
+                  f"t={g['t_test']:.3g} (delay x{g['delay']:.3g})")
     print(f"wrote {os.path.join(args.out, 'report.json')}")
     return 0
 
