@@ -151,12 +151,15 @@ def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
     :math:`A^{-1}F^\top Y/\sigma^2`; the draw is :math:`L^{-\top}(L^{-1}F^\top Y/\sigma^2+Z)`,
     :math:`Z\sim\mathcal N(0,I)` (one column per output when ``FtY`` is a matrix).
     """
-    from scipy.linalg import cho_factor, solve_triangular
+    from scipy.linalg.lapack import dpotrf, dtrtrs
     A = FtF / sigma2
     A[np.diag_indices_from(A)] += 1.0 / var_a
-    L = np.tril(cho_factor(A, lower=True)[0])
+    L, info = dpotrf(A, lower=1, clean=0, overwrite_a=1)     # LAPACK directly: no copies
+    if info:
+        raise np.linalg.LinAlgError(f"read-out precision not positive definite (info={info})")
     Z = rng.standard_normal(FtY.shape)
-    return solve_triangular(L.T, solve_triangular(L, FtY / sigma2, lower=True) + Z, lower=False)
+    m = dtrtrs(L, np.asarray(FtY / sigma2, order="F"), lower=1)[0]
+    return dtrtrs(L, m + Z, lower=1, trans=1)[0]
 
 
 def gaussian_readout_wide(F, Y, var_a, sigma2, rng):
@@ -286,8 +289,11 @@ class ErfNetworkPosterior:
         return a, self._grad_from_pair(E, G, a)[1]
 
     def _grad_from_pair(self, E, G, a):
+        """Gradient from fresh ``erf_pair`` arrays; ``G`` is overwritten (no n x N temporaries)."""
         r = (E @ a - self.y) / self.sigma2
-        return -(r @ E), -(((r[:, None] * a) * (_TWO_OVER_SQRT_PI * G)).T @ self.X)
+        G *= r[:, None]
+        G *= _TWO_OVER_SQRT_PI * a
+        return -(r @ E), -(G.T @ self.X)
 
     def grad_loglik(self, a, W):
         r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
