@@ -151,12 +151,10 @@ def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
     :math:`A^{-1}F^\top Y/\sigma^2`; the draw is :math:`L^{-\top}(L^{-1}F^\top Y/\sigma^2+Z)`,
     :math:`Z\sim\mathcal N(0,I)` (one column per output when ``FtY`` is a matrix).
     """
-    from scipy.linalg.lapack import dpotrf, dtrtrs
+    from scipy.linalg.lapack import dtrtrs
     A = FtF / sigma2
     A[np.diag_indices_from(A)] += 1.0 / var_a
-    L, info = dpotrf(A, lower=1, clean=0, overwrite_a=1)     # LAPACK directly: no copies
-    if info:
-        raise np.linalg.LinAlgError(f"read-out precision not positive definite (info={info})")
+    L = _cholesky(A)
     Z = rng.standard_normal(FtY.shape)
     m = dtrtrs(L, np.asarray(FtY / sigma2, order="F"), lower=1)[0]
     return dtrtrs(L, m + Z, lower=1, trans=1)[0]
@@ -168,14 +166,24 @@ def gaussian_readout_wide(F, Y, var_a, sigma2, rng):
     :math:`u\sim\mathcal N(0,v_aI_N)`, :math:`\delta\sim\mathcal N(0,I_n)`,
     :math:`(v_a\Phi\Phi^\top+I)\,w=Y/\sigma-\Phi u-\delta`, :math:`a=u+v_a\Phi^\top w` with
     :math:`\Phi=F/\sigma`; :math:`O(n^2N)` work instead of :math:`O(N^3)`."""
-    from scipy.linalg import cho_factor, cho_solve
+    from scipy.linalg.lapack import dpotrs
     sigma = math.sqrt(sigma2)
     u = rng.standard_normal(F.shape[1]) * math.sqrt(var_a)
     delta = rng.standard_normal(F.shape[0])
     B = (F @ F.T) * (var_a / sigma2)
     B[np.diag_indices_from(B)] += 1.0
-    w = cho_solve(cho_factor(B, lower=True), Y / sigma - (F @ u) / sigma - delta)
+    w = dpotrs(_cholesky(B), (Y - F @ u) / sigma - delta, lower=1)[0]
     return u + (var_a / sigma) * (F.T @ w)
+
+
+def _cholesky(A):
+    """Lower Cholesky factor of the symmetric positive definite ``A``, in place (LAPACK potrf on
+    the Fortran-ordered view of ``A``: no copies; the strict upper triangle is left as it was)."""
+    from scipy.linalg.lapack import dpotrf
+    L, info = dpotrf(A.T if A.flags.c_contiguous else A, lower=1, clean=0, overwrite_a=1)
+    if info:
+        raise np.linalg.LinAlgError(f"read-out precision not positive definite (info={info})")
+    return L
 
 
 @njit(parallel=True, cache=True)
