@@ -224,8 +224,6 @@ def _erf_grad(X, WT, a, y, inv_sigma2):
     return ga, gW
 
 
-
-
 def _blas_single(post):
     """Context in which BLAS is single-threaded (the fused kernel owns the cores)."""
     import contextlib
