@@ -1,21 +1,46 @@
-"""Base class of every solver result, after ``scipy.optimize.OptimizeResult``.
+"""One result contract for every public entry point, after ``scipy.optimize.OptimizeResult``.
 
-Each solver defines a frozen dataclass with its own values plus the common
-fields ``residual``, ``converged``, ``status`` and ``message``, and inherits
-:class:`Result` for a JSON-ready :meth:`Result.to_dict`.
+Every solver, simulation and experiment returns a frozen dataclass that inherits
+:class:`Result` and declares, besides its own values, the common fields ``status`` (an
+int from the package-wide table :data:`STATUS`), ``message`` and ``params``. ``converged``
+is derived from ``status`` and never stored, so it cannot disagree with it; NaN results and
+broken physical invariants are statuses, not silent numbers.
 """
 import dataclasses
 import math
 
 import numpy as np
 
-__all__ = ["Result", "jsonable"]
+__all__ = ["Result", "STATUS", "jsonable", "status_message"]
+
+#: The one status table of the package. ``message`` starts with this text, optionally
+#: followed by ": " and a detail.
+STATUS = {
+    0: "converged",
+    1: "no solution in the range searched",
+    2: "iteration limit reached without convergence",
+    3: "NaN or infinite result encountered",
+    4: "result violates a physical invariant",
+    5: "problem has no solution (infeasible)",
+    6: "run diverged",
+    7: "run too short to measure",
+    8: "external solver failed",
+}
+
+
+def status_message(status, detail=None):
+    """``STATUS[status]``, with ``": detail"`` appended when a detail is given."""
+    base = STATUS[int(status)]
+    return f"{base}: {detail}" if detail else base
 
 
 def jsonable(obj):
     """Convert numpy scalars/arrays, dataclasses and tuples to plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, Result):
+            out["converged"] = obj.converged
+        return out
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -33,10 +58,37 @@ def jsonable(obj):
 
 
 class Result:
-    """Mixin for frozen result dataclasses; adds :meth:`to_dict`."""
+    """Mixin for frozen result dataclasses with fields ``status`` and ``message``.
+
+    ``converged`` is ``status == 0``. An empty ``message`` is filled from :data:`STATUS`;
+    a given one must start with the table's text for its status.
+    """
+
+    def __post_init__(self):
+        st = getattr(self, "status")
+        if isinstance(st, np.ndarray):  # grids: per-point statuses, message for the whole
+            bad = set(np.unique(st).tolist()) - set(STATUS)
+            if bad:
+                raise ValueError(f"status codes {sorted(bad)} are not in results.STATUS")
+            return
+        if int(st) not in STATUS:
+            raise ValueError(f"status={st!r} is not in results.STATUS")
+        object.__setattr__(self, "status", int(st))
+        msg = getattr(self, "message", "") or ""
+        if not msg:
+            object.__setattr__(self, "message", STATUS[int(st)])
+        elif not msg.startswith(STATUS[int(st)]):
+            raise ValueError(f"message {msg!r} does not match status {st} "
+                             f"({STATUS[int(st)]!r})")
+
+    @property
+    def converged(self):
+        """True exactly when ``status == 0`` (all statuses for a grid)."""
+        st = self.status
+        return bool(np.all(np.asarray(st) == 0))
 
     def to_dict(self):
-        """JSON-ready dict of all fields plus ``kernelphase_version``."""
+        """JSON-ready dict of all fields, ``converged`` and ``kernelphase_version``."""
         from . import __version__
         d = jsonable(self)
         d["kernelphase_version"] = __version__

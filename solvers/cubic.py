@@ -30,14 +30,13 @@ import numpy as np
 from numba import njit
 
 from kernelphase._checks import check_int, check_positive, check_range
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["cubic_transition", "cubic_phase", "gfl_b", "action_minima", "CubicTransitionResult",
            "CubicPhaseResult", "compiled_action", "cubic_phase_scaled", "u_from_sigma2",
            "sigma2_from_u"]
 
-_STATUS = {0: "converged", 1: "no transition in range (no nontrivial minimum for u <= u_max)",
-           2: "root finding did not converge", 3: "NaN result encountered"}
+_DETAIL = {1: "no transition (no nontrivial minimum for u <= u_max)"}
 
 _NGRID = 400
 _PHI_MAX = 4.0
@@ -238,7 +237,6 @@ class CubicTransitionResult(Result):
     b_at_uc: float
     sigma2_c: float | None
     residual: float
-    converged: bool
     status: int
     message: str
     nit: int
@@ -303,7 +301,7 @@ def cubic_transition(eps, sigma_w2=0.5, rho=None, n=None, d=None, width=None, si
     s2 = sigma2_from_u(uc, *phys) if (phys and st == 0) else None
     return CubicTransitionResult(u_spinodal=float(us), u_c=float(uc), phi_star=float(phi),
                                  b_at_uc=float(b), sigma2_c=s2, residual=float(res),
-                                 converged=st == 0, status=int(st), message=_STATUS[int(st)],
+                                 status=int(st), message=status_message(st, _DETAIL.get(int(st))),
                                  nit=int(nit), params=params)
 
 
@@ -333,7 +331,6 @@ class CubicPhaseResult(Result):
     learned_cubic: float
     metastable: bool
     residual: float
-    converged: bool
     status: int
     message: str
     params: dict = field(default_factory=dict)
@@ -413,7 +410,7 @@ def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):
     if not tr.converged or u <= tr.u_c:
         b, phi, val, k = _gfl_state(u, rho, eps, sigma_w2, work)
         return CubicPhaseResult("GFL", u, float(b), eps, float(phi) if k else 0.0, 0.0, 0.0,
-                                bool(k > 0), 0.0, True, 0, _STATUS[0], params)
+                                bool(k > 0), 0.0, 0, status_message(0), params)
     # continue GMFL-I from u_c in small steps in log u (no silent branch jumps)
     z0 = np.array([tr.b_at_uc, eps, 0.0, tr.phi_star])
     for steps in (2, 6, 24):  # direct first; finer continuation only if the solve fails
@@ -429,7 +426,7 @@ def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):
     status = 0 if ok else 2
     learned = 1 - z[1] / eps if eps else 0.0
     return CubicPhaseResult(phase, u, float(z[0]), float(z[1]), float(z[3]), float(min(frac, 1.0)),
-                            float(learned), False, res, ok, status, _STATUS[status], params)
+                            float(learned), False, res, status, status_message(status), params)
 
 
 def cubic_phase(eps, sigma2, n, d, width, sigma_a2, sigma_w2=0.5):

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["LearningCurveResult", "learning_curve"]
 
-_STATUS = {0: "converged", 1: "ridgeless with P >= rank: interpolation impossible",
-           2: "root finding did not converge"}
+_DETAIL = {1: None, 5: "ridgeless with P >= rank: interpolation impossible", 2: None}
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,6 @@ class LearningCurveResult(Result):
     learnability: tuple      # L_k per sector
     overfit: float           # E0 = P / (P - sum m L^2)
     residual: float          # |constraint - P| / P at kappa
-    converged: bool
     status: int
     message: str
 
@@ -71,7 +69,7 @@ def learning_curve(eigenvalues, multiplicities, powers, P, ridge=0.0, null_power
     rank = m.sum()
     if ridge == 0 and P >= rank:
         return LearningCurveResult(P, float(null_power + 0.0) if P > rank else np.inf, 0.0,
-                                   tuple(np.ones_like(lam)), np.inf, np.nan, False, 1, _STATUS[1])
+                                   tuple(np.ones_like(lam)), np.inf, np.nan, 5, status_message(5, _DETAIL[5]))
     lo, hi = np.log(lam.min()) - 60, np.log(max(lam.max() * m.sum(), ridge + 1e-300)) + 60
     try:
         logk = brentq(h, lo, hi, xtol=1e-14, rtol=1e-14, maxiter=500)
@@ -84,4 +82,4 @@ def learning_curve(eigenvalues, multiplicities, powers, P, ridge=0.0, null_power
     E = e0 * (np.sum((1 - L) ** 2 * p) + null_power)
     res = abs(h(logk)) / P if status == 0 else np.nan
     return LearningCurveResult(float(P), float(E), k, tuple(float(v) for v in L), float(e0),
-                               float(res), status == 0, status, _STATUS[status])
+                               float(res), status, status_message(status))

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["MarginResult", "l2_max_margin", "l1_max_margin", "linear_accuracy",
            "cosine"]
 
-_STATUS = {0: "converged", 1: "KKT residual above tolerance",
-           2: "data are not linearly separable", 3: "solver failed"}
+
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,6 @@ class MarginResult(Result):
     margin: float
     norm: str
     residual: float
-    converged: bool
     status: int
     message: str
 
@@ -69,10 +67,10 @@ def _result(w, X, y, norm, extra_residual=0.0):
     viol = max(0.0, 1.0 - float(scores.min()))
     residual = max(viol, extra_residual)
     size = np.linalg.norm(w, 1 if norm == "l1" else 2)
-    status = 0 if residual < 1e-6 else 1
+    status = 0 if residual < 1e-6 else 4
     return MarginResult(w=w, margin=float(scores.min() / size), norm=norm,
-                        residual=residual, converged=status == 0, status=status,
-                        message=_STATUS[status])
+                        residual=residual, status=status, message=status_message(
+                            status, None if status == 0 else "KKT residual above tolerance"))
 
 
 def l2_max_margin(X, y, tol=1e-12):
@@ -126,10 +124,10 @@ def l1_max_margin(X, y):
                   bounds=(0, None), method="highs")
     if res.status == 2:
         return MarginResult(w=np.zeros(d), margin=float("nan"), norm="l1", residual=np.inf,
-                            converged=False, status=2, message=_STATUS[2])
+                            status=5, message=status_message(5, "data are not linearly separable"))
     if res.status != 0:
         return MarginResult(w=np.zeros(d), margin=float("nan"), norm="l1", residual=np.inf,
-                            converged=False, status=3, message=f"{_STATUS[3]}: {res.message}")
+                            status=8, message=status_message(8, res.message))
     return _result(res.x[:d] - res.x[d:], X, y, "l1")
 
 

@@ -18,13 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernelphase._checks import check_int, check_positive
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["multiplication_table", "observation_mask", "zero_fill_completion",
            "nuclear_norm_completion", "CompletionResult", "heldout_mse"]
-
-_STATUS = {0: "converged", 1: "maximum number of iterations reached",
-           2: "observations are inconsistent (an entry and its mirror differ)"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,6 @@ class CompletionResult(Result):
     W: np.ndarray
     nuclear_norm: float
     residual: float
-    converged: bool
     status: int
     message: str
     nit: int
@@ -102,7 +98,7 @@ def nuclear_norm_completion(Xstar, mask, rho=None, tol=1e-8, maxiter=20000):
 
     Z = project(np.zeros_like(Xstar))
     Y = np.zeros_like(Xstar)
-    status, k = 1, 0
+    status, k = 2, 0
     for k in range(1, maxiter + 1):
         W = project(Z - Y)
         lam, Q = np.linalg.eigh(W + Y)
@@ -119,5 +115,5 @@ def nuclear_norm_completion(Xstar, mask, rho=None, tol=1e-8, maxiter=20000):
     violation = float(np.max(np.abs(Z - target)[sym]))
     residual = max(r_primal, r_dual, violation)
     return CompletionResult(W=Z, nuclear_norm=float(np.abs(np.linalg.eigvalsh(Z)).sum()),
-                            residual=residual, converged=status == 0, status=status,
-                            message=_STATUS[status], nit=k)
+                            residual=residual, status=status,
+                            message=status_message(status), nit=k)

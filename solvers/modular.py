@@ -19,12 +19,11 @@ import math
 from dataclasses import dataclass, field
 
 from kernelphase._checks import check_int, check_positive
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["modular_transition", "modular_phase", "ModularTransitionResult", "ModularPhaseResult",
            "degenerate_point"]
 
-_STATUS = {0: "converged", 2: "root finding did not converge"}
 
 
 def _check(P, width, sigma_a2, gamma):
@@ -71,7 +70,6 @@ class ModularTransitionResult(Result):
     g_c: float
     phi_plus: float
     residual: float
-    converged: bool
     status: int
     message: str
     params: dict = field(default_factory=dict)
@@ -85,7 +83,8 @@ def modular_transition(P, width, sigma_a2, gamma):
     s2 = s1 - sigma_a2 * phic ** 2
     # certificate: the action and its slope vanish at (g_c, Phi_+)
     res = abs(phic - gc * phic ** 2 + gamma / 3 * phic ** 3) + abs(1 - 2 * gc * phic + gamma * phic ** 2)
-    return ModularTransitionResult(s1, s2, -s2 / s1, gc, phic, res, s2 > 0, 0, _STATUS[0],
+    st = 0 if s2 > 0 else 4
+    return ModularTransitionResult(s1, s2, -s2 / s1, gc, phic, res, st, status_message(st),
                                    dict(P=P, width=width, sigma_a2=sigma_a2, gamma=gamma))
 
 
@@ -99,7 +98,6 @@ class ModularPhaseResult(Result):
     target_component: float
     u: float
     residual: float
-    converged: bool
     status: int
     message: str
     params: dict = field(default_factory=dict)
@@ -127,6 +125,6 @@ def modular_phase(P, width, sigma_a2, gamma, sigma2):
         phase, p = "GMFL-II", 1.0
         power = _phi_plus(u * a_abs ** 2, gamma) ** 2 if a_abs == a_abs else float("nan")
         res = abs(f(a_abs)) if a_abs == a_abs else float("inf")
-    ok = res < 1e-9
-    return ModularPhaseResult(phase, -a_abs, p, power, 1 - a_abs, u, res, ok, 0 if ok else 2,
-                              _STATUS[0 if ok else 2], params)
+    st = 0 if res < 1e-9 else 2
+    return ModularPhaseResult(phase, -a_abs, p, power, 1 - a_abs, u, res, st, status_message(st),
+                              params)

@@ -29,14 +29,13 @@ from typing import Mapping
 import numpy as np
 from numba import njit
 
-from kernelphase.results import Result
+from kernelphase.results import Result, status_message
 
 __all__ = ["OrderState", "DynamicsResult", "reduced_steps", "run_order_dynamics",
            "population_loss", "MODELS"]
 
 MODELS = {"network": 0, "linearised": 1, "population": 2}
 
-_STATUS = {0: "completed all steps", 1: "non-finite state encountered"}
 
 
 @dataclass
@@ -56,7 +55,6 @@ class DynamicsResult(Result):
     wbar: np.ndarray
     M: np.ndarray
     residual: float              # last train loss (the GD objective)
-    converged: bool
     status: int
     message: str
     params: Mapping = field(default_factory=dict)
@@ -215,11 +213,11 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
         if callback is not None:
             callback(r, state)
         if not (np.isfinite(te[r]) and np.all(np.isfinite(state.M))):
-            status = 1
+            status = 6
             epochs, tr, te, terms = epochs[:r + 1], tr[:r + 1], te[:r + 1], terms[:r + 1]
             break
     return DynamicsResult(epochs=epochs, train_loss=tr, test_loss=te, terms=terms,
                           wbar=state.wbar, M=state.M, residual=float(tr[-1]),
-                          converged=status == 0, status=status, message=_STATUS[status],
+                          status=status, message=status_message(status),
                           params=dict(alpha=alpha, eps=eps, lr=lr, N=N, steps=steps,
                                       model=model, centred=centred, s=s))

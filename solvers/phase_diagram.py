@@ -34,7 +34,6 @@ class PhaseDiagram(Result):
     order: dict
     status: np.ndarray
     residual: np.ndarray
-    converged: bool
     message: str
     params: dict = field(default_factory=dict)
 
@@ -99,6 +98,6 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None):
     status = np.array([[c[2] for c in r] for r in rows])
     residual = np.array([[c[3] for c in r] for r in rows], dtype=float)
     ok = bool(np.all(status == 0))
-    return PhaseDiagram(model, x[0], xs, y[0], ys, phase, order, status, residual, ok,
+    return PhaseDiagram(model, x[0], xs, y[0], ys, phase, order, status, residual,
                         "all points converged" if ok else f"{int((status != 0).sum())} points "
                         f"did not converge (see status)", dict(fixed))

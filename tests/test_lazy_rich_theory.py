@@ -130,4 +130,4 @@ def test_learning_curve_bad_input():
     with pytest.raises(ValueError, match="eigenvalues"):
         learning_curve([-1.0], [1], [1.0], 5)
     r = learning_curve([1.0], [3], [1.0], 5)
-    assert r.status == 1 and not r.converged
+    assert r.status == 5 and not r.converged
