@@ -32,7 +32,7 @@ from numba import njit
 from kernelphase._checks import check_int, check_positive, check_range
 from kernelphase.results import Result, status_message
 
-__all__ = ["cubic_transition", "cubic_phase", "gfl_b", "action_minima", "CubicTransitionResult",
+__all__ = ["cubic_transition", "cubic_phase", "cubic_phases", "gfl_b", "action_minima", "CubicTransitionResult",
            "CubicPhaseResult", "compiled_action", "cubic_phase_scaled", "u_from_sigma2",
            "sigma2_from_u"]
 
@@ -122,6 +122,18 @@ def _minima(u, b, c, sw2, out):
         x1 = i * h
         g1 = _fS(x1, u, b, c, sw2)[1]
         if g0 < 0 <= g1 and m < out.shape[0]:
+            xm = _refine_min(x0, x1, u, b, c, sw2)
+            val, _, curv = _fS(xm, u, b, c, sw2)
+            out[m, 0] = xm
+            out[m, 1] = val
+            out[m, 2] = curv
+            m += 1
+        x0, g0 = x1, g1
+    # still descending at the window's edge: the minimum lies beyond it (no window artefact)
+    while g0 < 0 and x0 < 1e6 and m < out.shape[0]:
+        x1 = 2 * x0
+        g1 = _fS(x1, u, b, c, sw2)[1]
+        if g1 >= 0:
             xm = _refine_min(x0, x1, u, b, c, sw2)
             val, _, curv = _fS(xm, u, b, c, sw2)
             out[m, 0] = xm
@@ -248,13 +260,13 @@ def _rho_from(rho, n, d, width, sigma_a2):
     if rho is not None:
         if any(p is not None for p in phys):
             raise ValueError("give either rho or all of n, d, width, sigma_a2, not both")
-        return check_positive("rho", rho), None
+        return check_range("rho", rho, 0, 1e12, lo_open=True), None
     if any(p is None for p in phys):
         raise ValueError("give rho, or all of n, d, width and sigma_a2")
-    n = check_int("n", n, 1)
-    d = check_int("d", d, 1)
-    width = check_int("width", width, 1)
-    sigma_a2 = check_positive("sigma_a2", sigma_a2)
+    n = check_int("n", n, 1, 10 ** 12)
+    d = check_int("d", d, 1, 10 ** 12)
+    width = check_int("width", width, 1, 10 ** 12)
+    sigma_a2 = check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True)
     return width * sigma_a2 / d, (n, d, width, sigma_a2)
 
 
@@ -265,7 +277,8 @@ def sigma2_from_u(u, n, d, width, sigma_a2):
 
 def u_from_sigma2(sigma2, n, d, width, sigma_a2):
     r""":math:`u=n^2\sigma_a^2/(\sigma^4dN)` (Rubin et al., App. A.2)."""
-    return n * n * sigma_a2 / (sigma2 ** 2 * d * width)
+    den = sigma2 ** 2 * d * width
+    return n * n * sigma_a2 / den if den > 0 else math.inf
 
 
 def cubic_transition(eps, sigma_w2=0.5, rho=None, n=None, d=None, width=None, sigma_a2=None,
@@ -287,10 +300,10 @@ def cubic_transition(eps, sigma_w2=0.5, rho=None, n=None, d=None, width=None, si
     >>> r = cubic_transition(-0.3, 0.5, n=3000, d=150, width=700, sigma_a2=8/700)
     >>> round(r.u_c, 1), round(r.sigma2_c, 3)  # doctest: +SKIP
     """
-    eps = check_range("eps", eps)
-    sw2 = check_positive("sigma_w2", sigma_w2)
+    eps = check_range("eps", eps, -100, 100)
+    sw2 = check_range("sigma_w2", sigma_w2, 0, 1e6, lo_open=True)
     rho_, phys = _rho_from(rho, n, d, width, sigma_a2)
-    u_max = check_positive("u_max", u_max)
+    u_max = check_range("u_max", u_max, 0, _U_MAX, lo_open=True)
     params = {"eps": eps, "sigma_w2": sw2, "rho": rho_}
     if phys:
         params.update(zip(("n", "d", "width", "sigma_a2"), phys))
@@ -336,14 +349,36 @@ class CubicPhaseResult(Result):
     params: dict = field(default_factory=dict)
 
 
+_MAX_STEP = 0.2      # largest continuation step in ln u
+_MIN_STEP = 1e-9     # below this the branch is declared lost (fold or end)
+_PHI_MIN = 1e-3      # a droplet closer to the trivial root than this is no droplet
+_U_MAX = 1e12        # largest interaction accepted
+
+
 @njit(cache=True, error_model="numpy")
-def _gmfl1_residual(z, u, v, eps, sw2):
-    """GMFL-I equations: 2x2 GPR for (b, sqrt6 c), S(q*) = 0 and S'(q*) = 0 (scaled by 100)."""
-    b, c, phi_d, q = z[0], z[1], z[2], z[3]
+def _mixed_residual(z, u, v, eps, sw2, d, mode):
+    r"""Residual of the mixed-phase system in the unknowns z = (b, c, varphi, xi).
+
+    The droplet sits at :math:`q_*=e^{\xi/2}`, so :math:`q_*=0` (the trivial root, which solves
+    :math:`\hat S=\hat S'=0` for any varphi) is excluded by construction. The equations are
+    :math:`\hat S(q)/q^2=0` and :math:`\hat S'(q)/(2q)-\hat S(q)/q^2=q^2\,\partial_{q^2}(\hat S/q^2)=0`
+    (mode 1, GMFL-I: degenerate with Phi = 0), or :math:`\hat S'(q)/(2q)=0` and varphi = d
+    (mode 2, GMFL-II: every neuron in a droplet); and the 2x2 GPR closure
+    :math:`(b,\sqrt6c)=[I+v(\hat Q_0+\varphi\hat Q(q))]^{-1}(1,\sqrt6\epsilon)`, where
+    :math:`\hat Q_0` (the Phi = 0 Gaussian, theory notes Sec. 4.8) is dropped in GMFL-II. The
+    droplet fraction :math:`\varphi/d` is O(1/d) in GMFL-I; at that order the bookkeeping keeps
+    :math:`\hat Q_0` at full weight (the d -> infinity limit, so the solution depends on d only
+    through the fraction), which leaves an O(1/d) step at the GMFL-II boundary, reached only at
+    u = O(d^2).
+    """
+    b, c, phi_d, xi = z[0], z[1], z[2], z[3]
+    x = math.exp(xi)
+    q = math.sqrt(x)
     S, dS, _ = _fS(q, u, b, c, sw2)
-    k = _kappa(u, b, sw2)
     Q11, Q12, Q22 = _fQ(q, sw2)
-    m11 = 1.0 + v * (4.0 / (math.pi * (1 + 2 * sw2) * k) + phi_d * Q11)
+    m11 = 1.0 + v * phi_d * Q11
+    if mode == 1:
+        m11 += v * 4.0 / (math.pi * (1 + 2 * sw2) * _kappa(u, b, sw2))
     m12 = v * phi_d * Q12
     m22 = 1.0 + v * phi_d * Q22
     y1, y2 = 1.0, math.sqrt(6.0) * eps
@@ -351,18 +386,22 @@ def _gmfl1_residual(z, u, v, eps, sw2):
     out = np.empty(4)
     out[0] = (m22 * y1 - m12 * y2) / det - b
     out[1] = (m11 * y2 - m12 * y1) / det - math.sqrt(6.0) * c
-    out[2] = 100.0 * S
-    out[3] = 100.0 * dS
+    if mode == 1:
+        out[2] = S / x
+        out[3] = dS / (2 * q) - S / x
+    else:
+        out[2] = dS / (2 * q)
+        out[3] = (phi_d - d) / d
     return out
 
 
 @njit(cache=True, error_model="numpy")
-def _gmfl1_newton(z0, u, v, eps, sw2):
-    """Damped Gauss-Newton / Levenberg-Marquardt with a finite-difference Jacobian.
-
-    Returns (z, max|F|, converged)."""
+def _lm(z0, u, v, eps, sw2, d, mode):
+    """Levenberg-Marquardt with a finite-difference Jacobian; returns (z, max|F|, ok)."""
     z = z0.copy()
-    F = _gmfl1_residual(z, u, v, eps, sw2)
+    F = _mixed_residual(z, u, v, eps, sw2, d, mode)
+    if not np.all(np.isfinite(F)):
+        return z, np.inf, False
     J = np.empty((4, 4))
     for _ in range(60):
         norm = np.max(np.abs(F))
@@ -372,29 +411,188 @@ def _gmfl1_newton(z0, u, v, eps, sw2):
             h = 1e-7 * max(1.0, abs(z[j]))
             zp = z.copy()
             zp[j] += h
-            J[:, j] = (_gmfl1_residual(zp, u, v, eps, sw2) - F) / h
-        JT = J.T
-        A = JT @ J
+            J[:, j] = (_mixed_residual(zp, u, v, eps, sw2, d, mode) - F) / h
+        A = J.T @ J
         mu = 1e-12 * (np.trace(A) + 1e-300)
         for i in range(4):
             A[i, i] += mu
-        dz = np.linalg.solve(A, -(JT @ F))  # Levenberg-Marquardt step (never singular)
+        dz = np.linalg.solve(A, -(J.T @ F))
         t = 1.0
+        ok = False
         while t > 1e-4:
             zn = z + t * dz
-            Fn = _gmfl1_residual(zn, u, v, eps, sw2)
+            Fn = _mixed_residual(zn, u, v, eps, sw2, d, mode)
             if np.all(np.isfinite(Fn)) and np.max(np.abs(Fn)) < norm:
+                ok = True
                 break
             t *= 0.5
+        if not ok:
+            return z, norm, False
         z, F = zn, Fn
     norm = np.max(np.abs(F))
     return z, norm, norm < 1e-10
 
 
-def _gmfl1(u, rho, eps, sw2, d, start):
-    """Solve the GMFL-I (Maxwell) system for (b, c, varphi, q*) starting at ``start``."""
-    z, res, ok = _gmfl1_newton(np.asarray(start, float), u, math.sqrt(u * rho), eps, sw2)
-    return z, float(res), bool(ok)
+@njit(cache=True)
+def _track(us, rho, eps, sw2, d, u_c, z_c, out, modes, resid):
+    """Continue the mixed branch from (u_c, z_c) through the sorted targets ``us`` (> u_c).
+
+    Natural continuation in ln u with a secant predictor and step control: a step is taken
+    only when the corrector converges close to the prediction with 0 <= varphi; otherwise it
+    is halved. When varphi reaches d the system switches to GMFL-II. Returns the number of
+    targets reached; the rest are unconverged (branch lost: a fold or the end of the branch).
+    """
+    t0 = math.log(u_c)
+    z0 = z_c.copy()
+    tp = t0
+    zp = z0.copy()
+    have_prev = False
+    mode = 1
+    h = 0.02
+    for i in range(us.shape[0]):
+        tt = math.log(us[i])
+        while t0 < tt:
+            step = min(h, tt - t0)
+            t1 = t0 + step
+            if have_prev:
+                zpred = z0 + (z0 - zp) * (step / (t0 - tp))
+            else:
+                zpred = z0.copy()
+            if mode == 2:
+                zpred[2] = d
+            u1 = math.exp(t1)
+            z1, res, ok = _lm(zpred, u1, math.sqrt(u1 * rho), eps, sw2, d, mode)
+            if ok:
+                dev = max(abs(z1[0] - zpred[0]), abs(z1[1] - zpred[1]), abs(z1[3] - zpred[3]))
+                ok = dev < 0.05 + 0.1 * step and z1[2] >= -1e-9 * d
+            if ok and mode == 1 and z1[2] > d:  # every neuron in a droplet: GMFL-II from here
+                z1[2] = d
+                z1, res, ok = _lm(z1, u1, math.sqrt(u1 * rho), eps, sw2, d, 2)
+                if ok:
+                    mode = 2
+            if ok:
+                tp, zp = t0, z0
+                t0, z0 = t1, z1
+                have_prev = True
+                h = min(1.5 * h, _MAX_STEP)
+            else:
+                h *= 0.5
+                if h < _MIN_STEP:
+                    return i
+        out[i] = z0
+        modes[i] = mode
+        resid[i] = max(np.max(np.abs(_mixed_residual(z0, us[i], math.sqrt(us[i] * rho), eps,
+                                                     sw2, d, mode))), 0.0)
+    return us.shape[0]
+
+
+def _mixed_invariants(z, u, eps, sw2, d, mode):
+    """Detail of the first broken invariant of a mixed-phase solution, or None."""
+    b, c, phi_d, xi = (float(t) for t in z)
+    q = math.exp(xi / 2)
+    if not all(math.isfinite(t) for t in (b, c, phi_d, q)):
+        return "non-finite value"
+    if q < _PHI_MIN:
+        return f"droplet at Phi*={q:.3g}, the trivial root"
+    if not -1e-9 <= phi_d / d <= 1 + 1e-9:
+        return f"droplet fraction {phi_d / d:.3g} outside [0, 1]"
+    S, _, curv = _fS(q, u, b, c, sw2)
+    if curv <= 0:
+        return f"Phi*={q:.4g} is not a minimum (S''={curv:.3g})"
+    if mode == 1 and _kappa(u, b, sw2) <= 0:
+        return "Phi = 0 is not a minimum (kappa <= 0)"
+    if mode == 2 and S > 1e-9:
+        return f"droplet action S(Phi*)={S:.3g} above S(0) = 0 in GMFL-II"
+    work = np.empty((8, 3))
+    k = _minima(u, b, c, sw2, work)
+    if any(work[j, 1] < S - 1e-9 * (1 + abs(S)) for j in range(k)):
+        return "a lower nontrivial minimum exists (droplet not the global minimum)"
+    # (b, sqrt6 c) = (I + M)^{-1} y with M positive semi-definite: |r| <= |y| and r.y > 0
+    if not (b * b + 6 * c * c <= (1 + 6 * eps * eps) * (1 + 1e-9) and b + 6 * c * eps > 0):
+        return "discrepancy not a contraction of the target (GPR with a PSD kernel)"
+    return None
+
+
+def _gfl_invariants(b, val, k, u, sw2):
+    if not (0 < b <= 1 and math.isfinite(b)):
+        return f"b={b:.4g} outside (0, 1]"
+    if _kappa(u, b, sw2) <= 0:
+        return "Phi = 0 is not a minimum (kappa <= 0)"
+    if k and val < -1e-9:
+        return f"a droplet minimum lies below Phi = 0 (S={val:.3g}) on the GFL branch"
+    return None
+
+
+def _phase_result(phase, u, b, c, phi, frac, learned, meta, res, detail, params, status=None):
+    """A phase result; ``detail`` (a broken invariant) makes it status 4 unless ``status``
+    says otherwise, and an unconverged result is labelled ``"unknown"``."""
+    if status is None:
+        status = 0 if detail is None else 4
+    if status:
+        phase = "unknown"
+    return CubicPhaseResult(phase, u, float(b), float(c), float(phi), float(frac), float(learned),
+                            bool(meta), float(res), status, status_message(status, detail), params)
+
+
+def cubic_phases(eps, us, rho, sigma_w2=0.5, d=150, transition=None):
+    r"""Phases and order parameters of the cubic model along a set of interactions ``us``.
+
+    Below :math:`u_c` the GFL branch (``metastable`` flags a droplet minimum above the
+    Phi = 0 one: the hysteresis window). Above it the mixed branch is continued from
+    :math:`u_c` in :math:`\ln u` (:func:`_track`), GMFL-I while the droplet fraction is below 1,
+    GMFL-II from there. Each result is ``converged`` only when its invariants hold: GFL has
+    :math:`0<b\le1`, :math:`\kappa(b)>0` and no droplet minimum below :math:`\Phi=0`; a mixed
+    state has :math:`\Phi_*\ge10^{-3}`, droplet fraction in [0, 1], :math:`\hat S''(\Phi_*)>0`,
+    the droplet the global minimum, and the GPR contraction
+    :math:`b^2+6c^2\le1+6\epsilon^2`. Otherwise the status says what failed and the phase is
+    ``"unknown"``.
+    """
+    eps = check_range("eps", eps, -100, 100)
+    rho = check_range("rho", rho, 0, 1e12, lo_open=True)
+    sigma_w2 = check_range("sigma_w2", sigma_w2, 0, 1e6, lo_open=True)
+    d = check_int("d", d, 1, 10 ** 12)
+    us = np.array([check_range("u", u, 0, _U_MAX, lo_open=True) for u in np.atleast_1d(us)],
+                  dtype=float)
+    tr = transition or cubic_transition(eps, sigma_w2, rho=rho)
+    params = {"eps": eps, "sigma_w2": sigma_w2, "rho": rho, "d": d}
+    out = [None] * len(us)
+    work = np.empty((8, 3))
+    mixed = []
+    for i, u in enumerate(us):
+        p = dict(params, u=float(u))
+        if tr.status == 0 and u > tr.u_c:
+            mixed.append(i)
+            continue
+        if tr.status not in (0, 1):
+            out[i] = _phase_result("GFL", u, np.nan, eps, np.nan, 0, 0, False, np.nan,
+                                   f"transition: {tr.message}", p, tr.status)
+            continue
+        b, phi, val, k = _gfl_state(u, rho, eps, sigma_w2, work)
+        detail = _gfl_invariants(b, val, k, u, sigma_w2)
+        out[i] = _phase_result("GFL", u, b, eps, phi if k else 0.0, 0.0, 0.0, k > 0, 0.0,
+                               detail, p)
+    if mixed:
+        order = sorted(mixed, key=lambda j: us[j])
+        ut = us[order]
+        z = np.empty((len(ut), 4))
+        modes = np.zeros(len(ut), np.int64)
+        resid = np.full(len(ut), np.nan)
+        zc = np.array([tr.b_at_uc, eps, 0.0, 2 * math.log(tr.phi_star)])
+        reached = _track(ut, rho, eps, sigma_w2, float(d), tr.u_c, zc, z, modes, resid)
+        for j, i in enumerate(order):
+            p = dict(params, u=float(us[i]))
+            if j >= reached:
+                last = ut[reached - 1] if reached else tr.u_c
+                out[i] = _phase_result("GMFL-I", us[i], np.nan, np.nan, np.nan, np.nan, np.nan,
+                                       False, np.nan, f"mixed branch lost above u={last:.6g} "
+                                       f"(a fold or the end of the branch)", p, 2)
+                continue
+            b, c, phi_d, xi = z[j]
+            detail = _mixed_invariants(z[j], us[i], eps, sigma_w2, d, modes[j])
+            out[i] = _phase_result("GMFL-II" if modes[j] == 2 else "GMFL-I", us[i], b, c,
+                                   math.exp(xi / 2), min(phi_d / d, 1.0), 1 - c / eps, False,
+                                   resid[j], detail, p)
+    return out
 
 
 def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):
@@ -402,31 +600,9 @@ def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):
 
     ``d`` converts :math:`\varphi` (droplet weight times d) to the droplet fraction.
     ``transition`` may pass a precomputed :func:`cubic_transition` result for these invariants.
+    See :func:`cubic_phases` for the branches and the invariants checked.
     """
-    u = check_positive("u", u)
-    tr = transition or cubic_transition(eps, sigma_w2, rho=rho)
-    params = {"eps": eps, "sigma_w2": sigma_w2, "rho": rho, "u": u, "d": d}
-    work = np.empty((8, 3))
-    if not tr.converged or u <= tr.u_c:
-        b, phi, val, k = _gfl_state(u, rho, eps, sigma_w2, work)
-        return CubicPhaseResult("GFL", u, float(b), eps, float(phi) if k else 0.0, 0.0, 0.0,
-                                bool(k > 0), 0.0, 0, status_message(0), params)
-    # continue GMFL-I from u_c in small steps in log u (no silent branch jumps)
-    z0 = np.array([tr.b_at_uc, eps, 0.0, tr.phi_star])
-    for steps in (2, 6, 24):  # direct first; finer continuation only if the solve fails
-        z, res, ok = z0, 0.0, True
-        for uu in np.geomspace(tr.u_c, u, steps)[1:]:
-            z, res, ok = _gmfl1(uu, rho, eps, sigma_w2, d, z)
-            if not ok or z[2] / d >= 1:
-                break
-        if ok and z[3] > 0:
-            break
-    frac = z[2] / d
-    phase = "GMFL-II" if frac >= 1 else "GMFL-I"
-    status = 0 if ok else 2
-    learned = 1 - z[1] / eps if eps else 0.0
-    return CubicPhaseResult(phase, u, float(z[0]), float(z[1]), float(z[3]), float(min(frac, 1.0)),
-                            float(learned), False, res, status, status_message(status), params)
+    return cubic_phases(eps, [u], rho, sigma_w2, d, transition)[0]
 
 
 def cubic_phase(eps, sigma2, n, d, width, sigma_a2, sigma_w2=0.5):
@@ -437,8 +613,12 @@ def cubic_phase(eps, sigma2, n, d, width, sigma_a2, sigma_w2=0.5):
     (Maxwell) system is continued from :math:`u_c`; GMFL-II is reported when the droplet
     fraction reaches 1.
     """
-    sigma2 = check_positive("sigma2", sigma2)
+    sigma2 = check_range("sigma2", sigma2, 0, 1e12, lo_open=True)
     tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)
-    u = u_from_sigma2(sigma2, n, d, width, sigma_a2)
+    u = u_from_sigma2(sigma2, *(tr.params[k] for k in ("n", "d", "width", "sigma_a2")))
+    if not 0 < u <= _U_MAX:
+        raise ValueError(f"sigma2={sigma2!r} gives u={u:.3g}, outside the valid range "
+                         f"(0, {_U_MAX:g}]; the valid sigma2 range here is "
+                         f"[{sigma2_from_u(_U_MAX, *(tr.params[k] for k in ('n', 'd', 'width', 'sigma_a2'))):.3g}, 1e+12]")
     r = cubic_phase_scaled(eps, u, tr.params["rho"], sigma_w2, d, transition=tr)
     return CubicPhaseResult(**{**r.__dict__, "params": dict(tr.params, sigma2=sigma2)})

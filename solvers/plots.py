@@ -3,7 +3,7 @@ import numpy as np
 
 from kernelphase.io import savefig_atomic
 
-__all__ = ["plot_cubic_transition", "plot_phase_diagram", "plot_modular"]
+__all__ = ["plot_cubic_transition", "plot_phase_diagram", "plot_modular", "plot_phase_point"]
 
 
 def _plt():
@@ -50,22 +50,25 @@ def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
 
 def plot_modular(tr, path):
     """Per-mode action S_k/P in the three phases (Fig. 3a) and 1-|a| against sigma^2 (Fig. 3b)."""
-    from .modular import modular_phase
+    from .modular import _action_numeric, modular_phase
+    S_mode = _action_numeric()
     plt = _plt()
     p = tr.params
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     phi = np.linspace(0, 1.3 * tr.phi_plus, 300)
     for g, lab in ((0.8 * tr.g_c, "GFL"), (tr.g_c, "GMFL-I (degenerate)"), (1.1 * tr.g_c, "GMFL-II")):
-        a1.plot(phi, phi - g * phi ** 2 + p["gamma"] / 3 * phi ** 3, label=lab)
+        a1.plot(phi, [S_mode(t, g, p["gamma"])[0] for t in phi], label=lab)
     a1.set_ylim(-0.5 * tr.phi_plus, 0.5 * tr.phi_plus)
     a1.set_xlabel(r"$\Phi=\Psi$")
     a1.set_ylabel(r"$S_k/P$")
     a1.legend(fontsize=8)
-    s2 = np.linspace(0.5 * tr.sigma2_gmfl2, 1.3 * tr.sigma2_gmfl1, 120)
+    lo = tr.sigma2_gmfl2 if np.isfinite(tr.sigma2_gmfl2) else 0.1 * tr.sigma2_gmfl1
+    s2 = np.linspace(0.5 * lo, 1.3 * tr.sigma2_gmfl1, 120)
     a2.plot(s2, [modular_phase(p["P"], p["width"], p["sigma_a2"], p["gamma"], s).target_component
                  for s in s2])
     for v in (tr.sigma2_gmfl1, tr.sigma2_gmfl2):
-        a2.axvline(v, color="k", ls=":")
+        if np.isfinite(v):
+            a2.axvline(v, color="k", ls=":")
     a2.set_xlabel(r"$\sigma^2$")
     a2.set_ylabel(r"target component $1-|a|$")
     fig.tight_layout()
@@ -78,18 +81,55 @@ def plot_phase_diagram(pd, path):
     from matplotlib.colors import ListedColormap
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    cmap = ListedColormap(["#f4d6a0", "#8fbcd4", "#6a4c93"])
-    ax.pcolormesh(pd.x, pd.y, np.ma.masked_less(pd.phase, 0), cmap=cmap, vmin=-0.5, vmax=2.5,
-                  shading="nearest")
+    cmap = ListedColormap(["#b0b0b0", "#f4d6a0", "#8fbcd4", "#6a4c93"])
+    ax.pcolormesh(pd.x, pd.y, pd.phase, cmap=cmap, vmin=-1.5, vmax=2.5, shading="nearest")
     key = "learned_cubic" if pd.model == "cubic" else "target_component"
-    if np.isfinite(pd.order[key]).any():
-        cs = ax.contour(pd.x, pd.y, pd.order[key], levels=6, colors="k", linewidths=0.5)
+    vals = np.ma.masked_where(pd.phase < 0, pd.order[key])
+    if vals.count() and np.ptp(vals.compressed()) > 0:
+        cs = ax.contour(pd.x, pd.y, vals, levels=6, colors="k", linewidths=0.5)
         ax.clabel(cs, fontsize=6)
     ax.set_xlabel(pd.x_name)
     ax.set_ylabel(pd.y_name)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(3)]
-    ax.legend(handles, ("GFL", "GMFL-I", "GMFL-II"), fontsize=8, loc="best")
+    labels = ("unconverged", "GFL", "GMFL-I", "GMFL-II")
+    present = [i for i in range(4) if (pd.phase == i - 1).any()]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in present]
+    ax.legend(handles, [labels[i] for i in present], fontsize=8, loc="best")
     ax.set_title(f"{pd.model}: phases; contours: {key}")
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def plot_phase_point(r, path):
+    """The action landscape at one solved state: cubic :math:`\\hat S(\\Phi)` at its (u, b, c)
+    with the droplet marked, or the modular per-mode action at :math:`g=ua^2`."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    p = r.params
+    if "eps" in p:
+        from .cubic import _fS
+        top = 1.6 * max(r.phi_star if np.isfinite(r.phi_star) else 1.0, 1.0)
+        phi = np.linspace(-top, top, 401)
+        if np.isfinite(r.b):
+            S = [_fS(abs(t), r.u, r.b, r.c, p["sigma_w2"])[0] for t in phi]
+            ax.plot(phi, S, label=f"{r.phase}: u={r.u:.3g}, b={r.b:.3g}, c={r.c:.3g}")
+        if r.phase != "GFL" and np.isfinite(r.phi_star):
+            ax.axvline(r.phi_star, color="k", ls=":", label=f"droplet Phi*={r.phi_star:.3g}")
+            ax.axvline(-r.phi_star, color="k", ls=":")
+        ax.set_xlabel(r"$\Phi=w\cdot w^*$")
+        ax.set_ylabel(r"$\hat S(\Phi)$")
+    else:
+        from .modular import _action_numeric, _phi_plus
+        g = r.u * r.a ** 2 if np.isfinite(r.a) else 0.0
+        top = 1.3 * _phi_plus(max(g, 1.01 * np.sqrt(p["gamma"])), p["gamma"])
+        phi = np.linspace(0, top, 300)
+        ax.plot(phi, [_action_numeric()(t, g, p["gamma"])[0] for t in phi],
+                label=f"{r.phase}: a={r.a:.3g}, g=u a^2={g:.3g}")
+        ax.set_xlabel(r"$\Phi=\Psi$")
+        ax.set_ylabel(r"$S_k/P$")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title(f"{r.phase}, sigma^2={p.get('sigma2', float('nan')):.4g} ({r.message})", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
     plt.close(fig)

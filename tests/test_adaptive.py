@@ -192,7 +192,7 @@ def test_cli_transition_phase_diagram(run_cli, tmp_path):
 
 def test_gmfl1_numba_vs_scipy_fsolve_reference():
     """GMFL-I (Maxwell) system solved by scipy's fsolve on formulas typed here (App. A.3 with the
-    corrected (1,1) entry) agrees with the numba Levenberg-Marquardt solver to 1e-6."""
+    corrected (1,1) entry) agrees with the numba continuation to 1e-6."""
     from scipy.optimize import fsolve
     eps, sw2, rho = -0.3, 0.5, 8 / 150
     tr = cubic_transition(eps, sw2, rho=rho)

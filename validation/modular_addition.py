@@ -414,7 +414,7 @@ def plot_modular_report(report, path):
             label="|a| theory")
     tr = report.get("transition", {})
     for key, ls in (("sigma2_gmfl1", ":"), ("sigma2_gmfl2", "--")):
-        if key in tr:
+        if tr.get(key) is not None:
             a1.axvline(tr[key], color="0.5", ls=ls, lw=0.8)
     a1.set_xlabel(r"$\sigma^2$")
     a1.set_ylabel(r"$|a|$ (residual fraction)")

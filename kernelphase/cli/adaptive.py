@@ -4,21 +4,28 @@ import os
 __all__ = ["register"]
 
 
-def _cubic_args(p):
-    p.add_argument("--eps", type=float, required=True, help="cubic teacher coefficient")
-    p.add_argument("--sigma-w2", type=float, default=0.5, help="read-in prior sigma_w^2 (default 0.5)")
-    p.add_argument("--rho", type=float, help="invariant rho = N sigma_a^2 / d")
-    p.add_argument("--n", type=int, help="training set size")
-    p.add_argument("--d", type=int, help="input dimension")
-    p.add_argument("--width", type=int, help="hidden width N")
-    p.add_argument("--sigma-a2", type=float, help="summed readout variance sigma_a^2")
+def _cubic_args(p, eps_required=True):
+    p.add_argument("--eps", type=float, required=eps_required, default=None,
+                   help="cubic teacher coefficient: y = He1 + eps He3 (finite, |eps| <= 100)")
+    p.add_argument("--sigma-w2", type=float, default=0.5,
+                   help="read-in prior variance times d, sigma_w^2 > 0 (default 0.5)")
+    p.add_argument("--rho", type=float,
+                   help="scaling invariant rho = N sigma_a^2 / d > 0 (or give --n --d --width "
+                        "--sigma-a2)")
+    p.add_argument("--n", type=int, help="training set size n >= 1")
+    p.add_argument("--d", type=int, help="input dimension d >= 1")
+    p.add_argument("--width", type=int, help="hidden width N >= 1")
+    p.add_argument("--sigma-a2", type=float,
+                   help="summed read-out variance sigma_a^2 > 0 (a_i ~ N(0, sigma_a^2/N))")
 
 
 def _modular_args(p):
-    p.add_argument("--P", type=int, default=401, help="prime modulus (default 401)")
-    p.add_argument("--width", type=int, default=1000)
-    p.add_argument("--sigma-a2", type=float, default=2e-6)
-    p.add_argument("--gamma", type=float, default=1e-4, help="sextic weight-decay coefficient")
+    p.add_argument("--P", type=int, default=401, help="prime modulus P (default 401)")
+    p.add_argument("--width", type=int, default=1000, help="hidden width N >= 1 (default 1000)")
+    p.add_argument("--sigma-a2", type=float, default=2e-6,
+                   help="summed read-out variance sigma_a^2 > 0 (default 2e-6)")
+    p.add_argument("--gamma", type=float, default=1e-4,
+                   help="sextic weight-decay coefficient gamma > 0 (default 1e-4)")
 
 
 def register(sub):
@@ -27,30 +34,35 @@ def register(sub):
         p = sub.add_parser(cmd, help=f"adaptive-kernel theory: {helptext}")
         ms = p.add_subparsers(dest="model", metavar="MODEL", required=True)
         for model, add in (("cubic", _cubic_args), ("modular", _modular_args)):
-            q = ms.add_parser(model)
+            q = ms.add_parser(model, help=f"{model} teacher")
             add(q)
             if cmd == "phase":
-                q.add_argument("--sigma2", type=float, required=True, help="noise level sigma^2")
-            q.add_argument("--json", action="store_true")
-            q.add_argument("--plot", help="write the figure to this PNG file")
+                q.add_argument("--sigma2", type=float, required=True,
+                               help="noise level sigma^2 > 0 (the posterior temperature)")
+            q.add_argument("--json", action="store_true", help="print one JSON object")
+            q.add_argument("--plot", help="write the figure to this file (.png, .pdf or .svg)")
             q.set_defaults(func=_transition if cmd == "transition" else _phase)
     p = sub.add_parser("phase-diagram", help="adaptive-kernel phase diagram over two parameters")
     ms = p.add_subparsers(dest="model", metavar="MODEL", required=True)
-    for model, add in (("cubic", _cubic_args), ("modular", _modular_args)):
-        q = ms.add_parser(model)
+    for model, add in (("cubic", lambda q: _cubic_args(q, eps_required=False)),
+                       ("modular", _modular_args)):
+        q = ms.add_parser(model, help=f"{model} teacher")
         add(q)
+        q.add_argument("--sigma2", type=float, help="noise level sigma^2 > 0, if not an axis")
         if model == "cubic":
-            q.set_defaults(eps=None)
-            for a in q._actions:
-                if a.dest == "eps":
-                    a.required = False
-        q.add_argument("--sigma2", type=float)
-        q.add_argument("--u", type=float)
-        q.add_argument("--x", required=True, help="NAME=lo:hi:count")
-        q.add_argument("--y", required=True, help="NAME=lo:hi:count")
-        q.add_argument("--out", required=True, help="output folder")
-        q.add_argument("--workers", type=int, default=2)
+            q.add_argument("--u", type=float, help="interaction u > 0, if not an axis")
+        q.add_argument("--x", required=True, help="x axis as NAME=lo:hi:count, e.g. eps=-1.2:-0.1:100")
+        q.add_argument("--y", required=True, help="y axis as NAME=lo:hi:count, e.g. u=5:120:100")
+        q.add_argument("--out", required=True,
+                       help="output folder for phase_diagram.csv, .json and .png (new, empty, "
+                            "or one kernelphase wrote)")
+        q.add_argument("--workers", type=int, default=2, help="worker processes >= 1 (default 2)")
+        q.add_argument("--json", action="store_true", help="also print the diagram as one JSON object")
+        q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.set_defaults(func=_diagram)
+
+
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def _cubic_transition(args):
@@ -64,10 +76,25 @@ def _modular_transition(args):
     return modular_transition(args.P, args.width, args.sigma_a2, args.gamma)
 
 
+def _print_result(d, keys):
+    """Plain text: the chosen values, then converged and message (always)."""
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, float):
+            print(f"{k} = {v:.6g}")
+        elif v is not None and not isinstance(v, (dict, list)):
+            print(f"{k} = {v}")
+    print(f"converged = {d['converged']}")
+    print(f"message = {d['message']}")
+
+
 def _transition(args):
+    from ..io import check_output_file
     from ._output import print_json
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot", _PLOT_SUFFIXES)
     tr = _cubic_transition(args) if args.model == "cubic" else _modular_transition(args)
-    if args.plot:
+    if args.plot is not None:
         from ..solvers import plots
         if args.model == "cubic":
             plots.plot_cubic_transition(tr, args.plot, d=args.d or 150, n=args.n,
@@ -77,21 +104,20 @@ def _transition(args):
     d = tr.to_dict()
     if args.json:
         print_json(d)
-    elif args.model == "cubic" and not tr.converged:
-        print(f"no transition: {tr.message}")
-    else:
-        keys = (("u_spinodal", "u_c", "phi_star", "b_at_uc", "sigma2_c") if args.model == "cubic"
-                else ("sigma2_gmfl1", "sigma2_gmfl2", "a_at_gmfl2"))
-        for k in keys:
-            if d.get(k) is not None:
-                print(f"{k} = {d[k]:.6g}")
-        if args.plot:
-            print(f"figure: {args.plot}")
+        return 0
+    keys = (("u_spinodal", "u_c", "phi_star", "b_at_uc", "sigma2_c") if args.model == "cubic"
+            else ("sigma2_gmfl1", "sigma2_gmfl2", "a_at_gmfl2", "g_c", "phi_plus"))
+    _print_result(d, keys)
+    if args.plot is not None:
+        print(f"figure: {args.plot}")
     return 0
 
 
 def _phase(args):
+    from ..io import check_output_file
     from ._output import print_json
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot", _PLOT_SUFFIXES)
     if args.model == "cubic":
         from ..solvers.cubic import cubic_phase
         missing = [o for o, v in (("--n", args.n), ("--d", args.d), ("--width", args.width),
@@ -103,13 +129,18 @@ def _phase(args):
     else:
         from ..solvers.modular import modular_phase
         r = modular_phase(args.P, args.width, args.sigma_a2, args.gamma, args.sigma2)
+    if args.plot is not None:
+        from ..solvers import plots
+        plots.plot_phase_point(r, args.plot)
+    d = r.to_dict()
     if args.json:
-        print_json(r.to_dict())
-    else:
-        print(f"phase = {r.phase}")
-        for k, v in r.to_dict().items():
-            if isinstance(v, float):
-                print(f"{k} = {v:.6g}")
+        print_json(d)
+        return 0
+    keys = ["phase"] + [k for k, v in d.items() if isinstance(v, (float, bool)) and
+                        k not in ("converged", "residual")] + ["residual"]
+    _print_result(d, keys)
+    if args.plot is not None:
+        print(f"figure: {args.plot}")
     return 0
 
 
@@ -125,28 +156,39 @@ def _parse_axis(text, option):
 
 
 def _diagram(args):
-    from ..io import atomic_write_json, provenance, write_csv
+    from ..io import check_output_dir, provenance, staged_dir, write_csv
+    from ..results import jsonable
     from ..solvers.phase_diagram import phase_diagram
     from ..solvers.plots import plot_phase_diagram
+    from ._output import print_json
+    check_output_dir(args.out, "--out")
     x, y = _parse_axis(args.x, "--x"), _parse_axis(args.y, "--y")
     names = (("eps", "sigma_w2", "rho", "n", "d", "width", "sigma_a2", "sigma2", "u")
              if args.model == "cubic" else ("P", "width", "sigma_a2", "gamma", "sigma2"))
     fixed = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    if x[0] == y[0]:
-        raise ValueError(f"--x and --y both vary {x[0]!r}; choose two different parameters")
-    pd = phase_diagram(args.model, x, y, fixed, workers=args.workers, progress=True)
-    os.makedirs(args.out, exist_ok=True)
+    for axis in (x, y):
+        fixed.pop(axis[0], None)
+    pd = phase_diagram(args.model, x, y, fixed, workers=args.workers,
+                       progress=None if not args.no_progress else False)
     header = [pd.x_name, pd.y_name, "phase", *pd.order, "status", "residual"]
     rows = []
     for j, yv in enumerate(pd.y):
         for i, xv in enumerate(pd.x):
             code = pd.phase[j, i]
-            rows.append([xv, yv, "FAILED" if code < 0 else ("GFL", "GMFL-I", "GMFL-II")[code],
+            rows.append([xv, yv, "unknown" if code < 0 else ("GFL", "GMFL-I", "GMFL-II")[code],
                          *(pd.order[k][j, i] for k in pd.order), pd.status[j, i], pd.residual[j, i]])
-    write_csv(os.path.join(args.out, "phase_diagram.csv"), header, rows)
-    atomic_write_json(os.path.join(args.out, "phase_diagram.json"),
-                      dict(pd.to_dict(), provenance=provenance({"model": args.model, "x": args.x,
-                                                               "y": args.y, **fixed})))
-    plot_phase_diagram(pd, os.path.join(args.out, "phase_diagram.png"))
-    print(f"wrote {args.out}/phase_diagram.csv, .json, .png ({pd.message})")
+    prov = provenance({"model": args.model, "x": args.x, "y": args.y, **fixed,
+                       "workers": args.workers})
+    record = dict(pd.to_dict(), provenance=prov)
+    with staged_dir(args.out, manifest=prov) as st:
+        write_csv(os.path.join(st, "phase_diagram.csv"), header, rows)
+        from ..io import atomic_write_json
+        atomic_write_json(os.path.join(st, "phase_diagram.json"), record)
+        plot_phase_diagram(pd, os.path.join(st, "phase_diagram.png"))
+    if args.json:
+        print_json(jsonable(record))
+    else:
+        print(f"wrote {os.path.join(args.out, 'phase_diagram.csv')}, .json, .png")
+        print(f"converged = {pd.converged}")
+        print(f"message = {pd.message}")
     return 0
