@@ -31,8 +31,9 @@ def _check(P, width, sigma_a2, gamma):
     P = check_int("P", P, 2, 10 ** 12)
     if not isprime(P):
         raise ValueError(f"P={P} is not prime; the modular-addition theory needs a prime modulus")
-    return P, check_int("width", width, 1, 10 ** 12), check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True), \
-        check_range("gamma", gamma, 0, 1e12, lo_open=True)
+    return P, check_int("width", width, 1, 10 ** 12), \
+        check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True), \
+        check_range("gamma", gamma, 1e-12, 1e6)
 
 
 @functools.lru_cache(maxsize=None)

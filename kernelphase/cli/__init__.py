@@ -51,10 +51,22 @@ def main(argv=None):
     try:
         status = args.func(args)
     except ValueError as exc:
-        msg = " ".join(str(exc).split())
-        print(f"kernelphase: error: {msg}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except MemoryError:
+        return _fail("not enough memory for this run; reduce the sizes")
+    except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
+        return _fail(f"numerical range exceeded ({type(exc).__name__}: {exc}); the inputs are "
+                     f"too extreme for double precision")
+    except OSError as exc:
+        return _fail(f"cannot read or write {exc.filename or ''!s}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         print("kernelphase: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _fail(message):
+    """One line on stderr and exit status 2 (invalid input or an impossible run)."""
+    msg = " ".join(str(message).split())
+    print(f"kernelphase: error: {msg}", file=sys.stderr)
+    return 2
