@@ -1,0 +1,281 @@
+r"""Gaussian derivative moments :math:`m_k(v)=\mathbb E_{h\sim\mathcal N(0,v)}[\sigma^{(k)}(h)]`.
+
+They are all a single-index theory needs of the activation: by Stein's lemma, for
+:math:`z=w^*\cdot x\sim\mathcal N(0,1)` and :math:`h=w\cdot x` with :math:`\mathrm{Cov}(z,h)=\Phi`,
+
+.. math:: \mathbb E[\mathrm{He}_k(z)\,\sigma(h)] = \Phi^k\,m_k(|w|^2),
+
+and the heat equation :math:`\partial_v m_k(v)=\tfrac12 m_{k+2}(v)` gives every derivative in
+:math:`v` (source: theory/adaptive_kernel.md, Sec. 12 [derived], and Sec. 4.2 for erf).
+Conventions: probabilists' Hermite polynomials, :math:`v` is the pre-activation variance as
+it is (no hidden :math:`1/d`).
+
+Closed forms (exact SymPy expressions in ``v``, compiled by :mod:`kernelphase.codegen`)
+exist for finite linear combinations of
+
+* polynomials in ``z`` (Wick: :math:`\mathbb E[h^{2j}]=(2j-1)!!\,v^j`),
+* ``erf(a*z)``: :math:`m_k=a^k\,m_k^{\mathrm{erf}}(a^2v)`, with
+  :math:`m_k^{\mathrm{erf}}` from :func:`kernelphase.gaussian.erf_hermite_expectation`,
+  e.g. :math:`m_1=\tfrac2{\sqrt\pi}(1+2v)^{-1/2}`, :math:`m_3=-\tfrac4{\sqrt\pi}(1+2v)^{-3/2}`,
+* ``sin(a*z)``, ``cos(a*z)``: :math:`m_k=a^k\sin(k\pi/2)e^{-a^2v/2}` and
+  :math:`a^k\cos(k\pi/2)e^{-a^2v/2}`,
+* ``Max(0, z)`` (ReLU): :math:`m_0=\sqrt{v/2\pi}`, :math:`m_1=\tfrac12` and, since
+  :math:`\sigma''=\delta`, :math:`m_k=\mathbb E[\delta^{(k-2)}(h)]=(-1)^{k}p_v^{(k-2)}(0)
+  =\mathrm{He}_{k-2}(0)\,v^{-(k-2)/2}/\sqrt{2\pi v}` for :math:`k\ge2`
+  (:math:`p_v` the :math:`\mathcal N(0,v)` density; so :math:`m_2=1/\sqrt{2\pi v}`,
+  :math:`m_3=0`, :math:`m_4=-v^{-3/2}/\sqrt{2\pi}`).
+
+Any other SymPy-differentiable activation (``tanh``, ``sigmoid``, ``softplus``, ...) uses a
+trapezoidal rule in :math:`h` (exponentially accurate for analytic integrands): step
+:math:`\Delta h=\min(0.2,\sqrt v/4)` over :math:`|h|\le 9\sqrt v`, cut at :math:`|h|\le 60`
+for derivatives that vanish there; :math:`\sigma^{(k)}` are SymPy derivatives compiled by
+codegen. The step resolves singularities at distance :math:`\ge\pi/2` from the real axis
+(tanh), to about 1e-13; near :math:`v=10^4` and beyond, non-decaying derivatives are capped
+at 20001 nodes and lose accuracy.
+
+Examples
+--------
+>>> import sympy as sp
+>>> from kernelphase.activations import Z
+>>> moment_exprs(sp.erf(Z), 3)[1]
+2/(sqrt(pi)*sqrt(2*v + 1))
+>>> moment_method(sp.tanh(Z))
+'quadrature'
+"""
+import functools
+import math
+
+import numpy as np
+
+__all__ = ["V", "activation_expr", "moment_exprs", "moment_method", "moments_function",
+           "moments", "derivative_exprs", "KNOWN_ACTIVATIONS"]
+
+#: Names accepted as activation strings besides polynomials in ``z``.
+KNOWN_ACTIVATIONS = ("erf", "tanh", "sin", "cos", "relu", "sigmoid", "softplus", "gelu", "silu")
+
+_FUNCS = ("erf", "tanh", "sin", "cos", "exp", "log", "sqrt", "Max", "Abs", "cosh", "sinh",
+          "erfc", "atan")
+
+
+def __getattr__(name):
+    if name == "V":
+        import sympy as sp
+        return sp.Symbol("v", positive=True)
+    raise AttributeError(f"module 'kernelphase.moments' has no attribute {name!r}")
+
+
+def _named(name):
+    import sympy as sp
+    from .activations import Z
+    table = {"erf": sp.erf(Z), "tanh": sp.tanh(Z), "sin": sp.sin(Z), "cos": sp.cos(Z),
+             "relu": sp.Max(0, Z), "sigmoid": 1 / (1 + sp.exp(-Z)),
+             "softplus": sp.log(1 + sp.exp(Z)), "gelu": Z * (1 + sp.erf(Z / sp.sqrt(2))) / 2,
+             "silu": Z / (1 + sp.exp(-Z))}
+    return table[name]
+
+
+def activation_expr(activation):
+    """SymPy expression in ``z`` for an activation given by name, text, spec or expression.
+
+    Accepted: a name in :data:`KNOWN_ACTIVATIONS`; a polynomial text such as ``"z + z**3/3"``
+    (parsed by :func:`kernelphase.activations.parse_activation`); a
+    :class:`kernelphase.activations.Activation` (numeric parameters substituted); or a SymPy
+    expression in :data:`kernelphase.activations.Z` built from numbers and the functions
+    erf, tanh, sin, cos, exp, log, sqrt, Max, Abs, cosh, sinh, erfc, atan.
+    """
+    import sympy as sp
+    from .activations import Activation, Z, parse_activation
+    if isinstance(activation, str):
+        name = activation.strip()
+        if name in KNOWN_ACTIVATIONS:
+            return _named(name)
+        expr = parse_activation(name).substituted()
+    elif isinstance(activation, Activation):
+        expr = activation.substituted()
+    elif isinstance(activation, sp.Basic):
+        expr = activation
+    else:
+        raise ValueError(f"activation={activation!r} is not a name ({', '.join(KNOWN_ACTIVATIONS)}),"
+                         f" a polynomial text in z, an Activation or a SymPy expression")
+    if not isinstance(expr, sp.Expr) or Z not in expr.free_symbols:
+        raise ValueError(f"activation={activation!r} must be an expression in z")
+    extra = sorted(str(s) for s in expr.free_symbols - {Z})
+    if extra:
+        raise ValueError(f"activation={activation!r} has unset parameters {extra}; substitute "
+                         f"numbers for them")
+    for f in expr.atoms(sp.Function):
+        fname = type(f).__name__
+        if fname not in _FUNCS:
+            raise ValueError(f"activation={activation!r} uses the unknown function {fname!r}; "
+                             f"valid functions: {', '.join(_FUNCS)}")
+    return expr
+
+
+def _linear_arg(arg):
+    """Return a if arg == a*z with a a nonzero real number, else None."""
+    import sympy as sp
+    from .activations import Z
+    a = sp.simplify(arg / Z)
+    return a if (a.is_number and a.is_real and a != 0) else None
+
+
+def _term_moments(term, kmax, v):
+    """Closed-form m_0..m_kmax of one additive term (numeric coefficient times a base)."""
+    import sympy as sp
+    from .activations import Z
+    from .gaussian import erf_hermite_expectation
+    coef, base = term.as_coeff_Mul()
+    if Z not in base.free_symbols:
+        return [coef * base] + [sp.Integer(0)] * kmax
+    if base.is_polynomial(Z):
+        p = sp.Poly(sp.expand(base), Z)
+        out = []
+        for k in range(kmax + 1):
+            q = p.diff((Z, k)) if k else p
+            out.append(coef * sum((c * sp.factorial2(j - 1) * v ** (j // 2)
+                                   for (j,), c in q.terms() if j % 2 == 0), sp.Integer(0)))
+        return out
+    if base.func in (sp.erf, sp.sin, sp.cos):
+        a = _linear_arg(base.args[0])
+        if a is None:
+            return None
+        if base.func is sp.erf:
+            return [coef * a ** k * erf_hermite_expectation(k, a ** 2 * v, 1)
+                    for k in range(kmax + 1)]
+        phase = sp.sin if base.func is sp.sin else sp.cos
+        return [coef * a ** k * phase(k * sp.pi / 2) * sp.exp(-a ** 2 * v / 2)
+                for k in range(kmax + 1)]
+    if base == sp.Max(0, Z):
+        out = [coef * sp.sqrt(v / (2 * sp.pi)), coef / 2]
+        for k in range(2, kmax + 1):
+            out.append(coef * sp.hermite_prob(k - 2, 0) * v ** sp.Rational(-(k - 2), 2)
+                       / sp.sqrt(2 * sp.pi * v))
+        return out[:kmax + 1]
+    return None
+
+
+@functools.lru_cache(maxsize=128)
+def moment_exprs(activation, kmax):
+    r"""Closed forms of :math:`m_0(v),\dots,m_{k_{\max}}(v)` as SymPy expressions in ``v``.
+
+    Returns ``None`` when the activation has no closed form here (then
+    :func:`moments_function` integrates numerically). See the module docstring for the
+    formulas; sums of supported terms are handled term by term (moments are linear in
+    :math:`\sigma`).
+    """
+    import sympy as sp
+    from .activations import Z
+    expr = activation_expr(activation)
+    v = sp.Symbol("v", positive=True)
+    total = [sp.Integer(0)] * (kmax + 1)
+    poly_part = sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(expr, deep=False)):
+        if term.is_polynomial(Z):
+            poly_part += term
+            continue
+        ms = _term_moments(term, kmax, v)
+        if ms is None:
+            return None
+        total = [t + m for t, m in zip(total, ms)]
+    if poly_part != 0:
+        total = [t + m for t, m in zip(total, _term_moments(sp.expand(poly_part), kmax, v))]
+    return tuple(sp.simplify(t) for t in total)
+
+
+def moment_method(activation):
+    """``'closed form'`` or ``'quadrature'``: how :func:`moments_function` evaluates m_k."""
+    return "closed form" if moment_exprs(activation, 2) is not None else "quadrature"
+
+
+@functools.lru_cache(maxsize=128)
+def derivative_exprs(activation, kmax):
+    r""":math:`(\sigma,\sigma',\dots,\sigma^{(k_{\max})})` as SymPy expressions in ``z``."""
+    import sympy as sp
+    from .activations import Z
+    expr = activation_expr(activation)
+    out = [expr]
+    for _ in range(kmax):
+        out.append(sp.diff(out[-1], Z))
+    return tuple(out)
+
+
+_H_CUT = 60.0
+_MAX_NODES = 20001
+
+
+@functools.lru_cache(maxsize=128)
+def _quadrature_function(activation, kmax):
+    """njit ``m(v) -> array`` by the trapezoidal rule in h (see the module docstring)."""
+    import sympy as sp
+    from numba import njit
+    from .activations import Z
+    from .codegen import numba_function
+    ders = derivative_exprs(activation, kmax)
+    try:
+        dsig = numba_function(ders, (Z,), name="derivatives")
+    except Exception as exc:  # unprintable for numba (pycode strict) or not compilable
+        raise ValueError(f"activation={activation!r} cannot be compiled for quadrature "
+                         f"({type(exc).__name__})") from None
+    # which derivatives vanish beyond |h| = _H_CUT (then the integral is cut there)
+    decays = np.array([all(abs(float(sp.N(d.subs(Z, s * _H_CUT)))) < 1e-20 for s in (-1, 1))
+                       for d in ders])
+    for d in ders:
+        for s in (-1.0, 1.0):
+            if not math.isfinite(dsig(s * 3.0)[0]):
+                raise ValueError(f"activation={activation!r} is not finite at z={s * 3.0}")
+    nk = kmax + 1
+
+    # A closure over the compiled derivatives: numba cannot cache it (its global is a
+    # dispatcher made at run time), so it compiles once per activation and process.
+    @njit
+    def m(v):
+        out = np.zeros(nk)
+        sv = math.sqrt(v)
+        step = min(0.2, 0.25 * sv)
+        for k in range(nk):
+            half = 9.0 * sv
+            if decays[k] and half > _H_CUT:
+                half = _H_CUT
+            npts = int(math.ceil(half / step))
+            if npts > _MAX_NODES // 2:
+                npts = _MAX_NODES // 2
+            hstep = half / npts
+            acc = 0.0
+            for i in range(-npts, npts + 1):
+                h = i * hstep
+                acc += dsig(h)[k] * math.exp(-0.5 * h * h / v)
+            out[k] = acc * hstep / math.sqrt(2.0 * math.pi * v)
+        return out
+    return m
+
+
+@functools.lru_cache(maxsize=128)
+def moments_function(activation, kmax):
+    r"""numba-callable :math:`v\mapsto(m_0(v),\dots,m_{k_{\max}}(v))`.
+
+    Closed forms are compiled by :func:`kernelphase.codegen.numba_function` (cached on disk,
+    returns a tuple); otherwise a compiled quadrature (returns an array). Both index as
+    ``m(v)[k]`` inside ``@njit`` code.
+
+    Parameters
+    ----------
+    activation : str, Activation or sympy.Expr
+        See :func:`activation_expr`.
+    kmax : int
+        Highest derivative order, ``0 <= kmax <= 16``.
+    """
+    import sympy as sp
+    from ._checks import check_int
+    from .codegen import numba_function
+    kmax = check_int("kmax", kmax, 0, 16)
+    exprs = moment_exprs(activation, kmax)
+    if exprs is None:
+        return _quadrature_function(activation, kmax)
+    return numba_function(exprs, (sp.Symbol("v", positive=True),), name="moments")
+
+
+def moments(activation, v, kmax):
+    """:math:`m_0(v),\\dots,m_{k_{\\max}}(v)` as a numpy array (``v > 0``)."""
+    from ._checks import check_positive
+    v = check_positive("v", v)
+    return np.asarray(moments_function(activation, kmax)(v), dtype=float)
