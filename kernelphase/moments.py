@@ -280,6 +280,8 @@ def moments_function(activation, kmax):
     exprs = moment_exprs(activation, kmax)
     if exprs is None:
         return _quadrature_function(activation, kmax)
+    # constants as Floats, so that the compiled function returns a homogeneous float tuple
+    exprs = tuple(sp.Float(e, 20) if e.is_number else e for e in exprs)
     return numba_function(exprs, (sp.Symbol("v", positive=True),), name="moments")
 
 
