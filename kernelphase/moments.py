@@ -78,18 +78,18 @@ def activation_expr(activation):
     """SymPy expression in ``z`` for an activation given by name, text, spec or expression.
 
     Accepted: a name in :data:`KNOWN_ACTIVATIONS`; a polynomial text such as ``"z + z**3/3"``
-    (parsed by :func:`kernelphase.activations.parse_activation`); a
+    (parsed from its syntax tree, never evaluated: style guide Sec. 10); a
     :class:`kernelphase.activations.Activation` (numeric parameters substituted); or a SymPy
     expression in :data:`kernelphase.activations.Z` built from numbers and the functions
     erf, tanh, sin, cos, exp, log, sqrt, Max, Abs, cosh, sinh, erfc, atan.
     """
     import sympy as sp
-    from .activations import Activation, Z, parse_activation
+    from .activations import Activation, Z
     if isinstance(activation, str):
         name = activation.strip()
         if name in KNOWN_ACTIVATIONS:
             return _named(name)
-        expr = parse_activation(name).substituted()
+        expr = _parse_text(name)
     elif isinstance(activation, Activation):
         expr = activation.substituted()
     elif isinstance(activation, sp.Basic):
@@ -109,6 +109,70 @@ def activation_expr(activation):
             raise ValueError(f"activation={activation!r} uses the unknown function {fname!r}; "
                              f"valid functions: {', '.join(_FUNCS)}")
     return expr
+
+
+_MAX_TEXT = 200
+
+
+def _parse_text(text):
+    """Build a SymPy expression from activation text by walking its ``ast`` (no ``eval``).
+
+    Allowed: numbers (magnitude <= 1e6), ``z``, ``pi``, ``+ - * / **`` (integer exponents
+    |p| <= 16 or numeric exponents), unary minus, and calls of the functions listed in
+    :func:`activation_expr`. Anything else raises a one-line ``ValueError``.
+    """
+    import ast
+
+    import sympy as sp
+    from .activations import Z
+    if not text or len(text) > _MAX_TEXT:
+        raise ValueError(f"activation={text!r} is empty or longer than {_MAX_TEXT} characters")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ValueError(f"activation={text!r} cannot be parsed; write e.g. 'tanh(z)' or "
+                         f"'z + z**3/3'") from None
+    funcs = {name: getattr(sp, name) for name in _FUNCS}
+    funcs.update({"relu": lambda a: sp.Max(0, a), "sigmoid": lambda a: 1 / (1 + sp.exp(-a))})
+    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+
+    def bad(why):
+        return ValueError(f"activation={text!r}: {why}")
+
+    def build(node):
+        if isinstance(node, ast.Expression):
+            return build(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            if not abs(node.value) <= 1e6:
+                raise bad(f"the number {node.value!r} is outside the valid range [-1e6, 1e6]")
+            return sp.nsimplify(node.value) if isinstance(node.value, float) else \
+                sp.Integer(node.value)
+        if isinstance(node, ast.Name):
+            if node.id == "z":
+                return Z
+            if node.id == "pi":
+                return sp.pi
+            raise bad(f"unknown name {node.id!r}; the variable is z")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            x = build(node.operand)
+            return -x if isinstance(node.op, ast.USub) else x
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                base, ex = build(node.left), build(node.right)
+                if not ex.is_number or (ex.is_integer and abs(int(ex)) > 16):
+                    raise bad(f"the exponent {ex} is outside the valid range [-16, 16]")
+                return base ** ex
+            if type(node.op) in ops:
+                return ops[type(node.op)](build(node.left), build(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            if node.func.id not in funcs:
+                raise bad(f"unknown function {node.func.id!r}; valid functions: "
+                          f"{', '.join(sorted(funcs))}")
+            args = [build(a) for a in node.args]
+            return funcs[node.func.id](*args)
+        raise bad(f"{type(node).__name__} is not allowed")
+    return build(tree)
 
 
 def _linear_arg(arg):
