@@ -23,7 +23,7 @@ Kernel on normalised modes :math:`\mathrm{He}_k/\sqrt{k!}`, divided by :math:`\s
 """
 import functools
 
-__all__ = ["K_MAX", "symbols", "action_expr", "composed_action", "kernel_entries",
+__all__ = ["K_MAX", "symbols", "action_expr", "single_index_action", "composed_action", "kernel_entries",
            "compiled_action"]
 
 #: Highest Hermite degree of the discrepancy (equals ``kernelphase.teachers.MAX_DEGREE``).
@@ -126,3 +126,7 @@ def kernel_entries(activation, degrees):
     ms = _moment_subs(activation, degrees)
     return {(j, k): s["Phi"] ** (j + k) * ms[j] * ms[k] / sp.sqrt(sp.factorial(j) * sp.factorial(k))
             for j in degrees for k in degrees if j <= k}
+
+
+#: Package-level name of :func:`action_expr` (``kernelphase.single_index_action``).
+single_index_action = action_expr

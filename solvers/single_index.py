@@ -101,8 +101,8 @@ def _gfl_b1(u, v, sw2, A, c1):
 @njit
 def _point(mfun, x, s, u, sw2, b):
     mv = mfun(sw2 + x * x)
-    M = np.empty(_NM)
-    for k in range(_NM):
+    M = np.zeros(_NM)
+    for k in range(len(mv)):
         M[k] = mv[k]
     return _S3(s * x, u, sw2, b, M)
 
@@ -111,7 +111,7 @@ def _point(mfun, x, s, u, sw2, b):
 def _grid_moments(mfun, sw2, xs, out):
     for i in range(xs.shape[0]):
         mv = mfun(sw2 + xs[i] * xs[i])
-        for k in range(_NM):
+        for k in range(len(mv)):
             out[i, k] = mv[k]
 
 
@@ -137,10 +137,11 @@ def _refine(mfun, lo, hi, s, u, sw2, b):
 
 
 @njit
-def _state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far):
+def _state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far, fine):
     """Everything at one u: returns (b, kappa, slope, phi*, S*, S''*, nmin, edge, unbounded).
 
-    slope = min over x > 0 (both signs if ``both``) of r(x)/x; phi* the lowest nontrivial
+    slope = min over x > 0 (both signs if ``both``) of r(x)/x (refined by golden section only
+    if ``fine``, else its grid value); phi* the lowest nontrivial
     minimum (nan if none); edge: the slope is still negative at the window edge.
     """
     b = c.copy()
@@ -171,11 +172,13 @@ def _state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far):
             r0 = r1
         if r0 < 0:
             edge = True
+    if not fine:
+        return _finish(mfun, u, sw2, b, kappa, slope, phi, val, curv, nmin, edge, far)
     # golden-section refinement of min r(x)/x around the best grid point
     lo = xs[best_i - 1] if best_i > 1 else 0.5 * xs[1]
     hi = xs[best_i + 1] if best_i + 1 < n else xs[n - 1]
     gr = 0.618033988749895
-    for _ in range(60):
+    for _ in range(40):
         p = hi - gr * (hi - lo)
         q = lo + gr * (hi - lo)
         if best_s * _point(mfun, p, best_s, u, sw2, b)[1] / p < \
@@ -187,6 +190,11 @@ def _state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far):
     rx = best_s * _point(mfun, x, best_s, u, sw2, b)[1] / x
     if rx < slope:
         slope = rx
+    return _finish(mfun, u, sw2, b, kappa, slope, phi, val, curv, nmin, edge, far)
+
+
+@njit
+def _finish(mfun, u, sw2, b, kappa, slope, phi, val, curv, nmin, edge, far):
     unbounded = False
     if far:
         for X in _FAR:
@@ -224,14 +232,15 @@ INVARIANTS = {"abs_phi_star": (1e-3, math.inf), "S_at_phi_star": 1e-9, "curvatur
 
 
 @functools.lru_cache(maxsize=64)
-def _setup(activation, sw2):
-    """Memoised per (activation, sigma_w2): moment function, grid, grid moments, flags."""
+def _setup(activation, sw2, degree):
+    """Memoised per (activation, sigma_w2, teacher degree): moment function m_0..m_{degree+4}
+    (higher moments are multiplied by b_k = 0 and padded with zeros), grid, grid moments."""
     from kernelphase.moments import activation_expr, is_sublinear, moments_function
     expr = activation_expr(activation)
-    mfun = moments_function(expr, _NM - 1)
+    mfun = moments_function(expr, max(degree, 1) + 4)
     t = np.linspace(0.0, math.asinh(_PHI_MAX / 0.5), _NGRID)
     xs = 0.5 * np.sinh(t)
-    Mg = np.empty((_NGRID, _NM))
+    Mg = np.zeros((_NGRID, _NM))
     _grid_moments(mfun, sw2, xs, Mg)
     m_sw = np.asarray(mfun(sw2), dtype=float)
     return mfun, xs, Mg, m_sw, not is_sublinear(expr)
@@ -264,7 +273,7 @@ def gfl_discrepancy(activation, teacher, u, rho, sigma_w2=0.5):
     u = check_positive("u", u)
     rho = check_positive("rho", rho)
     t = as_teacher(teacher)
-    mfun, xs, Mg, m_sw, far = _setup(_key(activation), sw2)
+    mfun, xs, Mg, m_sw, far = _setup(_key(activation), sw2, t.degree)
     c = t.vector(_K + 1)
     b = c.copy()
     b[0] = _b0(c[0], m_sw[0])
@@ -283,11 +292,11 @@ def single_index_minima(activation, teacher, u, rho, sigma_w2=0.5):
     from kernelphase.teachers import as_teacher
     sw2 = check_positive("sigma_w2", sigma_w2)
     t = as_teacher(teacher)
-    mfun, xs, Mg, m_sw, far = _setup(_key(activation), sw2)
+    mfun, xs, Mg, m_sw, far = _setup(_key(activation), sw2, t.degree)
     c = t.vector(_K + 1)
     both = bool(t.has_even)
     st = _state(mfun, check_positive("u", u), check_positive("rho", rho), sw2, c,
-                m_sw[1] ** 2, _b0(c[0], m_sw[0]), xs, Mg, both, far)
+                m_sw[1] ** 2, _b0(c[0], m_sw[0]), xs, Mg, both, far, True)
     return {"phi": float(st[3]), "S": float(st[4]), "curvature": float(st[5]),
             "count": int(st[6]), "kappa": float(st[1]), "b": tuple(float(x) for x in st[0]),
             "edge": bool(st[7]), "unbounded": bool(st[8])}
@@ -343,7 +352,7 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
               "sigma_w2": sw2, "rho": rho_, "u_max": u_max}
     if phys:
         params.update(zip(("n", "d", "width", "sigma_a2"), phys))
-    mfun, xs, Mg, m_sw, far = _setup(key, sw2)
+    mfun, xs, Mg, m_sw, far = _setup(key, sw2, t.degree)
     c = t.vector(_K + 1)
     A = float(m_sw[1] ** 2)
     b0 = _b0(c[0], m_sw[0])
@@ -351,9 +360,9 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
     nan = float("nan")
     calls = [0]
 
-    def state(u):
+    def state(u, fine=False):
         calls[0] += 1
-        return _state(mfun, u, rho_, sw2, c, A, b0, xs, Mg, both, far)
+        return _state(mfun, u, rho_, sw2, c, A, b0, xs, Mg, both, far, fine)
 
     def done(status, detail=None, u_c=nan, order="none", phi=nan, b=None, u_s=nan, res=nan):
         bb = tuple(float(x) for x in (b if b is not None else np.full(_K + 1, nan)))
@@ -370,13 +379,18 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
         return done(5, f"action unbounded below (S -> -inf as |Phi| -> inf) at u={u:.6g}; "
                        f"the activation grows too fast for the EK action to have a minimum")
 
-    # 1. ladder in u until a nontrivial minimum exists (or Phi = 0 loses stability)
-    lo = u = 1e-3
+    # 1. ladder in u until a nontrivial minimum exists (or Phi = 0 loses stability); start
+    # at u = 1 and step down first if a minimum exists there already
+    u = min(1.0, u_max)
     st = state(u)
+    while (st[2] < 0 or st[8]) and u > 1e-3:
+        u /= 4.0
+        st = state(u)
     if st[8]:
         return unbounded(u)
     if st[2] < 0:
         return done(1, f"a nontrivial minimum exists already at u={u:g}")
+    lo = u
     while st[2] >= 0 and st[1] > 0:
         lo, u = u, u * 1.5
         if u > u_max:
@@ -384,13 +398,20 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
         st = state(u)
         if st[8]:
             return unbounded(u)
+    if st[1] > 0:  # bracket the refined slope (the grid value may differ slightly)
+        while state(u, True)[2] >= 0:
+            lo, u = u, u * 1.1
+            if u > u_max:
+                return done(1, f"no transition for u <= u_max={u_max:g}")
+        while state(lo, True)[2] < 0 and lo > 1e-3:
+            lo /= 1.5
     if st[1] <= 0 and st[2] >= 0:  # continuous: kappa -> 0 first
         uc, _ = _brent(lambda x: state(x)[1], lo, u, None, None)
         st = state(uc)
         return done(0, u_c=uc, order="continuous", phi=0.0, b=st[0], u_s=uc,
                     res=abs(st[1]))
     # 2. spinodal: slope(u) = 0
-    u_s, _ = _brent(lambda x: state(x)[2], lo, u, None, None)
+    u_s, _ = _brent(lambda x: state(x, True)[2], lo, u, None, None)
     # 3. first-order point: lowest nontrivial minimum at S = 0
     def F(x):
         s_ = state(x)
