@@ -262,16 +262,21 @@ def test_transition_against_scipy_reference(name, teacher):
 
 
 def test_even_teacher_breaks_symmetry():
-    """relu with an He2 term: the action is not even, the droplet sits at Phi < 0 or > 0 and
-    the reported minimum is the global nontrivial one on both sides."""
-    t = {1: 1, 2: 0.6}
-    r = single_index_transition("tanh", {1: 1, 2: 0.6, 3: -0.3}, rho=RHO)
-    assert r.converged  # tanh has m_2 = 0: the even term does nothing
-    r = single_index_transition("sigmoid", {1: 1, 2: -0.8, 3: -0.3}, rho=RHO)
-    if r.converged:
-        _check_global(r, "sigmoid", 0.5)
-    r2 = single_index_transition("relu", t, rho=RHO)
-    assert r2.status in (0, 1, 5)
+    """An activation with m_2 != 0 and an He2 teacher term: the action is not even in Phi.
+    S(-Phi; b1, b2, b3) = S(Phi; b1, -b2, b3), so flipping c_2 mirrors the droplet; the
+    minimum at Phi < 0 must be found, and each is the global nontrivial one (dense grid)."""
+    act = "tanh(z) + 0.4*tanh(z)**2"
+    rp = single_index_transition(act, {1: 1, 2: 0.8, 3: -0.3}, rho=RHO)
+    rm = single_index_transition(act, {1: 1, 2: -0.8, 3: -0.3}, rho=RHO)
+    assert rp.converged and rm.converged
+    assert abs(rp.u_c - rm.u_c) <= 1e-10 * rp.u_c
+    assert abs(rp.phi_star + rm.phi_star) <= 1e-8 and min(rp.phi_star, rm.phi_star) < 0
+    _check_global(rp, act, 0.5)
+    _check_global(rm, act, 0.5)
+    # tanh has m_2 = 0: an He2 term changes nothing
+    r0 = single_index_transition("tanh", {1: 1, 3: -0.3}, rho=RHO)
+    r2 = single_index_transition("tanh", {1: 1, 2: 0.6, 3: -0.3}, rho=RHO)
+    assert abs(r0.u_c - r2.u_c) <= 1e-10 * r0.u_c
 
 
 # ---------------------------------------------------------------- brute-force certificates
