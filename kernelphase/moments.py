@@ -1,0 +1,373 @@
+r"""Gaussian derivative moments :math:`m_k(v)=\mathbb E_{h\sim\mathcal N(0,v)}[\sigma^{(k)}(h)]`.
+
+They are all a single-index theory needs of the activation: by Stein's lemma, for
+:math:`z=w^*\cdot x\sim\mathcal N(0,1)` and :math:`h=w\cdot x` with :math:`\mathrm{Cov}(z,h)=\Phi`,
+
+.. math:: \mathbb E[\mathrm{He}_k(z)\,\sigma(h)] = \Phi^k\,m_k(|w|^2),
+
+and the heat equation :math:`\partial_v m_k(v)=\tfrac12 m_{k+2}(v)` gives every derivative in
+:math:`v` (source: theory/adaptive_kernel.md, Sec. 12 [derived], and Sec. 4.2 for erf).
+Conventions: probabilists' Hermite polynomials, :math:`v` is the pre-activation variance as
+it is (no hidden :math:`1/d`).
+
+Closed forms (exact SymPy expressions in ``v``, compiled by :mod:`kernelphase.codegen`)
+exist for finite linear combinations of
+
+* polynomials in ``z`` (Wick: :math:`\mathbb E[h^{2j}]=(2j-1)!!\,v^j`),
+* ``erf(a*z)``: :math:`m_k=a^k\,m_k^{\mathrm{erf}}(a^2v)`, with
+  :math:`m_k^{\mathrm{erf}}` from :func:`kernelphase.gaussian.erf_hermite_expectation`,
+  e.g. :math:`m_1=\tfrac2{\sqrt\pi}(1+2v)^{-1/2}`, :math:`m_3=-\tfrac4{\sqrt\pi}(1+2v)^{-3/2}`,
+* ``sin(a*z)``, ``cos(a*z)``: :math:`m_k=a^k\sin(k\pi/2)e^{-a^2v/2}` and
+  :math:`a^k\cos(k\pi/2)e^{-a^2v/2}`,
+* ``Max(0, z)`` (ReLU): :math:`m_0=\sqrt{v/2\pi}`, :math:`m_1=\tfrac12` and, since
+  :math:`\sigma''=\delta`, :math:`m_k=\mathbb E[\delta^{(k-2)}(h)]=(-1)^{k}p_v^{(k-2)}(0)
+  =\mathrm{He}_{k-2}(0)\,v^{-(k-2)/2}/\sqrt{2\pi v}` for :math:`k\ge2`
+  (:math:`p_v` the :math:`\mathcal N(0,v)` density; so :math:`m_2=1/\sqrt{2\pi v}`,
+  :math:`m_3=0`, :math:`m_4=-v^{-3/2}/\sqrt{2\pi}`).
+
+Any other SymPy-differentiable activation (``tanh``, ``sigmoid``, ``softplus``, ...) uses a
+trapezoidal rule in :math:`h` (exponentially accurate for analytic integrands): step
+:math:`\Delta h=\min(0.2,\sqrt v/4)` over :math:`|h|\le 9\sqrt v`, cut at :math:`|h|\le 60`
+for derivatives that vanish there; :math:`\sigma^{(k)}` are SymPy derivatives compiled by
+codegen. The step resolves singularities at distance :math:`\ge\pi/2` from the real axis
+(tanh), to about 1e-13; near :math:`v=10^4` and beyond, non-decaying derivatives are capped
+at 20001 nodes and lose accuracy.
+
+Examples
+--------
+>>> import sympy as sp
+>>> from kernelphase.activations import Z
+>>> moment_exprs(sp.erf(Z), 3)[1]
+2/(sqrt(pi)*sqrt(2*v + 1))
+>>> moment_method(sp.tanh(Z))
+'quadrature'
+"""
+import functools
+import math
+
+import numpy as np
+
+__all__ = ["V", "activation_expr", "moment_exprs", "moment_method", "moments_function",
+           "moments", "derivative_exprs", "KNOWN_ACTIVATIONS", "is_sublinear"]
+
+#: Names accepted as activation strings besides polynomials in ``z``.
+KNOWN_ACTIVATIONS = ("erf", "tanh", "sin", "cos", "relu", "sigmoid", "softplus", "gelu", "silu")
+
+_FUNCS = ("erf", "tanh", "sin", "cos", "exp", "log", "sqrt", "Max", "Abs", "cosh", "sinh",
+          "erfc", "atan")
+
+
+def __getattr__(name):
+    if name == "V":
+        import sympy as sp
+        return sp.Symbol("v", positive=True)
+    raise AttributeError(f"module 'kernelphase.moments' has no attribute {name!r}")
+
+
+def _named(name):
+    import sympy as sp
+    from .activations import Z
+    table = {"erf": sp.erf(Z), "tanh": sp.tanh(Z), "sin": sp.sin(Z), "cos": sp.cos(Z),
+             "relu": sp.Max(0, Z), "sigmoid": 1 / (1 + sp.exp(-Z)),
+             "softplus": sp.log(1 + sp.exp(Z)), "gelu": Z * (1 + sp.erf(Z / sp.sqrt(2))) / 2,
+             "silu": Z / (1 + sp.exp(-Z))}
+    return table[name]
+
+
+def activation_expr(activation):
+    """SymPy expression in ``z`` for an activation given by name, text, spec or expression.
+
+    Accepted: a name in :data:`KNOWN_ACTIVATIONS`; a polynomial text such as ``"z + z**3/3"``
+    (parsed from its syntax tree, never evaluated: style guide Sec. 10); a
+    :class:`kernelphase.activations.Activation` (numeric parameters substituted); or a SymPy
+    expression in :data:`kernelphase.activations.Z` built from numbers and the functions
+    erf, tanh, sin, cos, exp, log, sqrt, Max, Abs, cosh, sinh, erfc, atan.
+    """
+    import sympy as sp
+    from .activations import Activation, Z
+    if isinstance(activation, str):
+        name = activation.strip()
+        if name in KNOWN_ACTIVATIONS:
+            return _named(name)
+        expr = _parse_text(name)
+    elif isinstance(activation, Activation):
+        expr = activation.substituted()
+    elif isinstance(activation, sp.Basic):
+        expr = activation
+    else:
+        raise ValueError(f"activation={activation!r} is not a name ({', '.join(KNOWN_ACTIVATIONS)}),"
+                         f" a polynomial text in z, an Activation or a SymPy expression")
+    if not isinstance(expr, sp.Expr) or Z not in expr.free_symbols:
+        raise ValueError(f"activation={activation!r} must be an expression in z")
+    extra = sorted(str(s) for s in expr.free_symbols - {Z})
+    if extra:
+        raise ValueError(f"activation={activation!r} has unset parameters {extra}; substitute "
+                         f"numbers for them")
+    for f in expr.atoms(sp.Function):
+        fname = type(f).__name__
+        if fname not in _FUNCS:
+            raise ValueError(f"activation={activation!r} uses the unknown function {fname!r}; "
+                             f"valid functions: {', '.join(_FUNCS)}")
+    return expr
+
+
+_MAX_TEXT = 200
+
+
+def _parse_text(text):
+    """Build a SymPy expression from activation text by walking its ``ast`` (no ``eval``).
+
+    Allowed: numbers (magnitude <= 1e6), ``z``, ``pi``, ``+ - * / **`` (integer exponents
+    |p| <= 16 or numeric exponents), unary minus, and calls of the functions listed in
+    :func:`activation_expr`. Anything else raises a one-line ``ValueError``.
+    """
+    import ast
+
+    import sympy as sp
+    from .activations import Z
+    if not text or len(text) > _MAX_TEXT:
+        raise ValueError(f"activation={text!r} is empty or longer than {_MAX_TEXT} characters")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise ValueError(f"activation={text!r} cannot be parsed; write e.g. 'tanh(z)' or "
+                         f"'z + z**3/3'") from None
+    funcs = {name: getattr(sp, name) for name in _FUNCS}
+    funcs.update({"relu": lambda a: sp.Max(0, a), "sigmoid": lambda a: 1 / (1 + sp.exp(-a))})
+    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+
+    def bad(why):
+        return ValueError(f"activation={text!r}: {why}")
+
+    def build(node):
+        if isinstance(node, ast.Expression):
+            return build(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            if not abs(node.value) <= 1e6:
+                raise bad(f"the number {node.value!r} is outside the valid range [-1e6, 1e6]")
+            return sp.nsimplify(node.value) if isinstance(node.value, float) else \
+                sp.Integer(node.value)
+        if isinstance(node, ast.Name):
+            if node.id == "z":
+                return Z
+            if node.id == "pi":
+                return sp.pi
+            raise bad(f"unknown name {node.id!r}; the variable is z")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            x = build(node.operand)
+            return -x if isinstance(node.op, ast.USub) else x
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                base, ex = build(node.left), build(node.right)
+                if not ex.is_number or (ex.is_integer and abs(int(ex)) > 16):
+                    raise bad(f"the exponent {ex} is outside the valid range [-16, 16]")
+                return base ** ex
+            if type(node.op) in ops:
+                return ops[type(node.op)](build(node.left), build(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            if node.func.id not in funcs:
+                raise bad(f"unknown function {node.func.id!r}; valid functions: "
+                          f"{', '.join(sorted(funcs))}")
+            args = [build(a) for a in node.args]
+            return funcs[node.func.id](*args)
+        raise bad(f"{type(node).__name__} is not allowed")
+    return build(tree)
+
+
+def _linear_arg(arg):
+    """Return a if arg == a*z with a a nonzero real number, else None."""
+    import sympy as sp
+    from .activations import Z
+    a = sp.simplify(arg / Z)
+    return a if (a.is_number and a.is_real and a != 0) else None
+
+
+def _term_moments(term, kmax, v):
+    """Closed-form m_0..m_kmax of one additive term (numeric coefficient times a base)."""
+    import sympy as sp
+    from .activations import Z
+    from .gaussian import erf_hermite_expectation
+    coef, base = term.as_coeff_Mul()
+    if Z not in base.free_symbols:
+        return [coef * base] + [sp.Integer(0)] * kmax
+    if base.is_polynomial(Z):
+        p = sp.Poly(sp.expand(base), Z)
+        out = []
+        for k in range(kmax + 1):
+            q = p.diff((Z, k)) if k else p
+            out.append(coef * sum((c * sp.factorial2(j - 1) * v ** (j // 2)
+                                   for (j,), c in q.terms() if j % 2 == 0), sp.Integer(0)))
+        return out
+    if base.func in (sp.erf, sp.sin, sp.cos):
+        a = _linear_arg(base.args[0])
+        if a is None:
+            return None
+        if base.func is sp.erf:
+            return [coef * a ** k * erf_hermite_expectation(k, a ** 2 * v, 1)
+                    for k in range(kmax + 1)]
+        phase = sp.sin if base.func is sp.sin else sp.cos
+        return [coef * a ** k * phase(k * sp.pi / 2) * sp.exp(-a ** 2 * v / 2)
+                for k in range(kmax + 1)]
+    if base == sp.Max(0, Z):
+        out = [coef * sp.sqrt(v / (2 * sp.pi)), coef / 2]
+        for k in range(2, kmax + 1):
+            out.append(coef * sp.hermite_prob(k - 2, 0) * v ** sp.Rational(-(k - 2), 2)
+                       / sp.sqrt(2 * sp.pi * v))
+        return out[:kmax + 1]
+    return None
+
+
+@functools.lru_cache(maxsize=128)
+def moment_exprs(activation, kmax):
+    r"""Closed forms of :math:`m_0(v),\dots,m_{k_{\max}}(v)` as SymPy expressions in ``v``.
+
+    Returns ``None`` when the activation has no closed form here (then
+    :func:`moments_function` integrates numerically). See the module docstring for the
+    formulas; sums of supported terms are handled term by term (moments are linear in
+    :math:`\sigma`).
+    """
+    import sympy as sp
+    from .activations import Z
+    expr = activation_expr(activation)
+    v = sp.Symbol("v", positive=True)
+    total = [sp.Integer(0)] * (kmax + 1)
+    poly_part = sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(expr, deep=False)):
+        if term.is_polynomial(Z):
+            poly_part += term
+            continue
+        ms = _term_moments(term, kmax, v)
+        if ms is None:
+            return None
+        total = [t + m for t, m in zip(total, ms)]
+    if poly_part != 0:
+        total = [t + m for t, m in zip(total, _term_moments(sp.expand(poly_part), kmax, v))]
+    return tuple(sp.simplify(t) for t in total)
+
+
+def moment_method(activation):
+    """``'closed form'`` or ``'quadrature'``: how :func:`moments_function` evaluates m_k."""
+    return "closed form" if moment_exprs(activation, 2) is not None else "quadrature"
+
+
+@functools.lru_cache(maxsize=128)
+def derivative_exprs(activation, kmax):
+    r""":math:`(\sigma,\sigma',\dots,\sigma^{(k_{\max})})` as SymPy expressions in ``z``."""
+    import sympy as sp
+    from .activations import Z
+    expr = activation_expr(activation)
+    out = [expr]
+    for _ in range(kmax):
+        out.append(sp.diff(out[-1], Z))
+    return tuple(out)
+
+
+_H_CUT = 60.0
+_MAX_NODES = 20001
+
+
+@functools.lru_cache(maxsize=128)
+def _quadrature_function(activation, kmax):
+    """njit ``m(v) -> array`` by the trapezoidal rule in h (see the module docstring)."""
+    import sympy as sp
+    from numba import njit
+    from .activations import Z
+    from .codegen import numba_function
+    ders = derivative_exprs(activation, kmax)
+    try:
+        dsig = numba_function(ders, (Z,), name="derivatives")
+    except Exception as exc:  # unprintable for numba (pycode strict) or not compilable
+        raise ValueError(f"activation={activation!r} cannot be compiled for quadrature "
+                         f"({type(exc).__name__})") from None
+    # which derivatives vanish beyond |h| = _H_CUT (then the integral is cut there)
+    decays = np.array([all(abs(float(sp.N(d.subs(Z, s * _H_CUT)))) < 1e-20 for s in (-1, 1))
+                       for d in ders])
+    for d in ders:
+        for s in (-1.0, 1.0):
+            if not math.isfinite(dsig(s * 3.0)[0]):
+                raise ValueError(f"activation={activation!r} is not finite at z={s * 3.0}")
+    nk = kmax + 1
+    # derivatives odd in z have m_k = 0 exactly: skip them
+    zero = np.array([sp.simplify(d.subs(Z, -Z) + d) == 0 for d in ders])
+
+    # A closure over the compiled derivatives: numba cannot cache it (its global is a
+    # dispatcher made at run time), so it compiles once per activation and process.
+    @njit
+    def m(v):
+        out = np.zeros(nk)
+        sv = math.sqrt(v)
+        step = min(0.2, 0.25 * sv)
+        full = 9.0 * sv
+        half = np.empty(nk)
+        hmax = 0.0
+        for k in range(nk):
+            half[k] = min(full, _H_CUT) if decays[k] else full
+            if not zero[k] and half[k] > hmax:
+                hmax = half[k]
+        npts = min(int(math.ceil(hmax / step)), _MAX_NODES // 2)
+        if npts < 1:
+            return out
+        hstep = hmax / npts
+        for i in range(-npts, npts + 1):
+            h = i * hstep
+            wgt = math.exp(-0.5 * h * h / v)
+            d = dsig(h)
+            for k in range(nk):
+                if not zero[k] and abs(h) <= half[k] * (1 + 1e-12):
+                    out[k] += d[k] * wgt
+        for k in range(nk):
+            out[k] *= hstep / math.sqrt(2.0 * math.pi * v)
+        return out
+    return m
+
+
+@functools.lru_cache(maxsize=128)
+def moments_function(activation, kmax):
+    r"""numba-callable :math:`v\mapsto(m_0(v),\dots,m_{k_{\max}}(v))`.
+
+    Closed forms are compiled by :func:`kernelphase.codegen.numba_function` (cached on disk,
+    returns a tuple); otherwise a compiled quadrature (returns an array). Both index as
+    ``m(v)[k]`` inside ``@njit`` code.
+
+    Parameters
+    ----------
+    activation : str, Activation or sympy.Expr
+        See :func:`activation_expr`.
+    kmax : int
+        Highest derivative order, ``0 <= kmax <= 16``.
+    """
+    import sympy as sp
+    from ._checks import check_int
+    from .codegen import numba_function
+    kmax = check_int("kmax", kmax, 0, 16)
+    exprs = moment_exprs(activation, kmax)
+    if exprs is None:
+        return _quadrature_function(activation, kmax)
+    # constants as Floats, so that the compiled function returns a homogeneous float tuple
+    exprs = tuple(sp.Float(e, 20) if e.is_number else e for e in exprs)
+    return numba_function(exprs, (sp.Symbol("v", positive=True),), name="moments")
+
+
+def moments(activation, v, kmax):
+    """:math:`m_0(v),\\dots,m_{k_{\\max}}(v)` as a numpy array (``v > 0``)."""
+    from ._checks import check_positive
+    v = check_positive("v", v)
+    return np.asarray(moments_function(activation, kmax)(v), dtype=float)
+
+
+@functools.lru_cache(maxsize=128)
+def is_sublinear(activation):
+    r"""True if :math:`\sigma(z)/z\to0` as :math:`z\to\pm\infty` (SymPy limits).
+
+    Then :math:`|\Phi^km_k(\sigma_w^2+\Phi^2)|=|\mathbb E[\mathrm{He}_k(z)\sigma(h)]|\le
+    \sqrt{k!\,\mathbb E[\sigma(h)^2]}=o(\Phi)`, so every single-index action is bounded below
+    (the prior :math:`\Phi^2/2\sigma_w^2` wins). ``False`` when a limit cannot be decided.
+    """
+    import sympy as sp
+    from .activations import Z
+    expr = activation_expr(activation)
+    try:
+        return all(sp.limit(expr / Z, Z, s * sp.oo) == 0 for s in (1, -1))
+    except Exception:  # sympy cannot decide: treat as growing (the far-field check then runs)
+        return False
