@@ -25,7 +25,7 @@ BASE = {
     "derive ntk": ["--activation", "z + eps*z**2/2", "--param", "eps=0.25"],
     "derive nngp": ["--activation", "erf"],
     "derive spectrum": ["--activation", "z + eps*z**2/2", "--param", "eps=0.25", "--D", "5"],
-    "derive action": [],
+    "derive action": ["cubic"],
     "transition cubic": ["--eps", "-0.3", "--rho", "0.05"],
     "transition modular": [],
     "phase cubic": ["--eps", "-0.3", "--n", "3000", "--d", "150", "--width", "700",
