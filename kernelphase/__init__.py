@@ -22,6 +22,7 @@ _EXPORTS = {
     "gaussian": ("erf_hermite_expectation", "expect_product", "bivariate_moment",
                  "erf_erf_expectation"),
     "kernels": ("nngp_kernel", "ntk_kernel"),
+    "parse": ("parse_formula", "parse_number"),
     "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel",
                   "spectrum_report"),
     "results": ("Result",),

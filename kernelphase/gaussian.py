@@ -6,6 +6,8 @@ Variances are passed as they are (no :math:`1/d` hidden anywhere).
 """
 import sympy as sp
 
+from .parse import as_sympy
+
 __all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment", "bivariate_moment",
            "expect_product", "erf_erf_expectation", "erf_prime_expectation"]
 
@@ -18,7 +20,7 @@ def erf_gaussian_exp_moment(power, var):
 
     Completing the square: :math:`e^{-u^2}\mathcal N(u;0,s)=(1+2s)^{-1/2}\mathcal N(u;0,s/(1+2s))`.
     """
-    var = sp.sympify(var)
+    var = as_sympy(var, "var")
     if power % 2:
         return sp.Integer(0)
     j = power // 2
@@ -50,7 +52,7 @@ def erf_hermite_expectation(k, var, cov):
     if int(k) != k or k < 0:
         raise ValueError(f"k={k!r} is outside the valid range [0, inf) (integers)")
     k = int(k)
-    var, cov = sp.sympify(var), sp.sympify(cov)
+    var, cov = as_sympy(var, "var"), as_sympy(cov, "cov")
     if k == 0:
         return sp.Integer(0)  # erf is odd and u is centred
     z = sp.Dummy("z")
@@ -68,6 +70,8 @@ def bivariate_moment(a, b, var_u, var_v, cov):
     """
     if (a + b) % 2:
         return sp.Integer(0)
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
     s, t = sp.Dummy("s"), sp.Dummy("t")
     m = (a + b) // 2
     Q = s ** 2 * var_u + 2 * s * t * cov + t ** 2 * var_v
@@ -78,6 +82,10 @@ def bivariate_moment(a, b, var_u, var_v, cov):
 def expect_product(p, q, z, var_u, var_v, cov):
     r""":math:`\mathbb E[p(u)\,q(v)]` for polynomials ``p``, ``q`` in the symbol ``z`` (``q=1``
     gives :math:`\mathbb E[p(u)]`), :math:`(u,v)` centred Gaussian with the given (co)variances."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    names = {z.name: z} if isinstance(z, sp.Symbol) else ()
+    p, q = as_sympy(p, "p", variables=names), as_sympy(q, "q", variables=names)
     P = sp.Poly(sp.expand(p), z)
     Qp = sp.Poly(sp.expand(q), z)
     total = sp.Integer(0)
@@ -90,10 +98,14 @@ def expect_product(p, q, z, var_u, var_v, cov):
 def erf_erf_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}(u)\mathrm{erf}(v)]=\frac2\pi\arcsin\frac{2\Sigma_{uv}}
     {\sqrt{(1+2\Sigma_{uu})(1+2\Sigma_{vv})}}` (Williams 1997)."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
     return 2 / sp.pi * sp.asin(2 * cov / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v)))
 
 
 def erf_prime_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}'(u)\mathrm{erf}'(v)]=\frac4\pi\big((1+2\Sigma_{uu})
     (1+2\Sigma_{vv})-4\Sigma_{uv}^2\big)^{-1/2}` (Gaussian integral of :math:`e^{-u^2-v^2}`)."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
     return 4 / sp.pi / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v) - 4 * cov ** 2)
