@@ -202,7 +202,7 @@ def ntk_dot_kernel(phi, h=None):
     u = sp.Symbol("u")
     z = sp.Symbol("z")
     out = sp.Integer(0)
-    for k in range(dphi.degree() + 1):
+    for k in range(max(dphi.degree(), -1) + 1):  # degree of the zero polynomial is -oo
         hek = sp.hermite_prob(k, z)
         # E[p(z) He_k(z)] from Gaussian moments E[z^n] = (n-1)!! (n even)
         prod = sp.Poly(sp.expand(dphi.as_expr().subs(h, z) * hek), z)

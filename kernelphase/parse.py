@@ -42,7 +42,7 @@ from fractions import Fraction
 
 __all__ = ["parse_formula", "parse_number", "as_sympy", "DEFAULT_FUNCTIONS", "CONSTANTS",
            "MAX_LENGTH", "MAX_NODES", "MAX_DEPTH", "MAX_LITERAL", "MAX_EXPONENT",
-           "MAX_DEGREE", "MAX_BITS"]
+           "MAX_DEGREE", "MAX_BITS", "RESERVED"]
 
 MAX_LENGTH = 500        # characters of text
 MAX_NODES = 200         # AST nodes (operators and contexts not counted)
@@ -298,9 +298,14 @@ class _Formula:
         return self.apply(node, lambda: fn(x)), max(deg, 1), bits
 
 
+#: Names that read like special values; never accepted as parameter or variable names.
+RESERVED = frozenset({"nan", "NaN", "NAN", "inf", "Inf", "INF", "infinity", "Infinity", "oo",
+                      "zoo", "I", "j", "J", "None", "True", "False"})
+
+
 def _plain_identifier(n):
     return (n.isascii() and n.isidentifier() and not n.startswith("_")
-            and not n.endswith("_") and len(n) <= 32)
+            and not n.endswith("_") and len(n) <= 32 and n not in RESERVED)
 
 
 def _symbol_table(names, what):
