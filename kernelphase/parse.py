@@ -38,6 +38,7 @@ import ast
 import math
 import numbers
 import types
+import warnings
 from fractions import Fraction
 
 __all__ = ["parse_formula", "parse_number", "as_sympy", "DEFAULT_FUNCTIONS", "CONSTANTS",
@@ -387,7 +388,9 @@ def parse_formula(text, variables=("z",), params=None, functions=DEFAULT_FUNCTIO
     if not text.strip():
         raise ValueError(f"{name}={text!r} is empty; give a formula such as 'z + eps*z**2/2'")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():   # "invalid decimal literal" etc.: stderr stays one line
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
         msg = getattr(exc, "msg", None) or type(exc).__name__
         raise ValueError(f"{name}={_short(text)} cannot be parsed ({msg}); allowed: "

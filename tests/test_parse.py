@@ -71,6 +71,7 @@ def _corpus(canary):
         "f'{z}'",
         "z\n+__import__('os')",
         "z;import os",
+        "1z + 1if z else 2",                 # SyntaxWarning must not add a line on stderr
         "(z:=1)",
         "z[0]",
         "{z}",
@@ -339,7 +340,7 @@ def _check_fast(text):
         assert "\n" not in str(exc)
     else:
         assert isinstance(out, sp.Expr)
-    assert time.perf_counter() - t0 < 1.0, text
+    assert time.perf_counter() - t0 < 2.0, text
 
 
 @hypothesis.settings(max_examples=300, deadline=None)
