@@ -35,8 +35,11 @@ class Activation:
         return sp.diff(self.expr, Z)
 
     def substituted(self):
-        """Expression with the given numeric parameter values substituted."""
-        return self.expr.subs({sp.Symbol(k): v for k, v in self.params if v is not None})
+        """Expression with the given numeric parameter values substituted.
+
+        Values are checked again (``subs`` would ``sympify``, i.e. evaluate, a string)."""
+        return self.expr.subs({sp.Symbol(k): _param_value(k, v) for k, v in self.params
+                               if v is not None})
 
     def replace(self, **values):
         """New spec with parameter values set (``Activation.replace(eps=0.25)``)."""

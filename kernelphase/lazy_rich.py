@@ -134,8 +134,9 @@ def _exact(value, name):
 def target_second_moment(s=1):
     r""":math:`E[y^2]` for :math:`y=\frac s2(\beta\cdot x)^2`: :math:`\frac{3s^2}{4}(|\beta|^2/D)^2`."""
     import sympy as sp
+    from .parse import as_sympy
     Ds, bs = sp.symbols("D b2", positive=True)
-    y = (sp.Rational(1, 2) * s, 0)
+    y = (sp.Rational(1, 2) * as_sympy(s, "s"), 0)
     return sp.simplify(_quad_inner(y, y, Ds, bs))
 
 

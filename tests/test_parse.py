@@ -85,11 +85,23 @@ def _corpus(canary):
 
 
 def _api_calls():
-    from kernelphase.lazy_rich import ntk_dot_kernel, spectrum_report
-    from kernelphase.spectra import gaussian_dot_product_spectrum
-    from kernelphase.gaussian import expect_product
-    from kernelphase.activations import Z
+    from kernelphase.lazy_rich import (ntk_dot_kernel, spectrum_report, target_second_moment,
+                                       target_sector_power)
+    from kernelphase.spectra import gaussian_dot_product_spectrum, harmonic_multiplicity
+    from kernelphase.gaussian import (bivariate_moment, erf_erf_expectation,
+                                      erf_hermite_expectation, expect_product)
+    from kernelphase.activations import Activation, Z
     return {
+        # sympy's .subs(), simplify() and friends sympify (evaluate) strings: every value
+        # that reaches them must have been parsed first
+        "Activation.substituted": lambda t: Activation("z + eps", Z + eps,
+                                                       (("eps", t),)).substituted(),
+        "target_sector_power": lambda t: target_sector_power(t, 10),
+        "target_second_moment": lambda t: target_second_moment(t),
+        "harmonic_multiplicity": lambda t: harmonic_multiplicity(t, 2),
+        "erf_hermite_expectation": lambda t: erf_hermite_expectation(1, t, 1),
+        "bivariate_moment": lambda t: bivariate_moment(2, 0, t, 1, 0),
+        "erf_erf_expectation": lambda t: erf_erf_expectation(t, 1, 0),
         "parse_activation": lambda t: kernelphase.parse_activation(t),
         "parse_activation param": lambda t: kernelphase.parse_activation(
             "z + eps*z**2/2", {"eps": t}),
