@@ -336,8 +336,11 @@ def test_no_eval_of_user_text_in_the_package():
     assert hits == []
 
 
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
+try:
+    import hypothesis
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    hypothesis = None
 
 _TOKENS = ["z", "eps", "pi", "E", "1", "2", "0", "16", "0.5", "1e12", "9", "+", "-", "*", "/",
            "**", "(", ")", "erf(", "exp(", "sqrt(", "tanh(", "log(", "relu(", "sigmoid(",
@@ -355,19 +358,25 @@ def _check_fast(text):
     assert time.perf_counter() - t0 < 2.0, text
 
 
-@hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200))
-def test_random_printable_text_only_valueerror_and_fast(text):
-    _check_fast(text)
+if hypothesis is not None:
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @hypothesis.given(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200))
+    def test_random_printable_text_only_valueerror_and_fast(text):
+        _check_fast(text)
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @hypothesis.given(st.lists(st.sampled_from(_TOKENS), max_size=120).map("".join))
+    def test_random_token_soup_only_valueerror_and_fast(text):
+        _check_fast(text)
+
+    @hypothesis.settings(max_examples=100, deadline=None)
+    @hypothesis.given(st.text(max_size=200))
+    def test_random_unicode_only_valueerror(text):
+        _check_fast(text)
 
 
-@hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(st.lists(st.sampled_from(_TOKENS), max_size=120).map("".join))
-def test_random_token_soup_only_valueerror_and_fast(text):
-    _check_fast(text)
-
-
-@hypothesis.settings(max_examples=100, deadline=None)
-@hypothesis.given(st.text(max_size=200))
-def test_random_unicode_only_valueerror(text):
-    _check_fast(text)
+def test_parse_doctests():
+    import doctest
+    import kernelphase.parse as mod
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert res.attempted >= 4 and res.failed == 0
