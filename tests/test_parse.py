@@ -355,6 +355,10 @@ def _check_fast(text):
         assert "\n" not in str(exc)
     else:
         assert isinstance(out, sp.Expr)
+    try:
+        kernelphase.parse_activation(text)
+    except ValueError as exc:
+        assert "\n" not in str(exc)
     assert time.perf_counter() - t0 < 2.0, text
 
 
