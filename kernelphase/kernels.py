@@ -57,7 +57,11 @@ def nngp_kernel(activation, sigma_w2=1):
 
 
 def ntk_kernel(activation, trained="first", sigma_w2=1):
-    r"""Infinite-width NTK; ``trained`` is ``"first"``, ``"readout"`` or ``"both"``."""
+    r"""Infinite-width NTK; ``trained`` is ``"first"``, ``"readout"`` or ``"both"``.
+
+    ``activation`` is an :class:`~kernelphase.activations.Activation` or text for
+    :func:`~kernelphase.activations.parse_activation`; ``sigma_w2`` a positive number, a SymPy
+    symbol, or text read by :func:`kernelphase.parse.parse_formula` (never evaluated)."""
     check_choice("trained", trained, ("first", "readout", "both"))
     sigma_w2 = _sigma_w2(sigma_w2)
     first = sigma_w2 * U * _pair(activation, True, sigma_w2)
