@@ -25,6 +25,7 @@ _EXPORTS = {
     "moments": ("moments_function", "moment_exprs", "activation_expr"),
     "single_index": ("single_index_action",),
     "teachers": ("Teacher",),
+    "parse": ("parse_formula", "parse_number"),
     "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel",
                   "spectrum_report"),
     "results": ("Result",),

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .parse import as_sympy, parse_formula, parse_number
+
 __all__ = ["Activation", "parse_activation", "Z"]
 
 Z = sp.Symbol("z")
-_ALLOWED = {"z": Z, "erf": sp.erf, "sqrt": sp.sqrt, "pi": sp.pi, "exp": sp.exp}
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,11 @@ class Activation:
         return sp.diff(self.expr, Z)
 
     def substituted(self):
-        """Expression with the given numeric parameter values substituted."""
-        return self.expr.subs({sp.Symbol(k): v for k, v in self.params if v is not None})
+        """Expression with the given numeric parameter values substituted.
+
+        Values are checked again (``subs`` would ``sympify``, i.e. evaluate, a string)."""
+        return self.expr.subs({sp.Symbol(k): _param_value(k, v) for k, v in self.params
+                               if v is not None})
 
     def replace(self, **values):
         """New spec with parameter values set (``Activation.replace(eps=0.25)``)."""
@@ -48,7 +52,7 @@ class Activation:
                   \qquad \sigma(u)=\sum_k\frac{a_k}{k!}\mathrm{He}_k(u/\sqrt s).
         """
         from .gaussian import erf_hermite_expectation, expect_product
-        var = sp.sympify(var)
+        var = as_sympy(var, "var")
         if self.is_polynomial:
             deg = sp.degree(self.expr, Z)
             kmax = deg if kmax is None else kmax
@@ -62,29 +66,48 @@ class Activation:
         raise NotImplementedError(f"activation={self.text!r}: only polynomials and erf")
 
 
-@functools.lru_cache(maxsize=256)
 def _parse(text):
-    from sympy.parsing.sympy_parser import parse_expr, standard_transformations
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"activation={text!r} is empty; give a polynomial in z or 'erf'")
+    return _parse_cached(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(text):
     if text.strip() == "erf":
         return sp.erf(Z)
-    try:
-        expr = parse_expr(text, local_dict=dict(_ALLOWED), transformations=standard_transformations,
-                          evaluate=True)
-    except Exception as exc:  # the parser raises tokenize, syntax, type and sympify errors
-        raise ValueError(f"activation={text!r} cannot be parsed ({type(exc).__name__}); "
-                         f"write a polynomial in z such as 'z + eps*z**2/2', or 'erf'") from None
-    if not isinstance(expr, sp.Expr) or Z not in expr.free_symbols:
+    expr = parse_formula(text, variables={"z": Z}, params=True, name="activation")
+    if Z not in expr.free_symbols:
         raise ValueError(f"activation={text!r} must be an expression in z")
     return expr
+
+
+def _param_value(name, value):
+    """Exact SymPy number of a parameter value: text via :func:`parse_number`, never sympify."""
+    if isinstance(value, str):
+        return parse_number(value, name, exact=True)
+    try:
+        v = as_sympy(value, name)
+    except ValueError:
+        raise ValueError(f"parameter {name}={value!r} is not a number") from None
+    if not (isinstance(v, sp.Expr) and v.is_number):
+        raise ValueError(f"parameter {name}={value!r} is not a number")
+    parse_number(v, name)  # finite and real
+    return v
 
 
 def parse_activation(text, params=None):
     """Parse ``text`` (e.g. ``"z + eps*z**2/2"`` or ``"erf"``) with parameter values ``params``.
 
-    Raises ``ValueError`` for unparsable text, non-polynomials other than erf, and parameter
-    names that do not occur in the expression.
+    The text is read by :func:`kernelphase.parse.parse_formula` (never evaluated): the
+    variable ``z``, any parameter names, numbers, ``+ - * / **`` and the functions of
+    :data:`kernelphase.parse.DEFAULT_FUNCTIONS`. Parameter values are numbers or text read by
+    :func:`kernelphase.parse.parse_number` (``"0.25"``, ``"1/3"``; ``nan`` and ``inf`` are
+    refused).
+
+    Raises ``ValueError`` for text outside that grammar, non-polynomials other than erf,
+    parameter names that do not occur in the expression, and values that are not finite
+    real numbers.
     """
     expr = _parse(text)
     if not (expr.is_polynomial(Z) or expr == sp.erf(Z)):
@@ -96,10 +119,5 @@ def parse_activation(text, params=None):
         if k not in names:
             raise ValueError(f"parameter {k}={v!r} does not occur in activation={text!r}; "
                              f"valid names: {sorted(names) or 'none'}")
-        try:
-            params[k] = sp.nsimplify(v) if isinstance(v, str) else sp.sympify(v)
-            if not params[k].is_number:
-                raise TypeError
-        except (TypeError, sp.SympifyError):
-            raise ValueError(f"parameter {k}={v!r} is not a number") from None
+        params[k] = _param_value(k, v)
     return Activation(text, expr, tuple(sorted(params.items())))

@@ -6,6 +6,8 @@ Variances are passed as they are (no :math:`1/d` hidden anywhere).
 """
 import sympy as sp
 
+from .parse import as_sympy
+
 __all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment", "bivariate_moment",
            "expect_product", "erf_erf_expectation", "erf_prime_expectation"]
 
@@ -18,7 +20,7 @@ def erf_gaussian_exp_moment(power, var):
 
     Completing the square: :math:`e^{-u^2}\mathcal N(u;0,s)=(1+2s)^{-1/2}\mathcal N(u;0,s/(1+2s))`.
     """
-    var = sp.sympify(var)
+    var = as_sympy(var, "var")
     if power % 2:
         return sp.Integer(0)
     j = power // 2
@@ -50,7 +52,7 @@ def erf_hermite_expectation(k, var, cov):
     if int(k) != k or k < 0:
         raise ValueError(f"k={k!r} is outside the valid range [0, inf) (integers)")
     k = int(k)
-    var, cov = sp.sympify(var), sp.sympify(cov)
+    var, cov = as_sympy(var, "var"), as_sympy(cov, "cov")
     if k == 0:
         return sp.Integer(0)  # erf is odd and u is centred
     z = sp.Dummy("z")
@@ -62,22 +64,35 @@ def erf_hermite_expectation(k, var, cov):
 def bivariate_moment(a, b, var_u, var_v, cov):
     r""":math:`\mathbb E[u^av^b]` for centred jointly Gaussian :math:`(u,v)` (Isserlis/Wick).
 
-    Coefficient extraction from the moment generating function
-    :math:`\mathbb E[e^{su+tv}]=\exp\big(\tfrac12(s^2\Sigma_{uu}+2st\Sigma_{uv}+t^2\Sigma_{vv})\big)`:
-    :math:`\mathbb E[u^av^b]=a!\,b!\,[s^at^b]\sum_m Q^m/(2^mm!)` with :math:`m=(a+b)/2`.
+    Counting the Wick pairings with :math:`k` cross pairs :math:`(u,v)`:
+
+    .. math:: \mathbb E[u^av^b]=\sum_{k\equiv a\ (2)}\binom ak\binom bk\,k!\,
+              (a-k-1)!!\,(b-k-1)!!\;\Sigma_{uv}^k\,\Sigma_{uu}^{(a-k)/2}\,
+              \Sigma_{vv}^{(b-k)/2},
+
+    the coefficient :math:`a!\,b!\,[s^at^b]` of the moment generating function
+    :math:`\exp\big(\tfrac12(s^2\Sigma_{uu}+2st\Sigma_{uv}+t^2\Sigma_{vv})\big)`, in
+    :math:`O(\min(a,b))` terms (no polynomial expansion, so high degrees stay cheap).
     """
     if (a + b) % 2:
         return sp.Integer(0)
-    s, t = sp.Dummy("s"), sp.Dummy("t")
-    m = (a + b) // 2
-    Q = s ** 2 * var_u + 2 * s * t * cov + t ** 2 * var_v
-    term = sp.expand(Q ** m / (2 ** m * sp.factorial(m)))
-    return sp.factorial(a) * sp.factorial(b) * sp.Poly(term, s, t).coeff_monomial(s ** a * t ** b)
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    total = sp.Integer(0)
+    for k in range(a % 2, min(a, b) + 1, 2):
+        total += (sp.binomial(a, k) * sp.binomial(b, k) * sp.factorial(k)
+                  * sp.factorial2(a - k - 1) * sp.factorial2(b - k - 1)
+                  * cov ** k * var_u ** ((a - k) // 2) * var_v ** ((b - k) // 2))
+    return sp.expand(total)
 
 
 def expect_product(p, q, z, var_u, var_v, cov):
     r""":math:`\mathbb E[p(u)\,q(v)]` for polynomials ``p``, ``q`` in the symbol ``z`` (``q=1``
     gives :math:`\mathbb E[p(u)]`), :math:`(u,v)` centred Gaussian with the given (co)variances."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    names = {z.name: z} if isinstance(z, sp.Symbol) else ()
+    p, q = as_sympy(p, "p", variables=names), as_sympy(q, "q", variables=names)
     P = sp.Poly(sp.expand(p), z)
     Qp = sp.Poly(sp.expand(q), z)
     total = sp.Integer(0)
@@ -90,10 +105,14 @@ def expect_product(p, q, z, var_u, var_v, cov):
 def erf_erf_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}(u)\mathrm{erf}(v)]=\frac2\pi\arcsin\frac{2\Sigma_{uv}}
     {\sqrt{(1+2\Sigma_{uu})(1+2\Sigma_{vv})}}` (Williams 1997)."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
     return 2 / sp.pi * sp.asin(2 * cov / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v)))
 
 
 def erf_prime_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}'(u)\mathrm{erf}'(v)]=\frac4\pi\big((1+2\Sigma_{uu})
     (1+2\Sigma_{vv})-4\Sigma_{uv}^2\big)^{-1/2}` (Gaussian integral of :math:`e^{-u^2-v^2}`)."""
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
     return 4 / sp.pi / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v) - 4 * cov ** 2)

@@ -22,6 +22,7 @@ import sympy as sp
 from ._checks import check_choice
 from .activations import Activation, Z, parse_activation
 from .gaussian import erf_erf_expectation, erf_prime_expectation, expect_product
+from .parse import as_sympy
 from .spectra import N1, N2, U
 
 __all__ = ["nngp_kernel", "ntk_kernel", "SIGMA_W2"]
@@ -31,6 +32,14 @@ SIGMA_W2 = sp.Symbol("sigma_w2", positive=True)
 
 def _spec(activation):
     return activation if isinstance(activation, Activation) else parse_activation(activation)
+
+
+def _sigma_w2(value):
+    """``sigma_w2`` as SymPy: a symbol, or a finite positive number (text is parsed, not run)."""
+    s = as_sympy(value, "sigma_w2")
+    if s.is_number and not (s.is_extended_real and s.is_positive and s.is_finite):
+        raise ValueError(f"sigma_w2={value!r} is outside the valid range (0, inf)")
+    return s
 
 
 def _pair(activation, deriv, sigma_w2):
@@ -44,13 +53,17 @@ def _pair(activation, deriv, sigma_w2):
 
 def nngp_kernel(activation, sigma_w2=1):
     r""":math:`\mathbb E[\sigma(h)\sigma(h')]` as a SymPy expression in ``u, n1, n2``."""
-    return sp.simplify(_pair(activation, False, sp.sympify(sigma_w2)))
+    return sp.simplify(_pair(activation, False, _sigma_w2(sigma_w2)))
 
 
 def ntk_kernel(activation, trained="first", sigma_w2=1):
-    r"""Infinite-width NTK; ``trained`` is ``"first"``, ``"readout"`` or ``"both"``."""
+    r"""Infinite-width NTK; ``trained`` is ``"first"``, ``"readout"`` or ``"both"``.
+
+    ``activation`` is an :class:`~kernelphase.activations.Activation` or text for
+    :func:`~kernelphase.activations.parse_activation`; ``sigma_w2`` a positive number, a SymPy
+    symbol, or text read by :func:`kernelphase.parse.parse_formula` (never evaluated)."""
     check_choice("trained", trained, ("first", "readout", "both"))
-    sigma_w2 = sp.sympify(sigma_w2)
+    sigma_w2 = _sigma_w2(sigma_w2)
     first = sigma_w2 * U * _pair(activation, True, sigma_w2)
     if trained == "first":
         return sp.expand(first) if _spec(activation).is_polynomial else first

@@ -95,8 +95,9 @@ def target_sector_power(D=None, b2=None, s=1):
         sector name -> SymPy expression (numbers if ``D``, ``b2`` are given).
     """
     import sympy as sp
+    from .parse import as_sympy
     Ds, bs = sp.symbols("D b2", positive=True)
-    half = sp.Rational(1, 2) * sp.sympify(s)
+    half = sp.Rational(1, 2) * as_sympy(s, "s")
     y = (half, 0)                       # y = x^T (s/2 bb^T) x
     rad = (0, 1)                        # |x|^2 = x^T I x
     # radial projection coefficient and power
@@ -111,17 +112,31 @@ def target_sector_power(D=None, b2=None, s=1):
            "traceless quadratic": p_tl, "null": sp.Integer(0)}
     subs = {}
     if D is not None:
-        subs[Ds] = D
+        subs[Ds] = _exact(D, "D")
     if b2 is not None:
-        subs[bs] = b2
+        subs[bs] = _exact(b2, "b2")
     return {k: sp.nsimplify(v.subs(subs)) if subs else v for k, v in out.items()}
+
+
+def _exact(value, name):
+    """A user number as exact SymPy: text by ``parse_number``, floats rationalised, never run."""
+    import sympy as sp
+    from .parse import as_sympy, parse_number
+    if isinstance(value, str):
+        return parse_number(value, name, exact=True)
+    v = as_sympy(value, name, params=None)
+    if isinstance(v, sp.Float):
+        parse_number(v, name)  # finite
+        return sp.nsimplify(v)
+    return v
 
 
 def target_second_moment(s=1):
     r""":math:`E[y^2]` for :math:`y=\frac s2(\beta\cdot x)^2`: :math:`\frac{3s^2}{4}(|\beta|^2/D)^2`."""
     import sympy as sp
+    from .parse import as_sympy
     Ds, bs = sp.symbols("D b2", positive=True)
-    y = (sp.Rational(1, 2) * s, 0)
+    y = (sp.Rational(1, 2) * as_sympy(s, "s"), 0)
     return sp.simplify(_quad_inner(y, y, Ds, bs))
 
 
@@ -162,8 +177,11 @@ def ntk_dot_kernel(phi, h=None):
 
     Parameters
     ----------
-    phi : sympy.Expr
-        Polynomial in ``h`` (``sympy.Symbol("h")`` unless given).
+    phi : sympy.Expr or str
+        Polynomial in ``h``: ``sympy.Symbol("h")`` unless given, or ``sympy.Symbol("z")``
+        if ``phi`` contains ``z`` and not ``h``. Text is read by
+        :func:`kernelphase.parse.parse_formula` with the variable ``z`` (``h`` accepted as an
+        alias of the same symbol) and any parameter names.
 
     Returns
     -------
@@ -171,15 +189,21 @@ def ntk_dot_kernel(phi, h=None):
         Polynomial in ``sympy.Symbol("u")``.
     """
     import sympy as sp
-    h = sp.Symbol("h") if h is None else h
-    phi = sp.sympify(phi)
+    from .parse import as_sympy
+    if h is None:
+        h = sp.Symbol("h")
+        if isinstance(phi, str):
+            h = sp.Symbol("z")
+        elif isinstance(phi, sp.Basic) and h not in phi.free_symbols:
+            h = sp.Symbol("z") if sp.Symbol("z") in phi.free_symbols else h
+    phi = as_sympy(phi, "activation", variables={"z": h, "h": h})
     if not phi.is_polynomial(h):
         raise ValueError(f"activation {phi} is not a polynomial in {h}")
     dphi = sp.Poly(sp.diff(phi, h), h)
     u = sp.Symbol("u")
     z = sp.Symbol("z")
     out = sp.Integer(0)
-    for k in range(dphi.degree() + 1):
+    for k in range(max(dphi.degree(), -1) + 1):  # degree of the zero polynomial is -oo
         hek = sp.hermite_prob(k, z)
         # E[p(z) He_k(z)] from Gaussian moments E[z^n] = (n-1)!! (n even)
         prod = sp.Poly(sp.expand(dphi.as_expr().subs(h, z) * hek), z)
@@ -189,8 +213,13 @@ def ntk_dot_kernel(phi, h=None):
     return sp.expand(u * out)
 
 
-def spectrum_report(D, eps, activation="h + eps*h**2/2"):
+def spectrum_report(D, eps, activation="z + eps*z**2/2"):
     r"""NTK sectors at init with the target power and the population alignment.
+
+    ``activation`` is a polynomial in the pre-activation ``z`` that may use ``eps``, read by
+    :func:`kernelphase.parse.parse_formula` (never evaluated). For backward compatibility
+    ``h`` is accepted as an alias of ``z`` (same symbol): ``"h + eps*h**2/2"`` and
+    ``"z + eps*z**2/2"`` give the same report.
 
     Spectrum from :func:`kernelphase.spectra.gaussian_dot_product_spectrum` applied to
     :func:`ntk_dot_kernel` of the activation; target power by :func:`target_sector_power`
@@ -202,20 +231,24 @@ def spectrum_report(D, eps, activation="h + eps*h**2/2"):
     (theory note Sec. 3.6, population version of the paper's CKA).
     """
     import sympy as sp
-    h, e = sp.Symbol("h"), sp.Symbol("eps")
-    try:
-        act = sp.sympify(activation, locals={"h": h, "eps": e})
-    except (sp.SympifyError, SyntaxError, TypeError):
-        raise ValueError(f"activation={activation!r} is not a SymPy expression") from None
-    if not act.free_symbols <= {h, e}:
-        raise ValueError(f"activation={activation!r} may only use h and eps")
+    from ._checks import check_int
+    from .parse import parse_formula
+    D = check_int("D", D, 1)
+    h, e = sp.Symbol("z"), sp.Symbol("eps")
+    if isinstance(activation, sp.Basic):  # a SymPy expression in z (or h) and eps
+        act = activation.subs(sp.Symbol("h"), h)
+        if not act.free_symbols <= {h, e}:
+            raise ValueError(f"activation={activation!r} may only use z (or h) and eps")
+    else:
+        act = parse_formula(activation, variables={"z": h, "h": h}, params={"eps": e},
+                            name="activation")
     if not act.is_polynomial(h):
-        raise ValueError(f"activation={activation!r} is not a polynomial in h")
+        raise ValueError(f"activation={activation!r} is not a polynomial in z")
     try:
         from .spectra import gaussian_dot_product_spectrum
     except ImportError:  # pragma: no cover - until the symbolic layer is merged
         raise NotImplementedError("kernelphase.spectra is not available yet") from None
-    kernel = ntk_dot_kernel(act.subs(e, sp.nsimplify(eps)), h)
+    kernel = ntk_dot_kernel(act.subs(e, _exact(eps, "eps")), h)
     sectors = gaussian_dot_product_spectrum(kernel, D)
     power = target_sector_power(D, D)
     rows = []

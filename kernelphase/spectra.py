@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._checks import check_int
+from .parse import as_sympy
 
 __all__ = ["Sector", "gaussian_dot_product_spectrum", "sphere_dot_product_spectrum",
            "harmonic_multiplicity", "legendre_coefficient", "U", "N1", "N2"]
@@ -40,7 +41,7 @@ class Sector:
 
 def harmonic_multiplicity(D, ell):
     r""":math:`N(D,\ell)`, the dimension of degree-:math:`\ell` harmonics in :math:`\mathbb R^D`."""
-    D = sp.sympify(D)
+    D = as_sympy(D, "D")
     if ell == 0:
         return sp.Integer(1)
     if ell == 1:
@@ -68,6 +69,8 @@ def _radial_moment(D, power, measure):
 @functools.lru_cache(maxsize=None)
 def _legendre(D, ell):
     t = sp.Symbol("t")
+    if D == 2:  # Gegenbauer index 0: the normalised limit is Chebyshev's T_ell
+        return sp.expand(sp.chebyshevt(ell, t)), t
     return sp.expand(sp.gegenbauer(ell, (D - 2) / sp.Integer(2), t)
                      / sp.gegenbauer(ell, (D - 2) / sp.Integer(2), 1)), t
 
@@ -99,7 +102,7 @@ def _name(ell, powers, idx):
 def _spectrum(kernel, D, measure):
     if not isinstance(D, sp.Symbol):
         D = sp.Integer(check_int("D", D, 1))
-    kernel = sp.expand(sp.sympify(kernel))
+    kernel = sp.expand(as_sympy(kernel, "kernel", variables={"u": U, "n1": N1, "n2": N2}))
     try:
         poly = sp.Poly(kernel, U, N1, N2)
     except sp.PolynomialError:
@@ -113,11 +116,13 @@ def _spectrum(kernel, D, measure):
     kmax = max(k for (k, _, _), _ in terms)
     sectors = []
     for ell in range(kmax + 1):
+        mult = harmonic_multiplicity(D, ell)
+        if mult == 0:  # D = 1: no harmonics of degree >= 2 (t = +-1 only)
+            continue
         contrib = [(k, i, j, c * legendre_coefficient(D, k, ell)) for (k, i, j), c in terms
                    if legendre_coefficient(D, k, ell) != 0]
         if not contrib:
             continue
-        mult = harmonic_multiplicity(D, ell)
         powers = sorted({k + 2 * i for k, i, _, _ in contrib} if measure == "gaussian" else {ell})
         A = sp.zeros(len(powers), len(powers))
         for k, i, j, c in contrib:
@@ -139,10 +144,12 @@ def gaussian_dot_product_spectrum(kernel, D):
 
     Parameters
     ----------
-    kernel : sympy.Expr
+    kernel : sympy.Expr or str
         Polynomial in ``u`` (= x.x') and optionally ``n1``, ``n2`` (= |x|^2, |x'|^2), with any
-        other symbols as parameters.
+        other symbols as parameters; text is read by :func:`kernelphase.parse.parse_formula`.
     D : int or sympy.Symbol
+        Input dimension, ``D >= 1`` (``D = 2`` uses the Chebyshev limit of the Gegenbauer
+        polynomials; ``D = 1`` has harmonics of degree 0 and 1 only).
 
     Returns
     -------

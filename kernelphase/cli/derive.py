@@ -10,9 +10,14 @@ def register(sub):
                            ("nngp", "infinite-width NNGP kernel"),
                            ("spectrum", "NTK eigenvalues and multiplicities, x ~ N(0, I/D)")):
         q = ds.add_parser(name, help=helptext)
-        q.add_argument("--activation", required=True, help='e.g. "z + eps*z**2/2" or "erf"')
-        q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-        q.add_argument("--sigma-w2", type=float, default=1.0, help="first-layer weight variance")
+        q.add_argument("--activation", required=True,
+                       help='polynomial in z, e.g. "z + eps*z**2/2", or "erf"; numbers, z, '
+                            'parameter names, + - * / ** and erf, exp, sqrt, ... (never '
+                            'evaluated as Python)')
+        q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="parameter value, a finite number such as 0.25 or 1/3")
+        q.add_argument("--sigma-w2", default="1", metavar="VALUE",
+                       help="first-layer weight variance, a positive number (e.g. 1/2)")
         if name != "nngp":
             q.add_argument("--trained", choices=("first", "readout", "both"), default="first")
         if name == "spectrum":
@@ -48,10 +53,11 @@ def _kernel_cmd(args):
     from ..activations import parse_activation
     from ..kernels import nngp_kernel, ntk_kernel
     from ._output import parse_params
-    sw2 = check_positive("sigma_w2", args.sigma_w2)
+    from ..parse import parse_number
+    sw2 = parse_number(args.sigma_w2, "sigma_w2", exact=True)
+    check_positive("sigma_w2", float(sw2))
     act = parse_activation(args.activation, parse_params(args.param))
     subs = {sp.Symbol(k): v for k, v in act.params}
-    sw2 = sp.nsimplify(sw2)
     if args.what == "nngp":
         return _show(args, nngp_kernel(act, sw2).subs(subs))
     K = ntk_kernel(act, args.trained, sw2)

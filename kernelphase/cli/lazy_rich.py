@@ -22,7 +22,8 @@ def register(subparsers):
     s.add_argument("--D", type=int, default=100)
     s.add_argument("--eps", type=float, default=0.02)
     s.add_argument("--activation", default=_DEFAULT_ACT,
-                   help="polynomial in h (may use eps), default %(default)r")
+                   help="polynomial in z that may use eps (h is accepted as an alias of z); "
+                        "parsed by kernelphase.parse, never evaluated; default %(default)r")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_spectrum)
 
