@@ -56,8 +56,11 @@ def generated_source(exprs, args, name="f"):
     tuple/list of them (the function returns a tuple).
     """
     import sympy as sp
+    from .parse import as_sympy
     single = not isinstance(exprs, (list, tuple))
-    exprs = [sp.sympify(exprs)] if single else [sp.sympify(e) for e in exprs]
+    names = {str(a): a for a in args}
+    exprs = [as_sympy(e, "exprs", variables=names, params=None)
+             for e in ([exprs] if single else exprs)]
     arg_names = [_printable_name(a) for a in args]
     free = set().union(*(e.free_symbols for e in exprs))
     missing = sorted(str(s) for s in free if str(s) not in arg_names)

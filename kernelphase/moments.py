@@ -111,68 +111,11 @@ def activation_expr(activation):
     return expr
 
 
-_MAX_TEXT = 200
-
-
 def _parse_text(text):
-    """Build a SymPy expression from activation text by walking its ``ast`` (no ``eval``).
-
-    Allowed: numbers (magnitude <= 1e6), ``z``, ``pi``, ``+ - * / **`` (integer exponents
-    |p| <= 16 or numeric exponents), unary minus, and calls of the functions listed in
-    :func:`activation_expr`. Anything else raises a one-line ``ValueError``.
-    """
-    import ast
-
-    import sympy as sp
-    from .activations import Z
-    if not text or len(text) > _MAX_TEXT:
-        raise ValueError(f"activation={text!r} is empty or longer than {_MAX_TEXT} characters")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        raise ValueError(f"activation={text!r} cannot be parsed; write e.g. 'tanh(z)' or "
-                         f"'z + z**3/3'") from None
-    funcs = {name: getattr(sp, name) for name in _FUNCS}
-    funcs.update({"relu": lambda a: sp.Max(0, a), "sigmoid": lambda a: 1 / (1 + sp.exp(-a))})
-    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
-
-    def bad(why):
-        return ValueError(f"activation={text!r}: {why}")
-
-    def build(node):
-        if isinstance(node, ast.Expression):
-            return build(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            if not abs(node.value) <= 1e6:
-                raise bad(f"the number {node.value!r} is outside the valid range [-1e6, 1e6]")
-            return sp.nsimplify(node.value) if isinstance(node.value, float) else \
-                sp.Integer(node.value)
-        if isinstance(node, ast.Name):
-            if node.id == "z":
-                return Z
-            if node.id == "pi":
-                return sp.pi
-            raise bad(f"unknown name {node.id!r}; the variable is z")
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            x = build(node.operand)
-            return -x if isinstance(node.op, ast.USub) else x
-        if isinstance(node, ast.BinOp):
-            if isinstance(node.op, ast.Pow):
-                base, ex = build(node.left), build(node.right)
-                if not ex.is_number or (ex.is_integer and abs(int(ex)) > 16):
-                    raise bad(f"the exponent {ex} is outside the valid range [-16, 16]")
-                return base ** ex
-            if type(node.op) in ops:
-                return ops[type(node.op)](build(node.left), build(node.right))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-            if node.func.id not in funcs:
-                raise bad(f"unknown function {node.func.id!r}; valid functions: "
-                          f"{', '.join(sorted(funcs))}")
-            args = [build(a) for a in node.args]
-            return funcs[node.func.id](*args)
-        raise bad(f"{type(node).__name__} is not allowed")
-    return build(tree)
+    """Activation text to SymPy through the package's one whitelisting parser
+    (:func:`kernelphase.parse.parse_formula`; never evaluated)."""
+    from .parse import parse_formula
+    return parse_formula(text, variables=("z",), name="activation")
 
 
 def _linear_arg(arg):

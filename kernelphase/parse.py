@@ -82,6 +82,10 @@ DEFAULT_FUNCTIONS = types.MappingProxyType({
     "cos": _sympy_function("cos"),
     "log": _sympy_function("log"),
     "abs": _sympy_function("Abs"),
+    "cosh": _sympy_function("cosh"),
+    "sinh": _sympy_function("sinh"),
+    "erfc": _sympy_function("erfc"),
+    "atan": _sympy_function("atan"),
     "relu": _relu,
     "sigmoid": _sigmoid,
 })
@@ -363,7 +367,7 @@ def parse_formula(text, variables=("z",), params=None, functions=DEFAULT_FUNCTIO
     >>> parse_formula("__import__('os')")
     Traceback (most recent call last):
     ...
-    ValueError: formula="__import__('os')" is not allowed: function '__import__' (allowed: numbers, z, constants pi, E, + - * / **, functions erf, exp, sqrt, tanh, sin, cos, log, abs, relu, sigmoid)
+    ValueError: formula="__import__('os')" is not allowed: function '__import__' (allowed: numbers, z, constants pi, E, + - * / **, functions erf, exp, sqrt, tanh, sin, cos, log, abs, cosh, sinh, erfc, atan, relu, sigmoid)
     """
     variables = _symbol_table(variables, "variable")
     if params is True:

@@ -18,6 +18,8 @@ Examples
 """
 from dataclasses import dataclass
 
+from .parse import as_sympy
+
 __all__ = ["Teacher", "MAX_DEGREE", "as_teacher"]
 
 #: Highest Hermite degree a teacher may carry.
@@ -49,8 +51,8 @@ class Teacher:
                 raise ValueError(f"teacher degree k={k!r} is outside the valid range "
                                  f"[0, {MAX_DEGREE}] (integers)")
             try:
-                cc = sp.nsimplify(c) if isinstance(c, str) else sp.sympify(c)
-            except (sp.SympifyError, TypeError):
+                cc = as_sympy(c, f"c_{k}", params=None)
+            except (ValueError, TypeError):
                 cc = None
             if cc is None or not cc.is_number or not cc.is_real or not cc.is_finite:
                 raise ValueError(f"teacher coefficient c_{k}={c!r} is not a finite real number")
@@ -62,10 +64,13 @@ class Teacher:
 
     @classmethod
     def from_polynomial(cls, poly):
-        """From a polynomial in ``z`` (SymPy expression or text such as ``"z**3 - z"``)."""
+        """From a polynomial in ``z`` or in ``He0 .. He8`` (SymPy expression or text such as
+        ``"z**3 - z"`` or ``"He1 - 0.3*He3"``; text goes through the whitelisting parser)."""
         import sympy as sp
-        from .activations import Z, parse_activation
-        expr = parse_activation(poly).substituted() if isinstance(poly, str) else sp.sympify(poly)
+        from .activations import Z
+        he = {f"He{k}": sp.Symbol(f"He{k}") for k in range(MAX_DEGREE + 1)}
+        expr = as_sympy(poly, "teacher", variables={"z": Z, **he}, params=None)
+        expr = expr.subs({s: sp.hermite_prob(int(n[2:]), Z) for n, s in he.items()})
         if not isinstance(expr, sp.Expr) or not expr.is_polynomial(Z) or (
                 expr.free_symbols - {Z}):
             raise ValueError(f"teacher={poly!r} is not a polynomial in z with numeric "
