@@ -26,6 +26,7 @@ BASE = {
     "derive nngp": ["--activation", "erf"],
     "derive spectrum": ["--activation", "z + eps*z**2/2", "--param", "eps=0.25", "--D", "5"],
     "derive action": ["cubic"],
+    "transition single-index": ["--activation", "tanh", "--rho", "0.05"],
     "transition cubic": ["--eps", "-0.3", "--rho", "0.05"],
     "transition modular": [],
     "phase cubic": ["--eps", "-0.3", "--n", "3000", "--d", "150", "--width", "700",

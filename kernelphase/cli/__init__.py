@@ -52,6 +52,8 @@ def main(argv=None):
         status = args.func(args)
     except ValueError as exc:
         return _fail(str(exc))
+    except NotImplementedError as exc:
+        return _fail(f"not supported: {exc}")
     except MemoryError:
         return _fail("not enough memory for this run; reduce the sizes")
     except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:

@@ -7,6 +7,29 @@ __all__ = ["register"]
 def _cubic_args(p, eps_required=True):
     p.add_argument("--eps", type=float, required=eps_required, default=None,
                    help="cubic teacher coefficient: y = He1 + eps He3 (finite, |eps| <= 100)")
+    _cubic_args_common(p)
+
+
+def _modular_args(p):
+    p.add_argument("--P", type=int, default=401, help="prime modulus P (default 401)")
+    p.add_argument("--width", type=int, default=1000, help="hidden width N >= 1 (default 1000)")
+    p.add_argument("--sigma-a2", type=float, default=2e-6,
+                   help="summed read-out variance sigma_a^2 > 0 (default 2e-6)")
+    p.add_argument("--gamma", type=float, default=1e-4,
+                   help="sextic weight-decay coefficient gamma > 0 (default 1e-4)")
+
+
+def _single_index_args(p):
+    p.add_argument("--activation", default="erf",
+                   help="activation: erf, tanh, sin, relu, ... or a formula in z such as "
+                        "'tanh(z) + 0.1*z' (default erf; never evaluated as Python)")
+    p.add_argument("--teacher", default="He1 - 0.3*He3",
+                   help="teacher y = sum_k c_k He_k(w*.x) as a polynomial in He0..He8 or in z "
+                        "(default 'He1 - 0.3*He3')")
+    _cubic_args_common(p)
+
+
+def _cubic_args_common(p):
     p.add_argument("--sigma-w2", type=float, default=0.5,
                    help="read-in prior variance times d, sigma_w^2 > 0 (default 0.5)")
     p.add_argument("--rho", type=float,
@@ -17,15 +40,6 @@ def _cubic_args(p, eps_required=True):
     p.add_argument("--width", type=int, help="hidden width N >= 1")
     p.add_argument("--sigma-a2", type=float,
                    help="summed read-out variance sigma_a^2 > 0 (a_i ~ N(0, sigma_a^2/N))")
-
-
-def _modular_args(p):
-    p.add_argument("--P", type=int, default=401, help="prime modulus P (default 401)")
-    p.add_argument("--width", type=int, default=1000, help="hidden width N >= 1 (default 1000)")
-    p.add_argument("--sigma-a2", type=float, default=2e-6,
-                   help="summed read-out variance sigma_a^2 > 0 (default 2e-6)")
-    p.add_argument("--gamma", type=float, default=1e-4,
-                   help="sextic weight-decay coefficient gamma > 0 (default 1e-4)")
 
 
 def register(sub):
@@ -42,6 +56,12 @@ def register(sub):
             q.add_argument("--json", action="store_true", help="print one JSON object")
             q.add_argument("--plot", help="write the figure to this file (.png, .pdf or .svg)")
             q.set_defaults(func=_transition if cmd == "transition" else _phase)
+        if cmd == "transition":
+            q = ms.add_parser("single-index", help="any activation and single-index Hermite "
+                                                    "teacher (equivalent-kernel limit)")
+            _single_index_args(q)
+            q.add_argument("--json", action="store_true", help="print one JSON object")
+            q.set_defaults(func=_transition)
     p = sub.add_parser("phase-diagram", help="adaptive-kernel phase diagram over two parameters")
     ms = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for model, add in (("cubic", lambda q: _cubic_args(q, eps_required=False)),
@@ -91,10 +111,16 @@ def _print_result(d, keys):
 def _transition(args):
     from ..io import check_output_file
     from ._output import print_json
-    if args.plot is not None:
+    if getattr(args, "plot", None) is not None:
         check_output_file(args.plot, "--plot", _PLOT_SUFFIXES)
-    tr = _cubic_transition(args) if args.model == "cubic" else _modular_transition(args)
-    if args.plot is not None:
+    if args.model == "single-index":
+        from ..solvers.single_index import single_index_transition
+        tr = single_index_transition(args.activation, args.teacher, args.sigma_w2, rho=args.rho,
+                                     n=args.n, d=args.d, width=args.width,
+                                     sigma_a2=args.sigma_a2)
+    else:
+        tr = _cubic_transition(args) if args.model == "cubic" else _modular_transition(args)
+    if getattr(args, "plot", None) is not None:
         from ..solvers import plots
         if args.model == "cubic":
             plots.plot_cubic_transition(tr, args.plot, d=args.d or 150, n=args.n,
@@ -105,10 +131,14 @@ def _transition(args):
     if args.json:
         print_json(d)
         return 0
-    keys = (("u_spinodal", "u_c", "phi_star", "b_at_uc", "sigma2_c") if args.model == "cubic"
-            else ("sigma2_gmfl1", "sigma2_gmfl2", "a_at_gmfl2", "g_c", "phi_plus"))
-    _print_result(d, keys)
-    if args.plot is not None:
+    keys = {"cubic": ("u_spinodal", "u_c", "phi_star", "b_at_uc", "sigma2_c"),
+            "single-index": ("order", "u_spinodal", "u_c", "phi_star", "sigma2_c"),
+            "modular": ("sigma2_gmfl1", "sigma2_gmfl2", "a_at_gmfl2", "g_c", "phi_plus")}
+    _print_result(d, keys[args.model])
+    bs = [f"b{k} = {v:.6g}" for k, v in enumerate(d.get("b") or []) if v]
+    if args.model == "single-index" and bs:
+        print("b: " + ", ".join(bs))
+    if getattr(args, "plot", None) is not None:
         print(f"figure: {args.plot}")
     return 0
 

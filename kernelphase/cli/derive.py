@@ -26,8 +26,15 @@ def register(sub):
         _fmt(q)
         q.set_defaults(func=_kernel_cmd, what=name)
     q = ds.add_parser("action", help="adaptive-kernel single-neuron action (Rubin et al.)")
-    q.add_argument("teacher", choices=("cubic", "modular"))
-    q.add_argument("--activation", default="erf")
+    q.add_argument("teacher", choices=("cubic", "modular", "single-index"),
+                   help="cubic: Rubin et al. App. A.2; modular: Sec. 3.2; single-index: any "
+                        "activation and Hermite teacher (theory notes Sec. 12)")
+    q.add_argument("--activation", default="erf",
+                   help="activation: a name (erf, tanh, sin, relu, ...) or a formula in z "
+                        "(default erf; never evaluated as Python)")
+    q.add_argument("--teacher", dest="teacher_spec", default="He1 - 0.3*He3",
+                   help="single-index teacher, a polynomial in He0..He8 or in z "
+                        "(default 'He1 - 0.3*He3')")
     _fmt(q)
     q.set_defaults(func=_action_cmd)
 
@@ -89,6 +96,29 @@ def _kernel_cmd(args):
 
 def _action_cmd(args):
     from ..actions import cubic_action, modular_action
+    if args.teacher == "single-index":
+        import sympy as sp
+        from ..moments import activation_expr
+        from ..single_index import action_expr, symbols
+        from ..teachers import as_teacher
+        teacher = as_teacher(args.teacher_spec)
+        degrees = [k for k, _ in teacher.coeffs]
+        activation_expr(args.activation)  # checks the activation
+        extra = {"parameters": ["Phi", "u", "sigma_w2"] + [f"b{k}" for k in degrees],
+                 "teacher": {str(k): str(c) for k, c in teacher.coeffs}, "moments": "closed form"}
+        try:
+            expr = action_expr(args.activation, degrees)
+        except NotImplementedError:  # moments by quadrature: keep m_k(v) as functions
+            s = symbols()
+            v = s["sigma_w2"] + s["Phi"] ** 2
+            g = sum(s["b"][k] * s["Phi"] ** k * sp.Function(f"m_{k}")(v) for k in degrees)
+            expr = s["Phi"] ** 2 / (2 * s["sigma_w2"]) - s["u"] / 2 * g ** 2
+            extra["moments"] = ("m_k(v) = E[sigma^(k)(h)], h ~ N(0, v), by quadrature "
+                                "(no closed form)")
+        return _show(args, expr, extra)
+    if args.teacher == "modular" and args.activation != "erf":
+        raise ValueError(f"activation={args.activation!r}: the modular action is for the "
+                         f"square activation of the paper; leave --activation unset")
     if args.teacher == "cubic":
         if args.activation != "erf":
             raise ValueError(f"activation={args.activation!r}: the cubic-teacher action is derived "
