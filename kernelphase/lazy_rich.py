@@ -199,18 +199,14 @@ def ntk_dot_kernel(phi, h=None):
     phi = as_sympy(phi, "activation", variables={"z": h, "h": h})
     if not phi.is_polynomial(h):
         raise ValueError(f"activation {phi} is not a polynomial in {h}")
-    dphi = sp.Poly(sp.diff(phi, h), h)
-    u = sp.Symbol("u")
-    z = sp.Symbol("z")
-    out = sp.Integer(0)
-    for k in range(max(dphi.degree(), -1) + 1):  # degree of the zero polynomial is -oo
-        hek = sp.hermite_prob(k, z)
-        # E[p(z) He_k(z)] from Gaussian moments E[z^n] = (n-1)!! (n even)
-        prod = sp.Poly(sp.expand(dphi.as_expr().subs(h, z) * hek), z)
-        ck = sum(coef * (sp.factorial2(n - 1) if n % 2 == 0 else 0)
-                 for (n,), coef in prod.terms())
-        out += ck ** 2 / sp.factorial(k) * u ** k
-    return sp.expand(u * out)
+    # one NTK derivation for the package: the first-layer NTK of kernelphase.kernels at unit
+    # norms and sigma_w^2 = 1 (Kumar et al.'s f = (1/N) sum_i phi(w_i.x), unit read-outs)
+    from .activations import Activation, Z
+    from .kernels import ntk_kernel
+    from .spectra import N1, N2, U
+    spec = Activation(sp.sstr(phi), phi.subs(h, Z), ())
+    k = ntk_kernel(spec, "first", 1).subs({N1: 1, N2: 1})
+    return sp.expand(k.subs(U, sp.Symbol("u")))
 
 
 def spectrum_report(D, eps, activation="z + eps*z**2/2"):
