@@ -88,16 +88,16 @@ MAX_RECORDS = 10**6
 def check_mf_params(d, alpha, lam, lr, steps, record_every, checkpoint_every=None):
     """Check the arguments of :func:`mf_gd` (and its memory need); raise ``ValueError``.
 
-    ``alpha`` in (0, 1e100], ``lam`` in [0, 1e3], ``lr`` in (0, 1e3], ``1 <= steps <= 1e9``,
+    ``alpha`` in (0, 1e8], ``lam`` in [0, 1e3], ``lr`` in (0, 1e3], ``1 <= steps <= 1e9``,
     at most 1e6 records, at most 8 GiB of arrays."""
     from kernelphase.solvers.matrix_completion import check_memory
     d = check_int("d", d, 2)
     check_memory(f"matrix factorisation d={d}", 8.0 * 12 * d * d)
-    check_range("alpha", alpha, 0.0, 1e100, lo_open=True)
+    check_range("alpha", alpha, 0.0, 1e8, lo_open=True)
     check_range("lam", lam, 0.0, 1e3)
     check_range("lr", lr, 0.0, 1e3, lo_open=True)
     steps = check_int("steps", steps, 1, MAX_STEPS)
-    record_every = check_int("record_every", record_every, 1, steps)
+    record_every = check_int("record_every", record_every, 1, MAX_STEPS)
     if steps // record_every + 1 > MAX_RECORDS:
         raise ValueError(f"steps={steps} with record_every={record_every} gives "
                          f"{steps // record_every + 1} records; the valid range is at most "

@@ -187,7 +187,7 @@ def check_train_params(D, P, N, alpha, eps, c, steps, seed=0, convention="A", mo
     check_int("seed", seed, 0, 2**63 - 1)
     check_choice("convention", convention, ("A", "B"))
     check_choice("model", model, tuple(MODELS))
-    record_every = check_int("record_every", record_every, 1, max(steps, 1))
+    record_every = check_int("record_every", record_every, 1, MAX_STEPS)
     nrec = steps // record_every + 1
     if nrec > MAX_RECORDS:
         raise ValueError(f"steps={steps} with record_every={record_every} gives {nrec} records; "

@@ -15,14 +15,14 @@ def _common_diag(p):
 
 
 def _common_mc(p):
-    p.add_argument("--d", type=int, default=97, help="matrix size d x d, 2 to 1e5")
+    p.add_argument("--d", type=int, default=97, help="matrix size d x d, 2 to 1000")
     p.add_argument("--frac", type=float, default=0.05, help="observed fraction, in (0, 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
 
 
-def _train_opts(p, alpha, lam, lr, out_help):
+def _train_opts(p, alpha, lam, lr, out_help, alpha_max):
     p.add_argument("--alpha", type=float, default=alpha,
-                   help="initialisation scale, (1, 1e100]")
+                   help=f"initialisation scale, (1, {alpha_max}]")
     p.add_argument("--lam", type=float, default=lam, help="weight decay lambda, (0, 1e3]")
     p.add_argument("--lr", type=float, default=lr,
                    help="GD step eta, (0, 1e3]; steps = t / eta")
@@ -50,7 +50,7 @@ def register(sub):
     trs = tr.add_subparsers(dest="model", metavar="MODEL", required=True)
     q = trs.add_parser("diag", help="diagonal linear net (exact gradient flow)", **fmt)
     _common_diag(q)
-    _train_opts(q, 128.0, 1e-3, 0.01, "new folder for summary.json, curves.csv and run.png")
+    _train_opts(q, 128.0, 1e-3, 0.01, "new folder for summary.json, curves.csv and run.png", "1e6")
     q.add_argument("--init", choices=("unit", "ones"), default="unit",
                    help="unit: |theta(0)| = alpha (authors' code); ones: u = v = alpha")
     q.add_argument("--t-end", type=float, default=2.0,
@@ -58,7 +58,8 @@ def register(sub):
     q.set_defaults(func=_train_diag)
     q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD", **fmt)
     _common_mc(q)
-    _train_opts(q, 10.0, 1e-4, 0.1, "run folder (checkpoint, summary.json, curves.csv, run.png)")
+    _train_opts(q, 10.0, 1e-4, 0.1, "run folder (checkpoint, summary.json, curves.csv, run.png)",
+                "1e8")
     q.add_argument("--steps", type=int, default=10**6, help="GD steps, 1 to 1e9")
     q.add_argument("--record-every", type=int, default=1000,
                    help="steps between records, >= 1 (at most 1e6 records)")
@@ -71,7 +72,7 @@ def register(sub):
     sw = dsub.add_parser("sweep-alpha", help="lambda*t_transition - ln(alpha) over alpha", **fmt)
     _common_diag(sw)
     sw.add_argument("--alphas", default="32,64,128",
-                    help="comma list of 2 to 50 distinct alpha in (1, 1e100]")
+                    help="comma list of 2 to 50 distinct alpha in (1, 1e6]")
     sw.add_argument("--lam", type=float, default=1e-3, help="weight decay lambda, (0, 1e3]")
     sw.add_argument("--init", choices=("unit", "ones"), default="unit",
                     help="unit: |theta(0)| = alpha; ones: u = v = alpha")
@@ -211,7 +212,7 @@ def _sweep(args):
     from ..io import atomic_write_json, check_output_dir, provenance, staged_dir
     from ..validation.dichotomy_runs import check_diag_params, sweep_alpha
     from ._lists import check_list, emit
-    alphas = check_list("--alphas", args.alphas, 1.0, 1e100, lo_open=True, min_len=2)
+    alphas = check_list("--alphas", args.alphas, 1.0, 1e6, lo_open=True, min_len=2)
     kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, lam=args.lam,
               seed=args.seed, gamma=args.gamma, init=args.init)
     for a in alphas:
