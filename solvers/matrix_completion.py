@@ -79,6 +79,8 @@ def _check(Xstar, mask):
     if Xstar.ndim != 2 or Xstar.shape[0] != Xstar.shape[1] or mask.shape != Xstar.shape:
         raise ValueError(f"Xstar.shape={Xstar.shape} and mask.shape={mask.shape} must be equal "
                          f"and square")
+    if not np.all(np.isfinite(Xstar)):
+        raise ValueError("Xstar must be finite (it holds NaN or inf)")
     return Xstar, mask
 
 
