@@ -24,6 +24,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if "%(default)" in text or action.default is argparse.SUPPRESS:
             return text
+        if action.default is None and "None" in text:   # the help says what None means
+            return text
         if action.option_strings and action.nargs != 0:
             return f"{text} (default: %(default)s)".strip()
         return text

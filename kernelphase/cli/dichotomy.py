@@ -20,15 +20,15 @@ def _common_mc(p):
     p.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
 
 
-def _train_opts(p, alpha, lam, lr, out_help, alpha_max):
+def _train_opts(p, alpha, lam, lr, out_help, alpha_max, lam_range):
     p.add_argument("--alpha", type=float, default=alpha,
                    help=f"initialisation scale, (1, {alpha_max}]")
-    p.add_argument("--lam", type=float, default=lam, help="weight decay lambda, (0, 1e3]")
+    p.add_argument("--lam", type=float, default=lam, help=f"weight decay lambda, {lam_range}")
     p.add_argument("--lr", type=float, default=lr,
                    help="GD step eta, (0, 1e3]; steps = t / eta")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--out", help=out_help)
+    p.add_argument("--out", help=out_help + "; None: no files")
 
 
 def register(sub):
@@ -50,7 +50,8 @@ def register(sub):
     trs = tr.add_subparsers(dest="model", metavar="MODEL", required=True)
     q = trs.add_parser("diag", help="diagonal linear net (exact gradient flow)", **fmt)
     _common_diag(q)
-    _train_opts(q, 128.0, 1e-3, 0.01, "new folder for summary.json, curves.csv and run.png", "1e6")
+    _train_opts(q, 128.0, 1e-3, 0.01, "folder for summary.json, curves.csv and run.png", "1e6",
+                "[1e-8, 1e3]")
     q.add_argument("--init", choices=("unit", "ones"), default="unit",
                    help="unit: |theta(0)| = alpha (authors' code); ones: u = v = alpha")
     q.add_argument("--t-end", type=float, default=2.0,
@@ -59,7 +60,7 @@ def register(sub):
     q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD", **fmt)
     _common_mc(q)
     _train_opts(q, 10.0, 1e-4, 0.1, "run folder (checkpoint, summary.json, curves.csv, run.png)",
-                "1e8")
+                "1e8", "(0, 1e3]")
     q.add_argument("--steps", type=int, default=10**6, help="GD steps, 1 to 1e9")
     q.add_argument("--record-every", type=int, default=1000,
                    help="steps between records, >= 1 (at most 1e6 records)")
@@ -73,12 +74,12 @@ def register(sub):
     _common_diag(sw)
     sw.add_argument("--alphas", default="32,64,128",
                     help="comma list of 2 to 50 distinct alpha in (1, 1e6]")
-    sw.add_argument("--lam", type=float, default=1e-3, help="weight decay lambda, (0, 1e3]")
+    sw.add_argument("--lam", type=float, default=1e-3, help="weight decay lambda, [1e-8, 1e3]")
     sw.add_argument("--init", choices=("unit", "ones"), default="unit",
                     help="unit: |theta(0)| = alpha; ones: u = v = alpha")
     sw.add_argument("--json", action="store_true", help="print one JSON object")
     sw.add_argument("--no-progress", action="store_true", help="hide progress output")
-    sw.add_argument("--out", help="new folder for sweep.json")
+    sw.add_argument("--out", help="folder for sweep.json; None: no files")
     sw.set_defaults(func=_sweep)
 
 
