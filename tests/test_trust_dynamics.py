@@ -355,3 +355,30 @@ def test_library_checkpoint_key_must_match(tmp_path):
     with RunDir(tmp_path / "k", key) as rd:
         with pytest.raises(ValueError, match="seed=1"):
             train(6, 20, 8, 1.0, 0.1, 1.0, 40, seed=1, checkpoint=rd)
+
+
+@pytest.mark.parametrize("argv", [
+    ("lazy-rich", "sweep", *TINY_LR, "--alphas", "1,2"),
+    ("dichotomy", "train", "diag", *TINY_DIAG, "--alpha", 8, "--lam", 0.01),
+    ("dichotomy", "sweep-alpha", *TINY_DIAG, "--alphas", "4,8", "--lam", 0.01),
+])
+def test_staged_outputs_refuse_a_concurrent_run(run_cli, tmp_path, argv):
+    from kernelphase.cli._lists import locked_output
+    out = tmp_path / "o"
+    with locked_output(out):                       # another run is writing there
+        st, o, e = run_cli(*argv, "--out", out)
+        assert st == 2 and "in use" in e and len(e.strip().splitlines()) == 1
+        assert os.listdir(out) == []
+    st, o, e = run_cli(*argv, "--out", out)
+    assert st == 0, e
+    assert "kernelphase-run.json" in os.listdir(out)
+    st, o, e = run_cli(*argv, "--out", out)        # a finished folder is replaced, not mixed
+    assert st == 0, e
+
+
+def test_locked_output_removes_the_folder_it_made_on_failure(tmp_path):
+    from kernelphase.cli._lists import locked_output
+    with pytest.raises(RuntimeError):
+        with locked_output(tmp_path / "new"):
+            raise RuntimeError
+    assert not (tmp_path / "new").exists()

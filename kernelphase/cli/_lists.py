@@ -7,11 +7,15 @@
   ``converged``, ``status``, ``message``, the parameters, the seed and the versions;
   plain text prints the chosen values and then ``converged`` and ``message``.
 * :class:`HelpFormatter` writes every option's default into its help.
+* :func:`locked_output` keeps a second run off a (non-resumable) output folder while the
+  first one works on it, and removes the folder again if it made it and the run failed.
 """
 import argparse
+import contextlib
 import math
+import os
 
-__all__ = ["check_list", "emit", "HelpFormatter", "MAX_LIST"]
+__all__ = ["check_list", "emit", "HelpFormatter", "MAX_LIST", "locked_output"]
 
 #: longest accepted comma list
 MAX_LIST = 50
@@ -104,3 +108,33 @@ def emit(args, result, text_keys=(), extra=None):
     print(f"converged: {d['converged']}")
     print(f"message: {d['message']}")
     return d
+
+
+@contextlib.contextmanager
+def locked_output(path, option="--out"):
+    """Hold an exclusive lock on output folder ``path`` (checked before with
+    :func:`kernelphase.io.check_output_dir`) for the duration of a run.
+
+    The folder is created if missing (and removed again, if still empty, when the run
+    fails); a second kernelphase run on the same folder is refused with ``ValueError``.
+    Outputs go in with :func:`kernelphase.io.staged_dir`. The lock dies with the process.
+    """
+    import fcntl
+    path = os.path.abspath(os.fspath(path))
+    made = not os.path.exists(path)
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"{option}={path!r} is in use by another running kernelphase "
+                             f"process; wait for it or choose another folder") from None
+        try:
+            yield path
+        except BaseException:
+            if made and os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
+            raise
+    finally:
+        os.close(fd)

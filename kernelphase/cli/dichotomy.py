@@ -159,17 +159,19 @@ def _no_curves(res):
 def _train_diag(args):
     from ..io import check_output_dir, provenance, staged_dir
     from ..validation.dichotomy_runs import check_diag_params, train_diag
-    from ._lists import emit
+    from ._lists import emit, locked_output
     kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, alpha=args.alpha,
               lam=args.lam, lr=args.lr, seed=args.seed, gamma=args.gamma, init=args.init,
               t_end_factor=args.t_end)
     check_diag_params(**kw)
-    if args.out is not None:
+    if args.out is None:
+        res = train_diag(**kw)
+    else:
         check_output_dir(args.out, "--out")
-    res = train_diag(**kw)
-    if args.out is not None:
-        with staged_dir(args.out, manifest=provenance(res.params, args.seed)) as stage:
-            _write(stage, res)
+        with locked_output(args.out):
+            res = train_diag(**kw)
+            with staged_dir(args.out, manifest=provenance(res.params, args.seed)) as stage:
+                _write(stage, res)
     emit(args, _no_curves(res),
          _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final"))
     return 0
@@ -212,19 +214,21 @@ def _train_mc(args):
 def _sweep(args):
     from ..io import atomic_write_json, check_output_dir, provenance, staged_dir
     from ..validation.dichotomy_runs import check_diag_params, sweep_alpha
-    from ._lists import check_list, emit
+    from ._lists import check_list, emit, locked_output
     alphas = check_list("--alphas", args.alphas, 1.0, 1e6, lo_open=True, min_len=2)
     kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, lam=args.lam,
               seed=args.seed, gamma=args.gamma, init=args.init)
     for a in alphas:
         check_diag_params(alpha=a, **kw)
-    if args.out is not None:
+    if args.out is None:
+        res = sweep_alpha(alphas, **kw)
+    else:
         check_output_dir(args.out, "--out")
-    res = sweep_alpha(alphas, **kw)
-    if args.out is not None:
-        prov = provenance(res.params, args.seed)
-        with staged_dir(args.out, manifest=prov) as stage:
-            atomic_write_json(os.path.join(stage, "sweep.json"),
-                              dict(res.to_dict(), provenance=prov))
+        with locked_output(args.out):
+            res = sweep_alpha(alphas, **kw)
+            prov = provenance(res.params, args.seed)
+            with staged_dir(args.out, manifest=prov) as stage:
+                atomic_write_json(os.path.join(stage, "sweep.json"),
+                                  dict(res.to_dict(), provenance=prov))
     emit(args, res, ("offset_spread", "slope_lambda_t_vs_ln_alpha"))
     return 0

@@ -210,7 +210,7 @@ def _train(args):
 
 def _sweep(args):
     from ..io import check_output_dir, provenance, staged_dir
-    from ._lists import check_list, emit
+    from ._lists import check_list, emit, locked_output
     cfg = _config(args)
     grid = args.preset == "fig3e"
     alphas = check_list("--alphas", args.alphas if args.alphas is not None else
@@ -230,7 +230,7 @@ def _sweep(args):
     out = check_output_dir(out, "--out")
     params = dict(cfg, alphas=alphas, eps_values=epss, threshold=args.threshold,
                   relative=args.relative, record_every=args.record_every)
-    with staged_dir(out, manifest=provenance(params, args.seed)) as stage:
+    with locked_output(out), staged_dir(out, manifest=provenance(params, args.seed)) as stage:
         res = sweep(cfg, alphas, epss, seed=args.seed, out=stage, threshold=args.threshold,
                     record_every=args.record_every, progress=not args.no_progress,
                     relative=args.relative)
