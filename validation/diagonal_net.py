@@ -41,6 +41,8 @@ def sparse_dataset(d, n, n_test, k=3, seed=0):
     k = check_int("k", k, 1, d)
     if k % 2 == 0:
         raise ValueError(f"k={k} must be odd so that sign(<w*, x>) has no ties")
+    from kernelphase.solvers.matrix_completion import check_memory
+    check_memory(f"data d={d}, n={n}, n_test={n_test}", 8.0 * 2 * (n + n_test) * d)
     rng = np.random.default_rng(seed)
     w_star = np.zeros(d)
     w_star[:k] = rng.choice((-1.0, 1.0), size=k)
@@ -57,6 +59,8 @@ def misgrok_dataset(d, n, n_test, gamma=25.0, seed=0):
     n = check_int("n", n, 1)
     n_test = check_int("n_test", n_test, 1)
     gamma = check_range("gamma", gamma, 0.0)
+    from kernelphase.solvers.matrix_completion import check_memory
+    check_memory(f"data d={d}, n={n}, n_test={n_test}", 8.0 * 2 * (n + n_test) * d)
     rng = np.random.default_rng(seed)
     w_star = rng.standard_normal(d)
     w_star /= np.linalg.norm(w_star)

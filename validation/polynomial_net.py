@@ -39,6 +39,11 @@ PRESETS = {
 
 def make_data(D, P, rng, convention="A", beta=None, normalise=False):
     r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``."""
+    from kernelphase._checks import check_choice, check_int
+    from kernelphase.solvers.matrix_completion import check_memory
+    D, P = check_int("D", D, 1, 10**6), check_int("P", P, 1, 10**8)
+    check_choice("convention", convention, ("A", "B"))
+    check_memory(f"data D={D}, P={P}", 8.0 * 3 * P * D)
     if beta is None:
         beta = rng.standard_normal(D)
         if normalise:
@@ -57,6 +62,11 @@ def make_data(D, P, rng, convention="A", beta=None, normalise=False):
 
 def init_weights(N, D, rng, scale=1.0):
     """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`."""
+    from kernelphase._checks import check_int, check_range
+    from kernelphase.solvers.matrix_completion import check_memory
+    N, D = check_int("N", N, 1, 10**8), check_int("D", D, 1, 10**6)
+    check_range("scale", scale, 0, 1e6)
+    check_memory(f"weights N={N}, D={D}", 8.0 * N * D)
     return scale * rng.standard_normal((N, D))
 
 
@@ -72,6 +82,11 @@ def full_gd(W, X, y, alpha, eps, lr, steps, centred=True, linearised=False):
     linearised: :math:`\varphi'` frozen at :math:`W_0` and
     :math:`f = f_0 + \nabla f(W_0)\cdot(W-W_0)`.
     """
+    from kernelphase._checks import check_int, check_range
+    check_range("alpha", alpha, 0, 1e6, lo_open=True)
+    check_range("eps", eps, 0, 1e6)
+    check_range("lr", lr, 0, 1e12, lo_open=True)
+    steps = check_int("steps", steps, 0, 10**7)
     W = np.array(W, float)
     W0 = W.copy()
     N = W.shape[0]
