@@ -277,18 +277,25 @@ def _spawn(argv, cwd):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _kill_after_checkpoint(proc, path, timeout=60.0):
+def _kill_after_checkpoint(proc, path, field, timeout=60.0):
+    """SIGKILL ``proc`` as soon as its checkpoint shows progress; return that progress."""
+    from kernelphase.io import load_npz
     t0 = time.time()
-    while not os.path.exists(path):
+    while True:
+        if os.path.exists(path):
+            done = int(load_npz(path)[field])
+            if done > 0:
+                break
         if proc.poll() is not None:
-            pytest.fail(f"run ended before its first checkpoint: {proc.stderr.read()!r}")
+            pytest.fail(f"run ended before a checkpoint: {proc.stderr.read()!r}")
         if time.time() - t0 > timeout:
             proc.kill()
             pytest.fail("no checkpoint appeared")
-        time.sleep(0.01)
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    return int(load_npz(path)[field])
 
 
 def _same_summary(a, b):
@@ -298,10 +305,11 @@ def _same_summary(a, b):
     assert a == b
 
 
-def _resume_roundtrip(run_cli, tmp_path, argv, ck_name, seed_argv):
+def _resume_roundtrip(run_cli, tmp_path, argv, ck_name, seed_argv, stepper, remaining,
+                      monkeypatch):
     out = tmp_path / "killed"
     proc = _spawn([*argv, "--out", out], tmp_path)
-    _kill_after_checkpoint(proc, out / ck_name)
+    done = _kill_after_checkpoint(proc, out / ck_name, "record" if "lazy-rich" in argv else "step")
     assert not (out / "summary.json").exists(), "killed too late: the run had finished"
     # a second run on the same --out while one holds it is refused
     from kernelphase.io import RunDir
@@ -309,9 +317,18 @@ def _resume_roundtrip(run_cli, tmp_path, argv, ck_name, seed_argv):
     with RunDir(out, key, resume=True):
         st, o, e = run_cli(*argv, "--out", out, "--resume")
         assert st == 2 and "in use" in e and len(e.strip().splitlines()) == 1
-    # resume with the same parameters: bit-identical to one uninterrupted run
+    # resume with the same parameters: continues (fewer stepper calls than a whole run) and
+    # is bit-identical to one uninterrupted run
+    import importlib
+    mod, name = stepper
+    mod = importlib.import_module(mod)
+    calls = []
+    real = getattr(mod, name)
+    monkeypatch.setattr(mod, name, lambda *a: (calls.append(1), real(*a))[1])
     st, o, e = run_cli(*argv, "--out", out, "--resume")
     assert st == 0, e
+    assert len(calls) == remaining(done), (len(calls), done)     # continued, not restarted
+    monkeypatch.setattr(mod, name, real)
     st, o, e = run_cli(*argv, "--out", tmp_path / "straight")
     assert st == 0, e
     assert (out / "curves.csv").read_bytes() == (tmp_path / "straight" / "curves.csv").read_bytes()
@@ -326,17 +343,21 @@ def _resume_roundtrip(run_cli, tmp_path, argv, ck_name, seed_argv):
     assert st == 2 and "--resume" in e
 
 
-def test_lazy_rich_train_resume_after_sigkill(run_cli, tmp_path):
+def test_lazy_rich_train_resume_after_sigkill(run_cli, tmp_path, monkeypatch):
     argv = ("lazy-rich", "train", "--D", 10, "--P", 30, "--N", 10, "--eps", 0.25, "--c", 0.5,
             "--steps", 60000, "--record-every", 50, "--checkpoint-every", 0.05, "--no-progress")
-    _resume_roundtrip(run_cli, tmp_path, argv, "checkpoint_network.npz", ("--seed", 1))
+    _resume_roundtrip(run_cli, tmp_path, argv, "checkpoint_network.npz", ("--seed", 1),
+                      ("kernelphase.solvers.order_dynamics", "reduced_steps"),
+                      lambda record: 60000 // 50 - record, monkeypatch)
 
 
-def test_dichotomy_train_mc_resume_after_sigkill(run_cli, tmp_path):
+def test_dichotomy_train_mc_resume_after_sigkill(run_cli, tmp_path, monkeypatch):
     argv = ("dichotomy", "train", "mc", "--d", 12, "--frac", 0.3, "--lam", 1e-2,
             "--steps", 400000, "--record-every", 1000, "--checkpoint-every", 5000,
             "--no-progress")
-    _resume_roundtrip(run_cli, tmp_path, argv, "checkpoint.npz", ("--seed", 1))
+    _resume_roundtrip(run_cli, tmp_path, argv, "checkpoint.npz", ("--seed", 1),
+                      ("kernelphase.validation.matrix_factorization", "_mf_steps"),
+                      lambda step: (400000 - step) // 1000, monkeypatch)
 
 
 def test_lazy_rich_resume_with_other_parameters_is_refused(run_cli, tmp_path):
