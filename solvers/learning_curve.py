@@ -59,6 +59,11 @@ def learning_curve(eigenvalues, multiplicities, powers, P, ridge=0.0, null_power
     p = np.asarray(powers, float)
     if lam.shape != m.shape or lam.shape != p.shape or lam.ndim != 1:
         raise ValueError("eigenvalues, multiplicities and powers must be 1-d of equal length")
+    check_range("null_power", null_power, 0, np.inf)
+    if not (np.all(np.isfinite(lam)) and np.all(np.isfinite(m)) and np.all(np.isfinite(p))):
+        raise ValueError("eigenvalues, multiplicities and powers must be finite")
+    if lam.size > 10**6:
+        raise ValueError(f"{lam.size} sectors; the valid range is at most 1e6")
     if np.any(lam <= 0) or np.any(m < 1) or np.any(p < 0):
         raise ValueError("eigenvalues must be > 0, multiplicities >= 1 and powers >= 0")
 

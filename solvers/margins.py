@@ -57,6 +57,8 @@ def _check_data(X, y):
     y = np.asarray(y, dtype=float)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"X.shape={X.shape} and y.shape={y.shape} must be (n, d) and (n,)")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite (it holds NaN or inf)")
     if not np.all(np.isin(y, (-1.0, 1.0))):
         raise ValueError("y must contain only the labels -1 and +1")
     return X, y

@@ -21,7 +21,26 @@ from kernelphase._checks import check_int, check_positive
 from kernelphase.results import Result, status_message
 
 __all__ = ["multiplication_table", "observation_mask", "zero_fill_completion",
-           "nuclear_norm_completion", "CompletionResult", "heldout_mse"]
+           "nuclear_norm_completion", "CompletionResult", "heldout_mse", "check_memory",
+           "MEMORY_LIMIT"]
+
+#: largest working memory a run may ask for (bytes); above it the run is refused up front
+MEMORY_LIMIT = 8 * 2**30
+
+
+def check_memory(what, nbytes, limit=None):
+    """Refuse, before allocating, a run whose arrays would need more than ``limit`` bytes.
+
+    ``what`` names the sizes, e.g. ``"d=100000"``; the message reads
+    ``d=100000 needs 596 GiB of memory; the limit is 8 GiB``. (Shared by the lazy-rich
+    and dichotomy runs; it belongs beside the other checks in ``kernelphase._checks``.)
+    """
+    limit = MEMORY_LIMIT if limit is None else limit
+    nbytes = float(nbytes)
+    if not nbytes <= limit:
+        raise ValueError(f"{what} needs {nbytes / 2**30:.3g} GiB of memory; the limit is "
+                         f"{limit / 2**30:.3g} GiB; choose smaller sizes")
+    return nbytes
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class CompletionResult(Result):
 def multiplication_table(d):
     r"""Scaled multiplication table :math:`X^*_{ij}=ij/d^2`, :math:`i,j=0..d-1` (rank one)."""
     d = check_int("d", d, 2)
+    check_memory(f"multiplication table d={d}", 8.0 * d * d)
     u = np.arange(d) / d
     return np.outer(u, u)
 
@@ -46,6 +66,7 @@ def observation_mask(d, n_obs, seed=0):
     """Boolean (d, d) mask of ``n_obs`` ordered entries drawn uniformly without replacement."""
     d = check_int("d", d, 2)
     n_obs = check_int("n_obs", n_obs, 1, d * d - 1)
+    check_memory(f"observation mask d={d}", 9.0 * d * d)
     rng = np.random.default_rng(seed)
     mask = np.zeros(d * d, bool)
     mask[rng.permutation(d * d)[:n_obs]] = True
@@ -58,6 +79,8 @@ def _check(Xstar, mask):
     if Xstar.ndim != 2 or Xstar.shape[0] != Xstar.shape[1] or mask.shape != Xstar.shape:
         raise ValueError(f"Xstar.shape={Xstar.shape} and mask.shape={mask.shape} must be equal "
                          f"and square")
+    if not np.all(np.isfinite(Xstar)):
+        raise ValueError("Xstar must be finite (it holds NaN or inf)")
     return Xstar, mask
 
 
@@ -84,6 +107,7 @@ def nuclear_norm_completion(Xstar, mask, rho=None, tol=1e-8, maxiter=20000):
     and of the constraint violation of the returned ``Z``.
     """
     Xstar, mask = _check(Xstar, mask)
+    check_memory(f"nuclear-norm completion d={Xstar.shape[0]}", 12 * 8.0 * Xstar.size)
     sym = mask | mask.T
     tol = check_positive("tol", tol)
     maxiter = check_int("maxiter", maxiter, 1)

@@ -164,12 +164,20 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
     -------
     DynamicsResult
     """
-    from kernelphase._checks import check_choice, check_int, check_positive
+    from threadpoolctl import threadpool_limits
+    from kernelphase._checks import check_choice, check_int, check_positive, check_range
     from kernelphase.progress import progress as pbar
     check_choice("model", model, tuple(MODELS))
-    check_int("steps", steps, 0)
+    check_int("steps", steps, 0, 10**9)
     check_int("record_every", record_every, 1)
-    check_positive("lr", lr)
+    if steps // record_every + 1 > 10**6:
+        raise ValueError(f"steps={steps} with record_every={record_every} gives more than "
+                         f"1e6 records; raise record_every")
+    check_range("lr", lr, 0, 1e12, lo_open=True)
+    check_range("alpha", alpha, 0, 1e6, lo_open=True)
+    check_range("eps", eps, 0, 1e6)
+    check_range("s", s, 0, 1e6, lo_open=True)
+    check_int("N", N, 1)
     mcode = MODELS[model]
     X = np.ascontiguousarray(X, dtype=float)
     D = X.shape[1]
@@ -199,23 +207,28 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
     te = np.zeros(nrec)
     terms = np.zeros((nrec, 3))
     status = 0
-    for r in pbar(range(nrec), total=nrec, desc=f"reduced {model}", enabled=progress):
-        if r > 0:
-            reduced_steps(X, yeff, state.wbar, state.M, float(alpha), float(eps), gamma,
-                          record_every, mcode, wb0, Mz, T, cen)
-        epochs[r] = r * record_every
-        if mcode == 2:
-            tr[r] = np.nan
-        else:
-            e = _residual(X, yeff, state.wbar, state.M, float(alpha), float(eps), mcode, wb0, Mz)
-            tr[r] = float(np.mean(e * e))
-        te[r], terms[r] = _test(state)
-        if callback is not None:
-            callback(r, state)
-        if not (np.isfinite(te[r]) and np.all(np.isfinite(state.M))):
-            status = 6
-            epochs, tr, te, terms = epochs[:r + 1], tr[:r + 1], te[:r + 1], terms[:r + 1]
-            break
+    # the numba stepper calls BLAS on small matrices: one thread avoids oversubscription
+    with threadpool_limits(1), np.errstate(over="ignore", invalid="ignore"):
+        for r in pbar(range(nrec), total=nrec, desc=f"reduced {model}", enabled=progress):
+            if r > 0:
+                reduced_steps(X, yeff, state.wbar, state.M, float(alpha), float(eps), gamma,
+                              record_every, mcode, wb0, Mz, T, cen)
+            epochs[r] = r * record_every
+            if mcode == 2:
+                tr[r] = np.nan
+            else:
+                e = _residual(X, yeff, state.wbar, state.M, float(alpha), float(eps), mcode, wb0, Mz)
+                tr[r] = float(np.mean(e * e))
+            try:
+                te[r], terms[r] = _test(state)
+            except (OverflowError, FloatingPointError, ZeroDivisionError):
+                te[r], terms[r] = np.inf, np.nan
+            if callback is not None:
+                callback(r, state)
+            if not (np.isfinite(te[r]) and np.all(np.isfinite(state.M))):
+                status = 6
+                epochs, tr, te, terms = epochs[:r + 1], tr[:r + 1], te[:r + 1], terms[:r + 1]
+                break
     return DynamicsResult(epochs=epochs, train_loss=tr, test_loss=te, terms=terms,
                           wbar=state.wbar, M=state.M, residual=float(tr[-1]),
                           status=status, message=status_message(status),

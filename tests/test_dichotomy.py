@@ -122,7 +122,7 @@ def test_mf_numba_equals_dense_reference():
     m = observation_mask(12, 30, seed=1)
     U, V = mf_gd_reference(Xs, m, 2.0, 1e-2, 0.05, 40)
     r = mf_gd(Xs, m, alpha=2.0, lam=1e-2, lr=0.05, steps=40, record_every=10, progress=False)
-    assert np.allclose(r["U"], U, rtol=0, atol=1e-12) and np.allclose(r["V"], V, rtol=0, atol=1e-12)
+    assert np.allclose(r.U, U, rtol=0, atol=1e-12) and np.allclose(r.V, V, rtol=0, atol=1e-12)
 
 
 def test_mf_plateau_equals_zero_fill():
@@ -131,24 +131,36 @@ def test_mf_plateau_equals_zero_fill():
     m = observation_mask(97, 470, seed=0)
     r = mf_gd(Xs, m, alpha=10.0, lam=1e-4, lr=0.1, steps=30000, record_every=10000,
               progress=False)
-    assert abs(r["test_mse"][-1] - heldout_mse(zero_fill_completion(Xs, m), Xs, m)) < 1e-4
+    assert abs(r.test_mse[-1] - heldout_mse(zero_fill_completion(Xs, m), Xs, m)) < 1e-4
     # norm follows |theta_0| e^{-lam t} in the kernel phase (4 digits)
-    t = r["step"] * 0.1
-    assert np.allclose(r["norm"], 10 * math.sqrt(2 * 97) * np.exp(-1e-4 * t), rtol=1e-3)
+    t = r.step * 0.1
+    assert np.allclose(r.norm, 10 * math.sqrt(2 * 97) * np.exp(-1e-4 * t), rtol=1e-3)
 
 
 def test_mf_checkpoint_resume_is_exact(tmp_path):
     Xs = multiplication_table(10)
     m = observation_mask(10, 25, seed=2)
     kw = dict(alpha=2.0, lam=1e-3, lr=0.05, record_every=10, checkpoint_every=20, progress=False)
-    ck = tmp_path / "ck.npz"
-    mf_gd(Xs, m, steps=40, checkpoint=str(ck), **kw)           # "killed" after 40 steps
-    resumed = mf_gd(Xs, m, steps=100, checkpoint=str(ck), **kw)
+    from kernelphase.io import RunDir
+    key = dict(alpha=2.0, lam=1e-3, lr=0.05, record_every=10, d=10, n=25, steps=100)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_40(step, *a):
+        if step >= 40:
+            raise Killed
+    with RunDir(tmp_path / "ck", key) as ck:                    # "killed" after 40 steps
+        with pytest.raises(Killed):
+            mf_gd(Xs, m, steps=100, checkpoint=ck, _after_record=kill_after_40, **kw)
+    with RunDir(tmp_path / "ck", key, resume=True) as ck:
+        resumed = mf_gd(Xs, m, steps=100, checkpoint=ck, **kw)
     straight = mf_gd(Xs, m, steps=100, **kw)
-    assert np.array_equal(resumed["U"], straight["U"])
-    assert np.array_equal(resumed["test_mse"], straight["test_mse"])
-    with pytest.raises(ValueError, match="other parameters"):
-        mf_gd(Xs, m, steps=100, checkpoint=str(ck), **dict(kw, lr=0.01))
+    assert np.array_equal(resumed.U, straight.U)
+    assert np.array_equal(resumed.test_mse, straight.test_mse)
+    with pytest.raises(ValueError, match="lr"):
+        with RunDir(tmp_path / "ck", dict(key, lr=0.01), resume=True) as ck:
+            mf_gd(Xs, m, steps=100, checkpoint=ck, **dict(kw, lr=0.01))
 
 
 def test_nuclear_norm_completion_is_optimal():

@@ -107,12 +107,19 @@ def test_alignment_matches_explicit_centering_matrix():
 
 def test_checkpoint_resume_equals_one_go(tmp_path):
     kw = dict(D=8, P=30, N=10, alpha=1.0, eps=0.25, c=0.5, steps=200, seed=3, record_every=10)
+    from kernelphase.io import RunDir
     ref = train(**kw)
-    ck = str(tmp_path / "ck.npz")
-    train(checkpoint=ck, checkpoint_seconds=0.0, _stop_after_records=7, **kw)
-    res = train(checkpoint=ck, checkpoint_seconds=0.0, **kw)
+    key = dict(kw, convention="A", centred=True, model="network")
+    with RunDir(tmp_path / "ck", key) as ck:
+        part = train(checkpoint=ck, checkpoint_seconds=0.0, _stop_after_records=7, **kw)
+    assert len(part.epoch) == 8
+    with RunDir(tmp_path / "ck", key, resume=True) as ck:
+        res = train(checkpoint=ck, checkpoint_seconds=0.0, **kw)
     for k in ("train", "test", "t1", "t2", "t3", "weight_norm"):
-        assert np.array_equal(ref[k], res[k]), k
+        assert np.array_equal(getattr(ref, k), getattr(res, k)), k
+    with pytest.raises(ValueError, match="seed"):
+        with RunDir(tmp_path / "ck", dict(key, seed=4), resume=True) as ck:
+            pass
 
 
 def test_train_bad_input():

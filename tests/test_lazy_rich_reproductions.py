@@ -16,12 +16,12 @@ def test_gh_5_fig1_grokking_weight_norm_grows():
     run = train(**{k: cfg[k] for k in ("D", "P", "N", "alpha", "eps", "c", "steps",
                                        "convention", "centred")}, seed=0, n_test_align=1000,
                 align_every=5000)
-    tt = t_below(run["epoch"], run["train"], 0.1)
-    ts = t_below(run["epoch"], run["test"], 0.1)
+    tt = t_below(run.epoch, run.train, 0.1)
+    ts = t_below(run.epoch, run.test, 0.1)
     assert np.isfinite(tt) and np.isfinite(ts) and ts > 2 * tt
-    assert run["weight_norm"][-1] > 3 * run["weight_norm"][0]
-    assert np.all(np.diff(run["weight_norm"]) > -1e-9 * run["weight_norm"][0])
-    assert run["alignment"][-1] > run["alignment"][0]
+    assert run.weight_norm[-1] > 3 * run.weight_norm[0]
+    assert np.all(np.diff(run.weight_norm) > -1e-9 * run.weight_norm[0])
+    assert run.alignment[-1] > run.alignment[0]
 
 
 def test_gh_5_fig1_kernel_regression_line():
@@ -40,7 +40,7 @@ def test_gh_5_fig1_kernel_regression_line():
 def test_gh_5_grokking_gap_grows_with_alpha(tmp_path):
     cfg = PRESETS["fig1"]
     res = sweep(cfg, [0.25, 0.5, 1.0, 2.0], [0.02], seed=0, out=str(tmp_path))
-    gaps = [r["gap"] for r in res["runs"]]
+    gaps = [r["gap"] for r in res.runs]
     assert all(np.diff(gaps) > 0), gaps
     # measured 1.13; saddle-escape theory 0.89 (theory note Sec. 6)
-    assert 0.7 < res["fitted_exponent"] < 1.5
+    assert 0.7 < res.fitted_exponent < 1.5

@@ -19,13 +19,16 @@ uses :math:`a=\alpha`.
 """
 import functools
 import math
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive, check_range
+from kernelphase.results import Result, status_message
 
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory"]
+           "FlowTrajectory", "GDResult"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
@@ -38,6 +41,8 @@ def sparse_dataset(d, n, n_test, k=3, seed=0):
     k = check_int("k", k, 1, d)
     if k % 2 == 0:
         raise ValueError(f"k={k} must be odd so that sign(<w*, x>) has no ties")
+    from kernelphase.solvers.matrix_completion import check_memory
+    check_memory(f"data d={d}, n={n}, n_test={n_test}", 8.0 * 2 * (n + n_test) * d)
     rng = np.random.default_rng(seed)
     w_star = np.zeros(d)
     w_star[:k] = rng.choice((-1.0, 1.0), size=k)
@@ -54,6 +59,8 @@ def misgrok_dataset(d, n, n_test, gamma=25.0, seed=0):
     n = check_int("n", n, 1)
     n_test = check_int("n_test", n_test, 1)
     gamma = check_range("gamma", gamma, 0.0)
+    from kernelphase.solvers.matrix_completion import check_memory
+    check_memory(f"data d={d}, n={n}, n_test={n_test}", 8.0 * 2 * (n + n_test) * d)
     rng = np.random.default_rng(seed)
     w_star = rng.standard_normal(d)
     w_star /= np.linalg.norm(w_star)
@@ -81,8 +88,26 @@ def _loss_derivative(kind):
     return (lambda z: np.exp(-z), lambda z: -np.exp(-z), lambda z: np.exp(-z))
 
 
+@dataclass(frozen=True)
+class GDResult(Result):
+    """Final ``u``, ``v`` of :func:`diagonal_gd` and ``history`` (``(step, w)`` pairs).
+
+    Unpacks as ``u, v, history = diagonal_gd(...)``. ``status`` 6: the iterates became
+    non-finite (step too large); the run stopped there.
+    """
+    u: np.ndarray
+    v: np.ndarray
+    history: list
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.u, self.v, self.history))
+
+
 def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", record_every=None):
-    r"""Full-batch GD with weight decay on :math:`(u,v)`. Returns ``(u, v, history)``.
+    r"""Full-batch GD with weight decay on :math:`(u,v)`. Returns a :class:`GDResult`.
 
     One step: :math:`u\leftarrow u-\eta(2g\odot u+\lambda u)`,
     :math:`v\leftarrow v-\eta(-2g\odot v+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`.
@@ -94,20 +119,29 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
     a = init_scale(alpha, d, init)
     lam = check_range("lam", lam, 0.0)
     lr = check_positive("lr", lr)
-    steps = check_int("steps", steps, 0)
+    steps = check_int("steps", steps, 0, 10**9)
+    if record_every:
+        record_every = check_int("record_every", record_every, 1)
     _, dl, _ = _loss_derivative(loss)
     u = np.full(d, a)
     v = np.full(d, a)
     hist = []
-    for s in range(steps + 1):
-        w = u * u - v * v
-        if record_every and s % record_every == 0:
-            hist.append((s, w.copy()))
-        if s == steps:
-            break
-        g = X.T @ (dl(y * (X @ w)) * y) / n
-        u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
-    return u, v, hist
+    status, detail = 0, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(steps + 1):
+            w = u * u - v * v
+            if not np.all(np.isfinite(w)):
+                status, detail = 6, f"non-finite weights at step {s}"
+                break
+            if record_every and s % record_every == 0:
+                hist.append((s, w.copy()))
+            if s == steps:
+                break
+            g = X.T @ (dl(y * (X @ w)) * y) / n
+            u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
+    return GDResult(u=u, v=v, history=hist, status=status,
+                    message=status_message(status, detail),
+                    params=dict(alpha=alpha, lam=lam, lr=lr, steps=steps, init=init, loss=loss))
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,24 +156,37 @@ def _flow_functions():
     return mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"])
 
 
-class FlowTrajectory:
+@dataclass(frozen=True)
+class FlowTrajectory(Result):
     """Gradient-flow trajectory of a diagonal net, evaluated at the requested times.
 
     Attributes: ``t`` (continuous time), ``beta`` (n-dim dual state, one row per time),
     ``a``, ``lam``, ``X``; methods :meth:`w` and :meth:`sq_norm` evaluate the closed form.
+    ``status`` 0: integrated; 6: the solution overflowed; 8: the ODE solver failed
+    (``beta`` is NaN then).
     """
+    t: np.ndarray
+    beta: np.ndarray
+    a: float
+    lam: float
+    X: np.ndarray
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
 
-    def __init__(self, t, beta, a, lam, X, success, message):
-        self.t, self.beta, self.a, self.lam, self.X = t, beta, a, lam, X
-        self.success, self.message = success, message
+    @property
+    def success(self):
+        return self.status == 0
 
     def w(self, i):
         wf, _, _ = _flow_functions()
-        return wf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])
+        with np.errstate(over="ignore", invalid="ignore"):
+            return wf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])
 
     def sq_norm(self, i):
         _, _, nf = _flow_functions()
-        return float(np.sum(nf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sum(nf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])))
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
@@ -160,8 +207,10 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
     a = init_scale(alpha, d, init)
     lam = check_range("lam", lam, 0.0)
     t_eval = np.asarray(t_eval, float)
-    if t_eval.ndim != 1 or t_eval.size < 1 or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0:
-        raise ValueError("t_eval must be a non-empty increasing array of times >= 0")
+    if (t_eval.ndim != 1 or t_eval.size < 1 or not np.all(np.isfinite(t_eval))
+            or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0):
+        raise ValueError(f"t_eval={t_eval!r} must be a non-empty increasing array of finite "
+                         f"times >= 0")
     wf, dwf, _ = _flow_functions()
     _, dl, d2l = _loss_derivative(loss)
 
@@ -176,7 +225,18 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         M = (X * dwf(a, lam, t, G)) @ X.T
         return (d2l(z) * y / n)[:, None] * (y[:, None] * M)
 
-    sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA", jac=jac,
-                    t_eval=t_eval, rtol=rtol, atol=atol)
-    beta = sol.y.T if sol.success else np.full((len(t_eval), n), np.nan)
-    return FlowTrajectory(t_eval, beta, a, lam, X, sol.success, sol.message)
+    a = float(a)
+    if not math.isfinite(2.0 * a * a):
+        return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 6,
+                              status_message(6, f"initial scale a={a:g} overflows a^2"))
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                            jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
+    except (OverflowError, FloatingPointError) as exc:
+        return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 6,
+                              status_message(6, f"overflow in the flow ({exc})"))
+    if not sol.success:
+        return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
+                              status_message(8, f"LSODA: {sol.message}"))
+    return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))

@@ -1,41 +1,198 @@
 r"""Experiments of Lyu et al. (2023) with their theory overlaid: diagonal nets and matrix completion.
 
-Each run returns a JSON-ready summary with the predicted grokking time
+Each run returns a result (:class:`DiagRunResult`, :class:`MCRunResult`) with the predicted grokking time
 :math:`t_g=\frac1\lambda\ln\alpha` (continuous time; steps :math:`=t/\eta`), the measured
 transition (the time the test metric crosses halfway between its kernel-phase plateau and its
 final value), the plateau and final metrics, the cosines to the early and late predictors,
 and the curves.
 """
+from dataclasses import dataclass, field
+from typing import Mapping
+
 import numpy as np
 
-from kernelphase._checks import check_choice, check_int, check_positive
+from kernelphase._checks import check_choice, check_int, check_range
+from kernelphase.results import Result
 
 #: the kernel-phase plateau is read at this fraction of t_g (well inside the kernel phase:
 #: finite-alpha transitions start ~2/lambda before t_g, see the docs)
 PLATEAU_FRACTION = 0.2
+#: the metric must have settled by the end of the run: over the last SETTLE_FRACTION of the
+#: records it may move by at most SETTLE_TOL of the plateau-to-final jump
+SETTLE_FRACTION, SETTLE_TOL = 0.1, 0.1
 
-__all__ = ["train_diag", "train_mc", "sweep_alpha", "crossing_time", "plot_run"]
+__all__ = ["train_diag", "train_mc", "sweep_alpha", "crossing_time", "transition_time",
+           "plot_run", "DiagRunResult", "MCRunResult", "SweepAlphaResult"]
 
 
 def crossing_time(t, metric, start_index):
     """First time after ``t[start_index]`` where ``metric`` crosses halfway between its value at
-    ``start_index`` (the plateau) and its final value, linearly interpolated; NaN if none."""
+    ``start_index`` (the plateau) and its final value, linearly interpolated; NaN if none
+    (also when ``start_index`` is not inside the run)."""
     t = np.asarray(t, float)
     m = np.asarray(metric, float)
+    if not 0 <= start_index < len(m) - 1:
+        return float("nan")
     plateau, final = m[start_index], m[-1]
+    if not (np.isfinite(plateau) and np.isfinite(final)) or plateau == final:
+        return float("nan")
     half = 0.5 * (plateau + final)
     s = np.sign(m[start_index:] - half)
     idx = np.flatnonzero(s != s[0])
-    if plateau == final or idx.size == 0:
+    if idx.size == 0:
         return float("nan")
     k = start_index + idx[0]
     t0, t1, m0, m1 = t[k - 1], t[k], m[k - 1], m[k]
     return float(t0 + (half - m0) * (t1 - t0) / (m1 - m0))
 
 
+def transition_time(t, metric, t_g):
+    r"""The one measured grokking time of the dichotomy runs: the halfway crossing.
+
+    The plateau is the metric at :math:`0.2\,t_g` (``PLATEAU_FRACTION``); the time is
+    :func:`crossing_time` from there. Returns ``(time, plateau_index, status, detail)``;
+    ``status`` 7 (run too short to measure, time NaN) when the run ends before the plateau
+    or before the predicted :math:`t_g`, the metric never leaves the plateau, or the metric is still moving at the end of the run (a
+    halfway point taken then would be spurious).
+    """
+    t = np.asarray(t, float)
+    m = np.asarray(metric, float)
+    i_p = int(np.searchsorted(t, PLATEAU_FRACTION * t_g))
+    if i_p >= len(t) - 1:
+        return (float("nan"), min(i_p, len(t) - 1), 7,
+                f"the run ends at t={t[-1]:.4g}, before the kernel-phase plateau at "
+                f"{PLATEAU_FRACTION:g} t_g = {PLATEAU_FRACTION * t_g:.4g}")
+    if t[-1] < t_g:
+        return (float("nan"), i_p, 7, f"the run ends at t={t[-1]:.4g}, before the predicted "
+                f"t_g={t_g:.4g}; run longer")
+    tc = crossing_time(t, m, i_p)
+    if not np.isfinite(tc):
+        return (float("nan"), i_p, 7, f"the test metric did not leave its plateau by "
+                f"t={t[-1]:.4g} (t_g={t_g:.4g}); run longer")
+    tail = m[int(np.floor((1 - SETTLE_FRACTION) * (len(m) - 1))):]
+    if np.ptp(tail) > SETTLE_TOL * abs(m[i_p] - m[-1]):
+        return (float("nan"), i_p, 7, f"the test metric is still moving at the end of the "
+                f"run (t={t[-1]:.4g}, t_g={t_g:.4g}); run longer")
+    return tc, i_p, 0, None
+
+
 def _tg(alpha, lam):
     from kernelphase.dichotomy import SYMBOLS, grokking_time
     return float(grokking_time().subs({SYMBOLS["alpha"]: alpha, SYMBOLS["lam"]: lam}))
+
+
+#: largest accepted sizes of the diagonal-net runs (memory is checked separately)
+MAX_N = 10**5
+
+
+def check_diag_params(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3,
+                      lr=0.01, t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit",
+                      loss="logistic"):
+    r"""Check every argument of :func:`train_diag` and its memory need; raise ``ValueError``.
+
+    ``alpha`` in (1, 1e6] (:math:`t_g=\ln\alpha/\lambda` must be positive; larger alpha
+    stalls the stiff solver), ``lam`` in [1e-8, 1e3], ``lr`` in (0, 1e3], ``t_end_factor`` in (0, 100], ``points`` 10 to 1e5, at most 8 GiB."""
+    from kernelphase.solvers.matrix_completion import check_memory
+    check_choice("task", task, ("sparse", "misgrok"))
+    d = check_int("d", d, 1, 10**8)
+    n = check_int("n", n, 2, MAX_N)
+    n_test = check_int("n_test", n_test, 1, 10**7)
+    check_range("alpha", alpha, 1.0, 1e6, lo_open=True)
+    check_range("lam", lam, 1e-8, 1e3)
+    check_range("lr", lr, 0.0, 1e3, lo_open=True)
+    check_range("t_end_factor", t_end_factor, 0.0, 100.0, lo_open=True)
+    points = check_int("points", points, 10, 10**5)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_range("gamma", gamma, 0.0, 1e6)
+    check_choice("init", init, ("unit", "ones"))
+    check_choice("loss", loss, ("logistic", "exponential"))
+    check_memory(f"d={d}, n={n}, n_test={n_test}",
+                 8.0 * (3 * (n + n_test) * d + 8 * n * d + 4 * n * n + 6 * points * d))
+
+
+def check_mc_params(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6,
+                    record_every=1000, seed=0, checkpoint_every=None):
+    """Check every argument of :func:`train_mc`; raise ``ValueError``. Returns ``n_obs``."""
+    from .matrix_factorization import check_mf_params
+    d = check_int("d", d, 2, 1000)   # ADMM: O(d^3) per iteration
+    # alpha in (1, 1e8]: beyond, alpha^2 steps overflow at once (the run is then status 6)
+    frac = check_range("frac", frac, 0.0, 1.0, lo_open=True, hi_open=True)
+    n_obs = int(round(frac * d * d))
+    if not 1 <= n_obs <= d * d - 1:
+        raise ValueError(f"frac={frac!r} observes {n_obs} of the {d * d} entries; the valid "
+                         f"range is 1 to {d * d - 1}")
+    check_range("alpha", alpha, 1.0, 1e8, lo_open=True)
+    check_range("lam", lam, 0.0, 1e3, lo_open=True)
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_mf_params(d, alpha, lam, lr, steps, record_every, checkpoint_every)
+    return n_obs
+
+
+@dataclass(frozen=True)
+class DiagRunResult(Result):
+    r"""A diagonal-net run (:func:`train_diag`) against its two predictors.
+
+    ``t_transition_measured`` is :func:`transition_time` of the test accuracy (NaN with
+    status 7 when the run is too short to see the transition); ``t_g_predicted`` is
+    :math:`\ln\alpha/\lambda`. ``status`` 6: the flow overflowed; 8: the ODE solver failed.
+    """
+    model: str
+    task: str
+    t_g_predicted: float
+    t_g_predicted_steps: float
+    t_transition_measured: float
+    t_transition_measured_steps: float
+    lambda_t_transition_minus_ln_alpha: float
+    plateau_test_acc: float
+    final_test_acc: float
+    l2_svm_test_acc: float
+    l1_margin_test_acc: float
+    cos_l2_plateau: float
+    cos_l1_final: float
+    final_norm: float
+    curves: dict
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MCRunResult(Result):
+    """A matrix-completion run (:func:`train_mc`) against its two predictors.
+
+    ``status`` 6: GD diverged; 7: too short to measure the transition."""
+    model: str
+    t_g_predicted: float
+    t_g_predicted_steps: float
+    t_transition_measured: float
+    t_transition_measured_steps: float
+    zero_fill_test_mse: float
+    nuclear_norm_test_mse: float
+    nuclear_norm: float
+    sqrt_nuclear_norm: float
+    nuclear_norm_solver_residual: float
+    plateau_test_mse: float
+    final_test_mse: float
+    final_norm: float
+    final_distance_to_nuclear_norm_solution: float
+    curves: dict
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepAlphaResult(Result):
+    r""":math:`\lambda t_{transition}-\ln\alpha` over alpha (:func:`sweep_alpha`).
+
+    ``rows``: one dict per alpha with ``status``; the sweep's status is the first non-zero
+    row status, or 7 when fewer than two transitions were measured (no slope)."""
+    rows: tuple
+    offset_spread: float
+    slope_lambda_t_vs_ln_alpha: float
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
 
 
 def _diag_problem(task, d, n, n_test, seed, gamma):
@@ -58,13 +215,14 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
     Integrates the exact gradient flow (:func:`~kernelphase.validation.diagonal_net.diagonal_flow`)
     up to ``t_end_factor * t_g`` and compares with the max-L2 and max-L1 margin classifiers.
     ``problem`` may pass a precomputed ``_diag_problem`` (a sweep solves it once).
+    Returns a :class:`DiagRunResult`.
     """
+    from kernelphase.results import status_message
     from kernelphase.solvers.margins import cosine, linear_accuracy
     from .diagonal_net import diagonal_flow
-    lam = check_positive("lam", lam)
-    lr = check_positive("lr", lr)
-    alpha = check_positive("alpha", alpha)
-    points = check_int("points", points, 10)
+    check_diag_params(task, d, n, n_test, alpha, lam, lr, t_end_factor, points, seed, gamma,
+                      init, loss)
+    alpha, lam, lr, points = float(alpha), float(lam), float(lr), int(points)
     X, y, Xt, yt, l2, l1 = problem or _diag_problem(task, d, n, n_test, seed, gamma)
     tg = _tg(alpha, lam)
     t = np.linspace(0.0, t_end_factor * tg, points + 1)[1:]
@@ -78,82 +236,122 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
         c1.append(cosine(w, l1.w))
         norm.append(np.sqrt(traj.sq_norm(i)))
     acc = np.array(acc)
-    i_plateau = int(np.searchsorted(t, PLATEAU_FRACTION * tg))
-    t_cross = crossing_time(t, acc, i_plateau)
-    return {
-        "model": "diagonal", "task": task,
-        "params": dict(d=d, n=n, n_test=n_test, alpha=alpha, lam=lam, lr=lr, seed=seed,
-                       gamma=gamma if task == "misgrok" else None, init=init, loss=loss),
-        "t_g_predicted": tg, "t_g_predicted_steps": tg / lr,
-        "t_transition_measured": t_cross, "t_transition_measured_steps": t_cross / lr,
-        "lambda_t_transition_minus_ln_alpha": lam * t_cross - np.log(alpha),
-        "plateau_test_acc": float(acc[i_plateau]), "final_test_acc": float(acc[-1]),
-        "l2_svm_test_acc": linear_accuracy(l2.w, Xt, yt),
-        "l1_margin_test_acc": linear_accuracy(l1.w, Xt, yt),
-        "cos_l2_plateau": c2[i_plateau], "cos_l1_final": c1[-1],
-        "final_norm": norm[-1], "flow_converged": bool(traj.success),
-        "curves": {"t": t, "steps": t / lr, "test_acc": acc, "train_acc": tr_acc,
-                   "cos_l2": c2, "cos_l1": c1, "norm": norm,
-                   "norm_kernel": alpha * np.exp(-lam * t)},
-    }
+    if traj.status != 0:
+        t_cross, i_plateau, status, detail = (float("nan"), 0, traj.status,
+                                              traj.message.partition(": ")[2] or None)
+    else:
+        t_cross, i_plateau, status, detail = transition_time(t, acc, tg)
+    with np.errstate(over="ignore", invalid="ignore"):
+        kernel_norm = alpha * np.exp(-lam * t)
+    return DiagRunResult(
+        model="diagonal", task=task,
+        params=dict(task=task, d=d, n=n, n_test=n_test, alpha=alpha, lam=lam, lr=lr, seed=seed,
+                    gamma=gamma if task == "misgrok" else None, init=init, loss=loss,
+                    t_end_factor=t_end_factor, points=points),
+        t_g_predicted=tg, t_g_predicted_steps=tg / lr,
+        t_transition_measured=t_cross, t_transition_measured_steps=t_cross / lr,
+        lambda_t_transition_minus_ln_alpha=lam * t_cross - np.log(alpha),
+        plateau_test_acc=float(acc[i_plateau]), final_test_acc=float(acc[-1]),
+        l2_svm_test_acc=linear_accuracy(l2.w, Xt, yt),
+        l1_margin_test_acc=linear_accuracy(l1.w, Xt, yt),
+        cos_l2_plateau=c2[i_plateau], cos_l1_final=c1[-1],
+        final_norm=float(norm[-1]),
+        curves={"t": t, "steps": t / lr, "test_acc": acc, "train_acc": tr_acc,
+                "cos_l2": c2, "cos_l1": c1, "norm": norm, "norm_kernel": kernel_norm},
+        status=status, message=status_message(status, detail))
 
 
 def train_mc(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1000,
-             seed=0, checkpoint=None, progress=None):
-    """Matrix completion on the scaled multiplication table, GD against both predictors."""
+             seed=0, checkpoint=None, progress=None, checkpoint_every=None):
+    """Matrix completion on the scaled multiplication table, GD against both predictors.
+
+    ``checkpoint``: a :class:`kernelphase.io.RunDir` (see
+    :func:`~kernelphase.validation.matrix_factorization.mf_gd`). Returns an
+    :class:`MCRunResult`.
+    """
+    from kernelphase.results import status_message
     from kernelphase.solvers.matrix_completion import (multiplication_table, nuclear_norm_completion,
                                                        observation_mask, heldout_mse,
                                                        zero_fill_completion)
     from .matrix_factorization import mf_gd
-    d = check_int("d", d, 2)
-    if not 0 < frac < 1:
-        raise ValueError(f"frac={frac!r} is outside the valid range (0, 1)")
+    n_obs = check_mc_params(d, frac, alpha, lam, lr, steps, record_every, seed,
+                            checkpoint_every)
+    d, alpha, lam, lr = int(d), float(alpha), float(lam), float(lr)
     Xs = multiplication_table(d)
-    mask = observation_mask(d, int(round(frac * d * d)), seed=seed)
+    mask = observation_mask(d, n_obs, seed=seed)
     zf = zero_fill_completion(Xs, mask)
     nn = nuclear_norm_completion(Xs, mask)
     run = mf_gd(Xs, mask, alpha=alpha, lam=lam, lr=lr, steps=steps, record_every=record_every,
-                checkpoint=checkpoint, progress=progress)
-    t = run["step"] * lr
+                checkpoint=checkpoint, progress=progress, checkpoint_every=checkpoint_every)
+    t = run.step * lr
     tg = _tg(alpha, lam)
-    i_plateau = int(np.searchsorted(t, PLATEAU_FRACTION * tg))
-    W = run["U"] @ run["U"].T - run["V"] @ run["V"].T
-    return {
-        "model": "matrix_completion",
-        "params": dict(d=d, frac=frac, n_obs=int(mask.sum()), alpha=alpha, lam=lam, lr=lr,
-                       steps=steps, seed=seed),
-        "t_g_predicted": tg, "t_g_predicted_steps": tg / lr,
-        "t_transition_measured": crossing_time(t, run["test_mse"], i_plateau),
-        "t_transition_measured_steps": crossing_time(t, run["test_mse"], i_plateau) / lr,
-        "zero_fill_test_mse": heldout_mse(zf, Xs, mask),
-        "nuclear_norm_test_mse": heldout_mse(nn.W, Xs, mask),
-        "nuclear_norm": nn.nuclear_norm, "sqrt_nuclear_norm": float(np.sqrt(nn.nuclear_norm)),
-        "nuclear_norm_solver_residual": nn.residual,
-        "plateau_test_mse": float(run["test_mse"][i_plateau]),
-        "final_test_mse": float(run["test_mse"][-1]), "final_norm": float(run["norm"][-1]),
-        "final_distance_to_nuclear_norm_solution": float(np.linalg.norm(W - nn.W)
-                                                         / np.linalg.norm(nn.W)),
-        "curves": {"t": t, "steps": run["step"], "test_mse": run["test_mse"],
-                   "train_loss": run["train_loss"], "norm": run["norm"],
-                   "norm_kernel": np.sqrt(2 * d) * alpha * np.exp(-lam * t)},
-    }
+    if run.status != 0:
+        tc, i_plateau, status, detail = (float("nan"), 0, run.status,
+                                         run.message.partition(": ")[2] or None)
+    else:
+        tc, i_plateau, status, detail = transition_time(t, run.test_mse, tg)
+    with np.errstate(over="ignore", invalid="ignore"):
+        W = run.U @ run.U.T - run.V @ run.V.T
+        dist = float(np.linalg.norm(W - nn.W) / np.linalg.norm(nn.W))
+        kernel_norm = np.sqrt(2 * d) * alpha * np.exp(-lam * t)
+    return MCRunResult(
+        model="matrix_completion",
+        params=dict(d=d, frac=frac, n_obs=n_obs, alpha=alpha, lam=lam, lr=lr,
+                    steps=steps, record_every=record_every, seed=seed),
+        t_g_predicted=tg, t_g_predicted_steps=tg / lr,
+        t_transition_measured=tc, t_transition_measured_steps=tc / lr,
+        zero_fill_test_mse=heldout_mse(zf, Xs, mask),
+        nuclear_norm_test_mse=heldout_mse(nn.W, Xs, mask),
+        nuclear_norm=nn.nuclear_norm, sqrt_nuclear_norm=float(np.sqrt(nn.nuclear_norm)),
+        nuclear_norm_solver_residual=nn.residual,
+        plateau_test_mse=float(run.test_mse[i_plateau]),
+        final_test_mse=float(run.test_mse[-1]), final_norm=float(run.norm[-1]),
+        final_distance_to_nuclear_norm_solution=dist,
+        curves={"t": t, "steps": run.step, "test_mse": run.test_mse,
+                "train_loss": run.train_loss, "norm": run.norm, "norm_kernel": kernel_norm},
+        status=status, message=status_message(status, detail))
 
 
 def sweep_alpha(alphas=(32, 64, 128), **kw):
-    """Run :func:`train_diag` for each alpha; report lambda*t_transition - ln(alpha)."""
+    """Run :func:`train_diag` for each alpha; report lambda*t_transition - ln(alpha).
+
+    ``alphas``: 2 to 50 distinct values in (1, 1e6]. Returns a
+    :class:`SweepAlphaResult`."""
+    from kernelphase.results import status_message
+    alphas = [float(a) for a in alphas]
+    if len(alphas) < 2 or len(set(alphas)) != len(alphas) or len(alphas) > 50:
+        raise ValueError(f"alphas={alphas!r} must hold 2 to 50 distinct values")
+    for a in alphas:
+        check_diag_params(**dict(kw, alpha=a))
     rows = []
     problem = _diag_problem(kw.get("task", "sparse"), kw.get("d", 10000), kw.get("n", 256),
                             kw.get("n_test", 2000), kw.get("seed", 0), kw.get("gamma", 25.0))
     for a in alphas:
         r = train_diag(alpha=a, problem=problem, **kw)
-        rows.append({"alpha": a, "t_transition": r["t_transition_measured"],
-                     "offset": r["lambda_t_transition_minus_ln_alpha"],
-                     "plateau_test_acc": r["plateau_test_acc"],
-                     "final_test_acc": r["final_test_acc"]})
+        rows.append({"alpha": a, "t_transition": r.t_transition_measured,
+                     "offset": r.lambda_t_transition_minus_ln_alpha,
+                     "plateau_test_acc": r.plateau_test_acc,
+                     "final_test_acc": r.final_test_acc, "status": r.status})
     offs = np.array([r["offset"] for r in rows])
-    slope = np.polyfit(np.log(alphas), [kw.get("lam", 1e-3) * r["t_transition"] for r in rows], 1)[0]
-    return {"rows": rows, "offset_spread": float(offs.max() - offs.min()),
-            "slope_lambda_t_vs_ln_alpha": float(slope)}
+    ok = np.isfinite(offs)
+    lam = kw.get("lam", 1e-3)
+    if ok.sum() >= 2:
+        spread = float(offs[ok].max() - offs[ok].min())
+        slope = float(np.polyfit(np.log(np.array(alphas)[ok]),
+                                 [lam * r["t_transition"] for r, g in zip(rows, ok) if g], 1)[0])
+    else:
+        spread = slope = float("nan")
+    bad = [r for r in rows if r["status"] != 0]
+    status, detail = 0, None
+    if bad:
+        status, detail = bad[0]["status"], (f"{len(bad)} of {len(rows)} alphas not measured "
+                                            f"(first: alpha={bad[0]['alpha']:g})")
+    elif ok.sum() < 2:
+        status, detail = 7, "fewer than two transitions measured"
+    return SweepAlphaResult(rows=tuple(rows), offset_spread=spread,
+                            slope_lambda_t_vs_ln_alpha=slope, status=status,
+                            message=status_message(status, detail),
+                            params=dict(kw, alphas=alphas))
 
 
 def plot_run(summary, path):
@@ -162,16 +360,16 @@ def plot_run(summary, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from kernelphase.io import savefig_atomic
-    c = summary["curves"]
-    lam = summary["params"]["lam"]
+    c = summary.curves
+    lam = summary.params["lam"]
     lt = lam * np.asarray(c["t"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     ax = axes[0]
-    if summary["model"] == "diagonal":
+    if summary.model == "diagonal":
         ax.plot(lt, c["test_acc"], label="test acc")
         ax.plot(lt, c["train_acc"], "--", label="train acc")
-        ax.axhline(summary["l2_svm_test_acc"], color="C2", lw=0.8, label="L2 SVM")
-        ax.axhline(summary["l1_margin_test_acc"], color="C3", lw=0.8, label="L1 max-margin")
+        ax.axhline(summary.l2_svm_test_acc, color="C2", lw=0.8, label="L2 SVM")
+        ax.axhline(summary.l1_margin_test_acc, color="C3", lw=0.8, label="L1 max-margin")
         ax.set_ylabel("accuracy")
         axes[1].plot(lt, c["cos_l2"], label="cos to L2 SVM")
         axes[1].plot(lt, c["cos_l1"], label="cos to L1 max-margin")
@@ -180,12 +378,12 @@ def plot_run(summary, path):
     else:
         ax.semilogy(lt, c["test_mse"], label="test MSE")
         ax.semilogy(lt, np.maximum(c["train_loss"], 1e-16), "--", label="train loss")
-        ax.axhline(summary["zero_fill_test_mse"], color="C2", lw=0.8, label="zero-fill")
-        ax.axhline(summary["nuclear_norm_test_mse"], color="C3", lw=0.8, label="min nuclear norm")
+        ax.axhline(summary.zero_fill_test_mse, color="C2", lw=0.8, label="zero-fill")
+        ax.axhline(summary.nuclear_norm_test_mse, color="C3", lw=0.8, label="min nuclear norm")
         ax.set_ylabel("MSE")
         axes[1].axis("off")
     for a in axes[:2]:
-        a.axvline(lam * summary["t_g_predicted"], color="k", ls=":", label=r"$t_g=\ln\alpha/\lambda$")
+        a.axvline(lam * summary.t_g_predicted, color="k", ls=":", label=r"$t_g=\ln\alpha/\lambda$")
     ax.legend(fontsize=7)
     axes[2].semilogy(lt, c["norm"], label=r"$\|\theta\|$")
     axes[2].semilogy(lt, c["norm_kernel"], ":", label=r"$\|\theta_0\|e^{-\lambda t}$")

@@ -4,16 +4,22 @@ Every run goes through :func:`kernelphase.validation.polynomial_net.train` (exac
 dynamics, checkpointed); outputs (CSV curves, PNG, JSON summary) record parameters, seed
 and version via :func:`kernelphase.io.provenance`.
 """
+import math
 import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import numpy as np
 
 from kernelphase.io import atomic_write_json, provenance, savefig_atomic, write_csv
 
-from .polynomial_net import (init_weights, kernel_regression_empirical, make_data, ntk_gram,
-                             t_below, train)
+from kernelphase.results import Result
 
-__all__ = ["train_and_report", "sweep", "kernel_regression_line", "fit_exponent"]
+from .polynomial_net import (check_train_params, init_weights, kernel_regression_empirical,
+                             make_data, ntk_gram, t_below, train)
+
+__all__ = ["train_and_report", "sweep", "kernel_regression_line", "fit_exponent",
+           "LazyRichRunResult", "LazyRichSweepResult"]
 
 
 def kernel_regression_line(cfg, seed, n_test=1000):
@@ -30,9 +36,15 @@ def kernel_regression_line(cfg, seed, n_test=1000):
     Xt, yt, _, _ = make_data(cfg["D"], n_test, trng, cfg["convention"], beta=beta)
     a, e = cfg["alpha"], cfg["eps"]
     K = ntk_gram(W, X, X, a, e)
-    pred = ntk_gram(W, Xt, X, a, e) @ np.linalg.solve(K, y)
-    emp = float(np.mean((pred - yt) ** 2))
-    inf = kernel_regression_empirical(lambda u: u + e ** 2 * u ** 2, X, y, Xt, yt)
+    try:
+        pred = ntk_gram(W, Xt, X, a, e) @ np.linalg.solve(K, y)
+        emp = float(np.mean((pred - yt) ** 2))
+    except np.linalg.LinAlgError:   # singular Gram matrix (P above the kernel's rank)
+        emp = float("nan")
+    try:
+        inf = kernel_regression_empirical(lambda u: u + e ** 2 * u ** 2, X, y, Xt, yt)
+    except np.linalg.LinAlgError:
+        inf = float("nan")
     return dict(empirical_ntk=emp, infinite_width=inf)
 
 
@@ -40,59 +52,125 @@ def fit_exponent(x, t):
     """Least-squares slope of log t against log x over finite, positive t."""
     x, t = np.asarray(x, float), np.asarray(t, float)
     ok = np.isfinite(t) & (t > 0)
-    if ok.sum() < 2:
+    if ok.sum() < 2 or np.unique(x[ok]).size < 2:
         return float("nan")
     return float(np.polyfit(np.log(x[ok]), np.log(t[ok]), 1)[0])
 
 
-def train_and_report(cfg, seed=0, model="network", out="lazy_rich_out", threshold=0.1,
-                     record_every=10, with_linearised=False, align_points=0, resume=False,
-                     progress=False, kr_line=True, relative=False):
-    """Run one training (and optionally its linearisation); write CSV, PNG, JSON."""
-    os.makedirs(out, exist_ok=True)
-    ck = os.path.join(out, f"checkpoint_{model}.npz")
-    if not resume and os.path.exists(ck):
-        os.unlink(ck)
+@dataclass(frozen=True)
+class LazyRichRunResult(Result):
+    r"""Summary of one lazy-rich training run (:func:`train_and_report`).
+
+    ``t_train``, ``t_test``: first recorded epoch with the loss below ``threshold``
+    (:func:`~kernelphase.validation.polynomial_net.t_below`); ``grokking`` is
+    :math:`\max(0, t_{test}-t_{train})`. ``status`` 0: both times measured; 6: the run
+    diverged; 7: the run ended before a loss fell below the threshold (times ``nan``).
+    Optional values that were not computed are ``nan`` (``None`` for
+    ``kernel_regression_mse``).
+    """
+    t_train: float
+    t_test: float
+    grokking: float
+    threshold: float
+    relative_threshold: bool
+    final_train_loss: float
+    final_test_loss: float
+    initial_test_loss: float
+    weight_norm_initial: float
+    weight_norm_final: float
+    weight_decay: float
+    model: str
+    linearised_final_train_loss: float
+    linearised_final_test_loss: float
+    alignment_initial: float
+    alignment_final: float
+    kernel_regression_mse: Optional[dict]
+    provenance: dict
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+def _measure(run, threshold, relative):
+    """(t_train, t_test, grokking, status, detail) of a run: the one grokking measure."""
+    ep = run.epoch
+    thr_tr, thr_te = ((threshold * run.train[0], threshold * run.test[0]) if relative
+                      else (threshold, threshold))
+    tt = t_below(ep, run.train, thr_tr)
+    ts = t_below(ep, run.test, thr_te)
+    g = float(max(0.0, ts - tt)) if np.isfinite(ts) and np.isfinite(tt) else float("nan")
+    if run.status != 0:
+        return tt, ts, g, run.status, run.message.partition(": ")[2] or None
+    missing = [n for n, v in (("train", tt), ("test", ts)) if not np.isfinite(v)
+               and not (n == "train" and run.params.get("model") == "population")]
+    if missing:
+        return tt, ts, g, 7, (f"{' and '.join(missing)} loss never fell below the threshold "
+                               f"in {int(ep[-1])} steps; raise --steps")
+    return tt, ts, g, 0, None
+
+
+def train_and_report(cfg, seed=0, model="network", out=None, threshold=0.1,
+                     record_every=10, with_linearised=False, align_points=0,
+                     progress=False, kr_line=True, relative=False, checkpoint=None,
+                     checkpoint_seconds=30.0):
+    """Run one training (and optionally its linearisation); return a
+    :class:`LazyRichRunResult` and, with ``out`` (an existing folder), write
+    ``curves.csv``, ``alignment.csv``, ``curves.png`` and ``summary.json`` into it.
+
+    ``checkpoint``: a :class:`kernelphase.io.RunDir` (see
+    :func:`~kernelphase.validation.polynomial_net.train`).
+    """
+    from kernelphase._checks import check_int, check_range
+    from kernelphase.results import status_message
+    check_range("threshold", threshold, 0, math.inf, lo_open=True)
+    check_int("align_points", align_points, 0, 10**5)
+    if kr_line and model == "network":
+        from kernelphase.solvers.matrix_completion import check_memory
+        P, D = int(cfg["P"]), int(cfg["D"])
+        check_memory(f"kernel-regression line with P={P}, D={D}",
+                     8.0 * (4 * P * P + 4000 * P + 1000 * D + 2 * P * cfg["N"]))
     kw = dict(D=cfg["D"], P=cfg["P"], N=cfg["N"], alpha=cfg["alpha"], eps=cfg["eps"],
               c=cfg["c"], steps=cfg["steps"], seed=seed, convention=cfg["convention"],
               centred=cfg["centred"], record_every=record_every, progress=progress)
-    run = train(model=model, n_test_align=align_points, checkpoint=ck, **kw)
+    run = train(model=model, n_test_align=align_points, checkpoint=checkpoint,
+                checkpoint_seconds=checkpoint_seconds, **kw)
     lin = train(model="linearised", **kw) if with_linearised and model != "linearised" else None
-    ep = run["epoch"]
+    tt, ts, g, status, detail = _measure(run, threshold, relative)
+    nan = float("nan")
+    kr = kernel_regression_line(cfg, seed) if kr_line and model == "network" else None
+    params = dict(cfg, seed=seed, model=model, record_every=record_every, threshold=threshold,
+                  relative=relative, with_linearised=with_linearised,
+                  align_points=align_points)
+    res = LazyRichRunResult(
+        t_train=tt, t_test=ts, grokking=g, threshold=threshold, relative_threshold=relative,
+        final_train_loss=float(run.train[-1]), final_test_loss=float(run.test[-1]),
+        initial_test_loss=float(run.test[0]), weight_norm_initial=float(run.weight_norm[0]),
+        weight_norm_final=float(run.weight_norm[-1]), weight_decay=0.0, model=model,
+        linearised_final_train_loss=float(lin.train[-1]) if lin is not None else nan,
+        linearised_final_test_loss=float(lin.test[-1]) if lin is not None else nan,
+        alignment_initial=float(run.alignment[0]) if len(run.alignment) else nan,
+        alignment_final=float(run.alignment[-1]) if len(run.alignment) else nan,
+        kernel_regression_mse=kr,
+        provenance=provenance(dict(cfg, model=model, record_every=record_every), seed),
+        status=status, message=status_message(status, detail), params=params)
+    if out is not None:
+        _write_run(out, run, lin, res)
+    return res
+
+
+def _write_run(out, run, lin, res):
     cols = ["epoch", "train", "test", "t1", "t2", "t3", "weight_norm"]
-    rows = [[run[k][i] for k in cols] for i in range(len(ep))]
+    rows = [[getattr(run, k)[i] for k in cols] for i in range(len(run.epoch))]
     if lin is not None:
         cols += ["lin_train", "lin_test"]
         for i, r in enumerate(rows):
-            r += [lin["train"][i], lin["test"][i]]
+            r += ([lin.train[i], lin.test[i]] if i < len(lin.epoch) else [np.nan, np.nan])
     write_csv(os.path.join(out, "curves.csv"), cols, rows)
-    if len(run["alignment"]):
+    if len(run.alignment):
         write_csv(os.path.join(out, "alignment.csv"), ["epoch", "alignment"],
-                  zip(run["alignment_epoch"], run["alignment"]))
-    thr_tr, thr_te = ((threshold * run["train"][0], threshold * run["test"][0]) if relative
-                      else (threshold, threshold))
-    summary = dict(t_train=t_below(ep, run["train"], thr_tr),
-                   t_test=t_below(ep, run["test"], thr_te), threshold=threshold,
-                   relative_threshold=relative,
-                   final_train_loss=float(run["train"][-1]), final_test_loss=float(run["test"][-1]),
-                   initial_test_loss=float(run["test"][0]),
-                   weight_norm_initial=float(run["weight_norm"][0]),
-                   weight_norm_final=float(run["weight_norm"][-1]),
-                   weight_decay=0.0, model=model)
-    summary["grokking"] = float(max(0.0, summary["t_test"] - summary["t_train"])) \
-        if np.isfinite(summary["t_test"]) and np.isfinite(summary["t_train"]) else float("nan")
-    if lin is not None:
-        summary["linearised_final_train_loss"] = float(lin["train"][-1])
-        summary["linearised_final_test_loss"] = float(lin["test"][-1])
-    if len(run["alignment"]):
-        summary["alignment_initial"] = float(run["alignment"][0])
-        summary["alignment_final"] = float(run["alignment"][-1])
-    if kr_line and model == "network":
-        summary["kernel_regression_mse"] = kernel_regression_line(cfg, seed)
-    summary["provenance"] = provenance(dict(cfg, model=model, record_every=record_every), seed)
-    atomic_write_json(os.path.join(out, "summary.json"), summary)
-    _plot(run, lin, summary, os.path.join(out, "curves.png"))
-    return summary
+                  zip(run.alignment_epoch, run.alignment))
+    _plot(run, lin, res, os.path.join(out, "curves.png"))
+    atomic_write_json(os.path.join(out, "summary.json"), res)
 
 
 def _plot(run, lin, summary, path):
@@ -100,40 +178,78 @@ def _plot(run, lin, summary, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    ep = np.maximum(run["epoch"], 1)
-    ax[0].loglog(ep, run["train"], "C0--", label="train")
-    ax[0].loglog(ep, run["test"], "C0-", label="test")
+    ep = np.maximum(run.epoch, 1)
+    ax[0].loglog(ep, run.train, "C0--", label="train")
+    ax[0].loglog(ep, run.test, "C0-", label="test")
     if lin is not None:
-        ax[0].loglog(ep, lin["train"], "k--", label="linearised train")
-        ax[0].loglog(ep, lin["test"], "k-", label="linearised test")
-    kr = summary.get("kernel_regression_mse")
+        lep = np.maximum(lin.epoch, 1)
+        ax[0].loglog(lep, lin.train, "k--", label="linearised train")
+        ax[0].loglog(lep, lin.test, "k-", label="linearised test")
+    kr = summary.kernel_regression_mse
     if kr:
         ax[0].axhline(kr["empirical_ntk"], color="g", ls=":", label="kernel regression (NTK0)")
     ax[0].set_xlabel("epoch"); ax[0].set_ylabel("MSE"); ax[0].legend(fontsize=7)
-    ax[1].semilogx(ep, run["weight_norm"], "C1--", label="|W|_F")
-    if len(run["alignment"]):
+    ax[1].semilogx(ep, run.weight_norm, "C1--", label="|W|_F")
+    if len(run.alignment):
         a2 = ax[1].twinx()
-        a2.semilogx(np.maximum(run["alignment_epoch"], 1), run["alignment"], "0.5")
+        a2.semilogx(np.maximum(run.alignment_epoch, 1), run.alignment, "0.5")
         a2.set_ylabel("NTK alignment")
     ax[1].set_xlabel("epoch"); ax[1].legend(fontsize=7)
     for k, lab in (("t1", "variance"), ("t2", "alignment"), ("t3", "linear")):
-        ax[2].loglog(ep, run[k], label=lab)
-    ax[2].loglog(ep, run["test"], "k", label="test")
+        ax[2].loglog(ep, getattr(run, k), label=lab)
+    ax[2].loglog(ep, run.test, "k", label="test")
     ax[2].set_xlabel("epoch"); ax[2].legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
-def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
-          record_every=10, progress=False, relative=False):
+@dataclass(frozen=True)
+class LazyRichSweepResult(Result):
+    """Grokking times over an alpha x eps grid (:func:`sweep`).
+
+    ``runs``: one dict per grid point with ``alpha, eps, t_train, t_test, grokking, gap,
+    theory_t_grok, status``; ``status`` of the sweep is 0 when every point was measured,
+    else the first non-zero point status (6 diverged, 7 run too short).
+    """
+    runs: tuple
+    threshold: float
+    relative_threshold: bool
+    fitted_exponent: float
+    theory_exponent: float
+    provenance: dict
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+MAX_GRID = 400
+
+
+def sweep(cfg, alphas, epss, seed=0, out=None, threshold=0.1, record_every=10,
+          progress=False, relative=False):
     r"""t_train, t_test and the amount of grokking :math:`\max(0, t_{test}-t_{train})`
     (Fig. 3(e)) over ``alphas`` x ``epss``; fitted exponent of t_test vs alpha vs theory.
 
     ``relative``: the threshold is a fraction of each curve's initial value (Fig. 3(a)
-    plots curves divided by their initial value); otherwise absolute (Fig. 3(e))."""
+    plots curves divided by their initial value); otherwise absolute (Fig. 3(e)).
+    With ``out`` (an existing folder) ``sweep.csv``, ``sweep.json`` and, for a grid,
+    ``grokking_grid.png`` are written into it. Returns a :class:`LazyRichSweepResult`."""
+    from kernelphase._checks import check_range
     from kernelphase.lazy_rich import grokking_time
-    os.makedirs(out, exist_ok=True)
+    from kernelphase.results import status_message
+    alphas, epss = [float(a) for a in alphas], [float(e) for e in epss]
+    for name, vals in (("alphas", alphas), ("eps_values", epss)):
+        if not vals or len(set(vals)) != len(vals):
+            raise ValueError(f"{name}={vals!r} must be a non-empty list of distinct values")
+    if len(alphas) * len(epss) > MAX_GRID:
+        raise ValueError(f"the grid has {len(alphas)} x {len(epss)} points; the valid range "
+                         f"is at most {MAX_GRID}")
+    check_range("threshold", threshold, 0, math.inf, lo_open=True)
+    for e in epss:
+        for a in alphas:
+            check_train_params(cfg["D"], cfg["P"], cfg["N"], a, e, cfg["c"], cfg["steps"],
+                               seed, cfg["convention"], "network", record_every)
     runs = []
     for e in epss:
         for a in alphas:
@@ -142,26 +258,37 @@ def sweep(cfg, alphas, epss, seed=0, out="lazy_rich_out/sweep", threshold=0.1,
                       seed=seed, convention=c["convention"], centred=c["centred"],
                       record_every=record_every, progress=progress,
                       stop_threshold=None if relative else threshold)
-            k0, k1 = (r["train"][0], r["test"][0]) if relative else (1.0, 1.0)
-            tt = t_below(r["epoch"], r["train"], threshold * k0)
-            ts = t_below(r["epoch"], r["test"], threshold * k1)
-            g = float(max(0.0, ts - tt)) if np.isfinite(ts) and np.isfinite(tt) else float("nan")
+            tt, ts, g, st, _ = _measure(r, threshold, relative)
             s = 2.0 if c["convention"] == "B" else 1.0
+            try:
+                th = grokking_time(a, e, c["D"], c["c"], s=s)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                th = float("nan")   # eps = 0: no rich phase, no grokking time
             runs.append(dict(alpha=a, eps=e, t_train=tt, t_test=ts, grokking=g,
-                             diverged=bool(not np.isfinite(r["test"][-1])),
-                             gap=ts - tt, theory_t_grok=grokking_time(a, e, c["D"], c["c"], s=s)))
-    res = dict(runs=runs, threshold=threshold, relative_threshold=relative)
+                             diverged=r.status == 6, gap=ts - tt, theory_t_grok=th, status=st))
     e0 = epss[0]
     sel = [r for r in runs if r["eps"] == e0]
-    res["fitted_exponent"] = fit_exponent([r["alpha"] for r in sel], [r["t_test"] for r in sel])
-    res["theory_exponent"] = fit_exponent([r["alpha"] for r in sel],
-                                          [r["theory_t_grok"] for r in sel])
-    res["provenance"] = provenance(dict(cfg, alphas=list(alphas), eps_values=list(epss)), seed)
-    write_csv(os.path.join(out, "sweep.csv"), list(runs[0]),
-              [list(r.values()) for r in runs])
-    atomic_write_json(os.path.join(out, "sweep.json"), res)
-    if len(epss) > 1 and len(alphas) > 1:
-        _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"))
+    fitted = fit_exponent([r["alpha"] for r in sel], [r["t_test"] for r in sel])
+    theory = fit_exponent([r["alpha"] for r in sel], [r["theory_t_grok"] for r in sel])
+    bad = [r for r in runs if r["status"] != 0]
+    status = bad[0]["status"] if bad else 0
+    detail = (f"{len(bad)} of {len(runs)} points not measured (first: alpha={bad[0]['alpha']:g}, "
+              f"eps={bad[0]['eps']:g})" if bad else None)
+    params = dict(cfg, alphas=alphas, eps_values=epss, seed=seed, threshold=threshold,
+                  relative=relative, record_every=record_every)
+    res = LazyRichSweepResult(runs=tuple(runs), threshold=threshold,
+                              relative_threshold=relative, fitted_exponent=fitted,
+                              theory_exponent=theory,
+                              provenance=provenance(dict(cfg, alphas=alphas, eps_values=epss),
+                                                    seed),
+                              status=status, message=status_message(status, detail),
+                              params=params)
+    if out is not None:
+        write_csv(os.path.join(out, "sweep.csv"), list(runs[0]),
+                  [list(r.values()) for r in runs])
+        atomic_write_json(os.path.join(out, "sweep.json"), res)
+        if len(epss) > 1 and len(alphas) > 1:
+            _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"))
     return res
 
 

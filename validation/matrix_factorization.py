@@ -10,15 +10,16 @@ full-batch GD with step :math:`\eta`. One step, with :math:`S=\sum_{(i,j)\in\Ome
 The numba kernel touches only the observed rows (:math:`O(nd)` per step instead of
 :math:`O(d^3)`). Runs checkpoint atomically every ``checkpoint_every`` steps and resume.
 """
-import os
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 from numba import njit
 
-from kernelphase._checks import check_int, check_positive, check_range
-from kernelphase.io import atomic_savez, load_npz
+from kernelphase._checks import check_int, check_range
+from kernelphase.results import Result
 
-__all__ = ["mf_gd", "mf_gd_reference"]
+__all__ = ["mf_gd", "mf_gd_reference", "MFResult", "check_mf_params"]
 
 
 @njit(cache=True)
@@ -63,40 +64,86 @@ def mf_gd_reference(Xstar, mask, alpha, lam, lr, steps):
     return U, V
 
 
+@dataclass(frozen=True)
+class MFResult(Result):
+    """Curves of :func:`mf_gd`: ``step, train_loss, test_mse, norm`` (one entry per record)
+    and the final ``U``, ``V``. ``status`` 6: the iterates became non-finite (the curves
+    stop at that record)."""
+    step: np.ndarray
+    train_loss: np.ndarray
+    test_mse: np.ndarray
+    norm: np.ndarray
+    U: np.ndarray
+    V: np.ndarray
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+#: bounds of a run (memory is checked separately)
+MAX_STEPS = 10**9
+MAX_RECORDS = 10**6
+
+
+def check_mf_params(d, alpha, lam, lr, steps, record_every, checkpoint_every=None):
+    """Check the arguments of :func:`mf_gd` (and its memory need); raise ``ValueError``.
+
+    ``alpha`` in (0, 1e8], ``lam`` in [0, 1e3], ``lr`` in (0, 1e3], ``1 <= steps <= 1e9``,
+    at most 1e6 records, at most 8 GiB of arrays."""
+    from kernelphase.solvers.matrix_completion import check_memory
+    d = check_int("d", d, 2)
+    check_memory(f"matrix factorisation d={d}", 8.0 * 12 * d * d)
+    check_range("alpha", alpha, 0.0, 1e8, lo_open=True)
+    check_range("lam", lam, 0.0, 1e3)
+    check_range("lr", lr, 0.0, 1e3, lo_open=True)
+    steps = check_int("steps", steps, 1, MAX_STEPS)
+    record_every = check_int("record_every", record_every, 1, MAX_STEPS)
+    if steps // record_every + 1 > MAX_RECORDS:
+        raise ValueError(f"steps={steps} with record_every={record_every} gives "
+                         f"{steps // record_every + 1} records; the valid range is at most "
+                         f"{MAX_RECORDS} (raise record_every)")
+    if checkpoint_every is not None:
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, record_every)
+        if checkpoint_every % record_every:
+            raise ValueError(f"checkpoint_every={checkpoint_every} must be a multiple of "
+                             f"record_every={record_every}")
+
+
 def mf_gd(Xstar, mask, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1000,
-          checkpoint=None, checkpoint_every=None, progress=None):
+          checkpoint=None, checkpoint_every=None, progress=None, _after_record=None):
     """Run GD and record (step, train loss, test MSE, |theta|) every ``record_every`` steps.
 
-    If ``checkpoint`` (a path) exists, the run resumes from it; it is rewritten atomically
-    every ``checkpoint_every`` steps (default ``50 * record_every``), so a killed run loses at most that much work and
-    resuming gives bit-identical results (GD is deterministic).
+    ``checkpoint``: a :class:`kernelphase.io.RunDir` whose key holds every parameter of the
+    run (``alpha, lam, lr, steps, record_every, d, n``); the state is written into it
+    atomically every ``checkpoint_every`` steps (default ``50 * record_every``) and at the
+    end, and a run opened with ``resume=True`` continues from it: a killed run loses at most
+    that much work and resuming gives bit-identical results (GD is deterministic).
 
-    Returns a dict of arrays ``step, train_loss, test_mse, norm`` and the final ``U, V``.
+    Returns an :class:`MFResult`.
     """
+    from kernelphase.results import status_message
+    from .polynomial_net import _check_key
     Xstar = np.asarray(Xstar, float)
     mask = np.asarray(mask, bool)
-    alpha = check_positive("alpha", alpha)
-    lam = check_range("lam", lam, 0.0)
-    lr = check_positive("lr", lr)
-    steps = check_int("steps", steps, 1)
-    record_every = check_int("record_every", record_every, 1)
+    if Xstar.ndim != 2 or Xstar.shape[0] != Xstar.shape[1] or mask.shape != Xstar.shape:
+        raise ValueError(f"Xstar.shape={Xstar.shape} and mask.shape={mask.shape} must be "
+                         f"equal and square")
     if checkpoint_every is None:
         checkpoint_every = 50 * record_every
-    checkpoint_every = check_int("checkpoint_every", checkpoint_every, record_every)
-    if checkpoint and checkpoint_every % record_every:
-        raise ValueError(f"checkpoint_every={checkpoint_every} must be a multiple of "
-                         f"record_every={record_every}")
+    check_mf_params(Xstar.shape[0], alpha, lam, lr, steps, record_every, checkpoint_every)
+    alpha, lam, lr = float(alpha), float(lam), float(lr)
+    steps, record_every = int(steps), int(record_every)
     rows, cols = np.nonzero(mask)
     vals = Xstar[rows, cols].copy()
     n = rows.size
     d = Xstar.shape[0]
-    params = {"alpha": alpha, "lam": lam, "lr": lr, "record_every": record_every, "d": d,
-              "n": n}
-    if checkpoint and os.path.exists(checkpoint):
-        st = load_npz(checkpoint)
-        if st["params"] != params:
-            raise ValueError(f"checkpoint {checkpoint!r} was made with other parameters "
-                             f"({st['params']}); remove it or use another path")
+    params = {"alpha": alpha, "lam": lam, "lr": lr, "steps": steps,
+              "record_every": record_every, "d": d, "n": int(n)}
+    st = None
+    if checkpoint is not None:
+        _check_key(checkpoint, params)
+        st = checkpoint.load("checkpoint.npz")
+    if st is not None:
         U, V, step = st["U"], st["V"], int(st["step"])
         hist = [list(st[k]) for k in ("step_h", "train_loss", "test_mse", "norm")]
     else:
@@ -109,26 +156,34 @@ def mf_gd(Xstar, mask, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1
         hist[1].append(float(np.mean((W[mask] - Xstar[mask]) ** 2)))
         hist[2].append(float(np.mean((W[~mask] - Xstar[~mask]) ** 2)))
         hist[3].append(float(np.sqrt((U * U).sum() + (V * V).sum())))
+        return np.isfinite(hist[1][-1]) and np.isfinite(hist[3][-1])
 
-    if step == 0:
-        record()
-    bar = None
-    if progress is not False:
-        from kernelphase.progress import progress as _pb
-        bar = _pb(total=steps, desc="matrix completion GD", enabled=progress)
-        bar.update(step)
-    while step < steps:
-        chunk = min(record_every, steps - step)
-        _mf_steps(U, V, rows, cols, vals, lr, lam, chunk)
-        step += chunk
-        record()
+    status, detail = 0, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if step == 0 and not record():
+            status, detail = 6, "non-finite loss at step 0"
+        bar = None
+        if progress is not False:
+            from kernelphase.progress import progress as _pb
+            bar = _pb(total=steps, desc="matrix completion GD", enabled=progress)
+            bar.update(step)
+        while step < steps and status == 0:
+            chunk = min(record_every, steps - step)
+            _mf_steps(U, V, rows, cols, vals, lr, lam, chunk)
+            step += chunk
+            if not record():
+                status, detail = 6, f"non-finite loss or weights at step {step}"
+                break
+            if bar is not None:
+                bar.update(chunk)
+            if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+                checkpoint.save("checkpoint.npz", U=U, V=V, step=step, params=params,
+                                step_h=hist[0], train_loss=hist[1], test_mse=hist[2],
+                                norm=hist[3])
+            if _after_record is not None:
+                _after_record(step)   # test hook: simulates an interrupted run
         if bar is not None:
-            bar.update(chunk)
-        if checkpoint and (step % checkpoint_every == 0 or step == steps):
-            atomic_savez(checkpoint, U=U, V=V, step=step, params=params,
-                         step_h=hist[0], train_loss=hist[1], test_mse=hist[2], norm=hist[3])
-    if bar is not None:
-        bar.close()
+            bar.close()
     out = {k: np.asarray(v) for k, v in zip(("step", "train_loss", "test_mse", "norm"), hist)}
-    out.update(U=U, V=V)
-    return out
+    return MFResult(U=U, V=V, status=status, message=status_message(status, detail),
+                    params=params, **out)

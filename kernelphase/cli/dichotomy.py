@@ -5,74 +5,88 @@ __all__ = ["register"]
 
 
 def _common_diag(p):
-    p.add_argument("--task", choices=("sparse", "misgrok"), default="sparse")
-    p.add_argument("--d", type=int, default=10000, help="input dimension (default 1e4)")
-    p.add_argument("--n", type=int, default=256, help="training points (default 256)")
-    p.add_argument("--n-test", type=int, default=2000)
-    p.add_argument("--gamma", type=float, default=25.0, help="misgrok gap (default 25)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=("sparse", "misgrok"), default="sparse",
+                   help="sparse teacher on {-1,1}^d (grokking) or L2-separated data (misgrokking)")
+    p.add_argument("--d", type=int, default=10000, help="input dimension, 1 to 1e8")
+    p.add_argument("--n", type=int, default=256, help="training points, 2 to 1e5")
+    p.add_argument("--n-test", type=int, default=2000, help="test points, 1 to 1e7")
+    p.add_argument("--gamma", type=float, default=25.0, help="misgrok gap, 0 to 1e6")
+    p.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
 
 
 def _common_mc(p):
-    p.add_argument("--d", type=int, default=97)
-    p.add_argument("--frac", type=float, default=0.05, help="observed fraction (default 0.05)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--d", type=int, default=97, help="matrix size d x d, 2 to 1000")
+    p.add_argument("--frac", type=float, default=0.05, help="observed fraction, in (0, 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
 
 
-def _train_opts(p, alpha, lam, lr):
-    p.add_argument("--alpha", type=float, default=alpha)
-    p.add_argument("--lam", type=float, default=lam, help="weight decay lambda")
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--out", help="folder for summary.json, curves.csv and run.png")
+def _train_opts(p, alpha, lam, lr, out_help, alpha_max, lam_range):
+    p.add_argument("--alpha", type=float, default=alpha,
+                   help=f"initialisation scale, (1, {alpha_max}]")
+    p.add_argument("--lam", type=float, default=lam, help=f"weight decay lambda, {lam_range}")
+    p.add_argument("--lr", type=float, default=lr,
+                   help="GD step eta, (0, 1e3]; steps = t / eta")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--out", help=out_help + "; None: no files")
 
 
 def register(sub):
-    p = sub.add_parser("dichotomy", help="Lyu et al.: kernel vs max-margin predictors, t_g")
+    from ._lists import HelpFormatter
+    fmt = dict(formatter_class=HelpFormatter)
+    p = sub.add_parser("dichotomy", help="Lyu et al.: kernel vs max-margin predictors, t_g", **fmt)
     dsub = p.add_subparsers(dest="dichotomy_command", metavar="ACTION", required=True)
-    pr = dsub.add_parser("predict", help="early and late predictors and their test metrics")
+    pr = dsub.add_parser("predict", help="early and late predictors and their test metrics", **fmt)
     prs = pr.add_subparsers(dest="model", metavar="MODEL", required=True)
-    q = prs.add_parser("diag", help="max-L2 (SVM) and max-L1 margin classifiers")
+    q = prs.add_parser("diag", help="max-L2 (SVM) and max-L1 margin classifiers", **fmt)
     _common_diag(q)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_predict_diag)
-    q = prs.add_parser("mc", help="zero-fill and minimum-nuclear-norm completions")
+    q = prs.add_parser("mc", help="zero-fill and minimum-nuclear-norm completions", **fmt)
     _common_mc(q)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_predict_mc)
-    tr = dsub.add_parser("train", help="simulate and compare with the predictors")
+    tr = dsub.add_parser("train", help="simulate and compare with the predictors", **fmt)
     trs = tr.add_subparsers(dest="model", metavar="MODEL", required=True)
-    q = trs.add_parser("diag", help="diagonal linear net (exact gradient flow)")
+    q = trs.add_parser("diag", help="diagonal linear net (exact gradient flow)", **fmt)
     _common_diag(q)
-    _train_opts(q, 128.0, 1e-3, 0.01)
+    _train_opts(q, 128.0, 1e-3, 0.01, "folder for summary.json, curves.csv and run.png", "1e6",
+                "[1e-8, 1e3]")
     q.add_argument("--init", choices=("unit", "ones"), default="unit",
                    help="unit: |theta(0)| = alpha (authors' code); ones: u = v = alpha")
-    q.add_argument("--t-end", type=float, default=2.0, help="horizon in units of t_g")
+    q.add_argument("--t-end", type=float, default=2.0,
+                   help="horizon in units of t_g = ln(alpha)/lambda, (0, 100]")
     q.set_defaults(func=_train_diag)
-    q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD")
+    q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD", **fmt)
     _common_mc(q)
-    _train_opts(q, 10.0, 1e-4, 0.1)
-    q.add_argument("--steps", type=int, default=10**6)
-    q.add_argument("--record-every", type=int, default=1000)
-    q.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    _train_opts(q, 10.0, 1e-4, 0.1, "run folder (checkpoint, summary.json, curves.csv, run.png)",
+                "1e8", "(0, 1e3]")
+    q.add_argument("--steps", type=int, default=10**6, help="GD steps, 1 to 1e9")
+    q.add_argument("--record-every", type=int, default=1000,
+                   help="steps between records, >= 1 (at most 1e6 records)")
+    q.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints, a multiple of --record-every "
+                        "(None: 50 records)")
+    q.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same parameters and seed)")
     q.set_defaults(func=_train_mc)
-    sw = dsub.add_parser("sweep-alpha", help="lambda*t_transition - ln(alpha) over alpha")
+    sw = dsub.add_parser("sweep-alpha", help="lambda*t_transition - ln(alpha) over alpha", **fmt)
     _common_diag(sw)
-    sw.add_argument("--alphas", default="32,64,128")
-    sw.add_argument("--lam", type=float, default=1e-3)
-    sw.add_argument("--init", choices=("unit", "ones"), default="unit")
-    sw.add_argument("--json", action="store_true")
-    sw.add_argument("--out")
+    sw.add_argument("--alphas", default="32,64,128",
+                    help="comma list of 2 to 50 distinct alpha in (1, 1e6]")
+    sw.add_argument("--lam", type=float, default=1e-3, help="weight decay lambda, [1e-8, 1e3]")
+    sw.add_argument("--init", choices=("unit", "ones"), default="unit",
+                    help="unit: |theta(0)| = alpha; ones: u = v = alpha")
+    sw.add_argument("--json", action="store_true", help="print one JSON object")
+    sw.add_argument("--no-progress", action="store_true", help="hide progress output")
+    sw.add_argument("--out", help="folder for sweep.json; None: no files")
     sw.set_defaults(func=_sweep)
 
 
-def _emit(args, summary, text_keys):
-    from ._output import print_json
-    if args.json:
-        print_json(summary)
-    else:
-        for k in text_keys:
-            print(f"{k}: {summary[k]}")
+def _check_data(args):
+    from ..validation.dichotomy_runs import check_diag_params
+    check_diag_params(args.task, args.d, args.n, args.n_test, seed=args.seed, gamma=args.gamma,
+                      **({"init": args.init} if hasattr(args, "init") else {}))
 
 
 def _dataset(args):
@@ -83,94 +97,138 @@ def _dataset(args):
 
 
 def _predict_diag(args):
+    from ..results import status_message
     from ..solvers.margins import l1_max_margin, l2_max_margin, linear_accuracy
+    from ._lists import emit
+    _check_data(args)
     X, y, Xt, yt, _ = _dataset(args)
     l2, l1 = l2_max_margin(X, y), l1_max_margin(X, y)
+    status = l2.status or l1.status
     s = {"l2_svm_test_acc": linear_accuracy(l2.w, Xt, yt),
          "l1_margin_test_acc": linear_accuracy(l1.w, Xt, yt),
          "l2_margin": l2.margin, "l1_margin": l1.margin,
-         "l2_converged": l2.converged, "l1_converged": l1.converged,
+         "l2_status": l2.status, "l1_status": l1.status,
          "l2_residual": l2.residual, "l1_residual": l1.residual,
-         "l1_support": int((abs(l1.w) > 1e-9 * abs(l1.w).max()).sum())}
-    _emit(args, s, ("l2_svm_test_acc", "l1_margin_test_acc", "l1_support"))
+         "l1_support": int((abs(l1.w) > 1e-9 * abs(l1.w).max()).sum()) if l1.w.any() else 0,
+         "status": status,
+         "message": (l2.message if l2.status else l1.message) if status else status_message(0),
+         "params": dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test,
+                        gamma=args.gamma, seed=args.seed)}
+    emit(args, s, ("l2_svm_test_acc", "l1_margin_test_acc", "l1_support"))
     return 0
 
 
 def _predict_mc(args):
     from ..solvers.matrix_completion import (multiplication_table, nuclear_norm_completion,
                                              observation_mask, heldout_mse, zero_fill_completion)
-    from .._checks import check_range
-    check_range("frac", args.frac, 0, 1, lo_open=True, hi_open=True)
+    from ..validation.dichotomy_runs import check_mc_params
+    from ._lists import emit
+    n_obs = check_mc_params(args.d, args.frac, seed=args.seed, steps=1, record_every=1)
     Xs = multiplication_table(args.d)
-    mask = observation_mask(args.d, int(round(args.frac * args.d ** 2)), seed=args.seed)
+    mask = observation_mask(args.d, n_obs, seed=args.seed)
     nn = nuclear_norm_completion(Xs, mask)
     s = {"zero_fill_test_mse": heldout_mse(zero_fill_completion(Xs, mask), Xs, mask),
          "nuclear_norm_test_mse": heldout_mse(nn.W, Xs, mask), "nuclear_norm": nn.nuclear_norm,
-         "n_obs": int(mask.sum()), "converged": nn.converged, "residual": nn.residual}
-    _emit(args, s, ("zero_fill_test_mse", "nuclear_norm_test_mse", "nuclear_norm"))
+         "n_obs": int(mask.sum()), "residual": nn.residual, "status": nn.status,
+         "message": nn.message, "params": dict(d=args.d, frac=args.frac, seed=args.seed)}
+    emit(args, s, ("zero_fill_test_mse", "nuclear_norm_test_mse", "nuclear_norm"))
     return 0
 
 
-def _write(args, summary):
-    if not args.out:
-        return
+def _write(folder, res):
+    """curves.csv, run.png and summary.json of a run into an existing folder."""
     from ..io import atomic_write_json, provenance, write_csv
+    from ..results import jsonable
     from ..validation.dichotomy_runs import plot_run
-    os.makedirs(args.out, exist_ok=True)
-    c = summary["curves"]
+    c = res.curves
     keys = list(c)
-    write_csv(os.path.join(args.out, "curves.csv"), keys, zip(*(c[k] for k in keys)))
-    rec = {k: v for k, v in summary.items() if k != "curves"}
-    rec["provenance"] = provenance(summary["params"], seed=summary["params"].get("seed"))
-    atomic_write_json(os.path.join(args.out, "summary.json"), rec)
-    plot_run(summary, os.path.join(args.out, "run.png"))
+    write_csv(os.path.join(folder, "curves.csv"), keys, zip(*(c[k] for k in keys)))
+    plot_run(res, os.path.join(folder, "run.png"))
+    rec = {k: v for k, v in res.to_dict().items() if k != "curves"}
+    rec["provenance"] = provenance(res.params, seed=res.params.get("seed"))
+    atomic_write_json(os.path.join(folder, "summary.json"), jsonable(rec))
 
 
 _TRAIN_KEYS = ("t_g_predicted", "t_transition_measured")
 
 
+def _no_curves(res):
+    return {k: v for k, v in res.to_dict().items() if k != "curves"}
+
+
 def _train_diag(args):
-    from ..validation.dichotomy_runs import train_diag
-    s = train_diag(task=args.task, d=args.d, n=args.n, n_test=args.n_test, alpha=args.alpha,
-                   lam=args.lam, lr=args.lr, seed=args.seed, gamma=args.gamma, init=args.init,
-                   t_end_factor=args.t_end)
-    _write(args, s)
-    _emit(args, {k: v for k, v in s.items() if k != "curves"},
-          _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final"))
+    from ..io import check_output_dir, provenance, staged_dir
+    from ..validation.dichotomy_runs import check_diag_params, train_diag
+    from ._lists import emit, locked_output
+    kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, alpha=args.alpha,
+              lam=args.lam, lr=args.lr, seed=args.seed, gamma=args.gamma, init=args.init,
+              t_end_factor=args.t_end)
+    check_diag_params(**kw)
+    if args.out is None:
+        res = train_diag(**kw)
+    else:
+        check_output_dir(args.out, "--out")
+        with locked_output(args.out):
+            res = train_diag(**kw)
+            with staged_dir(args.out, manifest=provenance(res.params, args.seed)) as stage:
+                _write(stage, res)
+    emit(args, _no_curves(res),
+         _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final"))
     return 0
 
 
 def _train_mc(args):
-    from ..validation.dichotomy_runs import train_mc
-    ckpt = None
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        ckpt = os.path.join(args.out, "checkpoint.npz")
-        if os.path.exists(ckpt) and not args.resume:
-            os.unlink(ckpt)
-    s = train_mc(d=args.d, frac=args.frac, alpha=args.alpha, lam=args.lam, lr=args.lr,
-                 steps=args.steps, record_every=args.record_every, seed=args.seed,
-                 checkpoint=ckpt, progress=True)
-    _write(args, s)
-    _emit(args, {k: v for k, v in s.items() if k != "curves"},
-          _TRAIN_KEYS + ("plateau_test_mse", "final_test_mse", "zero_fill_test_mse",
-                         "nuclear_norm_test_mse", "final_norm", "sqrt_nuclear_norm"))
+    import shutil
+    from ..io import RunDir, check_output_dir
+    from ..validation.dichotomy_runs import check_mc_params, train_mc
+    from ._lists import emit
+    kw = dict(d=args.d, frac=args.frac, alpha=args.alpha, lam=args.lam, lr=args.lr,
+              steps=args.steps, record_every=args.record_every, seed=args.seed,
+              checkpoint_every=args.checkpoint_every)
+    n_obs = check_mc_params(**kw)
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out, the folder of the run to continue")
+    progress = None if not args.no_progress else False
+    if args.out is None:
+        res = train_mc(progress=progress, **kw)
+    else:
+        out = check_output_dir(args.out, "--out", resumable=True)
+        key = dict(kw, model="matrix_completion", n=n_obs)
+        key.pop("checkpoint_every")
+        made = not os.path.exists(out)
+        try:
+            with RunDir(out, key, resume=args.resume) as run_dir:
+                res = train_mc(checkpoint=run_dir, progress=progress, **kw)
+                _write(out, res)
+        except BaseException:
+            if made and os.path.isdir(out) and not os.path.exists(
+                    os.path.join(out, "checkpoint.npz")):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+    emit(args, _no_curves(res),
+         _TRAIN_KEYS + ("plateau_test_mse", "final_test_mse", "zero_fill_test_mse",
+                        "nuclear_norm_test_mse", "final_norm", "sqrt_nuclear_norm"))
     return 0
 
 
 def _sweep(args):
-    from ..validation.dichotomy_runs import sweep_alpha
-    try:
-        alphas = tuple(float(a) for a in args.alphas.split(","))
-    except ValueError:
-        raise ValueError(f"--alphas={args.alphas!r} is not a comma-separated list of numbers") from None
-    if len(alphas) < 2:
-        raise ValueError(f"--alphas={args.alphas!r} needs at least two values")
-    s = sweep_alpha(alphas, task=args.task, d=args.d, n=args.n, n_test=args.n_test,
-                    lam=args.lam, seed=args.seed, gamma=args.gamma, init=args.init)
-    if args.out:
-        from ..io import atomic_write_json, provenance
-        atomic_write_json(os.path.join(args.out, "sweep.json"),
-                          dict(s, provenance=provenance(vars(args).copy() | {"func": None})))
-    _emit(args, s, ("offset_spread", "slope_lambda_t_vs_ln_alpha"))
+    from ..io import atomic_write_json, check_output_dir, provenance, staged_dir
+    from ..validation.dichotomy_runs import check_diag_params, sweep_alpha
+    from ._lists import check_list, emit, locked_output
+    alphas = check_list("--alphas", args.alphas, 1.0, 1e6, lo_open=True, min_len=2)
+    kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, lam=args.lam,
+              seed=args.seed, gamma=args.gamma, init=args.init)
+    for a in alphas:
+        check_diag_params(alpha=a, **kw)
+    if args.out is None:
+        res = sweep_alpha(alphas, **kw)
+    else:
+        check_output_dir(args.out, "--out")
+        with locked_output(args.out):
+            res = sweep_alpha(alphas, **kw)
+            prov = provenance(res.params, args.seed)
+            with staged_dir(args.out, manifest=prov) as stage:
+                atomic_write_json(os.path.join(stage, "sweep.json"),
+                                  dict(res.to_dict(), provenance=prov))
+    emit(args, res, ("offset_spread", "slope_lambda_t_vs_ln_alpha"))
     return 0

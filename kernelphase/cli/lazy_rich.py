@@ -14,101 +14,120 @@ _DEFAULT_ACT = "h + eps*h**2/2"
 
 
 def register(subparsers):
+    from ._lists import HelpFormatter
     p = subparsers.add_parser("lazy-rich", help="lazy-to-rich grokking (Kumar et al. 2023)",
-                              description=__doc__)
+                              description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="lazy_rich_command", metavar="SUBCOMMAND")
 
-    s = sub.add_parser("spectrum", help="NTK spectrum at init, target power per sector")
-    s.add_argument("--D", type=int, default=100)
-    s.add_argument("--eps", type=float, default=0.02)
+    s = sub.add_parser("spectrum", help="NTK spectrum at init, target power per sector",
+                       formatter_class=HelpFormatter)
+    s.add_argument("--D", type=int, default=100, help="input dimension, 1 to 1e6")
+    s.add_argument("--eps", type=float, default=0.02,
+                   help="quadratic coefficient of the activation, 0 to 1e6")
     s.add_argument("--activation", default=_DEFAULT_ACT,
                    help="polynomial in z that may use eps (h is accepted as an alias of z); "
                         "parsed by kernelphase.parse, never evaluated; default %(default)r")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_spectrum)
 
-    k = sub.add_parser("kernel-regression", help="learning curve of the NTK at init")
-    k.add_argument("--D", type=int, default=100)
-    k.add_argument("--P", type=int, default=550)
-    k.add_argument("--eps", type=float, default=0.02)
-    k.add_argument("--seed", type=int, default=0)
+    k = sub.add_parser("kernel-regression", help="learning curve of the NTK at init",
+                       formatter_class=HelpFormatter)
+    k.add_argument("--D", type=int, default=100, help="input dimension, 1 to 1e6")
+    k.add_argument("--P", type=int, default=550, help="training points, 1 to 1e6")
+    k.add_argument("--eps", type=float, default=0.02,
+                   help="quadratic coefficient of the activation, 0 to 1e6")
+    k.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
     k.add_argument("--ridge", type=float, default=0.0,
-                   help="ridge*P*I added to the Gram matrix (0: ridgeless)")
-    k.add_argument("--n-test", type=int, default=2000)
-    k.add_argument("--json", action="store_true")
+                   help="ridge*P*I added to the Gram matrix (0: ridgeless), 0 to 1e6")
+    k.add_argument("--n-test", type=int, default=2000, help="test points, 1 to 1e6")
+    k.add_argument("--json", action="store_true", help="print one JSON object")
     k.set_defaults(func=_kernel_regression)
 
     for name, fn, hlp in (("train", _train, "train one network (reduced dynamics)"),
                           ("sweep", _sweep, "grokking times over alpha (x eps)")):
-        t = sub.add_parser(name, help=hlp)
+        t = sub.add_parser(name, help=hlp, formatter_class=HelpFormatter)
         t.add_argument("--preset", default="fig1",
-                       choices=("fig1", "fig3a", "fig3e", "fig4", "goldilocks"))
-        for opt, typ in (("--D", int), ("--P", int), ("--N", int), ("--alpha", float),
-                         ("--eps", float), ("--c", float), ("--steps", int)):
-            t.add_argument(opt, type=typ, default=None, help="override the preset")
-        t.add_argument("--convention", choices=("A", "B"), default=None)
-        t.add_argument("--loss", choices=("centred", "uncentred"), default=None)
-        t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--threshold", type=float, default=0.1)
+                       choices=("fig1", "fig3a", "fig3e", "fig4", "goldilocks"),
+                       help="paper parameter set (Kumar et al. 2023 figure)")
+        for opt, typ, h in (("--D", int, "input dimension, 1 to 1e6"),
+                            ("--P", int, "training points, 1 to 1e8"),
+                            ("--N", int, "width, 1 to 1e8"),
+                            ("--alpha", float, "output scale (laziness), (0, 1e6]"),
+                            ("--eps", float, "quadratic coefficient, [0, 1e6]"),
+                            ("--c", float, "learning rate c in lr = c N / alpha^2, (0, 1e6]"),
+                            ("--steps", int, "GD steps, 0 to 1e9")):
+            t.add_argument(opt, type=typ, default=None,
+                           help=f"{h}; overrides the preset (None: the preset's value)")
+        t.add_argument("--convention", choices=("A", "B"), default=None,
+                       help="data convention (None: the preset's)")
+        t.add_argument("--loss", choices=("centred", "uncentred"), default=None,
+                       help="loss of f - f0 or of f (None: the preset's)")
+        t.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
+        t.add_argument("--threshold", type=float, default=0.1,
+                       help="loss level that defines t_train and t_test, > 0")
         t.add_argument("--relative", action="store_true",
                        help="threshold as a fraction of each curve's initial loss (Fig. 3a)")
-        t.add_argument("--record-every", type=int, default=10)
-        t.add_argument("--out", default=None, help="output folder")
-        t.add_argument("--json", action="store_true")
-        t.add_argument("--no-progress", action="store_true")
+        t.add_argument("--record-every", type=int, default=10,
+                       help="steps between records, >= 1 (at most 1e6 records)")
+        t.add_argument("--json", action="store_true", help="print one JSON object")
+        t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         if name == "train":
+            t.add_argument("--out", default=None,
+                           help="run folder (checkpoint, curves.csv, curves.png, summary.json);"
+                                " None: lazy_rich_out/PRESET")
             t.add_argument("--model", choices=("network", "linearised", "population"),
-                           default="network")
+                           default="network", help="what is trained")
             t.add_argument("--with-linearised", action="store_true",
                            help="also run the linearised model (Fig. 1 black curves)")
             t.add_argument("--align-points", type=int, default=0,
-                           help="test points for the NTK alignment (0: off; paper 1000)")
-            t.add_argument("--resume", action="store_true", help="resume from checkpoint")
+                           help="test points for the NTK alignment (0: off; paper 1000), "
+                                "0 to 1e5")
+            t.add_argument("--resume", action="store_true",
+                           help="continue the run in --out (same parameters and seed)")
+            t.add_argument("--checkpoint-every", type=float, default=30.0,
+                           help="seconds between checkpoints, 0 to 1e6")
         else:
+            t.add_argument("--out", default=None,
+                           help="output folder (sweep.csv, sweep.json, grokking_grid.png); "
+                                "None: lazy_rich_out/sweep")
             t.add_argument("--alphas", default=None,
-                           help="comma list (default 0.25,0.5,1,2; fig3e: 5x5 grid, paper 14x14)")
+                           help="comma list of alpha in (0, 1e6], distinct, at most 50 "
+                                "(None: 0.25,0.5,1,2; fig3e: 0.4,1.6,2.8,4.0,5.2)")
             t.add_argument("--eps-values", default=None,
-                           help="comma list: alpha x eps grid (Fig. 3e)")
+                           help="comma list of eps in [0, 1e6]: alpha x eps grid (Fig. 3e) "
+                                "(None: --eps; fig3e: 0.02,0.08,0.14,0.2,0.26)")
         t.set_defaults(func=fn)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
-def _floats(name, text):
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a comma-separated list of numbers") from None
-    if not vals:
-        raise ValueError(f"{name}={text!r} is empty")
-    return vals
-
-
 def _spectrum(args):
     from .._checks import check_int, check_range
-    from ._output import print_json
-    check_int("D", args.D, 1)
-    check_range("eps", args.eps, 0, math.inf)
+    from ._lists import emit
+    check_int("D", args.D, 1, 10**6)
+    check_range("eps", args.eps, 0, 1e6)
     from ..lazy_rich import spectrum_report
     rep = spectrum_report(args.D, args.eps, args.activation)
-    if args.json:
-        print_json(rep)
-    else:
+    if not args.json:
         for sec in rep["sectors"]:
             print(f"{sec['name']:>22s}  degree {sec['degree']}  eigenvalue "
                   f"{sec['eigenvalue']:.6g}  multiplicity {sec['multiplicity']:g}  "
                   f"target power {sec['target_power']:.6g}")
-        print(f"population alignment {rep['alignment']:.6g}")
+    emit(args, dict(rep, params=dict(D=args.D, eps=args.eps, activation=args.activation)),
+         ("alignment",))
     return 0
 
 
 def _kernel_regression(args):
     from .._checks import check_int, check_range
-    from ._output import print_json
-    check_int("D", args.D, 1)
-    check_int("P", args.P, 1)
-    check_int("n_test", args.n_test, 1)
-    check_range("eps", args.eps, 0, math.inf)
-    check_range("ridge", args.ridge, 0, math.inf)
+    from ..solvers.matrix_completion import check_memory
+    from ._lists import emit
+    D = check_int("D", args.D, 1, 10**6)
+    P = check_int("P", args.P, 1, 10**6)
+    nt = check_int("n_test", args.n_test, 1, 10**6)
+    check_int("seed", args.seed, 0, 2**63 - 1)
+    check_range("eps", args.eps, 0, 1e6)
+    check_range("ridge", args.ridge, 0, 1e6)
+    check_memory(f"D={D}, P={P}, n_test={nt}", 8.0 * (3 * P * P + 2 * nt * P + (P + nt) * D))
     from ..solvers.learning_curve import learning_curve
     from ..lazy_rich import spectrum_report
     from ..validation.polynomial_net import make_data, kernel_regression_empirical
@@ -122,14 +141,16 @@ def _kernel_regression(args):
     X, y, beta, _ = make_data(args.D, args.P, rng, normalise=True)
     Xt, yt, _, _ = make_data(args.D, args.n_test, rng, beta=beta)
     eps = args.eps
-    emp = kernel_regression_empirical(lambda u: u + eps ** 2 * u ** 2, X, y, Xt, yt, args.ridge)
-    out = dict(test_mse_theory=th.test_mse, test_mse_empirical=emp, D=args.D, P=args.P,
-               eps=eps, seed=args.seed, ridge=args.ridge, kappa=th.kappa,
-               status=th.status, message=th.message, converged=th.converged)
-    if args.json:
-        print_json(out)
-    else:
-        print(f"test MSE theory {th.test_mse:.6g}   empirical {emp:.6g}  ({th.message})")
+    try:
+        emp = kernel_regression_empirical(lambda u: u + eps ** 2 * u ** 2, X, y, Xt, yt,
+                                          args.ridge)
+    except np.linalg.LinAlgError:
+        emp = float("nan")   # singular Gram matrix: P above the kernel's rank, ridgeless
+    out = dict(test_mse_theory=th.test_mse, test_mse_empirical=emp, kappa=th.kappa,
+               status=th.status, message=th.message,
+               params=dict(D=args.D, P=args.P, eps=eps, seed=args.seed, ridge=args.ridge,
+                           n_test=args.n_test))
+    emit(args, out, ("test_mse_theory", "test_mse_empirical"))
     return 0
 
 
@@ -145,61 +166,78 @@ def _config(args):
     return cfg
 
 
-def _check_cfg(cfg, args):
-    from .._checks import check_int, check_positive, check_range
-    check_int("D", cfg["D"], 1)
-    check_int("P", cfg["P"], 1)
-    check_int("N", cfg["N"], 1)
-    check_positive("alpha", cfg["alpha"])
-    check_range("eps", cfg["eps"], 0, math.inf)
-    check_positive("c", cfg["c"])
-    check_int("steps", cfg["steps"], 1)
-    check_positive("threshold", args.threshold)
-    check_int("record_every", args.record_every, 1)
+def _check_cfg(cfg, args, model="network", align_points=0):
+    from .._checks import check_range
+    from ..validation.polynomial_net import check_train_params
+    check_train_params(cfg["D"], cfg["P"], cfg["N"], cfg["alpha"], cfg["eps"], cfg["c"],
+                       cfg["steps"], args.seed, cfg["convention"], model, args.record_every,
+                       align_points)
+    check_range("threshold", args.threshold, 0, math.inf, lo_open=True)
 
 
 def _train(args):
-    from ._output import print_json
+    import shutil
+    from .._checks import check_int, check_range
+    from ..io import RunDir, check_output_dir
+    from ._lists import emit
     cfg = _config(args)
-    _check_cfg(cfg, args)
+    check_int("align_points", args.align_points, 0, 10**5)
+    _check_cfg(cfg, args, args.model, args.align_points)
+    ck_sec = check_range("checkpoint_every", args.checkpoint_every, 0, 1e6)
+    out = os.path.join("lazy_rich_out", args.preset) if args.out is None else args.out
+    out = check_output_dir(out, "--out", resumable=True)
     from ..validation.lazy_rich_runs import train_and_report
-    out = args.out or os.path.join("lazy_rich_out", args.preset)
-    summary = train_and_report(cfg, seed=args.seed, model=args.model, out=out,
-                               threshold=args.threshold, record_every=args.record_every,
-                               with_linearised=args.with_linearised,
-                               align_points=args.align_points, resume=args.resume,
-                               progress=not args.no_progress, relative=args.relative)
-    if args.json:
-        print_json(summary)
-    else:
-        print(f"t_train={summary['t_train']}  t_test={summary['t_test']}  "
-              f"final test loss {summary['final_test_loss']:.4g}  -> {out}")
+    key = dict(cfg, seed=args.seed, model=args.model, record_every=args.record_every,
+               threshold=args.threshold, relative=args.relative,
+               with_linearised=args.with_linearised, align_points=args.align_points)
+    made = not os.path.exists(out)
+    try:
+        with RunDir(out, key, resume=args.resume) as run_dir:
+            res = train_and_report(cfg, seed=args.seed, model=args.model, out=out,
+                                   threshold=args.threshold, record_every=args.record_every,
+                                   with_linearised=args.with_linearised,
+                                   align_points=args.align_points, checkpoint=run_dir,
+                                   checkpoint_seconds=ck_sec,
+                                   progress=not args.no_progress, relative=args.relative)
+    except BaseException:
+        # a run that failed before its first checkpoint leaves nothing behind
+        if made and os.path.isdir(out) and not any(
+                n.startswith("checkpoint_") for n in os.listdir(out)):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    emit(args, res, ("t_train", "t_test", "final_test_loss"), extra={"out": out})
     return 0
 
 
 def _sweep(args):
-    from ._output import print_json
+    from ..io import check_output_dir, provenance, staged_dir
+    from ._lists import check_list, emit, locked_output
     cfg = _config(args)
     grid = args.preset == "fig3e"
-    alphas = _floats("alphas", args.alphas or ("0.4,1.6,2.8,4.0,5.2" if grid else "0.25,0.5,1,2"))
-    eps_text = args.eps_values or ("0.02,0.08,0.14,0.2,0.26" if grid else None)
-    epss = _floats("eps_values", eps_text) if eps_text else [cfg["eps"]]
-    for a in alphas:
-        _check_cfg(dict(cfg, alpha=a), args)
+    alphas = check_list("--alphas", args.alphas if args.alphas is not None else
+                        ("0.4,1.6,2.8,4.0,5.2" if grid else "0.25,0.5,1,2"),
+                        0, 1e6, lo_open=True)
+    eps_text = args.eps_values if args.eps_values is not None else (
+        "0.02,0.08,0.14,0.2,0.26" if grid else None)
+    epss = check_list("--eps-values", eps_text, 0, 1e6) if eps_text is not None else [cfg["eps"]]
     for e in epss:
-        from .._checks import check_range
-        check_range("eps", e, 0, math.inf)
-    from ..validation.lazy_rich_runs import sweep
-    out = args.out or os.path.join("lazy_rich_out", "sweep")
-    summary = sweep(cfg, alphas, epss, seed=args.seed, out=out, threshold=args.threshold,
+        for a in alphas:
+            _check_cfg(dict(cfg, alpha=a, eps=e), args)
+    from ..validation.lazy_rich_runs import MAX_GRID, sweep
+    if len(alphas) * len(epss) > MAX_GRID:
+        raise ValueError(f"--alphas x --eps-values has {len(alphas)} x {len(epss)} points; "
+                         f"the valid range is at most {MAX_GRID}")
+    out = os.path.join("lazy_rich_out", "sweep") if args.out is None else args.out
+    out = check_output_dir(out, "--out")
+    params = dict(cfg, alphas=alphas, eps_values=epss, threshold=args.threshold,
+                  relative=args.relative, record_every=args.record_every)
+    with locked_output(out), staged_dir(out, manifest=provenance(params, args.seed)) as stage:
+        res = sweep(cfg, alphas, epss, seed=args.seed, out=stage, threshold=args.threshold,
                     record_every=args.record_every, progress=not args.no_progress,
                     relative=args.relative)
-    if args.json:
-        print_json(summary)
-    else:
-        for r in summary["runs"]:
+    if not args.json:
+        for r in res.runs:
             print(f"alpha={r['alpha']:<6g} eps={r['eps']:<6g} t_train={r['t_train']}  "
                   f"t_test={r['t_test']}  grokking={r['grokking']}")
-        print(f"fitted exponent of t_test vs alpha: {summary['fitted_exponent']}; "
-              f"theory {summary['theory_exponent']}")
+    emit(args, res, ("fitted_exponent", "theory_exponent"), extra={"out": out})
     return 0
