@@ -10,7 +10,7 @@ import os
 
 __all__ = ["register"]
 
-_DEFAULT_ACT = "h + eps*h**2/2"
+_DEFAULT_ACT = "z + eps*z**2/2"
 
 
 def register(subparsers):
