@@ -209,6 +209,25 @@ def test_vectorised_erf_series_against_mpmath():
         assert abs(g - float(mpmath.exp(-mpmath.mpf(h) ** 2))) <= 4e-15 * math.exp(-h * h)
 
 
+def test_erf_series_source_is_the_printed_horner_form():
+    """The literal coefficients in ``_erf_series`` are exactly what ``_horner_lines`` prints
+    from the Taylor coefficients (computed here again), so hand edits cannot drift."""
+    import inspect
+
+    from kernelphase.validation import langevin as L
+    two = 2.0 / math.sqrt(math.pi)
+    erf_c = tuple(two * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(31))
+    exp_c = tuple(1.0 / math.factorial(k) for k in range(14))
+    assert erf_c == L._ERF_TAYLOR and exp_c == L._EXP_TAYLOR
+    body = inspect.getsource(L._erf_series.py_func)
+    squares = ["    e = e * e"] * 4
+    expected = "\n".join(["    s = h * h", f"    s = s if s < {L._SERIES_EDGE ** 2!r} else "
+                          f"{L._SERIES_EDGE ** 2!r}", "    y = -0.0625 * s",
+                          *L._horner_lines("e", exp_c, "y"), *squares,
+                          *L._horner_lines("p", erf_c, "s"), "    return h * p, e", ""])
+    assert body.endswith(expected)
+
+
 def test_resume_after_kill_is_bit_identical(tmp_path):
     post = _small_posterior()
     obs = lambda a, W: {"w2": (W ** 2).mean()}

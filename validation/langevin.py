@@ -63,16 +63,19 @@ _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(14))
 _SERIES_EDGE = 2.0          # |h| beyond which the series are not used (libm instead)
 
 
-def _horner(name, coefficients, var):
-    """Source of the Horner form of ``sum_k coefficients[k] var**k``, unrolled so
-    that the loop around it vectorises; ``name`` is the tuple's name in that source."""
-    src = f"{name}[{len(coefficients) - 1}]"
-    for k in range(len(coefficients) - 2, -1, -1):
-        src = f"({src} * {var} + {name}[{k}])"
-    return src
+def _horner_lines(acc, coefficients, var):
+    """Source lines of the Horner form of ``sum_k coefficients[k] var**k`` into ``acc``, the
+    coefficients written as literals. The body of :func:`_erf_series` below was printed by
+    this function (a test prints it again and compares the text): unrolled by hand, the loop
+    around the series vectorises; a loop over a tuple of coefficients does not (6x slower)."""
+    lines = [f"    {acc} = {coefficients[-1]!r}"]
+    for c in reversed(coefficients[:-1]):
+        lines.append(f"    {acc} = {acc} * {var} + {c!r}")
+    return lines
 
 
-def _make_erf_series():
+@njit(inline="always", fastmath={"contract"})
+def _erf_series(h):
     r"""``(erf h, exp(-h^2))`` for ``|h| <= 2`` by branch-free series, so that a loop over them
     vectorises (libm's erf and exp do not; this llvmlite has no SVML):
 
@@ -80,29 +83,63 @@ def _make_erf_series():
               \qquad e^{-h^2}=\Big(\sum_{k=0}^{13}\frac{(-h^2/16)^k}{k!}\Big)^{16}.
 
     Truncation errors at ``|h| = 2`` are below 2e-16 and 3e-18 (relative); the 16th power costs
-    at most 16 ulp. Larger ``|h|`` are clamped here and recomputed by the caller.
+    at most 16 ulp. Larger ``|h|`` are clamped here and recomputed by the caller. The
+    coefficients are :data:`_EXP_TAYLOR` and :data:`_ERF_TAYLOR`, printed by
+    :func:`_horner_lines`.
     """
-    edge2 = _SERIES_EDGE ** 2
-    src = f"""
-def _erf_series(h):
     s = h * h
-    s = s if s < {edge2!r} else {edge2!r}
+    s = s if s < 4.0 else 4.0
     y = -0.0625 * s
-    e = {_horner("EXP", _EXP_TAYLOR, "y")}
+    e = 1.6059043836821613e-10
+    e = e * y + 2.08767569878681e-09
+    e = e * y + 2.505210838544172e-08
+    e = e * y + 2.755731922398589e-07
+    e = e * y + 2.7557319223985893e-06
+    e = e * y + 2.48015873015873e-05
+    e = e * y + 0.0001984126984126984
+    e = e * y + 0.001388888888888889
+    e = e * y + 0.008333333333333333
+    e = e * y + 0.041666666666666664
+    e = e * y + 0.16666666666666666
+    e = e * y + 0.5
+    e = e * y + 1.0
+    e = e * y + 1.0
     e = e * e
     e = e * e
     e = e * e
     e = e * e
-    return h * {_horner("ERF", _ERF_TAYLOR, "s")}, e
-"""
-    namespace = {"ERF": _ERF_TAYLOR, "EXP": _EXP_TAYLOR}
-    exec(src, namespace)
-    fn = namespace["_erf_series"]
-    fn.__doc__ = _make_erf_series.__doc__
-    return njit(inline="always", fastmath={"contract"})(fn)
-
-
-_erf_series = _make_erf_series()
+    p = 6.973730328792914e-35
+    p = p * s + -2.1630383901171243e-33
+    p = p * s + 6.492909974544561e-32
+    p = p * s + -1.8841244217042036e-30
+    p = p * s + 5.279103332510835e-29
+    p = p * s + -1.4263930180784176e-27
+    p = p * s + 3.71153285316323e-26
+    p = p * s + -9.28672901131906e-25
+    p = p * s + 2.2308786802746453e-23
+    p = p * s + -5.136209054585811e-22
+    p = p * s + 1.131218725924631e-20
+    p = p * s + -2.3784598852774293e-19
+    p = p * s + 4.763348040515068e-18
+    p = p * s + -9.063970842808673e-17
+    p = p * s + 1.6342614095367152e-15
+    p = p * s + -2.7835162072109212e-14
+    p = p * s + 4.4632242632864775e-13
+    p = p * s + -6.7113668551641105e-12
+    p = p * s + 9.422759064650411e-11
+    p = p * s + -1.2290555301717926e-09
+    p = p * s + 1.4807192815879218e-08
+    p = p * s + -1.6365844691234924e-07
+    p = p * s + 1.6462114365889246e-06
+    p = p * s + -1.492565035840625e-05
+    p = p * s + 0.00012055332981789664
+    p = p * s + -0.0008548327023450852
+    p = p * s + 0.005223977625442188
+    p = p * s + -0.026866170645131252
+    p = p * s + 0.11283791670955126
+    p = p * s + -0.37612638903183754
+    p = p * s + 1.1283791670955126
+    return h * p, e
 
 
 @njit(cache=True)
