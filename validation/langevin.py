@@ -33,20 +33,24 @@ the read-out adiabatically eliminated; on times of order the read-out's relaxati
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
 and the network's index), so an ensemble gives the same numbers whether its networks run in one
-process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs go through
-:class:`Checkpoint` (emcee-style backend), written atomically: a run killed at any moment resumes
-from its last checkpoint and ends bit-identical to an uninterrupted run with the same seed.
+process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
+state through the one checkpoint backend, :class:`kernelphase.io.RunDir` (its key holds every
+parameter of the run, seed included; state files are atomic ``.npz``): a run killed at any
+moment resumes from its last checkpoint and ends bit-identical to an uninterrupted run with the
+same seed. :func:`langevin_run` returns a :class:`LangevinState`; a network whose weights turn
+NaN or infinite stops there with status 6 ("run diverged").
 """
+import dataclasses
 import math
-import os
+from typing import Any, Mapping
 
 import numpy as np
 from numba import njit, prange
 
 from kernelphase._checks import check_choice, check_int, check_positive
-from kernelphase.io import atomic_savez, load_npz
+from kernelphase.results import Result, status_message
 
-__all__ = ["ErfNetworkPosterior", "Checkpoint", "gaussian_readout", "gaussian_readout_wide",
+__all__ = ["ErfNetworkPosterior", "LangevinState", "gaussian_readout", "gaussian_readout_wide",
            "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -352,25 +356,25 @@ class ErfNetworkPosterior:
         return ga - a / self.var_a, gW - W / self.var_w
 
 
-class Checkpoint:
-    """Atomic on-disk state of one network's run (after emcee's backends)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class LangevinState(Result):
+    """Final state of one network's Langevin run (:func:`langevin_run`).
 
-    def __init__(self, path):
-        self.path = os.fspath(path)
-
-    def reset(self):
-        if os.path.exists(self.path):
-            os.unlink(self.path)
-
-    @property
-    def iteration(self):
-        return int(self.get_last_state()["step"]) if os.path.exists(self.path) else 0
-
-    def save_step(self, state):
-        atomic_savez(self.path, **state)
-
-    def get_last_state(self):
-        return load_npz(self.path)
+    ``a``, ``W`` are the weights after ``step`` steps; ``acc`` the sums of the observables
+    (``acc["count"]`` samples); ``trace`` the recorded rows at ``trace_steps``. ``status`` is 0,
+    or 6 ("run diverged") when the weights turned NaN or infinite, in which case the run stopped
+    at that ``step`` and ``acc`` holds only the samples taken before. "Diverged" means a weight
+    is NaN, infinite or beyond :data:`DIVERGED_STDS` prior standard deviations.
+    """
+    a: np.ndarray
+    W: np.ndarray
+    acc: Mapping[str, Any]
+    step: int
+    trace: np.ndarray
+    trace_steps: np.ndarray
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _ou_coefficients(var, lr):
@@ -380,8 +384,7 @@ def _ou_coefficients(var, lr):
 
 
 def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, observe=None,
-                 trace=None, checkpoint=None, checkpoint_every=1000, resume=False, params=None,
-                 bar=None):
+                 trace=None, checkpoint=None, checkpoint_every=1000, params=None, bar=None):
     r"""Run one network for ``steps`` Langevin steps of length ``lr``; return its final state.
 
     Parameters
@@ -393,34 +396,40 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         ``sample_every``-th step are accumulated (``acc["count"]`` holds the number of samples).
     trace : ``(steps_to_record, fn)``; ``fn(a, W)`` returns a 1-D array recorded at those steps
         (a learning curve), returned as ``trace`` (rows in the order of ``steps_to_record``).
-    checkpoint : path of this network's :class:`Checkpoint`, saved every ``checkpoint_every``
-        steps and at the end; with ``resume=True`` the run continues from it (its parameters
-        must match; ``steps`` may be extended).
+    checkpoint : ``(run_dir, name)``: a :class:`kernelphase.io.RunDir` and this network's state
+        file in it, saved every ``checkpoint_every`` steps, at the end and on divergence. When
+        the run folder was opened with ``resume=True`` the run continues from that file (the
+        folder's key, checked by ``RunDir``, guarantees the parameters match; ``steps`` must not
+        be below the saved step).
+    params : recorded in the result's ``params``.
     bar : a tqdm bar advanced once per step, or None.
+
+    Returns
+    -------
+    LangevinState
+        ``status`` 0, or 6 when the run diverged (a weight NaN, infinite or beyond
+        :data:`DIVERGED_STDS` prior standard deviations; the run stops at that step).
     """
     steps = check_int("steps", steps, 1)
     lr = check_positive("lr", lr)
     sample_every = check_int("sample_every", sample_every, 1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
-    params = _jsonable(dict(params or {}, lr=lr, seed=seed, key=list(key), burn_in=burn_in,
-                            sample_every=sample_every))
+    burn_in = check_int("burn_in", burn_in, 0)
     rng = network_rng(seed, *key)
     rec_steps, rec_fn = trace if trace is not None else ((), None)
     rec_steps = np.asarray(rec_steps, dtype=np.int64)
-    ck = Checkpoint(checkpoint) if checkpoint else None
+    store, name = checkpoint if checkpoint is not None else (None, None)
     acc, rec = {}, {}
-    if ck and resume and os.path.exists(ck.path):
-        st = ck.get_last_state()
-        if st["params"] != params:
-            raise ValueError(f"checkpoint {ck.path!r} was made with other parameters; "
-                             f"remove it or run without --resume")
+    st = store.load(name) if store is not None else None
+    if st is not None:
         a, W, step = st["a"], st["W"], int(st["step"])
+        if step > steps:
+            raise ValueError(f"steps={steps} is below the {step} steps already saved in "
+                             f"{store.file(name)!r}")
         rng.bit_generator.state = st["rng"]
         acc = {k[4:]: st[k] for k in st if k.startswith("acc_")}
         rec = {int(s): row for s, row in zip(st.get("rec_steps", ()), st.get("rec_rows", ()))}
     else:
-        if ck:
-            ck.reset()
         a, W = post.prior_sample(rng)
         step = 0
         if rec_fn is not None and 0 in rec_steps:
@@ -429,28 +438,72 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         bar.update(step)
     da, ka, na = _ou_coefficients(post.var_a, lr)
     dw, kw, nw = _ou_coefficients(post.var_w, lr)
+    bounds = (DIVERGED_STDS * math.sqrt(post.var_a), DIVERGED_STDS * math.sqrt(post.var_w))
     wanted = set(rec_steps.tolist())
+    save = None
+    if store is not None:
+        def save(step, a, W):
+            keys = sorted(rec)
+            extra = dict(rec_steps=np.asarray(keys, np.int64),
+                         rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
+            store.save(name, a=a, W=W, step=step, rng=rng.bit_generator.state,
+                       **{"acc_" + k: v for k, v in acc.items()}, **extra)
     with _blas_single(post):
-        step, a, W = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw), burn_in,
-                            sample_every, observe, acc, wanted, rec_fn, rec, bar, ck,
-                            checkpoint_every, params)
+        step, a, W, failure = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw),
+                                     bounds, burn_in, sample_every, observe, acc, wanted, rec_fn,
+                                     rec, bar, save, checkpoint_every)
+    if bar is not None and step < steps:
+        bar.update(steps - step)
     keys = [s for s in rec_steps.tolist() if s in rec]
-    return {"a": a, "W": W, "acc": acc, "step": step,
-            "trace": np.asarray([rec[s] for s in keys]), "trace_steps": np.asarray(keys)}
+    status, detail = (0, None) if failure is None else (
+        6, f"{failure} at step {step} of network {tuple(key)} (lr={lr:g})")
+    return LangevinState(a=a, W=W, acc=acc, step=step,
+                         trace=np.asarray([rec[s] for s in keys]), trace_steps=np.asarray(keys),
+                         status=status, message=status_message(status, detail),
+                         params=dict(params or {}, lr=lr, seed=seed, key=tuple(key),
+                                     burn_in=burn_in, sample_every=sample_every, steps=steps))
 
 
-def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, acc, wanted,
-           rec_fn, rec, bar, ck, checkpoint_every, params):
+#: a weight beyond this many prior standard deviations means the run diverged (its prior
+#: log-density alone would be below -5e7: no posterior of these models puts mass there)
+DIVERGED_STDS = 1e4
+
+
+_DIVERGED = f"weights NaN, infinite or beyond {DIVERGED_STDS:g} prior standard deviations"
+
+
+def _bounded(x, bound):
+    """True when every entry of ``x`` is within ``[-bound, bound]`` (False for NaN)."""
+    return bool(x.size == 0 or (x.max() <= bound and -x.min() <= bound))
+
+
+def _in_bounds(a, W, bounds):
+    return _bounded(a, bounds[0]) and _bounded(W, bounds[1])
+
+
+def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
+           wanted, rec_fn, rec, bar, save, checkpoint_every):
+    """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
+    run stopped early."""
     da, ka, na, dw, kw, nw = coef
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
+    if not _in_bounds(a, W, bounds):    # resumed from the checkpoint of a diverged run
+        return step, a, W, _DIVERGED
     while step < steps:
         if gibbs:
-            a, gW = post.gibbs_step(W, rng)
+            try:
+                a, gW = post.gibbs_step(W, rng)
+            except np.linalg.LinAlgError:   # read-out precision lost positive definiteness
+                return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
             a = da * a + ka * ga + na * rng.standard_normal(a.shape)
         W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
         step += 1
+        if not _in_bounds(a, W, bounds):
+            if save is not None:
+                save(step, a, W)
+            return step, a, W, _DIVERGED
         if observe is not None and step > burn_in and step % sample_every == 0:
             for k, v in observe(a, W).items():
                 acc[k] = acc.get(k, 0) + np.asarray(v, float)
@@ -459,16 +512,6 @@ def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, a
             rec[step] = np.asarray(rec_fn(a, W), float)
         if bar is not None:
             bar.update(1)
-        if ck and (step % checkpoint_every == 0 or step == steps):
-            keys = sorted(rec)
-            extra = dict(rec_steps=np.asarray(keys, np.int64),
-                         rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
-            ck.save_step(dict(a=a, W=W, step=step, rng=rng.bit_generator.state, params=params,
-                              **{"acc_" + k: v for k, v in acc.items()}, **extra))
-    return step, a, W
-
-
-def _jsonable(obj):
-    import json
-    from kernelphase.results import jsonable
-    return json.loads(json.dumps(jsonable(obj)))
+        if save is not None and (step % checkpoint_every == 0 or step == steps):
+            save(step, a, W)
+    return step, a, W, None
