@@ -168,7 +168,7 @@ def _start(out, steps, *extra):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_for(path, proc, timeout=60):
+def _wait_for(path, proc, timeout=120):     # generous: a loaded machine, a cold numba cache
     t0 = time.time()
     while not path.exists() and time.time() - t0 < timeout and proc.poll() is None:
         time.sleep(0.01)
@@ -207,3 +207,61 @@ def test_second_concurrent_run_on_the_same_folder_is_refused(capsys, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_python_api_checks_inputs_at_the_entry():
+    import numpy as np
+
+    from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
+    from kernelphase.validation.modular_addition import run_modular
+    from kernelphase.validation.teacher_student import run_cubic
+    X = np.random.default_rng(0).standard_normal((5, 2))
+    post = ErfNetworkPosterior(X, X[:, 0], 0.5, 1.0, 1.0, 3)
+    for kw, match in [(dict(lr=float("nan")), "lr=nan"), (dict(lr=float("inf")), "lr=inf"),
+                      (dict(seed=-1), "seed=-1"), (dict(steps=0), "steps=0"),
+                      (dict(burn_in=-2), "burn_in=-2")]:
+        with pytest.raises(ValueError, match=match):
+            langevin_run(post, **{"steps": 10, "lr": 0.01, "seed": 0, **kw})
+    bad = X.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ErfNetworkPosterior(bad, X[:, 0], 0.5, 1.0, 1.0, 3)
+    with pytest.raises(ValueError, match="do not match"):
+        ErfNetworkPosterior(X, X[:3, 0], 0.5, 1.0, 1.0, 3)
+    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=1e6), "needs"),
+                      (dict(sigma2=(float("nan"),)), "sigma2=nan"), (dict(n_test=0), "n_test=0"),
+                      (dict(width=(0,)), "width=0"), (dict(readout="x"), "readout='x'")]:
+        with pytest.raises(ValueError, match=match):
+            run_cubic(**{"scale": 0.02, "nets": 1, "steps": 10, "progress": False, **kw})
+    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=1e4), "needs"),
+                      (dict(lr=float("inf")), "lr=inf"), (dict(seed=-4), "seed=-4")]:
+        with pytest.raises(ValueError, match=match):
+            run_modular(**{"scale": 1.6e-4, "nets": 1, "steps": 10, "progress": False, **kw})
+
+
+def test_public_runs_return_results():
+    """Contract: every public run of the validation files returns a ``Result`` with
+    ``status``, ``message`` and a derived ``converged``."""
+    import dataclasses
+
+    import numpy as np
+
+    from kernelphase.results import Result
+    from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
+    from kernelphase.validation.modular_addition import run_modular
+    from kernelphase.validation.teacher_student import grokking_summary, run_cubic
+    X = np.random.default_rng(0).standard_normal((5, 2))
+    t = np.linspace(0, 1, 30)
+    results = [langevin_run(ErfNetworkPosterior(X, X[:, 0], 0.5, 1.0, 1.0, 3), 10, 1e-3, 0),
+               run_cubic(scale=0.02, sigma2=(0.3,), nets=1, steps=10, n_test=10, workers=1,
+                         progress=False),
+               run_modular(scale=1.6e-4, sigma2=(3000.0,), nets=1, steps=10, workers=1,
+                           progress=False),
+               grokking_summary({"curves": {"time": t, "ensemble_train_loss": 1 + np.exp(-20 * t),
+                                            "ensemble_test_loss": 2 - t}})]
+    for r in results:
+        assert isinstance(r, Result) and dataclasses.is_dataclass(r)
+        names = {f.name for f in dataclasses.fields(r)}
+        assert {"status", "message", "params"} <= names and "converged" not in names
+        assert isinstance(r.message, str) and r.converged == (r.status == 0)
+        json.dumps(r.to_dict())

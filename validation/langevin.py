@@ -290,6 +290,11 @@ class ErfNetworkPosterior:
                  readout="langevin"):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.y = np.ascontiguousarray(y, dtype=float)
+        if self.X.ndim != 2 or self.y.shape != self.X.shape[:1]:
+            raise ValueError(f"X of shape {self.X.shape} and y of shape {self.y.shape} do not "
+                             f"match; need X (n, d) and y (n,)")
+        if not (np.isfinite(self.X).all() and np.isfinite(self.y).all()):
+            raise ValueError("X or y contains NaN or inf; the data must be finite")
         self.n, self.d = self.X.shape
         self.sigma2 = check_positive("sigma2", sigma2)
         self.N = check_int("width", width, 1)
@@ -415,6 +420,8 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
     sample_every = check_int("sample_every", sample_every, 1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
     burn_in = check_int("burn_in", burn_in, 0)
+    seed = check_int("seed", seed, 0)
+    key = tuple(check_int("key", k, 0) for k in key)
     rng = network_rng(seed, *key)
     rec_steps, rec_fn = trace if trace is not None else ((), None)
     rec_steps = np.asarray(rec_steps, dtype=np.int64)
@@ -472,13 +479,17 @@ DIVERGED_STDS = 1e4
 _DIVERGED = f"weights NaN, infinite or beyond {DIVERGED_STDS:g} prior standard deviations"
 
 
-def _bounded(x, bound):
-    """True when every entry of ``x`` is within ``[-bound, bound]`` (False for NaN)."""
-    return bool(x.size == 0 or (x.max() <= bound and -x.min() <= bound))
-
-
-def _in_bounds(a, W, bounds):
-    return _bounded(a, bounds[0]) and _bounded(W, bounds[1])
+@njit(cache=True)
+def _in_bounds(a, W, bound_a, bound_w):
+    """True when every ``|a| <= bound_a`` and ``|W| <= bound_w`` (False for NaN); one pass, no
+    temporaries (checked every step)."""
+    for v in a.flat:
+        if not abs(v) <= bound_a:
+            return False
+    for v in W.flat:
+        if not abs(v) <= bound_w:
+            return False
+    return True
 
 
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
@@ -487,7 +498,7 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
     run stopped early."""
     da, ka, na, dw, kw, nw = coef
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
-    if not _in_bounds(a, W, bounds):    # resumed from the checkpoint of a diverged run
+    if not _in_bounds(a, W, *bounds):   # resumed from the checkpoint of a diverged run
         return step, a, W, _DIVERGED
     while step < steps:
         if gibbs:
@@ -500,7 +511,7 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
             a = da * a + ka * ga + na * rng.standard_normal(a.shape)
         W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
         step += 1
-        if not _in_bounds(a, W, bounds):
+        if not _in_bounds(a, W, *bounds):
             if save is not None:
                 save(step, a, W)
             return step, a, W, _DIVERGED

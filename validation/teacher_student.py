@@ -293,9 +293,9 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic
     b_sim, c_sim = float(b_i.mean()), float(c_i.mean())
     dens = hist / hist.sum() / np.diff(bins)
     centres = 0.5 * (bins[1:] + bins[:-1])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):     # empty bins: +inf (or NaN)
         mlogp = -np.log(dens)
-    mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
+        mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
     row = {
         "width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase,
         "b": _obs(th.b, b_sim, b_se), "c": _obs(th.c, c_sim, c_se),
