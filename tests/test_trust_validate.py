@@ -52,13 +52,16 @@ BAD = [
     (["cubic", "--seed", "-1"], "seed=-1"),
     (["cubic", "--n-test", "0"], "n_test=0"),
     (["cubic", "--readout", "exact"], "readout='exact'"),
-    (["cubic", "--scale", "1e6"], "needs"),                          # huge: memory refused
+    (["cubic", "--scale", "1e6"], "scale=1000000.0 is outside"),
+    (["cubic", "--sigma2", "1e-300"], "sigma2=1e-300"),
+    (["cubic-width", "--scale", "1000", "--widths", "700"], "needs"),   # huge: memory refused
     (["cubic", "--nets", "1000000", "--steps", "10"], "needs"),
     (["cubic-width", "--widths", "100000000"], "needs"),
     (["cubic-width", "--widths", "0"], "width=0"),
     (["cubic-width", "--widths", "1.5"], "--widths='1.5'"),
     (["modular", "--scale", "nan"], "scale=nan"),
-    (["modular", "--scale", "1e4"], "needs"),
+    (["modular", "--scale", "1e30"], "scale=1e+30 is outside"),
+    (["modular", "--scale", "3"], "needs"),
     (["modular", "--lr", "inf"], "lr=inf"),
     (["modular", "--sigma2", "-1"], "sigma2=-1"),
     (["modular", "--workers", "0"], "workers=0"),
@@ -228,12 +231,12 @@ def test_python_api_checks_inputs_at_the_entry():
         ErfNetworkPosterior(bad, X[:, 0], 0.5, 1.0, 1.0, 3)
     with pytest.raises(ValueError, match="do not match"):
         ErfNetworkPosterior(X, X[:3, 0], 0.5, 1.0, 1.0, 3)
-    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=1e6), "needs"),
+    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=1e3, width=(700,)), "needs"),
                       (dict(sigma2=(float("nan"),)), "sigma2=nan"), (dict(n_test=0), "n_test=0"),
                       (dict(width=(0,)), "width=0"), (dict(readout="x"), "readout='x'")]:
         with pytest.raises(ValueError, match=match):
             run_cubic(**{"scale": 0.02, "nets": 1, "steps": 10, "progress": False, **kw})
-    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=1e4), "needs"),
+    for kw, match in [(dict(workers=0), "workers=0"), (dict(scale=3), "needs"),
                       (dict(lr=float("inf")), "lr=inf"), (dict(seed=-4), "seed=-4")]:
         with pytest.raises(ValueError, match=match):
             run_modular(**{"scale": 1.6e-4, "nets": 1, "steps": 10, "progress": False, **kw})

@@ -329,7 +329,11 @@ def plan_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr
     (every parameter that determines the result) and ``memory_gib``.
     """
     from .ensemble import _MAX_WORKERS, check_memory, concurrent_tasks
-    p = scaled_modular_preset(preset, scale)          # checks preset and scale
+    from kernelphase._checks import check_range
+    from .teacher_student import SCALE_RANGE, SIGMA2_RANGE
+    check_choice("preset", preset, tuple(MODULAR_PRESETS))
+    check_range("scale", scale, *SCALE_RANGE)           # beyond: overflow, slow prime search
+    p = scaled_modular_preset(preset, scale)
     nets = check_int("nets", nets, 1, MAX_NETS)
     steps = check_int("steps", steps, 10, MAX_STEPS)
     seed = check_int("seed", seed, 0, MAX_SEED)
@@ -341,7 +345,7 @@ def plan_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr
         sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
         if not sigma2:
             raise ValueError("sigma2=() is empty; give at least one noise level")
-    sigma2s = tuple(check_positive("sigma2", s2) for s2 in
+    sigma2s = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in
                     (sigma2 if sigma2 is not None else p["sigma2"]))
     P, N = p["P"], p["width"]
     n_tasks = nets * len(sigma2s)

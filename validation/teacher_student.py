@@ -36,6 +36,8 @@ __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr"
 
 #: upper bounds of the integer inputs (memory is checked separately by :func:`plan_cubic`)
 MAX_NETS, MAX_STEPS, MAX_SEED, MAX_N_TEST = 10 ** 6, 10 ** 10, 2 ** 63 - 1 - 10 ** 6, 10 ** 8
+#: ranges of scale / data_scale and of the noise levels the theory solvers handle
+SCALE_RANGE, SIGMA2_RANGE = (1e-6, 1e3), (1e-12, 1e12)
 
 PRESETS = {
     "fig2": dict(width=700, n=3000, d=150, sigma_w2=0.5, sigma_a2=8 / 700, eps=-0.3,
@@ -155,6 +157,10 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     """
     from .ensemble import check_memory, concurrent_tasks
     check_choice("readout", readout, ("langevin", "gibbs"))
+    check_choice("preset", preset, tuple(PRESETS))
+    check_range("scale", scale, *SCALE_RANGE)          # beyond: overflow in the theory
+    if data_scale is not None:
+        check_range("data_scale", data_scale, *SCALE_RANGE)
     p = scaled_preset(preset, scale, data_scale)
     nets = check_int("nets", nets, 1, MAX_NETS)
     steps = check_int("steps", steps, 10, MAX_STEPS)
@@ -169,7 +175,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
         sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
         if not sigma2:
             raise ValueError("sigma2=() is empty; give at least one noise level")
-        sigma2 = tuple(check_positive("sigma2", s2) for s2 in sigma2)
+        sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
     sigma2s = (p["sigma2"] if sigma2 is None
                else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
     if width is None:

@@ -25,11 +25,11 @@ def register(sub):
         q.add_argument("--preset", default=preset,
                        help=f"parameter set: fig2 or appD (default {preset})")
         q.add_argument("--scale", type=float, default=0.125,
-                       help="Table 1 width scale beta, a number > 0 (default 0.125 = 1/8)")
+                       help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
         q.add_argument("--data-scale", type=float,
-                       help="Table 1 data scale alpha, a number > 0 (default: beta for fig2, "
+                       help="Table 1 data scale alpha, in [1e-6, 1e3] (default: beta for fig2, "
                             "sqrt(beta) for appD, which keeps n/d at its full-scale value)")
-        q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 > 0 at full scale, "
+        q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 in [1e-12, 1e12] at full scale, "
                                         "moved along the family with the preset "
                                         "(default: the preset's)")
         if name == "cubic-width":
@@ -55,8 +55,8 @@ def register(sub):
     q = vs.add_parser("modular", help="modular addition, square activation (Fig. 3 parameters)")
     q.add_argument("--preset", default="fig3", help="parameter set: fig3 (default fig3)")
     q.add_argument("--scale", type=float, default=0.125,
-                   help="Table 1 scale beta, a number > 0 (default 0.125 = 1/8)")
-    q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 > 0 "
+                   help="Table 1 scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
+    q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 in [1e-12, 1e12] "
                                     "(default: the preset's, scaled)")
     q.add_argument("--nets", type=int, default=4,
                    help="networks per noise level, integer in [1, 1e6] (default 4)")
