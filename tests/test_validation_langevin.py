@@ -79,7 +79,8 @@ def _cdf(grid, marg):
 
 def _final_states(lr, chains=4000, time_span=6.0, seed=0, model=_Copies):
     out = langevin_run(model(chains), int(time_span / lr), lr, seed)
-    return out["a"], out["W"][:, 0]
+    assert out.converged
+    return out.a, out.W[:, 0]
 
 
 def test_copies_gradient_is_the_model_gradient():
@@ -127,8 +128,8 @@ def test_prior_is_sampled_exactly_at_any_step():
     post.var_a = 0.01
     out = langevin_run(post, 40, 0.5, seed=2)
     se = math.sqrt(2 / 20000)
-    assert abs(out["a"].var() / 0.01 - 1) < 4 * se
-    assert abs(out["W"].var() / SW2 - 1) < 4 * se
+    assert abs(out.a.var() / 0.01 - 1) < 4 * se
+    assert abs(out.W.var() / SW2 - 1) < 4 * se
 
 
 def _small_posterior(engine="numba", N=7, d=5, n=400):
@@ -209,21 +210,80 @@ def test_vectorised_erf_series_against_mpmath():
         assert abs(g - float(mpmath.exp(-mpmath.mpf(h) ** 2))) <= 4e-15 * math.exp(-h * h)
 
 
+def test_erf_series_source_is_the_printed_horner_form():
+    """The literal coefficients in ``_erf_series`` are exactly what ``_horner_lines`` prints
+    from the Taylor coefficients (computed here again), so hand edits cannot drift."""
+    import inspect
+
+    from kernelphase.validation import langevin as L
+    two = 2.0 / math.sqrt(math.pi)
+    erf_c = tuple(two * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(31))
+    exp_c = tuple(1.0 / math.factorial(k) for k in range(14))
+    assert erf_c == L._ERF_TAYLOR and exp_c == L._EXP_TAYLOR
+    body = inspect.getsource(L._erf_series.py_func)
+    squares = ["    e = e * e"] * 4
+    expected = "\n".join(["    s = h * h", f"    s = s if s < {L._SERIES_EDGE ** 2!r} else "
+                          f"{L._SERIES_EDGE ** 2!r}", "    y = -0.0625 * s",
+                          *L._horner_lines("e", exp_c, "y"), *squares,
+                          *L._horner_lines("p", erf_c, "s"), "    return h * p, e", ""])
+    assert body.endswith(expected)
+
+
 def test_resume_after_kill_is_bit_identical(tmp_path):
+    from kernelphase.io import RunDir
     post = _small_posterior()
     obs = lambda a, W: {"w2": (W ** 2).mean()}
-    kw = dict(lr=1e-3, seed=5, key=(1, 2), burn_in=10, sample_every=3, observe=obs)
+    # lr 1e-4: at 1e-3 (read-out curvature n/sigma2 = 2000) the run diverges, which this
+    # test silently accepted before runs had a status
+    kw = dict(lr=1e-4, seed=5, key=(1, 2), burn_in=10, sample_every=3, observe=obs)
     straight = langevin_run(post, steps=60, **kw)
+    assert straight.converged
     # a kill after the 40-step checkpoint leaves exactly this file behind
-    first = langevin_run(post, steps=40, checkpoint=tmp_path / "k.npz", checkpoint_every=20, **kw)
-    resumed = langevin_run(post, steps=60, checkpoint=tmp_path / "k.npz", checkpoint_every=20,
-                           resume=True, **kw)
-    assert first["step"] == 40
-    assert np.array_equal(resumed["W"], straight["W"]) and np.array_equal(resumed["a"], straight["a"])
-    assert np.array_equal(resumed["acc"]["w2"], straight["acc"]["w2"])
-    with pytest.raises(ValueError, match="other parameters"):
-        langevin_run(post, steps=60, checkpoint=tmp_path / "k.npz", resume=True,
-                     **dict(kw, seed=6))
+    with RunDir(tmp_path, {"seed": 5, "steps": 60}) as run:
+        first = langevin_run(post, steps=40, checkpoint=(run, "k.npz"), checkpoint_every=20, **kw)
+    with RunDir(tmp_path, {"seed": 5, "steps": 60}, resume=True) as run:
+        resumed = langevin_run(post, steps=60, checkpoint=(run, "k.npz"), checkpoint_every=20,
+                               **kw)
+    assert first.step == 40 and resumed.step == 60 and resumed.converged
+    assert np.array_equal(resumed.W, straight.W) and np.array_equal(resumed.a, straight.a)
+    assert np.array_equal(resumed.acc["w2"], straight.acc["w2"])
+    with pytest.raises(ValueError, match="seed=6"):
+        RunDir(tmp_path, {"seed": 6, "steps": 60}, resume=True).__enter__()
+    with RunDir(tmp_path, {"seed": 5, "steps": 60}, resume=True) as run, \
+            pytest.raises(ValueError, match="steps=30 is below the 60 steps"):
+        langevin_run(post, steps=30, checkpoint=(run, "k.npz"), **kw)
+
+
+def test_diverged_network_has_status_6_and_its_nan_checkpoint_survives(tmp_path):
+    """A step far too large blows the weights up: the run stops with status 6 instead of
+    returning numbers; the saved state keeps its NaN/huge values and resuming reports the
+    same status."""
+    from kernelphase.io import RunDir, load_npz
+    post = _small_posterior()
+    with RunDir(tmp_path, {"lr": 5.0}) as run:
+        res = langevin_run(post, steps=200, lr=5.0, seed=1, checkpoint=(run, "k.npz"))
+    assert res.status == 6 and not res.converged and res.message.startswith("run diverged")
+    assert res.step < 200
+    st = load_npz(tmp_path / "k.npz")
+    assert int(st["step"]) == res.step and np.array_equal(st["W"], res.W, equal_nan=True)
+    with RunDir(tmp_path, {"lr": 5.0}, resume=True) as run:
+        again = langevin_run(post, steps=200, lr=5.0, seed=1, checkpoint=(run, "k.npz"))
+    assert again.status == 6 and again.step == res.step
+
+    class NaNPost(_Copies):
+        def grad_loglik(self, a, W):
+            return np.full_like(a, np.nan), np.zeros_like(W)
+    res = langevin_run(NaNPost(3), steps=50, lr=0.01, seed=0)
+    assert res.status == 6 and res.step == 1 and np.isnan(res.a).all()
+
+
+def test_diverged_cell_gives_report_status_6():
+    from kernelphase.validation.teacher_student import run_cubic
+    rep = run_cubic(preset="fig2", scale=0.02, sigma2=(0.3,), nets=2, steps=60, n_test=100,
+                    lr=1.0, workers=1, progress=False)
+    assert rep.status == 6 and not rep.converged
+    assert rep.rows[0]["status"] == 6 and rep.rows[0]["diverged_networks"] == [0, 1]
+    assert "b" not in rep.rows[0]
 
 
 def test_ensemble_same_numbers_in_process_and_on_a_pool():
@@ -231,7 +291,7 @@ def test_ensemble_same_numbers_in_process_and_on_a_pool():
     kw = dict(preset="fig2", scale=0.02, sigma2=(0.3,), nets=2, steps=60, n_test=100,
               progress=False)
     one, pool = run_cubic(workers=1, **kw), run_cubic(workers=2, **kw)
-    assert one["rows"][0]["b"] == pool["rows"][0]["b"]
+    assert one.rows[0]["b"] == pool.rows[0]["b"]
 
 
 def test_dask_local_cluster_gives_the_same_numbers():
@@ -245,7 +305,7 @@ def test_dask_local_cluster_gives_the_same_numbers():
             distributed.Client(cluster) as client:
         remote = run_cubic(scheduler=client, **kw)
         via_address = run_cubic(scheduler=cluster.scheduler_address, **kw)
-    assert local["rows"][0]["b"] == remote["rows"][0]["b"] == via_address["rows"][0]["b"]
+    assert local.rows[0]["b"] == remote.rows[0]["b"] == via_address.rows[0]["b"]
 
 
 def _has_dask():
@@ -307,14 +367,32 @@ def test_grokking_summary_on_curves_with_known_answers():
         return grokking_summary({"curves": {"time": t, "ensemble_train_loss": 1 + 5 * fit,
                                             "ensemble_test_loss": test}})
     g = summary(9 - t ** 4 / (t ** 4 + 1e4))
-    assert g["t_train"] == pytest.approx(tau * math.log(10), rel=0.03)
-    assert g["late_drop"] == pytest.approx(1.0, abs=0.01)
-    assert g["t_test"] == pytest.approx(10 * 9 ** 0.25, rel=0.03)
-    assert g["delay"] == pytest.approx(10 * 9 ** 0.25 / (tau * math.log(10)), rel=0.06)
+    assert g.converged
+    assert g.t_train == pytest.approx(tau * math.log(10), rel=0.03)
+    assert g.late_drop == pytest.approx(1.0, abs=0.01)
+    assert g.t_test == pytest.approx(10 * 9 ** 0.25, rel=0.03)
+    assert g.delay == pytest.approx(10 * 9 ** 0.25 / (tau * math.log(10)), rel=0.06)
     g = summary(8 + fit)
-    assert g["late_drop"] == pytest.approx(0.1, abs=0.01) and g["delay"] < 2.5
+    assert g.late_drop == pytest.approx(0.1, abs=0.01) and g.delay < 2.5 and g.status == 0
     g = summary(8.5 - 0.5 * fit)
-    assert g["late_drop"] < 0 and math.isnan(g["delay"])
+    assert g.late_drop < 0 and math.isnan(g.delay) and g.status == 0
+
+
+def test_grokking_summary_of_a_too_short_run_is_status_7():
+    """The train loss still falling at the end (its 90 % drop inside the last 10 % of the
+    records), a flat train loss, or too few records: status 7 and NaN delay, not a number."""
+    from kernelphase.validation.teacher_student import grokking_summary
+    t = np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 100)])
+
+    def summary(train, test, time=t):
+        return grokking_summary({"curves": {"time": time, "ensemble_train_loss": train,
+                                            "ensemble_test_loss": test}})
+    for g in (summary(1 + 5 * np.exp(-t / 1e-2), 9 - t),      # tau = 1e-2: not settled by 1e-2
+              summary(1 + 5 * np.exp(-t / 3e-3), 9 - t),      # still falls 9 % in the last 10 %
+              summary(np.ones_like(t), 9 - t),                # no drop at all
+              summary(np.array([5.0, 1, 1, 1]), np.array([9.0, 8, 7, 6]), t[:4])):
+        assert g.status == 7 and not g.converged and g.message.startswith("run too short")
+        assert math.isnan(g.delay) and math.isnan(g.t_test) and math.isnan(g.late_drop)
 
 
 def test_cli_width_sweep_writes_learning_curves(run_cli, tmp_path):

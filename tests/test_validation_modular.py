@@ -133,10 +133,11 @@ def test_langevin_reproduces_prior_when_likelihood_is_negligible():
     post = ModularNetworkPosterior(P, N, 1e12, 0.8, 1e-12)
     res = langevin_run(post, steps=4000, lr=0.5, seed=5, key=(1,), burn_in=100, sample_every=4,
                        observe=_Moments())
-    cnt = res["acc"]["count"]
+    assert res.converged
+    cnt = res.acc["count"]
     # a: lr >> var_a, so every step is an exact independent prior draw; W: decay e^-2 per sample
     for key, var, n_el, corr in (("a2", post.var_a, N * P, 1.0), ("w2", 1.0, 2 * N * P, 1.3)):
-        est = res["acc"][key] / cnt
+        est = res.acc[key] / cnt
         se = var * math.sqrt(2 / (n_el * cnt)) * corr
         assert abs(est - var) < 4 * se, (key, est, var, se)
 
@@ -178,8 +179,8 @@ def test_langevin_matches_importance_sampling_reference():
     for k in range(chains):
         res = langevin_run(post, steps=steps, lr=lr, seed=11, key=(k,), burn_in=500,
                            sample_every=5, observe=_FY(post, y))
-        cnt = res["acc"]["count"]
-        vals.append([res["acc"]["fy"] / cnt, res["acc"]["a2"] / cnt])
+        cnt = res.acc["count"]
+        vals.append([res.acc["fy"] / cnt, res.acc["a2"] / cnt])
     vals = np.array(vals)
     mean, se = vals.mean(0), vals.std(0, ddof=1) / math.sqrt(chains)
     for m_, s_, ref in zip(mean, se, (ref_fy, ref_a2)):
@@ -214,20 +215,24 @@ def test_scaled_preset_follows_table1_family():
 
 
 def test_run_modular_tiny_report(tmp_path):
-    rep = run_modular(scale=1.6e-4, sigma2=(3000.0, 1500.0), nets=2, steps=40, workers=1,
-                      checkpoint_dir=str(tmp_path), progress=False)
-    json.dumps(rep)
-    assert rep["params"]["P"] == 5 and rep["params"]["width"] == 1
-    assert set(rep["transition"]) >= {"sigma2_gmfl1", "sigma2_gmfl2", "phi_plus"}
-    assert len(rep["rows"]) == 2
-    for r in rep["rows"]:
+    from kernelphase.io import RunDir
+    from kernelphase.validation.modular_addition import ModularValidation, plan_modular
+    kw = dict(scale=1.6e-4, sigma2=(3000.0, 1500.0), nets=2, steps=40)
+    with RunDir(tmp_path, plan_modular(**kw)["key"]) as run_dir:
+        rep = run_modular(workers=1, run_dir=run_dir, progress=False, **kw)
+    assert isinstance(rep, ModularValidation) and rep.converged and rep.status == 0
+    json.dumps(rep.to_dict())
+    assert rep.params["P"] == 5 and rep.params["width"] == 1
+    assert set(rep.transition) >= {"sigma2_gmfl1", "sigma2_gmfl2", "phi_plus"}
+    assert len(rep.rows) == 2
+    for r in rep.rows:
         assert r["phase_theory"] in ("GFL", "GMFL-I", "GMFL-II")
         for key in ("a", "mode_power"):
             assert set(r[key]) == {"theory", "sim_mean", "std_error", "z_score", "rel_diff"}
         assert -1.5 < r["a"]["sim_mean"] < 0.5
         assert set(r["droplet_fraction"]) == {"theory", "sim_mean", "std_error"}
         assert r["train_loss"] >= 0
-    assert len(list(tmp_path.glob("*.npz"))) == 4
+    assert len(list(tmp_path.glob("checkpoints/*.npz"))) == 4
     out = tmp_path / "modular.png"
     plot_modular_report(rep, out)
     assert out.stat().st_size > 1000

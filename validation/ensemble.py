@@ -1,15 +1,92 @@
 """Run the networks of an ensemble: in this process, on a local process pool, or on Dask.
 
 Each network is one task, a dict of :func:`~kernelphase.validation.langevin.langevin_run`
-keyword arguments carrying its own seed key and checkpoint path, so the numbers do not depend on
-where or in which order the tasks run. Locally the tasks go to a
+keyword arguments carrying its own seed key and checkpoint ``(run_dir, name)``, so the numbers do
+not depend on where or in which order the tasks run. The run folder's lock
+(:class:`kernelphase.io.RunDir`) stays with the calling process; workers get an unlocked view of
+the same folder and write their networks' state files through it. Locally the tasks go to a
 :class:`concurrent.futures.ProcessPoolExecutor` (spawned workers, one numba thread each); with
 ``scheduler=ADDRESS`` to a ``dask.distributed`` cluster (the optional extra ``cluster``), whose
 workers must see the same file system for checkpoints. No distribution layer of our own.
 """
 import os
 
-__all__ = ["connect", "run_ensemble", "local_cores"]
+__all__ = ["connect", "run_ensemble", "local_cores", "worker_view", "concurrent_tasks",
+           "check_memory", "MEMORY_LIMIT", "network_status", "report_status"]
+
+
+def _detail(message):
+    """``message`` without its leading status text."""
+    return message.split(": ", 1)[1] if ": " in message else message
+
+
+def network_status(results):
+    """Indices of the networks of one cell that can be averaged (status 0, at least one
+    sample), and the cell's ``status``/``message`` (6 with ``diverged_networks`` when a
+    network diverged)."""
+    from kernelphase.results import status_message
+    ok = [i for i, r in enumerate(results) if r.status == 0 and r.acc.get("count", 0) > 0]
+    bad = [i for i, r in enumerate(results) if r.status != 0]
+    if not bad:
+        return ok, {"status": 0, "message": status_message(0)}
+    first = _detail(results[bad[0]].message)
+    return ok, {"status": 6, "message": status_message(
+        6, f"networks {bad} of {len(results)} diverged; first: {first}"),
+        "diverged_networks": bad}
+
+
+def report_status(rows):
+    """Status and detail of a report from its rows: 6 (a network diverged) before 7 (a
+    learning curve too short to measure, in ``row["grokking"]``) before 0."""
+    for code in (6, 7):
+        bad, first = [], None
+        for r in rows:
+            g = r.get("grokking")
+            msg = (r["message"] if r.get("status") == code else
+                   g.message if g is not None and g.status == code else None)
+            if msg is not None:
+                bad.append(r)
+                first = first or msg
+        if bad:
+            where = ", ".join(f"N={r['width']} sigma2={r['sigma2']:g}" if "width" in r
+                              else f"sigma2={r['sigma2']:g}" for r in bad)
+            return code, f"{len(bad)} of {len(rows)} rows ({where}); first: {_detail(first)}"
+    return 0, None
+
+#: largest memory estimate (bytes) that a run may need before it is refused
+MEMORY_LIMIT = 8 * 2 ** 30
+
+
+def concurrent_tasks(n_tasks, workers=None, scheduler=None):
+    """How many tasks run at once in this machine's memory: one per local worker process
+    (default one per core), or one per Dask worker (counted per worker) with a scheduler."""
+    if scheduler is not None:
+        return 1
+    return max(1, min(int(n_tasks), local_cores() if workers is None else int(workers)))
+
+
+def check_memory(nbytes, what, limit=None):
+    """Refuse a run whose memory estimate ``nbytes`` exceeds ``limit`` (default
+    :data:`MEMORY_LIMIT`) with a one-line ValueError: ``the run needs X GiB ...``."""
+    limit = MEMORY_LIMIT if limit is None else limit
+    if nbytes > limit:
+        raise ValueError(f"the run needs {nbytes / 2 ** 30:.3g} GiB of memory ({what}), above "
+                         f"the limit of {limit / 2 ** 30:g} GiB; lower the sizes, --nets or "
+                         f"--workers")
+    return nbytes
+
+
+def worker_view(run_dir):
+    """An unlocked, picklable :class:`~kernelphase.io.RunDir` on the same folder, key and
+    resume flag, for worker processes (the caller keeps the lock)."""
+    from kernelphase.io import RunDir
+    return RunDir(run_dir.path, run_dir.key, resume=run_dir.resume, option=run_dir.option)
+
+
+def _portable(task):
+    """``task`` with its checkpoint's run folder replaced by :func:`worker_view`."""
+    ck = task.get("checkpoint")
+    return task if ck is None else dict(task, checkpoint=(worker_view(ck[0]), ck[1]))
 
 
 def local_cores():
@@ -34,6 +111,9 @@ def connect(address, timeout=5.0):
         raise ValueError(f"scheduler={address!r} is unreachable within {timeout:g} s "
                          f"({reason[:120]})") from None
 
+
+#: upper bound of ``workers`` (local processes)
+_MAX_WORKERS = 4096
 
 _STEPS = None          # a worker's shared step counter (multiprocessing.Value), set at start
 
@@ -89,18 +169,22 @@ def _run_task(task):
 
 
 def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="Langevin steps"):
-    """Run every task (``langevin_run`` keyword dicts) and return the results in task order.
+    """Run every task (``langevin_run`` keyword dicts) and return their
+    :class:`~kernelphase.validation.langevin.LangevinState` results in task order.
 
     Parameters
     ----------
     scheduler : None, an address string or a ``dask.distributed.Client``.
-    workers : local processes (default: one per core; 1 runs in this process, where the fused
-        kernel uses every core).
+    workers : local processes, an integer >= 1 (default: one per core; 1 runs in this process,
+        where the fused kernel uses every core).
     progress : tqdm bar over the Langevin steps of all networks (None: only on a terminal);
         updated as the steps are taken, locally, and per finished network on Dask.
     """
     from kernelphase.progress import progress as _bar
     tasks = list(tasks)
+    if workers is not None:
+        from kernelphase._checks import check_int
+        workers = check_int("workers", workers, 1, _MAX_WORKERS)
     bar = _bar(total=sum(t["steps"] for t in tasks), desc=desc, enabled=progress)
     try:
         if scheduler is not None:
@@ -123,7 +207,7 @@ def _run_pool(tasks, workers, cores, bar):
     out = [None] * len(tasks)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(max(1, cores // workers), os.getpid(), steps)) as pool:
-        futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        futures = {pool.submit(_run_task, _portable(t)): i for i, t in enumerate(tasks)}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -137,7 +221,7 @@ def _run_dask(tasks, scheduler, bar):
     from dask.distributed import as_completed
     client = connect(scheduler) if isinstance(scheduler, str) else scheduler
     try:
-        futures = client.map(_run_task, tasks, pure=False)
+        futures = client.map(_run_task, [_portable(t) for t in tasks], pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(tasks)
         for fut in as_completed(futures):

@@ -33,20 +33,24 @@ the read-out adiabatically eliminated; on times of order the read-out's relaxati
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
 and the network's index), so an ensemble gives the same numbers whether its networks run in one
-process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs go through
-:class:`Checkpoint` (emcee-style backend), written atomically: a run killed at any moment resumes
-from its last checkpoint and ends bit-identical to an uninterrupted run with the same seed.
+process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
+state through the one checkpoint backend, :class:`kernelphase.io.RunDir` (its key holds every
+parameter of the run, seed included; state files are atomic ``.npz``): a run killed at any
+moment resumes from its last checkpoint and ends bit-identical to an uninterrupted run with the
+same seed. :func:`langevin_run` returns a :class:`LangevinState`; a network whose weights turn
+NaN or infinite stops there with status 6 ("run diverged").
 """
+import dataclasses
 import math
-import os
+from typing import Any, Mapping
 
 import numpy as np
 from numba import njit, prange
 
 from kernelphase._checks import check_choice, check_int, check_positive
-from kernelphase.io import atomic_savez, load_npz
+from kernelphase.results import Result, status_message
 
-__all__ = ["ErfNetworkPosterior", "Checkpoint", "gaussian_readout", "gaussian_readout_wide",
+__all__ = ["ErfNetworkPosterior", "LangevinState", "gaussian_readout", "gaussian_readout_wide",
            "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -63,16 +67,19 @@ _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(14))
 _SERIES_EDGE = 2.0          # |h| beyond which the series are not used (libm instead)
 
 
-def _horner(name, coefficients, var):
-    """Source of the Horner form of ``sum_k coefficients[k] var**k``, unrolled so
-    that the loop around it vectorises; ``name`` is the tuple's name in that source."""
-    src = f"{name}[{len(coefficients) - 1}]"
-    for k in range(len(coefficients) - 2, -1, -1):
-        src = f"({src} * {var} + {name}[{k}])"
-    return src
+def _horner_lines(acc, coefficients, var):
+    """Source lines of the Horner form of ``sum_k coefficients[k] var**k`` into ``acc``, the
+    coefficients written as literals. The body of :func:`_erf_series` below was printed by
+    this function (a test prints it again and compares the text): unrolled by hand, the loop
+    around the series vectorises; a loop over a tuple of coefficients does not (6x slower)."""
+    lines = [f"    {acc} = {coefficients[-1]!r}"]
+    for c in reversed(coefficients[:-1]):
+        lines.append(f"    {acc} = {acc} * {var} + {c!r}")
+    return lines
 
 
-def _make_erf_series():
+@njit(inline="always", fastmath={"contract"})
+def _erf_series(h):
     r"""``(erf h, exp(-h^2))`` for ``|h| <= 2`` by branch-free series, so that a loop over them
     vectorises (libm's erf and exp do not; this llvmlite has no SVML):
 
@@ -80,29 +87,63 @@ def _make_erf_series():
               \qquad e^{-h^2}=\Big(\sum_{k=0}^{13}\frac{(-h^2/16)^k}{k!}\Big)^{16}.
 
     Truncation errors at ``|h| = 2`` are below 2e-16 and 3e-18 (relative); the 16th power costs
-    at most 16 ulp. Larger ``|h|`` are clamped here and recomputed by the caller.
+    at most 16 ulp. Larger ``|h|`` are clamped here and recomputed by the caller. The
+    coefficients are :data:`_EXP_TAYLOR` and :data:`_ERF_TAYLOR`, printed by
+    :func:`_horner_lines`.
     """
-    edge2 = _SERIES_EDGE ** 2
-    src = f"""
-def _erf_series(h):
     s = h * h
-    s = s if s < {edge2!r} else {edge2!r}
+    s = s if s < 4.0 else 4.0
     y = -0.0625 * s
-    e = {_horner("EXP", _EXP_TAYLOR, "y")}
+    e = 1.6059043836821613e-10
+    e = e * y + 2.08767569878681e-09
+    e = e * y + 2.505210838544172e-08
+    e = e * y + 2.755731922398589e-07
+    e = e * y + 2.7557319223985893e-06
+    e = e * y + 2.48015873015873e-05
+    e = e * y + 0.0001984126984126984
+    e = e * y + 0.001388888888888889
+    e = e * y + 0.008333333333333333
+    e = e * y + 0.041666666666666664
+    e = e * y + 0.16666666666666666
+    e = e * y + 0.5
+    e = e * y + 1.0
+    e = e * y + 1.0
     e = e * e
     e = e * e
     e = e * e
     e = e * e
-    return h * {_horner("ERF", _ERF_TAYLOR, "s")}, e
-"""
-    namespace = {"ERF": _ERF_TAYLOR, "EXP": _EXP_TAYLOR}
-    exec(src, namespace)
-    fn = namespace["_erf_series"]
-    fn.__doc__ = _make_erf_series.__doc__
-    return njit(inline="always", fastmath={"contract"})(fn)
-
-
-_erf_series = _make_erf_series()
+    p = 6.973730328792914e-35
+    p = p * s + -2.1630383901171243e-33
+    p = p * s + 6.492909974544561e-32
+    p = p * s + -1.8841244217042036e-30
+    p = p * s + 5.279103332510835e-29
+    p = p * s + -1.4263930180784176e-27
+    p = p * s + 3.71153285316323e-26
+    p = p * s + -9.28672901131906e-25
+    p = p * s + 2.2308786802746453e-23
+    p = p * s + -5.136209054585811e-22
+    p = p * s + 1.131218725924631e-20
+    p = p * s + -2.3784598852774293e-19
+    p = p * s + 4.763348040515068e-18
+    p = p * s + -9.063970842808673e-17
+    p = p * s + 1.6342614095367152e-15
+    p = p * s + -2.7835162072109212e-14
+    p = p * s + 4.4632242632864775e-13
+    p = p * s + -6.7113668551641105e-12
+    p = p * s + 9.422759064650411e-11
+    p = p * s + -1.2290555301717926e-09
+    p = p * s + 1.4807192815879218e-08
+    p = p * s + -1.6365844691234924e-07
+    p = p * s + 1.6462114365889246e-06
+    p = p * s + -1.492565035840625e-05
+    p = p * s + 0.00012055332981789664
+    p = p * s + -0.0008548327023450852
+    p = p * s + 0.005223977625442188
+    p = p * s + -0.026866170645131252
+    p = p * s + 0.11283791670955126
+    p = p * s + -0.37612638903183754
+    p = p * s + 1.1283791670955126
+    return h * p, e
 
 
 @njit(cache=True)
@@ -249,6 +290,11 @@ class ErfNetworkPosterior:
                  readout="langevin"):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.y = np.ascontiguousarray(y, dtype=float)
+        if self.X.ndim != 2 or self.y.shape != self.X.shape[:1]:
+            raise ValueError(f"X of shape {self.X.shape} and y of shape {self.y.shape} do not "
+                             f"match; need X (n, d) and y (n,)")
+        if not (np.isfinite(self.X).all() and np.isfinite(self.y).all()):
+            raise ValueError("X or y contains NaN or inf; the data must be finite")
         self.n, self.d = self.X.shape
         self.sigma2 = check_positive("sigma2", sigma2)
         self.N = check_int("width", width, 1)
@@ -315,25 +361,25 @@ class ErfNetworkPosterior:
         return ga - a / self.var_a, gW - W / self.var_w
 
 
-class Checkpoint:
-    """Atomic on-disk state of one network's run (after emcee's backends)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class LangevinState(Result):
+    """Final state of one network's Langevin run (:func:`langevin_run`).
 
-    def __init__(self, path):
-        self.path = os.fspath(path)
-
-    def reset(self):
-        if os.path.exists(self.path):
-            os.unlink(self.path)
-
-    @property
-    def iteration(self):
-        return int(self.get_last_state()["step"]) if os.path.exists(self.path) else 0
-
-    def save_step(self, state):
-        atomic_savez(self.path, **state)
-
-    def get_last_state(self):
-        return load_npz(self.path)
+    ``a``, ``W`` are the weights after ``step`` steps; ``acc`` the sums of the observables
+    (``acc["count"]`` samples); ``trace`` the recorded rows at ``trace_steps``. ``status`` is 0,
+    or 6 ("run diverged") when the weights turned NaN or infinite, in which case the run stopped
+    at that ``step`` and ``acc`` holds only the samples taken before. "Diverged" means a weight
+    is NaN, infinite or beyond :data:`DIVERGED_STDS` prior standard deviations.
+    """
+    a: np.ndarray
+    W: np.ndarray
+    acc: Mapping[str, Any]
+    step: int
+    trace: np.ndarray
+    trace_steps: np.ndarray
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _ou_coefficients(var, lr):
@@ -343,8 +389,7 @@ def _ou_coefficients(var, lr):
 
 
 def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, observe=None,
-                 trace=None, checkpoint=None, checkpoint_every=1000, resume=False, params=None,
-                 bar=None):
+                 trace=None, checkpoint=None, checkpoint_every=1000, params=None, bar=None):
     r"""Run one network for ``steps`` Langevin steps of length ``lr``; return its final state.
 
     Parameters
@@ -356,34 +401,42 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         ``sample_every``-th step are accumulated (``acc["count"]`` holds the number of samples).
     trace : ``(steps_to_record, fn)``; ``fn(a, W)`` returns a 1-D array recorded at those steps
         (a learning curve), returned as ``trace`` (rows in the order of ``steps_to_record``).
-    checkpoint : path of this network's :class:`Checkpoint`, saved every ``checkpoint_every``
-        steps and at the end; with ``resume=True`` the run continues from it (its parameters
-        must match; ``steps`` may be extended).
+    checkpoint : ``(run_dir, name)``: a :class:`kernelphase.io.RunDir` and this network's state
+        file in it, saved every ``checkpoint_every`` steps, at the end and on divergence. When
+        the run folder was opened with ``resume=True`` the run continues from that file (the
+        folder's key, checked by ``RunDir``, guarantees the parameters match; ``steps`` must not
+        be below the saved step).
+    params : recorded in the result's ``params``.
     bar : a tqdm bar advanced once per step, or None.
+
+    Returns
+    -------
+    LangevinState
+        ``status`` 0, or 6 when the run diverged (a weight NaN, infinite or beyond
+        :data:`DIVERGED_STDS` prior standard deviations; the run stops at that step).
     """
     steps = check_int("steps", steps, 1)
     lr = check_positive("lr", lr)
     sample_every = check_int("sample_every", sample_every, 1)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
-    params = _jsonable(dict(params or {}, lr=lr, seed=seed, key=list(key), burn_in=burn_in,
-                            sample_every=sample_every))
+    burn_in = check_int("burn_in", burn_in, 0)
+    seed = check_int("seed", seed, 0)
+    key = tuple(check_int("key", k, 0) for k in key)
     rng = network_rng(seed, *key)
     rec_steps, rec_fn = trace if trace is not None else ((), None)
     rec_steps = np.asarray(rec_steps, dtype=np.int64)
-    ck = Checkpoint(checkpoint) if checkpoint else None
+    store, name = checkpoint if checkpoint is not None else (None, None)
     acc, rec = {}, {}
-    if ck and resume and os.path.exists(ck.path):
-        st = ck.get_last_state()
-        if st["params"] != params:
-            raise ValueError(f"checkpoint {ck.path!r} was made with other parameters; "
-                             f"remove it or run without --resume")
+    st = store.load(name) if store is not None else None
+    if st is not None:
         a, W, step = st["a"], st["W"], int(st["step"])
+        if step > steps:
+            raise ValueError(f"steps={steps} is below the {step} steps already saved in "
+                             f"{store.file(name)!r}")
         rng.bit_generator.state = st["rng"]
         acc = {k[4:]: st[k] for k in st if k.startswith("acc_")}
         rec = {int(s): row for s, row in zip(st.get("rec_steps", ()), st.get("rec_rows", ()))}
     else:
-        if ck:
-            ck.reset()
         a, W = post.prior_sample(rng)
         step = 0
         if rec_fn is not None and 0 in rec_steps:
@@ -392,28 +445,76 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         bar.update(step)
     da, ka, na = _ou_coefficients(post.var_a, lr)
     dw, kw, nw = _ou_coefficients(post.var_w, lr)
+    bounds = (DIVERGED_STDS * math.sqrt(post.var_a), DIVERGED_STDS * math.sqrt(post.var_w))
     wanted = set(rec_steps.tolist())
+    save = None
+    if store is not None:
+        def save(step, a, W):
+            keys = sorted(rec)
+            extra = dict(rec_steps=np.asarray(keys, np.int64),
+                         rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
+            store.save(name, a=a, W=W, step=step, rng=rng.bit_generator.state,
+                       **{"acc_" + k: v for k, v in acc.items()}, **extra)
     with _blas_single(post):
-        step, a, W = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw), burn_in,
-                            sample_every, observe, acc, wanted, rec_fn, rec, bar, ck,
-                            checkpoint_every, params)
+        step, a, W, failure = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw),
+                                     bounds, burn_in, sample_every, observe, acc, wanted, rec_fn,
+                                     rec, bar, save, checkpoint_every)
+    if bar is not None and step < steps:
+        bar.update(steps - step)
     keys = [s for s in rec_steps.tolist() if s in rec]
-    return {"a": a, "W": W, "acc": acc, "step": step,
-            "trace": np.asarray([rec[s] for s in keys]), "trace_steps": np.asarray(keys)}
+    status, detail = (0, None) if failure is None else (
+        6, f"{failure} at step {step} of network {tuple(key)} (lr={lr:g})")
+    return LangevinState(a=a, W=W, acc=acc, step=step,
+                         trace=np.asarray([rec[s] for s in keys]), trace_steps=np.asarray(keys),
+                         status=status, message=status_message(status, detail),
+                         params=dict(params or {}, lr=lr, seed=seed, key=tuple(key),
+                                     burn_in=burn_in, sample_every=sample_every, steps=steps))
 
 
-def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, acc, wanted,
-           rec_fn, rec, bar, ck, checkpoint_every, params):
+#: a weight beyond this many prior standard deviations means the run diverged (its prior
+#: log-density alone would be below -5e7: no posterior of these models puts mass there)
+DIVERGED_STDS = 1e4
+
+
+_DIVERGED = f"weights NaN, infinite or beyond {DIVERGED_STDS:g} prior standard deviations"
+
+
+@njit(cache=True)
+def _in_bounds(a, W, bound_a, bound_w):
+    """True when every ``|a| <= bound_a`` and ``|W| <= bound_w`` (False for NaN); one pass, no
+    temporaries (checked every step)."""
+    for v in a.flat:
+        if not abs(v) <= bound_a:
+            return False
+    for v in W.flat:
+        if not abs(v) <= bound_w:
+            return False
+    return True
+
+
+def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
+           wanted, rec_fn, rec, bar, save, checkpoint_every):
+    """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
+    run stopped early."""
     da, ka, na, dw, kw, nw = coef
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
+    if not _in_bounds(a, W, *bounds):   # resumed from the checkpoint of a diverged run
+        return step, a, W, _DIVERGED
     while step < steps:
         if gibbs:
-            a, gW = post.gibbs_step(W, rng)
+            try:
+                a, gW = post.gibbs_step(W, rng)
+            except np.linalg.LinAlgError:   # read-out precision lost positive definiteness
+                return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
             a = da * a + ka * ga + na * rng.standard_normal(a.shape)
         W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
         step += 1
+        if not _in_bounds(a, W, *bounds):
+            if save is not None:
+                save(step, a, W)
+            return step, a, W, _DIVERGED
         if observe is not None and step > burn_in and step % sample_every == 0:
             for k, v in observe(a, W).items():
                 acc[k] = acc.get(k, 0) + np.asarray(v, float)
@@ -422,16 +523,6 @@ def _steps(post, steps, step, a, W, rng, coef, burn_in, sample_every, observe, a
             rec[step] = np.asarray(rec_fn(a, W), float)
         if bar is not None:
             bar.update(1)
-        if ck and (step % checkpoint_every == 0 or step == steps):
-            keys = sorted(rec)
-            extra = dict(rec_steps=np.asarray(keys, np.int64),
-                         rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
-            ck.save_step(dict(a=a, W=W, step=step, rng=rng.bit_generator.state, params=params,
-                              **{"acc_" + k: v for k, v in acc.items()}, **extra))
-    return step, a, W
-
-
-def _jsonable(obj):
-    import json
-    from kernelphase.results import jsonable
-    return json.loads(json.dumps(jsonable(obj)))
+        if save is not None and (step % checkpoint_every == 0 or step == steps):
+            save(step, a, W)
+    return step, a, W, None

@@ -49,15 +49,19 @@ Presets move along the Table 1 family with ``scale`` (:math:`\beta`):
 :math:`N\to\beta^2N`, :math:`P\to\sqrt\beta\,P` (nearest prime), :math:`\sigma^2\to\sigma^2/\beta`,
 :math:`\sigma_a^2\to\sigma_a^2/\beta`, which keeps :math:`u=2\sigma_a^2P^2/(N\sigma^4)` invariant.
 """
+import dataclasses
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive
+from kernelphase.results import Result, status_message
 from .langevin import gaussian_readout
 
 __all__ = ["ModularNetworkPosterior", "MODULAR_PRESETS", "scaled_modular_preset", "nearest_prime",
-           "modular_targets", "default_modular_lr", "run_modular", "plot_modular_report"]
+           "modular_targets", "default_modular_lr", "plan_modular", "run_modular",
+           "ModularValidation", "plot_modular_report"]
 
 MODULAR_PRESETS = {
     "fig3": dict(width=1000, P=401, sigma_a2=0.002 / 1000, gamma=1e-4,
@@ -297,8 +301,68 @@ class _ModularObserver:
                 "droplet": np.mean(Phi > self.phi_cut)}
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModularValidation(Result):
+    """Report of :func:`run_modular`: one row per noise level (JSON-ready dicts); ``status`` 6
+    when a network diverged (its row says which; the statistics use the finite networks)."""
+    preset: str
+    scale: float
+    transition: Mapping[str, Any]
+    rows: list
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: upper bounds of the integer inputs (memory is checked separately by :func:`plan_modular`)
+MAX_NETS, MAX_STEPS, MAX_SEED = 10 ** 6, 10 ** 10, 2 ** 63 - 1
+
+
+def plan_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=None, seed=0,
+                 workers=None, scheduler=None):
+    """Check every input of :func:`run_modular` before anything is allocated and resolve the run.
+
+    Raises a one-line ``ValueError`` (parameter, value, valid range), or ``the run needs X GiB``
+    when the estimated memory (the P^2 x N pre-activation arrays of the networks that run at
+    once and the results kept) is above :data:`~kernelphase.validation.ensemble.MEMORY_LIMIT`.
+    Returns a dict with the scaled preset ``p``, ``sigma2s``, the checked inputs, ``key``
+    (every parameter that determines the result) and ``memory_gib``.
+    """
+    from .ensemble import _MAX_WORKERS, check_memory, concurrent_tasks
+    from kernelphase._checks import check_range
+    from .teacher_student import SCALE_RANGE, SIGMA2_RANGE
+    check_choice("preset", preset, tuple(MODULAR_PRESETS))
+    check_range("scale", scale, *SCALE_RANGE)           # beyond: overflow, slow prime search
+    p = scaled_modular_preset(preset, scale)
+    nets = check_int("nets", nets, 1, MAX_NETS)
+    steps = check_int("steps", steps, 10, MAX_STEPS)
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    if workers is not None:
+        workers = check_int("workers", workers, 1, _MAX_WORKERS)
+    if sigma2 is not None:
+        sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
+        if not sigma2:
+            raise ValueError("sigma2=() is empty; give at least one noise level")
+    sigma2s = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in
+                    (sigma2 if sigma2 is not None else p["sigma2"]))
+    P, N = p["P"], p["width"]
+    n_tasks = nets * len(sigma2s)
+    at_once = concurrent_tasks(n_tasks, workers, scheduler)
+    per_net = 7 * P * P * N + 4 * P ** 3 + N * N + 6 * N * P
+    kept = n_tasks * (3 * N * P + 4 * P + 100)
+    nbytes = 8 * (at_once * per_net + kept)
+    check_memory(nbytes, f"{at_once} network(s) at a time with P^2 x N = {P * P} x {N} "
+                         f"pre-activations, {n_tasks} results kept")
+    key = {"preset": preset, "scale": float(scale), "P": P, "width": N,
+           "sigma2": list(sigma2s), "nets": nets, "steps": steps, "lr": lr, "seed": seed}
+    return {"p": p, "sigma2s": sigma2s, "nets": nets, "steps": steps, "lr": lr, "seed": seed,
+            "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30}
+
+
 def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=None, seed=0,
-                checkpoint_dir=None, resume=False, progress=None, scheduler=None, workers=None):
+                run_dir=None, progress=None, scheduler=None, workers=None):
     """Sample each noise level with ``nets`` networks and compare with ``modular_phase``.
 
     Parameters
@@ -308,14 +372,17 @@ def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=
     nets, steps : networks per noise level and Langevin steps per network (the second half is
         sampled every ``steps // 100`` steps).
     lr : step size (default :func:`default_modular_lr`).
-    checkpoint_dir, resume : per-network checkpoints ``P{P}_s{sigma2}_net{k}.npz``.
+    run_dir : an open :class:`kernelphase.io.RunDir` (key from :func:`plan_modular`) receiving
+        one state file per network, ``checkpoints/P{P}_s{sigma2}_net{k}.npz``, and resuming
+        from them.
     scheduler, workers, progress : passed to
         :func:`~kernelphase.validation.ensemble.run_ensemble`.
 
     Returns
     -------
-    dict
-        JSON-ready report: ``preset``, ``scale``, ``params``, ``transition`` and ``rows``.
+    ModularValidation
+        ``preset``, ``scale``, ``params``, ``transition`` and ``rows`` (JSON-ready dicts);
+        ``status`` 6 when a network diverged (left out of its row's statistics).
 
     Notes
     -----
@@ -328,15 +395,9 @@ def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=
     measured to slow the run by an order of magnitude on 2 cores.
     """
     from kernelphase.solvers.modular import modular_transition
-    from .ensemble import run_ensemble
-    p = scaled_modular_preset(preset, scale)
-    nets = check_int("nets", nets, 1)
-    steps = check_int("steps", steps, 10)
-    if lr is not None:
-        check_positive("lr", lr)
-    sigma2s = tuple(sigma2) if sigma2 is not None else p["sigma2"]
-    for s2 in sigma2s:
-        check_positive("sigma2", s2)
+    from .ensemble import network_status, report_status, run_ensemble
+    plan = plan_modular(preset, scale, sigma2, nets, steps, lr, seed, workers, scheduler)
+    p, sigma2s = plan["p"], plan["sigma2s"]
     P, N, sa2, gamma = p["P"], p["width"], p["sigma_a2"], p["gamma"]
     tr = modular_transition(P, N, sa2, gamma)
     cells, tasks = [], []
@@ -349,39 +410,44 @@ def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=
                 post=post, steps=steps, lr=step, seed=seed, key=(P, round(1e6 * s2), k),
                 burn_in=steps // 2, sample_every=max(1, steps // 100),
                 observe=_ModularObserver(post, LOG_PHI_BINS, tr.phi_plus / 2),
-                checkpoint=(f"{checkpoint_dir}/P{P}_s{s2:g}_net{k}.npz" if checkpoint_dir else None),
-                checkpoint_every=max(1, steps // 20), resume=resume,
-                params={"preset": preset, "scale": scale, "sigma2": s2, "width": N, "P": P,
-                        "model": "modular"}))
+                checkpoint=((run_dir, f"checkpoints/P{P}_s{s2:g}_net{k}.npz")
+                            if run_dir is not None else None),
+                checkpoint_every=max(1, steps // 20),
+                params={"preset": preset, "sigma2": s2, "width": N, "P": P, "model": "modular"}))
     results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
-    rows = [_modular_row(results[i0:i0 + nets], P, N, s2, sa2, gamma, step, tr)
+    rows = [_modular_row(results[i0:i0 + nets], P, N, s2, sa2, gamma, step, tr, network_status)
             for s2, step, i0 in cells]
     from kernelphase.results import jsonable
-    return jsonable({"preset": preset, "scale": scale,
-                     "params": {**p, "sigma2": sigma2s, "nets": nets, "steps": steps,
-                                "seed": seed},
-                     "transition": {"sigma2_gmfl1": tr.sigma2_gmfl1,
-                                    "sigma2_gmfl2": tr.sigma2_gmfl2,
-                                    "phi_plus": tr.phi_plus, "g_c": tr.g_c},
-                     "rows": rows})
+    status, detail = report_status(rows)
+    return ModularValidation(
+        preset=preset, scale=float(scale),
+        transition={"sigma2_gmfl1": tr.sigma2_gmfl1, "sigma2_gmfl2": tr.sigma2_gmfl2,
+                    "phi_plus": tr.phi_plus, "g_c": tr.g_c},
+        rows=jsonable(rows), status=status, message=status_message(status, detail),
+        params={**p, "sigma2": sigma2s, "nets": nets, "steps": steps, "seed": seed})
 
 
-def _modular_row(res, P, N, s2, sa2, gamma, step, tr):
-    """Ensemble statistics of one noise level against the theory."""
+def _modular_row(res, P, N, s2, sa2, gamma, step, tr, network_status):
+    """Ensemble statistics of one noise level against the theory, over its finite networks (a
+    diverged network gives the row status 6 and is left out)."""
     from kernelphase.solvers.modular import modular_phase
     from .teacher_student import _obs
+    ok, state = network_status(res)
+    th = modular_phase(P, N, sa2, gamma, s2)
+    if not ok:
+        return {"sigma2": s2, "u": th.u, "phase_theory": th.phase, "lr": step, **state}
+    res = [res[i] for i in ok]
     nets = len(res)
-    cnt = res[0]["acc"]["count"]
-    fsym = np.array([r["acc"]["fsym"] for r in res]) / cnt           # (nets, P)
+    cnt = res[0].acc["count"]
+    fsym = np.array([r.acc["fsym"] for r in res]) / cnt              # (nets, P)
     ysym = np.full(P, -1.0 / P)
     ysym[0] += 1.0
     yy = float(ysym @ ysym)                                           # y.y / P^2
     a_i = -(yy - fsym @ ysym) / yy
-    power_i = np.array([r["acc"]["phipsi"].mean() for r in res]) / cnt
-    drop_i = np.array([r["acc"]["droplet"] for r in res]) / cnt
+    power_i = np.array([r.acc["phipsi"].mean() for r in res]) / cnt
+    drop_i = np.array([r.acc["droplet"] for r in res]) / cnt
     se = (lambda v: float(np.std(v, ddof=1) / math.sqrt(nets))) if nets > 1 else (lambda v: 0.0)
-    th = modular_phase(P, N, sa2, gamma, s2)
-    hist = np.sum([r["acc"]["hist"] for r in res], 0) / cnt
+    hist = np.sum([r.acc["hist"] for r in res], 0) / cnt
     fbar = fsym.mean(0)
     return {
         "sigma2": s2, "u": th.u, "phase_theory": th.phase,
@@ -390,11 +456,11 @@ def _modular_row(res, P, N, s2, sa2, gamma, step, tr):
         "droplet_fraction": {"theory": th.droplet_weight, "sim_mean": float(drop_i.mean()),
                              "std_error": se(drop_i)},
         "train_loss": float(np.mean((fbar - ysym) ** 2)),
-        "train_loss_samples": float(np.mean([r["acc"]["loss"] for r in res]) / cnt),
+        "train_loss_samples": float(np.mean([r.acc["loss"] for r in res]) / cnt),
         "phi_hist": {"log10_edges": LOG_PHI_BINS, "counts": hist,
                      "phi_plus": tr.phi_plus},
         "a_per_network": a_i, "lr": step, "samples": cnt,
-        "langevin_time": step * res[0]["step"],
+        "langevin_time": step * res[0].step, **state,
     }
 
 
@@ -404,7 +470,8 @@ def plot_modular_report(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from kernelphase.io import savefig_atomic
-    rows = report["rows"]
+    from .teacher_student import report_rows
+    rows = [r for r in report_rows(report) if "a" in r]       # rows of diverged cells have none
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     s2 = [r["sigma2"] for r in rows]
     a1.errorbar(s2, [abs(r["a"]["sim_mean"]) for r in rows], [r["a"]["std_error"] for r in rows],
@@ -412,7 +479,7 @@ def plot_modular_report(report, path):
     order = np.argsort(s2)
     a1.plot(np.asarray(s2)[order], [abs(rows[i]["a"]["theory"]) for i in order], "-",
             label="|a| theory")
-    tr = report.get("transition", {})
+    tr = report.transition if isinstance(report, Result) else report.get("transition", {})
     for key, ls in (("sigma2_gmfl1", ":"), ("sigma2_gmfl2", "--")):
         if tr.get(key) is not None:
             a1.axvline(tr[key], color="0.5", ls=ls, lw=0.8)

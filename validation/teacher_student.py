@@ -20,16 +20,24 @@ invariant; the corrections to it are conjectured to scale as :math:`\sqrt\beta/\
 values: App. D is about that finite-data regime, and at :math:`\alpha=\beta` a reduced run would have
 :math:`n/d=4\sqrt\beta` instead.
 """
+import dataclasses
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
-from kernelphase._checks import check_choice, check_int, check_positive
+from kernelphase._checks import check_choice, check_int, check_positive, check_range
+from kernelphase.results import Result, status_message
 
 __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
-           "run_cubic", "plot_cubic_report", "learning_curves", "loss_drop_times",
-           "grokking_summary",
+           "plan_cubic", "run_cubic", "CubicValidation", "GrokkingSummary", "report_rows",
+           "plot_cubic_report", "learning_curves", "loss_drop_times", "grokking_summary",
            "plot_learning_curves"]
+
+#: upper bounds of the integer inputs (memory is checked separately by :func:`plan_cubic`)
+MAX_NETS, MAX_STEPS, MAX_SEED, MAX_N_TEST = 10 ** 6, 10 ** 10, 2 ** 63 - 1 - 10 ** 6, 10 ** 8
+#: ranges of scale / data_scale and of the noise levels the theory solvers handle
+SCALE_RANGE, SIGMA2_RANGE = (1e-6, 1e3), (1e-12, 1e12)
 
 PRESETS = {
     "fig2": dict(width=700, n=3000, d=150, sigma_w2=0.5, sigma_a2=8 / 700, eps=-0.3,
@@ -102,10 +110,106 @@ def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2, readout="langevin"):
     return min(0.1 * sigma2 / n, 0.1 * sigma_w2 / d)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class CubicValidation(Result):
+    """Report of :func:`run_cubic`: one row per (width, noise level), JSON-ready dicts.
+
+    ``status`` is 0; 6 when a network diverged (its row says which; the statistics use the
+    finite networks); 7 when a learning curve is too short for :func:`grokking_summary`.
+    """
+    preset: str
+    scale: float
+    transition: Mapping[str, Any]
+    rows: list
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GrokkingSummary(Result):
+    """Late test-loss drop of one learning curve (:func:`grokking_summary`); times in Langevin
+    time. ``status`` 7 ("run too short to measure") leaves ``t_test``, ``delay`` and the late
+    drop NaN."""
+    t_train: float
+    t_test: float
+    delay: float
+    late_drop: float
+    late_drop_fraction: float
+    final_train_loss: float
+    final_test_loss: float
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
+               n_test=2000, width=None, curves=False, readout="langevin", data_scale=None,
+               workers=None, scheduler=None):
+    """Check every input of :func:`run_cubic` and resolve the run, before anything is allocated.
+
+    Raises a one-line ``ValueError`` naming the parameter, its value and the valid range, or
+    ``the run needs X GiB`` when the estimated memory (the n x N feature matrices of the
+    networks that run at once, their data, and the results kept) is above
+    :data:`~kernelphase.validation.ensemble.MEMORY_LIMIT`. Returns a dict with the scaled preset
+    ``p``, ``sigma2s``, ``widths``, the checked inputs, ``key`` (every parameter that determines
+    the result, for :class:`kernelphase.io.RunDir`) and ``memory_gib``.
+    """
+    from .ensemble import check_memory, concurrent_tasks
+    check_choice("readout", readout, ("langevin", "gibbs"))
+    check_choice("preset", preset, tuple(PRESETS))
+    check_range("scale", scale, *SCALE_RANGE)          # beyond: overflow in the theory
+    if data_scale is not None:
+        check_range("data_scale", data_scale, *SCALE_RANGE)
+    p = scaled_preset(preset, scale, data_scale)
+    nets = check_int("nets", nets, 1, MAX_NETS)
+    steps = check_int("steps", steps, 10, MAX_STEPS)
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    n_test = check_int("n_test", n_test, 1, MAX_N_TEST)
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    if workers is not None:
+        from .ensemble import _MAX_WORKERS
+        workers = check_int("workers", workers, 1, _MAX_WORKERS)
+    if sigma2 is not None:
+        sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
+        if not sigma2:
+            raise ValueError("sigma2=() is empty; give at least one noise level")
+        sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
+    sigma2s = (p["sigma2"] if sigma2 is None
+               else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
+    if width is None:
+        widths = p["width"]
+    else:
+        widths = tuple(width) if np.ndim(width) else (width,)
+        if not widths:
+            raise ValueError("width=() is empty; give at least one width")
+        widths = tuple(check_int("width", w, 1, 10 ** 12) for w in widths)
+    for s2 in sigma2s:
+        check_range("sigma2 (scaled)", s2, 0.0, math.inf, lo_open=True)
+    n, d = p["n"], p["d"]
+    n_tasks = nets * len(widths) * len(sigma2s)
+    at_once = concurrent_tasks(n_tasks, workers, scheduler)
+    N = max(widths)
+    per_net = 4 * n * N + 2 * n_test * N + min(n, N) ** 2 + (n // 192 + 1) * N * d \
+        + (n + n_test) * d
+    kept = n_tasks * (N * d + N + n + n_test + 64 + (61 * (n + n_test) if curves else 0))
+    nbytes = 8 * (at_once * per_net + kept + 2 * (n + n_test) * d)
+    check_memory(nbytes, f"{at_once} network(s) at a time with n x N = {n} x {N} features, "
+                         f"{n_test} test points, {n_tasks} results kept")
+    key = {"preset": preset, "scale": float(scale), "data_scale": p["data_scale"],
+           "sigma2": list(sigma2s), "widths": list(widths), "n": n, "d": d, "nets": nets,
+           "steps": steps, "lr": lr, "readout": readout, "seed": seed, "n_test": n_test,
+           "curves": bool(curves)}
+    return {"p": p, "sigma2s": sigma2s, "widths": widths, "nets": nets, "steps": steps,
+            "lr": lr, "seed": seed, "n_test": n_test, "readout": readout, "curves": bool(curves),
+            "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30}
+
+
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
-              n_test=2000, checkpoint_dir=None, resume=False, progress=None, width=None,
-              scheduler=None, workers=None, curves=False, readout="langevin", data_scale=None):
-    """Sample each (width, noise level) and compare with the theory. Returns a JSON-ready report.
+              n_test=2000, run_dir=None, progress=None, width=None, scheduler=None, workers=None,
+              curves=False, readout="langevin", data_scale=None):
+    """Sample each (width, noise level) and compare with the theory.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
     cores by default, a Dask cluster with ``scheduler``); with ``curves=True`` each network also
@@ -113,20 +217,21 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     and test losses of each network and of the ensemble-mean output. ``readout="gibbs"`` draws
     the read-out from its exact conditional every step (see :mod:`.langevin`). ``sigma2`` is
     given at full scale and moved along the family like the preset's (by ``data_scale / scale``).
+    Inputs are checked by :func:`plan_cubic` first. ``run_dir``: an open
+    :class:`kernelphase.io.RunDir` (key from :func:`plan_cubic`) that receives one state file per
+    network, ``checkpoints/N{N}_s{sigma2}_net{k}.npz``, and resumes from them.
+
+    Returns
+    -------
+    CubicValidation
+        ``preset``, ``scale``, ``params``, ``transition`` and ``rows`` (JSON-ready dicts).
     """
     from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
-    from .ensemble import run_ensemble
+    from .ensemble import network_status, report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
-    p = scaled_preset(preset, scale, data_scale)
-    nets = check_int("nets", nets, 1)
-    steps = check_int("steps", steps, 10)
-    if sigma2 is not None:
-        for s2 in sigma2:
-            check_positive("sigma2", s2)
-    sigma2s = (p["sigma2"] if sigma2 is None
-               else tuple(s2 * p["data_scale"] / scale for s2 in sigma2))
-    widths = tuple(width) if isinstance(width, (tuple, list)) else (
-        (width,) if width is not None else p["width"])
+    plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
+                      readout, data_scale, workers, scheduler)
+    p, sigma2s, widths = plan["p"], plan["sigma2s"], plan["widths"]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
@@ -144,11 +249,10 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                     burn_in=steps // 2, sample_every=max(1, steps // 200),
                     observe=_CubicObserver(post, Xt, bins),
                     trace=(rec, _CubicTracer(post, Xt)) if curves else None,
-                    checkpoint=(f"{checkpoint_dir}/N{N}_s{s2:g}_net{k}.npz"
-                                if checkpoint_dir else None),
-                    checkpoint_every=max(1, steps // 20), resume=resume,
-                    params={"preset": preset, "scale": scale, "sigma2": s2, "width": N,
-                            "n_test": n_test, "curves": bool(curves), "readout": readout}))
+                    checkpoint=((run_dir, f"checkpoints/N{N}_s{s2:g}_net{k}.npz")
+                                if run_dir is not None else None),
+                    checkpoint_every=max(1, steps // 20),
+                    params={"preset": preset, "sigma2": s2, "width": N}))
     results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
     fS, _ = compiled_action()
     rows = []
@@ -157,20 +261,30 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
         rows.append(_cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS,
                                cubic_phase, rec))
     tr = cubic_transition(eps, sw2, n=n, d=d, width=widths[-1], sigma_a2=sa2)
-    return {"preset": preset, "scale": scale,
-            "params": {**p, "width": widths, "sigma2": sigma2s, "nets": nets, "steps": steps,
-                       "seed": seed, "n_test": n_test, "readout": readout},
-            "transition": {"u_c": tr.u_c, "sigma2_c_last_width": tr.sigma2_c},
-            "rows": rows}
+    status, detail = report_status(rows)
+    return CubicValidation(
+        preset=preset, scale=float(scale),
+        transition={"u_c": tr.u_c, "sigma2_c_last_width": tr.sigma2_c}, rows=rows,
+        status=status, message=status_message(status, detail),
+        params={**p, "width": widths, "sigma2": sigma2s, "nets": nets, "steps": steps,
+                "seed": seed, "n_test": n_test, "readout": readout})
 
 
 def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic_phase, rec):
-    """Ensemble statistics of one (width, sigma^2) cell against the theory."""
+    from .ensemble import network_status
+    """Ensemble statistics of one (width, sigma^2) cell against the theory, over its finite
+    networks (a diverged network gives the row status 6 and is left out)."""
+    ok, state = network_status(res)
+    th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
+    if not ok:
+        return {"width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase, "lr": step,
+                **state}
+    res = [res[i] for i in ok]
     nets = len(res)
-    cnt = res[0]["acc"]["count"]
-    f_nets = np.array([r["acc"]["f_test"] for r in res]) / cnt
-    f_train = np.mean([r["acc"]["f_train"] for r in res], 0) / cnt
-    hist = np.sum([r["acc"]["hist"] for r in res], 0) / cnt
+    cnt = np.array([r.acc["count"] for r in res])
+    f_nets = np.array([r.acc["f_test"] / c for r, c in zip(res, cnt)])
+    f_train = np.mean([r.acc["f_train"] / c for r, c in zip(res, cnt)], 0)
+    hist = np.sum([r.acc["hist"] / c for r, c in zip(res, cnt)], 0)
     zt = Xt[:, 0]
     He1, He3 = zt, zt ** 3 - 3 * zt
     # b, c of each network's posterior-mean output; the ensemble value is their mean and the
@@ -183,12 +297,11 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic
     b_se = float(math.hypot(spread(b_i), np.std(resid * He1) / math.sqrt(n_test)))
     c_se = float(math.hypot(spread(c_i), np.std(resid * He3) / 6 / math.sqrt(n_test)))
     b_sim, c_sim = float(b_i.mean()), float(c_i.mean())
-    th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
     dens = hist / hist.sum() / np.diff(bins)
     centres = 0.5 * (bins[1:] + bins[:-1])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):     # empty bins: +inf (or NaN)
         mlogp = -np.log(dens)
-    mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
+        mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
     row = {
         "width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase,
         "b": _obs(th.b, b_sim, b_se), "c": _obs(th.c, c_sim, c_se),
@@ -198,13 +311,18 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic
         "phi_hist": {"centres": centres, "minus_log_p": mlogp,
                      "theory": [d * fS(abs(c), th.u, th.b, th.c, sw2)[0] for c in centres]},
         "droplet_mass_sim": float(hist[np.abs(centres) > 0.5].sum() / hist.sum()),
-        "lr": step, "samples": cnt,
+        "lr": step, "samples": float(cnt.min()), **state,
     }
-    if rec is not None:
-        row["curves"] = learning_curves(np.array([r["trace"] for r in res]), y, yt, Xt[:, 0], eps)
+    if rec is not None and all(len(r.trace) == len(rec) for r in res):
+        row["curves"] = learning_curves(np.array([r.trace for r in res]), y, yt, Xt[:, 0], eps)
         row["curves"].update(steps=rec, time=rec * step)
         row["grokking"] = grokking_summary(row)
     return row
+
+
+def report_rows(report):
+    """The rows of a report: a :class:`CubicValidation` (or modular report) or its dict."""
+    return report.rows if isinstance(report, Result) else report["rows"]
 
 
 def _obs(theory, mean, se):
@@ -219,8 +337,9 @@ def plot_cubic_report(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from kernelphase.io import savefig_atomic
+    rows = [r for r in report_rows(report) if "b" in r]      # rows of diverged cells have none
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, r in enumerate(report["rows"]):
+    for i, r in enumerate(rows):
         h = r["phi_hist"]
         col = f"C{i % 10}"
         a1.plot(h["centres"], h["minus_log_p"], "x", color=col,
@@ -230,10 +349,10 @@ def plot_cubic_report(report, path):
     a1.set_xlabel(r"$\Phi=w\cdot w^*$")
     a1.set_ylabel(r"$-\log p(\Phi)$ (x: simulation, line: $d\hat S$)")
     a1.legend(fontsize=7)
-    s2 = [r["sigma2"] for r in report["rows"]]
-    a2.errorbar(s2, [r["b"]["sim_mean"] for r in report["rows"]],
-                [r["b"]["std_error"] for r in report["rows"]], fmt="o", label="b simulation")
-    a2.plot(s2, [r["b"]["theory"] for r in report["rows"]], "s-", label="b theory")
+    s2 = [r["sigma2"] for r in rows]
+    a2.errorbar(s2, [r["b"]["sim_mean"] for r in rows], [r["b"]["std_error"] for r in rows],
+                fmt="o", label="b simulation")
+    a2.plot(s2, [r["b"]["theory"] for r in rows], "s-", label="b theory")
     a2.set_xlabel(r"$\sigma^2$")
     a2.legend()
     fig.tight_layout()
@@ -277,23 +396,50 @@ def grokking_summary(row):
     last 10 % of records): positive when the test loss keeps falling after the fit, as in
     grokking; ``late_drop_fraction`` divides it by the test loss at :math:`t_{train}`.
     :math:`t_{test}` is the first time after :math:`t_{train}` by which 90 % of the late drop is
-    made, and ``delay`` is :math:`t_{test}/t_{train}` (NaN without a late drop)."""
+    made, and ``delay`` is :math:`t_{test}/t_{train}` (NaN without a late drop).
+
+    Returns
+    -------
+    GrokkingSummary
+        ``status`` 7 ("run too short to measure"), with ``t_test``, ``delay`` and the late drop
+        NaN, when the curves have fewer than 10 records, the train loss does not drop, it
+        has not made 90 % of its drop before the last 10 % of the records, or it still falls
+        there by more than 5 % of its drop (the "final" values would be taken while the losses
+        still fall, and the delay would be spurious).
+    """
     c = row["curves"]
-    tr, te = np.asarray(c["ensemble_train_loss"]), np.asarray(c["ensemble_test_loss"])
-    t = np.asarray(c["time"])
-    t_tr = loss_drop_times(tr, t)
-    end = te[-max(1, len(te) // 10):].mean()
-    if t_tr == t_tr:
-        i = int(np.searchsorted(t, t_tr))
-        at = float(np.median(te[max(0, i - 1):i + 2]))
-        after = np.nonzero((t >= t_tr) & (te <= end + 0.1 * (at - end)))[0]
-    else:
-        at, after = float("nan"), ()
+    tr, te = np.asarray(c["ensemble_train_loss"], float), np.asarray(c["ensemble_test_loss"], float)
+    t = np.asarray(c["time"], float)
+    tail = max(1, len(te) // 10)
+    t_tr = loss_drop_times(tr, t) if len(tr) else float("nan")
+    nan = float("nan")
+    last = (float(tr[-1]) if len(tr) else nan, float(te[-1]) if len(te) else nan)
+    why = None
+    if len(t) < 10:
+        why = f"{len(t)} records, at least 10 needed"
+    elif not np.all(np.isfinite(tr)) or not np.all(np.isfinite(te)):
+        why = "the losses are not finite"
+    elif not tr[-tail:].mean() < tr[0]:
+        why = "the train loss does not drop"
+    elif not t_tr < t[len(t) - tail]:
+        why = (f"the train loss has not made 90 % of its drop before the last 10 % of the run "
+               f"(t={t[len(t) - tail]:.3g}); run longer")
+    elif tr[len(tr) - tail - 1] - tr[-1] > 0.05 * (tr[0] - tr[-tail:].mean()):
+        why = ("the train loss still falls by more than 5 % of its drop over the last 10 % of "
+               "the run; run longer")
+    if why is not None:
+        return GrokkingSummary(t_train=t_tr, t_test=nan, delay=nan, late_drop=nan,
+                               late_drop_fraction=nan, final_train_loss=last[0],
+                               final_test_loss=last[1], status=7, message=status_message(7, why))
+    end = te[-tail:].mean()
+    i = int(np.searchsorted(t, t_tr))
+    at = float(np.median(te[max(0, i - 1):i + 2]))
+    after = np.nonzero((t >= t_tr) & (te <= end + 0.1 * (at - end)))[0]
     drop = at - end
-    t_te = float(t[after[0]]) if drop > 0 and len(after) else float("nan")
-    return {"t_train": t_tr, "t_test": t_te, "delay": t_te / t_tr,
-            "late_drop": float(drop), "late_drop_fraction": float(drop / at),
-            "final_train_loss": float(tr[-1]), "final_test_loss": float(te[-1])}
+    t_te = float(t[after[0]]) if drop > 0 and len(after) else nan
+    return GrokkingSummary(t_train=t_tr, t_test=t_te, delay=t_te / t_tr,
+                           late_drop=float(drop), late_drop_fraction=float(drop / at),
+                           final_train_loss=last[0], final_test_loss=last[1])
 
 
 def plot_learning_curves(report, path):
@@ -304,7 +450,7 @@ def plot_learning_curves(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from kernelphase.io import savefig_atomic
-    rows = [r for r in report["rows"] if "curves" in r]
+    rows = [r for r in report_rows(report) if "curves" in r]
     fig, axes = plt.subplots(2, len(rows), figsize=(4.2 * len(rows), 6.4), squeeze=False,
                              sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
     for top, bottom, r in zip(axes[0], axes[1], rows):
@@ -316,11 +462,11 @@ def plot_learning_curves(report, path):
         top.plot(t, c["ensemble_test_loss"], "-", color="C3", label="test (ensemble mean)")
         g = grokking_summary(r)
         for key, col in (("t_train", "C0"), ("t_test", "C3")):
-            if g[key] == g[key]:
-                top.axvline(g[key], color=col, lw=0.6, ls=":")
-                bottom.axvline(g[key], color=col, lw=0.6, ls=":")
+            if math.isfinite(getattr(g, key)):
+                top.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
+                bottom.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
         top.set_yscale("log")
-        top.set_title(f"N={r['width']}, sigma2={r['sigma2']:.3g}: delay x{g['delay']:.1f}",
+        top.set_title(f"N={r['width']}, sigma2={r['sigma2']:.3g}: delay x{g.delay:.1f}",
                       fontsize=9)
         bottom.plot(t, c["linear_learned"], color="C2", label="linear part")
         bottom.plot(t, c["cubic_learned"], color="C4", label="cubic part")

@@ -1,7 +1,19 @@
-"""``kernelphase validate cubic|cubic-width|modular``: Langevin-sampled networks against the theory."""
+"""``kernelphase validate cubic|cubic-width|modular``: Langevin-sampled networks against the theory.
+
+Every input is checked, and the memory of the run estimated, before anything is written; ``--out``
+is checked by :func:`kernelphase.io.check_output_dir` and then opened as a
+:class:`kernelphase.io.RunDir` whose key holds every parameter that determines the result (not
+``--workers``, ``--scheduler`` or progress): a second run on the same folder is refused, a
+finished or interrupted run continues only with ``--resume`` and identical parameters (else exit 2
+naming the first parameter that differs). ``report.json`` (with provenance: parameters, seeds,
+versions) and the figures are written atomically, the report last.
+"""
 import os
 
 __all__ = ["register"]
+
+#: parameters that do not change the result and stay out of the run folder's key
+_NOT_IN_KEY = ("func", "command", "out", "resume", "workers", "scheduler", "no_progress", "json")
 
 
 def register(sub):
@@ -10,142 +22,223 @@ def register(sub):
     for name, preset, helptext in (("cubic", "fig2", "teacher-student sigma^2 sweep (Fig. 2)"),
                                    ("cubic-width", "appD", "width sweep with finite data (App. D)")):
         q = vs.add_parser(name, help=helptext)
-        q.add_argument("--preset", default=preset, help=f"fig2 or appD (default {preset})")
+        q.add_argument("--preset", default=preset,
+                       help=f"parameter set: fig2 or appD (default {preset})")
         q.add_argument("--scale", type=float, default=0.125,
-                       help="Table 1 width scale beta (default 1/8)")
+                       help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
         q.add_argument("--data-scale", type=float,
-                       help="Table 1 data scale alpha (default: beta for fig2, sqrt(beta) for "
-                            "appD, which keeps n/d at its full-scale value)")
-        q.add_argument("--sigma2", help="comma-separated noise levels at full scale, moved along "
-                                        "the family with the preset (default: the preset's)")
+                       help="Table 1 data scale alpha, in [1e-6, 1e3] (default: beta for fig2, "
+                            "sqrt(beta) for appD, which keeps n/d at its full-scale value)")
+        q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 in [1e-12, 1e12] at full scale, "
+                                        "moved along the family with the preset "
+                                        "(default: the preset's)")
         if name == "cubic-width":
-            q.add_argument("--widths", help="comma-separated widths (default: the preset's, scaled)")
-        q.add_argument("--nets", type=int, default=8, help="networks per ensemble")
-        q.add_argument("--steps", type=int, default=4000 if name == "cubic" else 40000,
-                       help="Langevin steps per network")
+            q.add_argument("--widths", help="comma-separated widths N, integers >= 1 "
+                                            "(default: the preset's, scaled)")
+        q.add_argument("--nets", type=int, default=8,
+                       help="networks per ensemble, integer in [1, 1e6] (default 8)")
+        default_steps = 4000 if name == "cubic" else 40000
+        q.add_argument("--steps", type=int, default=default_steps,
+                       help=f"Langevin steps per network, integer in [10, 1e10] "
+                            f"(default {default_steps})")
         q.add_argument("--lr", type=float,
-                       help="step size (default: 0.1 / largest likelihood curvature)")
+                       help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
+                            "likelihood curvature)")
         q.add_argument("--readout", default="langevin",
                        help="langevin (default) or gibbs: draw the read-out from its exact "
                             "Gaussian conditional every step, which allows a step ~n/d larger")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--out", required=True, help="output folder (report.json, PNG, checkpoints)")
-        q.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-        _add_ensemble_options(q)
+        q.add_argument("--n-test", type=int, default=2000,
+                       help="test points for b, c and the test loss, integer in [1, 1e8] "
+                            "(default 2000)")
+        _add_common_options(q)
         q.set_defaults(func=_run)
     q = vs.add_parser("modular", help="modular addition, square activation (Fig. 3 parameters)")
-    q.add_argument("--preset", default="fig3", help="fig3 (default)")
-    q.add_argument("--scale", type=float, default=0.125, help="Table 1 scale beta (default 1/8)")
-    q.add_argument("--sigma2", help="comma-separated noise levels (default: the preset's, scaled)")
-    q.add_argument("--nets", type=int, default=4, help="networks per noise level")
-    q.add_argument("--steps", type=int, default=1500, help="Langevin steps per network")
-    q.add_argument("--lr", type=float, help="step size (default: 0.1 / largest curvature)")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", required=True, help="output folder (report.json, PNG, checkpoints)")
-    q.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    _add_ensemble_options(q)
+    q.add_argument("--preset", default="fig3", help="parameter set: fig3 (default fig3)")
+    q.add_argument("--scale", type=float, default=0.125,
+                   help="Table 1 scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
+    q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 in [1e-12, 1e12] "
+                                    "(default: the preset's, scaled)")
+    q.add_argument("--nets", type=int, default=4,
+                   help="networks per noise level, integer in [1, 1e6] (default 4)")
+    q.add_argument("--steps", type=int, default=1500,
+                   help="Langevin steps per network, integer in [10, 1e10] (default 1500)")
+    q.add_argument("--lr", type=float,
+                   help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
+                        "read-in curvature)")
+    _add_common_options(q)
     q.set_defaults(func=_run_modular)
 
 
-def _add_ensemble_options(q):
-    q.add_argument("--workers", type=int, help="local processes (default: one per core)")
+def _add_common_options(q):
+    q.add_argument("--seed", type=int, default=0,
+                   help="seed of the data and of every network's stream, integer >= 0 (default 0)")
+    q.add_argument("--out", required=True,
+                   help="output folder: report.json, figures, checkpoints/ (required; new, "
+                        "empty, or made by an earlier run of this command)")
+    q.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoints (same parameters "
+                        "required; default: off)")
+    q.add_argument("--workers", type=int,
+                   help="local processes, integer in [1, 4096] (default: one per core)")
     q.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the networks on this dask.distributed scheduler "
-                        "(pip install 'kernelphase[cluster]'); workers must share --out")
-
-
-def _ensemble(args):
-    """Check --workers and connect to --scheduler before anything is written."""
-    from .._checks import check_int
-    if args.workers is not None:
-        check_int("workers", args.workers, 1)
-    if args.scheduler is None:
-        return None
-    from ..validation.ensemble import connect
-    return connect(args.scheduler)
-
-
-def _run_and_save(args, run, *positional, **keywords):
-    """Connect to --scheduler (if any), run the experiment, write report.json with provenance."""
-    from ..io import atomic_write_json, provenance
-    client = _ensemble(args)
-    try:
-        report = run(*positional, checkpoint_dir=os.path.join(args.out, "checkpoints"),
-                     resume=args.resume, progress=True, scheduler=client, workers=args.workers,
-                     **keywords)
-    finally:
-        if client is not None:
-            client.close()
-    report["provenance"] = provenance({k: v for k, v in vars(args).items() if k != "func"},
-                                      seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    atomic_write_json(os.path.join(args.out, "report.json"), report)
-    return report
+                        "(pip install 'kernelphase[cluster]'); workers must share --out "
+                        "(default: local)")
+    q.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on stderr (default: shown)")
+    q.add_argument("--json", action="store_true",
+                   help="print the report summary as one JSON object on stdout "
+                        "(default: text lines)")
 
 
 def _floats(text, option):
     try:
-        return tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{option}={text!r} is not a comma-separated list of numbers") from None
+    return values
+
+
+def _ints(text, option):
+    values = _floats(text, option)
+    if any(v != int(v) for v in values if v == v and abs(v) != float("inf")):
+        raise ValueError(f"{option}={text!r} is not a comma-separated list of integers")
+    return values
+
+
+def _key(args, plan):
+    """Run-folder key: the command's parameters that determine the result, as given and as
+    resolved by the plan."""
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_IN_KEY}
+    return {**given, **plan["key"], "experiment": args.experiment}
+
+
+def _execute(args, plan, run, plot, summary_lines, **run_kw):
+    """Connect to --scheduler, open --out as a RunDir, run, plot, write report.json last."""
+    from ..io import RunDir, atomic_write_json, check_output_dir, provenance, versions
+    from ..validation.ensemble import connect
+    check_output_dir(args.out, "--out", resumable=True)
+    client = connect(args.scheduler) if args.scheduler is not None else None
+    try:
+        with RunDir(args.out, _key(args, plan), resume=args.resume) as run_dir:
+            report = run(run_dir=run_dir, progress=not args.no_progress, scheduler=client,
+                         workers=args.workers, **run_kw)
+            params = {k: v for k, v in vars(args).items() if k != "func"}
+            prov = provenance(params, seed=args.seed)
+            prov.update(versions=versions(), run_key=run_dir.key, seeds=_seeds(args))
+            figures = plot(report)
+            out = report.to_dict()
+            out["provenance"] = prov
+            out["figures"] = figures
+            path = os.path.join(args.out, "report.json")
+            atomic_write_json(path, out)
+    finally:
+        if client is not None:
+            client.close()
+    summary = {"status": report.status, "message": report.message,
+               "converged": report.converged, "report": path, "figures": figures,
+               "rows": summary_lines(report, as_json=True)}
+    if args.json:
+        from ._output import print_json
+        print_json(summary)
+    else:
+        for line in summary_lines(report, as_json=False):
+            print(line)
+        print(f"wrote {path}")
+    if not report.converged:
+        import sys
+        print(f"kernelphase: warning: {report.message}", file=sys.stderr)
+    return 0
+
+
+def _seeds(args):
+    return {"seed": args.seed,
+            "data": "numpy default_rng(seed) for training data, default_rng(seed + 10**6) for "
+                    "test data (cubic)",
+            "networks": "network k of cell (width or P, sigma2): "
+                        "SeedSequence(seed, spawn_key=(width or P, round(1e6 * sigma2), k))"}
 
 
 def _run(args):
-    from .._checks import check_choice, check_int, check_positive
-    from ..validation.teacher_student import (PRESETS, plot_cubic_report,
+    from ..validation.teacher_student import (plan_cubic, plot_cubic_report,
                                               plot_learning_curves, run_cubic)
-    # validate everything before any output is written
-    check_choice("preset", args.preset, tuple(PRESETS))
-    check_choice("readout", args.readout, ("langevin", "gibbs"))
-    check_positive("scale", args.scale)
-    if args.data_scale is not None:
-        check_positive("data_scale", args.data_scale)
-    check_int("nets", args.nets, 1)
-    check_int("steps", args.steps, 10)
-    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 else None
-    for s in sigma2 or ():
-        check_positive("sigma2", s)
+    # validate everything (inputs, output folder, memory) before any output is written
+    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
     widths = getattr(args, "widths", None)
-    widths = tuple(check_int("width", w, 1) for w in _floats(widths, "--widths")) if widths else None
+    widths = _ints(widths, "--widths") if widths is not None else None
     width_sweep = args.experiment == "cubic-width"
-    report = _run_and_save(args, run_cubic, args.preset, args.scale, sigma2, args.nets,
-                           args.steps, args.lr, args.seed, width=widths, curves=width_sweep,
-                           readout=args.readout, data_scale=args.data_scale)
-    plot_cubic_report(report, os.path.join(args.out, "phi_and_b.png"))
-    if width_sweep:
-        plot_learning_curves(report, os.path.join(args.out, "losses.png"))
-    for r in report["rows"]:
+    kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
+              steps=args.steps, lr=args.lr, seed=args.seed, n_test=args.n_test, width=widths,
+              curves=width_sweep, readout=args.readout, data_scale=args.data_scale)
+    plan = plan_cubic(workers=args.workers, scheduler=args.scheduler, **kw)
+
+    def plot(report):
+        figures = [os.path.join(args.out, "phi_and_b.png")]
+        plot_cubic_report(report, figures[0])
+        if width_sweep and any("curves" in r for r in report.rows):
+            figures.append(os.path.join(args.out, "losses.png"))
+            plot_learning_curves(report, figures[1])
+        return figures
+    return _execute(args, plan, run_cubic, plot, _cubic_lines, **kw)
+
+
+def _cubic_lines(report, as_json):
+    out = []
+    for r in report.rows:
+        if "b" not in r:
+            out.append({"width": r["width"], "sigma2": r["sigma2"], "status": r["status"],
+                        "message": r["message"]} if as_json else
+                       f"N={r['width']} sigma2={r['sigma2']:g}: {r['message']}")
+            continue
         b = r["b"]
-        print(f"N={r['width']} sigma2={r['sigma2']:g} ({r['phase_theory']}): b theory "
-              f"{b['theory']:.4f} sim {b['sim_mean']:.4f} +- {b['std_error']:.4f} "
-              f"(rel {b['rel_diff']:+.1%}); droplet mass {r['droplet_mass_sim']:.3f}")
+        if as_json:
+            item = {"width": r["width"], "sigma2": r["sigma2"], "phase_theory": r["phase_theory"],
+                    "b": b, "droplet_mass_sim": r["droplet_mass_sim"], "status": r["status"],
+                    "message": r["message"]}
+            if "grokking" in r:
+                item["grokking"] = r["grokking"]
+            out.append(item)
+            continue
+        out.append(f"N={r['width']} sigma2={r['sigma2']:g} ({r['phase_theory']}): b theory "
+                   f"{b['theory']:.4f} sim {b['sim_mean']:.4f} +- {b['std_error']:.4f} "
+                   f"(rel {b['rel_diff']:+.1%}); droplet mass {r['droplet_mass_sim']:.3f}")
+        if r["status"]:
+            out.append(f"  {r['message']}")
         if "grokking" in r:
             g = r["grokking"]
-            print(f"  train loss drops by t={g['t_train']:.3g}; afterwards the test loss falls by "
-                  f"{g['late_drop']:.3g} ({g['late_drop_fraction']:.0%}), 90% of that by "
-                  f"t={g['t_test']:.3g} (delay x{g['delay']:.3g})")
-    print(f"wrote {os.path.join(args.out, 'report.json')}")
-    return 0
+            if g.status:
+                out.append(f"  grokking: {g.message}")
+            else:
+                out.append(f"  train loss drops by t={g.t_train:.3g}; afterwards the test loss "
+                           f"falls by {g.late_drop:.3g} ({g.late_drop_fraction:.0%}), 90% of "
+                           f"that by t={g.t_test:.3g} (delay x{g.delay:.3g})")
+    return out
 
 
 def _run_modular(args):
-    from .._checks import check_int, check_positive
-    from ..validation.modular_addition import (plot_modular_report, run_modular,
-                                               scaled_modular_preset)
-    scaled_modular_preset(args.preset, args.scale)          # checks preset and scale
-    check_int("nets", args.nets, 1)
-    check_int("steps", args.steps, 10)
-    if args.lr is not None:
-        check_positive("lr", args.lr)
-    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 else None
-    for s in sigma2 or ():
-        check_positive("sigma2", s)
-    report = _run_and_save(args, run_modular, args.preset, args.scale, sigma2, args.nets,
-                           args.steps, args.lr, args.seed)
-    plot_modular_report(report, os.path.join(args.out, "modular.png"))
-    for r in report["rows"]:
+    from ..validation.modular_addition import plan_modular, plot_modular_report, run_modular
+    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
+    kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
+              steps=args.steps, lr=args.lr, seed=args.seed)
+    plan = plan_modular(workers=args.workers, scheduler=args.scheduler, **kw)
+
+    def plot(report):
+        path = os.path.join(args.out, "modular.png")
+        plot_modular_report(report, path)
+        return [path]
+    return _execute(args, plan, run_modular, plot, _modular_lines, **kw)
+
+
+def _modular_lines(report, as_json):
+    out = []
+    for r in report.rows:
+        if "a" not in r:
+            out.append({"sigma2": r["sigma2"], "status": r["status"], "message": r["message"]}
+                       if as_json else f"sigma2={r['sigma2']:g}: {r['message']}")
+            continue
         a = r["a"]
-        print(f"sigma2={r['sigma2']:g} ({r['phase_theory']}): a theory {a['theory']:.4f} "
-              f"sim {a['sim_mean']:.4f} +- {a['std_error']:.4f}")
-    print(f"wrote {os.path.join(args.out, 'report.json')}")
-    return 0
+        out.append({"sigma2": r["sigma2"], "phase_theory": r["phase_theory"], "a": a,
+                    "status": r["status"], "message": r["message"]} if as_json else
+                   f"sigma2={r['sigma2']:g} ({r['phase_theory']}): a theory {a['theory']:.4f} "
+                   f"sim {a['sim_mean']:.4f} +- {a['std_error']:.4f}")
+    return out
