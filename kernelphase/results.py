@@ -87,6 +87,16 @@ class Result:
         st = self.status
         return bool(np.all(np.asarray(st) == 0))
 
+    def __getitem__(self, name):
+        """``res["u_c"]`` as ``res.u_c`` (scipy's ``OptimizeResult`` reads both ways)."""
+        if name == "converged" or name in {f.name for f in dataclasses.fields(self)}:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def keys(self):
+        """Field names, then ``converged``."""
+        return [f.name for f in dataclasses.fields(self)] + ["converged"]
+
     def to_dict(self):
         """JSON-ready dict of all fields, ``converged`` and ``kernelphase_version``."""
         from . import __version__

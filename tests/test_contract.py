@@ -126,6 +126,9 @@ def _check(r):
         assert r.converged == (st == 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.status = 0
+    assert r["converged"] == r.converged and r.keys()[-1] == "converged"
+    with pytest.raises(KeyError):
+        r["no such field"]
     text = json.dumps(r.to_dict(), allow_nan=False)
     assert '"converged"' in text
 
