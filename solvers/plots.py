@@ -1,25 +1,18 @@
-"""Figures of the adaptive-kernel theory (matplotlib, Agg): landscapes, components, diagrams."""
+"""Figures of the adaptive-kernel theory: landscapes, components, diagrams (no pyplot state)."""
 import numpy as np
 
+from kernelphase.figures import subplots
 from kernelphase.io import savefig_atomic
 
 __all__ = ["plot_cubic_transition", "plot_phase_diagram", "plot_modular", "plot_phase_point"]
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
     """Left: action landscapes d*S(Phi) at the spinodal, at u_c and beyond (Fig. 1 insets);
     right: b and the learned cubic component 1 - c/eps against u (Fig. 2c)."""
     from .cubic import _fS, cubic_phase_scaled, gfl_b, sigma2_from_u
-    plt = _plt()
     eps, sw2, rho = tr.params["eps"], tr.params["sigma_w2"], tr.params["rho"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     phi = np.linspace(-1.6, 1.6, 401)
     for u, lab in ((0.8 * tr.u_spinodal, "GFL"), (tr.u_spinodal, "spinodal"),
                    (tr.u_c, r"$u_c$ (degenerate)")):
@@ -45,16 +38,14 @@ def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
                  f"u_c={tr.u_c:.2f}" + (f", sigma^2_c={tr.sigma2_c:.4f}" if tr.sigma2_c else ""))
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def plot_modular(tr, path):
     """Per-mode action S_k/P in the three phases (Fig. 3a) and 1-|a| against sigma^2 (Fig. 3b)."""
     from .modular import _action_numeric, modular_phase
     S_mode = _action_numeric()
-    plt = _plt()
     p = tr.params
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     phi = np.linspace(0, 1.3 * tr.phi_plus, 300)
     for g, lab in ((0.8 * tr.g_c, "GFL"), (tr.g_c, "GMFL-I (degenerate)"), (1.1 * tr.g_c, "GMFL-II")):
         a1.plot(phi, [S_mode(t, g, p["gamma"])[0] for t in phi], label=lab)
@@ -73,14 +64,13 @@ def plot_modular(tr, path):
     a2.set_ylabel(r"target component $1-|a|$")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def plot_phase_diagram(pd, path):
     """Phase regions (GFL / GMFL-I / GMFL-II) with the droplet order parameter as contours."""
     from matplotlib.colors import ListedColormap
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    from matplotlib.patches import Rectangle
+    fig, ax = subplots(figsize=(6, 4.5))
     cmap = ListedColormap(["#b0b0b0", "#f4d6a0", "#8fbcd4", "#6a4c93"])
     ax.pcolormesh(pd.x, pd.y, pd.phase, cmap=cmap, vmin=-1.5, vmax=2.5, shading="nearest")
     key = "learned_cubic" if pd.model == "cubic" else "target_component"
@@ -92,19 +82,17 @@ def plot_phase_diagram(pd, path):
     ax.set_ylabel(pd.y_name)
     labels = ("unconverged", "GFL", "GMFL-I", "GMFL-II")
     present = [i for i in range(4) if (pd.phase == i - 1).any()]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in present]
+    handles = [Rectangle((0, 0), 1, 1, color=cmap(i)) for i in present]
     ax.legend(handles, [labels[i] for i in present], fontsize=8, loc="best")
     ax.set_title(f"{pd.model}: phases; contours: {key}")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def plot_phase_point(r, path):
     """The action landscape at one solved state: cubic :math:`\\hat S(\\Phi)` at its (u, b, c)
     with the droplet marked, or the modular per-mode action at :math:`g=ua^2`."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     p = r.params
     if "eps" in p:
         from .cubic import _fS
@@ -132,4 +120,3 @@ def plot_phase_point(r, path):
     ax.legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)

@@ -466,13 +466,11 @@ def _modular_row(res, P, N, s2, sa2, gamma, step, tr, network_status):
 
 def plot_modular_report(report, path):
     """|a| against sigma^2 (simulation points, theory line) and the log10(Phi) histograms."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     from .teacher_student import report_rows
     rows = [r for r in report_rows(report) if "a" in r]       # rows of diverged cells have none
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     s2 = [r["sigma2"] for r in rows]
     a1.errorbar(s2, [abs(r["a"]["sim_mean"]) for r in rows], [r["a"]["std_error"] for r in rows],
                 fmt="o", label="|a| simulation")
@@ -501,4 +499,3 @@ def plot_modular_report(report, path):
     a2.legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)

@@ -333,12 +333,10 @@ def _obs(theory, mean, se):
 
 def plot_cubic_report(report, path):
     """-log p(Phi) of the simulation (points) and d*S(Phi) of the theory (lines); b vs sigma^2."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     rows = [r for r in report_rows(report) if "b" in r]      # rows of diverged cells have none
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     for i, r in enumerate(rows):
         h = r["phi_hist"]
         col = f"C{i % 10}"
@@ -357,7 +355,6 @@ def plot_cubic_report(report, path):
     a2.legend()
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def learning_curves(outputs, y, yt, zt, eps):
@@ -446,12 +443,10 @@ def plot_learning_curves(report, path):
     """Per width, against Langevin time: train (dashed) and test (solid) loss, of the ensemble-mean
     output in colour and of individual networks in grey (Fig. 5 of the paper); below, the learned
     linear and cubic parts of the ensemble-mean output on test points (Fig. 6; 1 = learned)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     rows = [r for r in report_rows(report) if "curves" in r]
-    fig, axes = plt.subplots(2, len(rows), figsize=(4.2 * len(rows), 6.4), squeeze=False,
+    fig, axes = subplots(2, len(rows), figsize=(4.2 * len(rows), 6.4), squeeze=False,
                              sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
     for top, bottom, r in zip(axes[0], axes[1], rows):
         c = r["curves"]
@@ -480,4 +475,3 @@ def plot_learning_curves(report, path):
     axes[1][0].legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
