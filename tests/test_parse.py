@@ -114,7 +114,16 @@ def _api_calls():
         "ntk_dot_kernel": lambda t: ntk_dot_kernel(t),
         "gaussian_dot_product_spectrum": lambda t: gaussian_dot_product_spectrum(t, 3),
         "expect_product": lambda t: expect_product(t, 1, Z, 1, 1, 0),
+        "activation_expr": lambda t: kernelphase.activation_expr(t),
+        "Teacher text": lambda t: _teacher(t),
+        "Teacher coefficient": lambda t: _teacher({1: t}),
+        "numba_function": lambda t: kernelphase.numba_function(t, (Z,)),
     }
+
+
+def _teacher(t):
+    from kernelphase.teachers import as_teacher
+    return as_teacher(t)
 
 
 def _cli_argvs(payload):
@@ -128,6 +137,10 @@ def _cli_argvs(payload):
         ["derive", "spectrum", "--activation", act, "--param", f"eps={payload}", "--D", "3"],
         ["derive", "ntk", "--activation", "z", f"--sigma-w2={payload}"],
         ["lazy-rich", "spectrum", f"--activation={payload}", "--D", "10"],
+        ["transition", "single-index", f"--activation={payload}", "--rho", "0.05"],
+        ["transition", "single-index", f"--teacher={payload}", "--rho", "0.05"],
+        ["derive", "action", "single-index", f"--activation={payload}"],
+        ["derive", "action", "single-index", f"--teacher={payload}"],
     ]
 
 

@@ -114,6 +114,10 @@ def _transition(args):
     if getattr(args, "plot", None) is not None:
         check_output_file(args.plot, "--plot", _PLOT_SUFFIXES)
     if args.model == "single-index":
+        from ..moments import activation_expr
+        from ..teachers import as_teacher
+        activation_expr(args.activation)  # parse (and reject) before the solver is loaded
+        as_teacher(args.teacher)
         from ..solvers.single_index import single_index_transition
         tr = single_index_transition(args.activation, args.teacher, args.sigma_w2, rho=args.rho,
                                      n=args.n, d=args.d, width=args.width,
