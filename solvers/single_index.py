@@ -47,6 +47,7 @@ from kernelphase._checks import check_int, check_positive, check_range
 from kernelphase.results import Result, status_message
 
 __all__ = ["single_index_transition", "SingleIndexTransitionResult", "gfl_discrepancy",
+           "single_index_phases", "SingleIndexPhaseResult",
            "single_index_minima"]
 
 _K = 8            # kernelphase.single_index.K_MAX
@@ -450,3 +451,187 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
     if bad:
         return done(4, "; ".join(bad), u_c=uc, order="first", phi=phi, b=b, u_s=u_s, res=res)
     return done(0, u_c=uc, order="first", phi=phi, b=b, u_s=u_s, res=res)
+
+
+# --------------------------------------------------------------------------- mixed phase
+
+@dataclass(frozen=True)
+class SingleIndexPhaseResult(Result):
+    """State of a single-index model at interaction ``u``: phase, discrepancy ``b`` by Hermite
+    degree 0..8, the droplet overlap ``phi_star`` and fraction, the learned fraction
+    ``learned[k] = 1 - b_k/c_k`` of each teacher component (NaN where c_k = 0)."""
+    phase: str
+    u: float
+    b: tuple
+    phi_star: float
+    droplet_fraction: float
+    learned: tuple
+    metastable: bool
+    residual: float
+    status: int
+    message: str
+    params: dict = field(default_factory=dict)
+
+
+def _mixed_F(z, modes, u, rho, sw2, mfun, y, A, b_base, s, d, Kfac):
+    """GMFL-I residual in z = (r_k = b_k sqrt(k!) for k in modes, varphi, xi), q = e^{xi/2}.
+
+    (I + v(Q0 + varphi Q(q))) r - y = 0 with Q_jk(q) = q^{j+k} m_j m_k / sqrt(j! k!) at
+    v' = sigma_w^2 + q^2 and Q0 = A/kappa(b_1) in the (1,1) entry (theory notes Sec. 12,
+    generalising Sec. 4.8), and S(sq)/q^2 = 0, (Phi S'(Phi)/2 - S)/q^2 = 0 at Phi = s q."""
+    nm = len(modes)
+    r, phi_d, xi = z[:nm], z[nm], z[nm + 1]
+    x = math.exp(xi)
+    q = math.sqrt(x)
+    b = b_base.copy()
+    for i, k in enumerate(modes):
+        b[k] = r[i] / Kfac[i]
+    v = math.sqrt(u * rho)
+    mv = np.asarray(mfun(sw2 + x))
+    feat = np.array([(s * q) ** k * mv[k] / Kfac[i] for i, k in enumerate(modes)])
+    M = np.eye(nm) + v * phi_d * np.outer(feat, feat)
+    if 1 in modes:
+        i1 = modes.index(1)
+        kappa = 1.0 / sw2 - u * b[1] ** 2 * A
+        M[i1, i1] += v * A / kappa
+    out = np.empty(nm + 2)
+    out[:nm] = M @ r - y
+    Mfull = np.zeros(_NM)
+    Mfull[:len(mv)] = mv
+    S, dS, _ = _S3(s * q, u, sw2, b, Mfull)
+    out[nm] = S / x
+    out[nm + 1] = (s * q * dS / 2 - S) / x
+    return out, b
+
+
+def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, transition=None):
+    r"""Phases along the interactions ``us`` for any activation and single-index teacher.
+
+    Below :math:`u_c` the GFL branch (:func:`gfl_discrepancy`); above it the GMFL-I (Maxwell)
+    system is continued from :math:`u_c` in :math:`\ln u` as for the cubic model
+    (:func:`kernelphase.solvers.cubic.cubic_phases`), with the discrepancy kept on the teacher's
+    Hermite degrees (Claim I of Rubin et al. generalised; the constant mode is learned by the GP,
+    :math:`b_0=0`, unless :math:`m_0\equiv0`) and the droplet at :math:`\Phi_*=s\,e^{\xi/2}`
+    (:math:`s` the sign of the droplet at :math:`u_c`), which excludes the trivial root.
+    Converged only when the invariants hold (droplet away from 0, fraction in [0, 1], a minimum,
+    the global one, :math:`\kappa>0`, the GPR contraction); a droplet fraction reaching 1
+    (GMFL-II) is reported as not solved (status 1) for general specs.
+    """
+    from scipy.optimize import root
+    from kernelphase.teachers import as_teacher
+    t = as_teacher(teacher)
+    key = _key(activation)
+    sw2 = check_range("sigma_w2", sigma_w2, 0, 1e6, lo_open=True)
+    rho = check_range("rho", rho, 0, 1e12, lo_open=True)
+    d = check_int("d", d, 1, 10 ** 12)
+    us = np.array([check_range("u", u, 0, 1e12, lo_open=True) for u in np.atleast_1d(us)])
+    tr = transition or single_index_transition(key, t, sw2, rho=rho)
+    mfun, xs, Mg, m_sw, far = _setup(key, sw2, t.degree)
+    c = t.vector(_K + 1)
+    A = float(m_sw[1] ** 2)
+    params = {"activation": str(key), "teacher": {int(k): float(v) for k, v in t.coeffs},
+              "sigma_w2": sw2, "rho": rho, "d": d}
+    nan = float("nan")
+    learned_of = lambda b: tuple(1 - b[k] / c[k] if c[k] else nan for k in range(_K + 1))
+
+    def result(phase, u, b, phi, frac, meta, res, status, detail=None):
+        if status:
+            phase = "unknown"
+        b = tuple(float(x) for x in b)
+        return SingleIndexPhaseResult(phase, float(u), b, float(phi), float(frac), learned_of(b),
+                                      bool(meta), float(res), status,
+                                      status_message(status, detail), dict(params, u=float(u)))
+
+    out = [None] * len(us)
+    mixed = []
+    for i, u in enumerate(us):
+        if tr.status == 0 and tr.order == "first" and u > tr.u_c:
+            mixed.append(i)
+            continue
+        if tr.status not in (0, 1):
+            out[i] = result("GFL", u, np.full(_K + 1, nan), nan, 0, False, nan, tr.status,
+                            f"transition: {tr.message}")
+            continue
+        m = single_index_minima(key, t, u, rho, sw2)
+        b = np.array(m["b"])
+        detail = None
+        if m["unbounded"]:
+            out[i] = result("GFL", u, b, nan, 0, False, nan, 5, "action unbounded below")
+            continue
+        if not m["kappa"] > 0:
+            detail = "Phi = 0 is not a minimum (kappa <= 0)"
+        elif m["count"] and m["S"] < -1e-9:
+            detail = f"a droplet minimum lies below Phi = 0 (S={m['S']:.3g}) on the GFL branch"
+        out[i] = result("GFL", u, b, m["phi"] if m["count"] else 0.0, 0.0, m["count"] > 0, 0.0,
+                        4 if detail else 0, detail)
+    if not mixed:
+        return out
+    modes = [k for k in range(_K + 1) if c[k] != 0 and not (k == 0 and abs(m_sw[0]) > 1e-12)]
+    if 1 not in modes:
+        modes = sorted(modes + [1])
+    Kfac = np.array([math.sqrt(math.factorial(k)) for k in modes])
+    y = np.array([c[k] for k in modes]) * Kfac
+    b_base = np.zeros(_K + 1)
+    b_base[0] = _b0(c[0], m_sw[0])
+    s = math.copysign(1.0, tr.phi_star)
+    zc = np.r_[np.array([tr.b[k] for k in modes]) * Kfac, 0.0, 2 * math.log(abs(tr.phi_star))]
+    order = sorted(mixed, key=lambda j: us[j])
+    t0, z0, tp, zp, have_prev, h = math.log(tr.u_c), zc, None, None, False, 0.02
+    lost = None
+    for i in order:
+        tt = math.log(us[i])
+        while lost is None and t0 < tt:
+            step = min(h, tt - t0)
+            t1 = t0 + step
+            zpred = z0 + (z0 - zp) * (step / (t0 - tp)) if have_prev else z0.copy()
+            u1 = math.exp(t1)
+            fun = lambda z: _mixed_F(z, modes, u1, rho, sw2, mfun, y, A, b_base, s, d, Kfac)[0]
+            sol = root(fun, zpred, method="hybr", options={"xtol": 1e-13})
+            z1 = sol.x
+            F1 = fun(z1)
+            ok = bool(np.all(np.isfinite(F1)) and np.max(np.abs(F1)) < 1e-10
+                      and np.max(np.abs(np.delete(z1 - zpred, len(modes)))) < 0.05 + 0.1 * step
+                      and z1[len(modes)] >= -1e-9 * d)
+            if ok and z1[len(modes)] > d:
+                lost = f"droplet fraction reaches 1 at u={u1:.6g}: GMFL-II (not solved for general specs)"
+                break
+            if ok:
+                tp, zp, t0, z0, have_prev = t0, z0, t1, z1, True
+                h = min(1.5 * h, 0.2)
+            else:
+                h *= 0.5
+                if h < 1e-9:
+                    lost = f"mixed branch lost above u={math.exp(t0):.6g} (a fold or the end of the branch)"
+        if lost is not None:
+            out[i] = result("GMFL-I", us[i], np.full(_K + 1, nan), nan, nan, False, nan,
+                            1 if "GMFL-II" in lost else 2, lost)
+            continue
+        F, b = _mixed_F(z0, modes, us[i], rho, sw2, mfun, y, A, b_base, s, d, Kfac)
+        phi_d, q = z0[len(modes)], math.exp(z0[len(modes) + 1] / 2)
+        out[i] = result("GMFL-I", us[i], b, s * q, phi_d / d, False, np.max(np.abs(F)),
+                        *_mixed_check(mfun, us[i], sw2, b, s * q, phi_d, d, y,
+                                      np.array([b[k] for k in modes]) * Kfac, A, xs))
+    return out
+
+
+def _mixed_check(mfun, u, sw2, b, phi, phi_d, d, y, r, A, xs):
+    """(status, detail) of a GMFL-I point: 0 when every invariant holds, else 4."""
+    q = abs(phi)
+    if not (np.all(np.isfinite(b)) and math.isfinite(phi) and math.isfinite(phi_d)):
+        return 3, None
+    if q < 1e-3:
+        return 4, f"droplet at Phi*={phi:.3g}, the trivial root"
+    if not -1e-9 <= phi_d / d <= 1 + 1e-9:
+        return 4, f"droplet fraction {phi_d / d:.3g} outside [0, 1]"
+    S, _, curv = _point(mfun, q, math.copysign(1.0, phi), u, sw2, b)
+    if curv <= 0:
+        return 4, f"Phi*={phi:.4g} is not a minimum"
+    if not 1.0 / sw2 - u * b[1] ** 2 * A > 0:
+        return 4, "Phi = 0 is not a minimum (kappa <= 0)"
+    for sg in (1.0, -1.0):
+        for x in xs[1:]:
+            if _point(mfun, x, sg, u, sw2, b)[0] < S - 1e-9 * (1 + abs(S)):
+                return 4, "a lower nontrivial minimum exists (droplet not the global minimum)"
+    if not (r @ r <= (y @ y) * (1 + 1e-9) and r @ y > 0):
+        return 4, "discrepancy not a contraction of the target (GPR with a PSD kernel)"
+    return 0, None

@@ -27,6 +27,7 @@ BASE = {
     "derive spectrum": ["--activation", "z + eps*z**2/2", "--param", "eps=0.25", "--D", "5"],
     "derive action": ["cubic"],
     "transition single-index": ["--activation", "tanh", "--rho", "0.05"],
+    "phase single-index": ["--activation", "erf", "--rho", "0.05", "--u", "40"],
     "transition cubic": ["--eps", "-0.3", "--rho", "0.05"],
     "transition modular": [],
     "phase cubic": ["--eps", "-0.3", "--n", "3000", "--d", "150", "--width", "700",

@@ -53,6 +53,8 @@ REGISTRY = {
     "solvers.single_index.single_index_transition": lambda m: [
         m.single_index_transition("erf", {1: 1, 3: -0.3}, rho=8 / 150),
         m.single_index_transition("z**3", {1: 1, 3: -0.3}, rho=8 / 150)],
+    "solvers.single_index.single_index_phases": lambda m: m.single_index_phases(
+        "erf", {1: 1, 3: -0.3}, [10.0, 40.0], 8 / 150),
     "solvers.learning_curve.learning_curve": lambda m: [m.learning_curve([1.0, 0.1], [1, 5], [1.0, 0.5], 3),
                                                         m.learning_curve([1.0], [3], [1.0], 5)],
     "solvers.order_dynamics.run_order_dynamics": None,   # covered through lazy_rich_runs

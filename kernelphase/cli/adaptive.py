@@ -56,12 +56,16 @@ def register(sub):
             q.add_argument("--json", action="store_true", help="print one JSON object")
             q.add_argument("--plot", help="write the figure to this file (.png, .pdf or .svg)")
             q.set_defaults(func=_transition if cmd == "transition" else _phase)
-        if cmd == "transition":
-            q = ms.add_parser("single-index", help="any activation and single-index Hermite "
-                                                    "teacher (equivalent-kernel limit)")
-            _single_index_args(q)
-            q.add_argument("--json", action="store_true", help="print one JSON object")
-            q.set_defaults(func=_transition)
+        q = ms.add_parser("single-index", help="any activation and single-index Hermite "
+                                                "teacher (equivalent-kernel limit)")
+        _single_index_args(q)
+        if cmd == "phase":
+            q.add_argument("--sigma2", type=float,
+                           help="noise level sigma^2 > 0 (with --n --d --width --sigma-a2)")
+            q.add_argument("--u", type=float, help="interaction u > 0 (with --rho), instead "
+                                                   "of --sigma2")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+        q.set_defaults(func=_transition if cmd == "transition" else _phase, plot=None)
     p = sub.add_parser("phase-diagram", help="adaptive-kernel phase diagram over two parameters")
     ms = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for model, add in (("cubic", lambda q: _cubic_args(q, eps_required=False)),
@@ -152,7 +156,9 @@ def _phase(args):
     from ._output import print_json
     if args.plot is not None:
         check_output_file(args.plot, "--plot", _PLOT_SUFFIXES)
-    if args.model == "cubic":
+    if args.model == "single-index":
+        r = _single_index_phase(args)
+    elif args.model == "cubic":
         from ..solvers.cubic import cubic_phase
         missing = [o for o, v in (("--n", args.n), ("--d", args.d), ("--width", args.width),
                                   ("--sigma-a2", args.sigma_a2)) if v is None]
@@ -173,9 +179,34 @@ def _phase(args):
     keys = ["phase"] + [k for k, v in d.items() if isinstance(v, (float, bool)) and
                         k not in ("converged", "residual")] + ["residual"]
     _print_result(d, keys)
+    if args.model == "single-index":
+        print("b: " + ", ".join(f"b{k} = {v:.6g}" for k, v in enumerate(d["b"]) if v))
     if args.plot is not None:
         print(f"figure: {args.plot}")
     return 0
+
+
+def _single_index_phase(args):
+    from ..moments import activation_expr
+    from ..teachers import as_teacher
+    activation_expr(args.activation)
+    as_teacher(args.teacher)
+    phys = (args.n, args.d, args.width, args.sigma_a2)
+    if (args.sigma2 is None) == (args.u is None):
+        raise ValueError("phase single-index needs exactly one of --sigma2 (with --n --d --width "
+                         "--sigma-a2) and --u (with --rho)")
+    from ..solvers.cubic import _rho_from, u_from_sigma2
+    from ..solvers.single_index import single_index_phases
+    rho, phys = _rho_from(args.rho, *phys)
+    if args.sigma2 is not None:
+        from .._checks import check_range
+        if not phys:
+            raise ValueError("--sigma2 needs --n --d --width --sigma-a2 (or give --u and --rho)")
+        u = u_from_sigma2(check_range("sigma2", args.sigma2, 0, 1e12, lo_open=True), *phys)
+    else:
+        u = args.u
+    return single_index_phases(args.activation, args.teacher, [u], rho, args.sigma_w2,
+                               phys[1] if phys else 150)[0]
 
 
 def _parse_axis(text, option):
