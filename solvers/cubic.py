@@ -118,10 +118,13 @@ def _minima(u, b, c, sw2, out):
     h = _PHI_MAX / _NGRID
     x0 = h * 1e-3
     g0 = _fS(x0, u, b, c, sw2)[1]
-    for i in range(1, _NGRID + 1):
-        x1 = i * h
+    i = 1
+    # the grid, then doubling steps while the action still descends at the window's edge
+    # (the minimum lies beyond it: never report one at the edge)
+    while (i <= _NGRID or (g0 < 0 and x0 < 1e6)) and m < out.shape[0]:
+        x1 = i * h if i <= _NGRID else 2 * x0
         g1 = _fS(x1, u, b, c, sw2)[1]
-        if g0 < 0 <= g1 and m < out.shape[0]:
+        if g0 < 0 <= g1:
             xm = _refine_min(x0, x1, u, b, c, sw2)
             val, _, curv = _fS(xm, u, b, c, sw2)
             out[m, 0] = xm
@@ -129,18 +132,7 @@ def _minima(u, b, c, sw2, out):
             out[m, 2] = curv
             m += 1
         x0, g0 = x1, g1
-    # still descending at the window's edge: the minimum lies beyond it (no window artefact)
-    while g0 < 0 and x0 < 1e6 and m < out.shape[0]:
-        x1 = 2 * x0
-        g1 = _fS(x1, u, b, c, sw2)[1]
-        if g1 >= 0:
-            xm = _refine_min(x0, x1, u, b, c, sw2)
-            val, _, curv = _fS(xm, u, b, c, sw2)
-            out[m, 0] = xm
-            out[m, 1] = val
-            out[m, 2] = curv
-            m += 1
-        x0, g0 = x1, g1
+        i += 1
     return m
 
 
