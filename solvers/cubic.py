@@ -44,19 +44,25 @@ _PHI_MAX = 4.0
 
 @functools.lru_cache(maxsize=None)
 def compiled_action():
-    """numba functions (S, dS/dPhi, d2S/dPhi2) of (Phi, u, b, c, sigma_w2), and kernel entries."""
+    """numba functions (S, dS/dPhi, d2S/dPhi2) of (Phi, u, b, c, sigma_w2), the kernel entries,
+    and the GP average :math:`A=m_1(\sigma_w^2)^2` of the (1,1) entry (the erf moment from
+    :func:`kernelphase.moments.moment_exprs`; :math:`4/(\pi(1+2\sigma_w^2))`)."""
     import sympy as sp
     from kernelphase.actions import SYMBOLS, cubic_action, cubic_kernel_entries
     from kernelphase.codegen import numba_function
+    from kernelphase.moments import moment_exprs
     s = SYMBOLS
     args = (s["Phi"], s["u"], s["b"], s["c"], s["sigma_w2"])
     S = cubic_action()
     fS = numba_function((S, sp.diff(S, s["Phi"]), sp.diff(S, s["Phi"], 2)), args, name="action")
     fQ = numba_function(cubic_kernel_entries(), (s["Phi"], s["sigma_w2"]), name="kernel")
-    return fS, fQ
+    m1 = moment_exprs("erf", 1)[1]
+    fA = numba_function(m1.subs(sp.Symbol("v", positive=True), s["sigma_w2"]) ** 2,
+                        (s["sigma_w2"],), name="gp_average")
+    return fS, fQ, fA
 
 
-_fS, _fQ = compiled_action()
+_fS, _fQ, _fA = compiled_action()
 
 
 @njit(cache=True)
@@ -68,7 +74,7 @@ def _kappa(u, b, sw2):
 def _gfl_b(u, v, sw2):
     """Root of b (1 + 4 v / (pi (1 + 2 sw2) kappa(b))) - 1 on (0, b_max) by bisection."""
     bmax = 1.0
-    bk = math.sqrt(math.pi * (1 + 2 * sw2) / (4 * sw2 * u)) if u > 0 else 2.0
+    bk = math.sqrt(1.0 / (_fA(sw2) * sw2 * u)) if u > 0 else 2.0
     if bk < bmax:
         bmax = bk
     lo, hi = 0.0, bmax
@@ -78,7 +84,7 @@ def _gfl_b(u, v, sw2):
         if k <= 0:
             hi = mid
             continue
-        f = mid * (1 + 4 * v / (math.pi * (1 + 2 * sw2) * k)) - 1
+        f = mid * (1 + v * _fA(sw2) / k) - 1
         if f > 0:
             hi = mid
         else:
@@ -370,7 +376,7 @@ def _mixed_residual(z, u, v, eps, sw2, d, mode):
     Q11, Q12, Q22 = _fQ(q, sw2)
     m11 = 1.0 + v * phi_d * Q11
     if mode == 1:
-        m11 += v * 4.0 / (math.pi * (1 + 2 * sw2) * _kappa(u, b, sw2))
+        m11 += v * _fA(sw2) / _kappa(u, b, sw2)
     m12 = v * phi_d * Q12
     m22 = 1.0 + v * phi_d * Q22
     y1, y2 = 1.0, math.sqrt(6.0) * eps

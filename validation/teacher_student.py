@@ -254,7 +254,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                     checkpoint_every=max(1, steps // 20),
                     params={"preset": preset, "sigma2": s2, "width": N}))
     results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
-    fS, _ = compiled_action()
+    fS = compiled_action()[0]
     rows = []
     for N, s2, step, i0 in cells:
         res = results[i0:i0 + nets]
