@@ -96,3 +96,70 @@ def test_modular_bad_input(kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         train_modular(**args)
+
+
+# --------------------------------------------------------------------------- Fig. 5 labels
+
+def _gram_by_jacobian(W, X, alpha, eps):
+    """NTK Gram matrix from the explicit Jacobian d f / d W (independent of ntk_gram)."""
+    N, D = W.shape
+    H = X @ W.T                                          # (n, N)
+    J = (alpha / N) * (1.0 + eps * H)[:, :, None] * X[:, None, :]   # (n, N, D)
+    J = J.reshape(X.shape[0], N * D)
+    return J @ J.T
+
+
+@pytest.mark.parametrize("k", [1, 3, 11, 14])   # rank N*D = 16: above it degenerate
+def test_fig5_labels_are_gram_eigenvectors(k):
+    from kernelphase.validation.lazy_rich_figs import eigenvector_labels
+    from kernelphase.validation.polynomial_net import init_weights, make_data, ntk_gram
+    rng = np.random.default_rng(4)
+    X = make_data(8, 20, rng, "B")[0]
+    W = init_weights(2, 8, rng)
+    y, lam = eigenvector_labels(ntk_gram(W, X, X, 1.0, 0.25), k)
+    K = _gram_by_jacobian(W, X, 1.0, 0.25)
+    ev, V = np.linalg.eigh(K)
+    order = np.argsort(ev)[::-1]
+    v = V[:, order[k - 1]]
+    ref = v - v.mean()
+    assert np.allclose(lam, ev[order], rtol=1e-10, atol=1e-12)
+    assert min(np.abs(y - ref).max(), np.abs(y + ref).max()) < 1e-10
+    assert abs(y.mean()) < 1e-14
+    other = V[:, order[k]]                         # a different eigenvector fails
+    assert min(np.abs(y - other + other.mean()).max(), np.abs(y + other - other.mean()).max()) > 1e-3
+
+
+def test_fig5_aligned_labels_generalise_misaligned_do_not():
+    from kernelphase.validation.lazy_rich_figs import fig5
+    res = fig5(label_indices=(1, 40), D=20, P=20, steps=3000, record_every=10)
+    _contract(res)
+    top, bottom = res.runs
+    assert top["alignment"] > 10 * bottom["alignment"] > 0
+    assert top["eigenvalue_ratio"] == 1.0 and bottom["eigenvalue_ratio"] < 0.05
+    assert top["final_test_rel"] < 0.2 < bottom["final_test_rel"]
+    assert top["final_train_rel"] < 1e-3 and not bottom["groks"]
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(label_indices=(0,)), "label_index=0"), (dict(label_indices=(41,)), "label_index=41"),
+    (dict(label_indices=(1, 1)), "distinct"), (dict(threshold=1.0), "threshold=1.0"),
+    (dict(P=0), "P=0"), (dict(min_delay=0.5), "min_delay=0.5"),
+])
+def test_fig5_bad_input(kw, match):
+    from kernelphase.validation.lazy_rich_figs import fig5
+    args = dict(D=5, P=20, steps=10, label_indices=(1,))
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        fig5(**args)
+
+
+def test_fig2_runner_tiny(tmp_path):
+    from kernelphase.validation.lazy_rich_figs import fig2
+    res = fig2(scales=(1.0, 2.0), p=5, N=30, steps=40, record_every=20, lr0=5.0,
+               acc_level=0.01, out=str(tmp_path))
+    _contract(res)
+    assert [r["alpha"] for r in res.runs] == [1.0, 4.0]
+    for f in ("curves_scale1.csv", "curves_scale2.csv", "fig2.png", "summary.json"):
+        assert (tmp_path / f).exists()
+    with pytest.raises(ValueError, match="scale=-1"):
+        fig2(scales=(-1.0,), p=5, N=3, steps=1)
