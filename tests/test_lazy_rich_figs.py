@@ -163,3 +163,71 @@ def test_fig2_runner_tiny(tmp_path):
         assert (tmp_path / f).exists()
     with pytest.raises(ValueError, match="scale=-1"):
         fig2(scales=(-1.0,), p=5, N=3, steps=1)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_fig2_writes_figure_and_json(run_cli, tmp_path):
+    out = tmp_path / "f2"
+    st, o, e = run_cli("lazy-rich", "train", "--preset", "fig2", "--modulus", 5, "--N", 30,
+                       "--steps", 60, "--record-every", 20, "--scales", "1,2", "--out", out,
+                       "--json", "--no-progress")
+    assert st == 0, e
+    d = json.loads(o)
+    assert [r["scale"] for r in d["runs"]] == [1.0, 2.0] and d["out"] == str(out)
+    assert d["params"]["p"] == 5 and "versions" in d
+    for f in ("fig2.png", "summary.json", "curves_scale1.csv"):
+        assert (out / f).exists()
+    # resume: same parameters continue, others are refused with one line
+    st, o, e = run_cli("lazy-rich", "train", "--preset", "fig2", "--modulus", 5, "--N", 30,
+                       "--steps", 60, "--record-every", 20, "--scales", "1,2", "--out", out,
+                       "--json", "--no-progress", "--resume")
+    assert st == 0, e and json.loads(o)["runs"] == d["runs"]
+    st, o, e = run_cli("lazy-rich", "train", "--preset", "fig2", "--modulus", 5, "--N", 31,
+                       "--steps", 60, "--record-every", 20, "--scales", "1,2", "--out", out,
+                       "--resume")
+    assert st == 2 and "N=31" in e and len(e.strip().splitlines()) == 1
+
+
+def test_cli_fig5_label_index(run_cli, tmp_path):
+    out = tmp_path / "f5"
+    st, o, e = run_cli("lazy-rich", "train", "--preset", "fig5", "--D", 10, "--P", 12,
+                       "--steps", 200, "--label-index", 3, "--out", out, "--json",
+                       "--no-progress")
+    assert st == 0, e
+    d = json.loads(o)
+    assert [r["k"] for r in d["runs"]] == [3] and d["params"]["convention"] == "B"
+    assert 0 < d["runs"][0]["alignment"] < 1
+    assert (out / "fig5.png").exists() and (out / "curves_k3.csv").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (("--preset", "fig12"), "fig12 (trained read-outs"),
+    (("--preset", "fig2", "--D", 5), "--D does not apply to --preset fig2"),
+    (("--preset", "fig2", "--scales", "1,1"), "twice"),
+    (("--preset", "fig2", "--scales", "0"), "--scales entry='0'"),
+    (("--preset", "fig2", "--modulus", 1), "modulus=1"),
+    (("--preset", "fig2", "--train-fraction", 0), "train_fraction=0"),
+    (("--preset", "fig2", "--acc-level", 0), "acc_level=0"),
+    (("--preset", "fig2", "--threshold", 0.2), "--threshold does not apply"),
+    (("--preset", "fig5", "--label-index", 201), "label_index=201"),
+    (("--preset", "fig5", "--scales", "1"), "--scales does not apply to --preset fig5"),
+    (("--preset", "fig5", "--threshold", 1), "threshold=1"),
+    (("--preset", "fig5", "--resume"), "--resume does not apply"),
+    (("--preset", "fig1", "--label-index", 2), "--label-index does not apply"),
+])
+def test_cli_fig_bad_input_one_line_exit_2_no_files(run_cli, tmp_path, argv, match):
+    out = tmp_path / "o"
+    st, o, e = run_cli("lazy-rich", "train", *argv, "--out", out, "--no-progress")
+    assert st == 2
+    assert len(e.strip().splitlines()) == 1 and match in e, e
+    assert not out.exists()
+
+
+def test_cli_train_help_shows_new_defaults(run_cli):
+    st, o, e = run_cli("lazy-rich", "train", "--help")
+    assert st == 0
+    text = " ".join(o.split())
+    for frag in ("fig2", "fig5", "fig12", "--label-index", "1 to 2P", "--scales",
+                 "(None: 0.5,1,1.5,2)", "--acc-level", "(default: 0.9)", "--modulus"):
+        assert frag in text, frag
