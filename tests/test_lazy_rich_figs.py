@@ -231,3 +231,43 @@ def test_cli_train_help_shows_new_defaults(run_cli):
     for frag in ("fig2", "fig5", "fig12", "--label-index", "1 to 2P", "--scales",
                  "(None: 0.5,1,1.5,2)", "--acc-level", "(default: 0.9)", "--modulus"):
         assert frag in text, frag
+
+
+# --------------------------------------------------------------------------- --seeds
+
+def test_cli_kernel_regression_seeds_mean_and_stderr(run_cli):
+    pytest.importorskip("kernelphase.spectra")
+    base = ("lazy-rich", "kernel-regression", "--D", 12, "--P", 40, "--eps", 0.1,
+            "--n-test", 300, "--json")
+    singles = []
+    for s in (3, 4, 5):
+        st, o, e = run_cli(*base, "--seed", s)
+        assert st == 0, e
+        singles.append(json.loads(o)["test_mse_empirical"])
+    st, o, e = run_cli(*base, "--seed", 3, "--seeds", 3)
+    assert st == 0, e
+    d = json.loads(o)
+    assert d["test_mse_draws"] == pytest.approx(singles, rel=1e-12)
+    assert d["test_mse_empirical"] == pytest.approx(np.mean(singles), rel=1e-12)
+    assert d["test_mse_stderr"] == pytest.approx(np.std(singles, ddof=1) / np.sqrt(3), rel=1e-9)
+    assert d["seeds"] == 3 and d["draws_failed"] == 0
+    z = (d["test_mse_theory"] - d["test_mse_empirical"]) / d["test_mse_stderr"]
+    assert d["theory_minus_mean_in_stderr"] == pytest.approx(z)
+
+
+@pytest.mark.slow
+def test_kernel_regression_theory_within_stderr_of_mean(run_cli):
+    """Learning-curve theory vs the mean of 16 draws (D = 30, P = 200): within 3 stderr."""
+    pytest.importorskip("kernelphase.spectra")
+    st, o, e = run_cli("lazy-rich", "kernel-regression", "--D", 30, "--P", 200, "--eps", 0.1,
+                       "--seeds", 16, "--json")
+    assert st == 0, e
+    d = json.loads(o)
+    assert abs(d["theory_minus_mean_in_stderr"]) < 3
+    assert d["test_mse_stderr"] < 0.05 * d["test_mse_empirical"]
+
+
+@pytest.mark.parametrize("val", [0, 1001, 2.5])
+def test_cli_kernel_regression_seeds_bad(run_cli, val):
+    st, o, e = run_cli("lazy-rich", "kernel-regression", "--seeds", val)
+    assert st == 2 and len(e.strip().splitlines()) == 1 and "seeds" in e

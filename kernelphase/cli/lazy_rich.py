@@ -44,6 +44,9 @@ def register(subparsers):
     k.add_argument("--ridge", type=float, default=0.0,
                    help="ridge*P*I added to the Gram matrix (0: ridgeless), 0 to 1e6")
     k.add_argument("--n-test", type=int, default=2000, help="test points, 1 to 1e6")
+    k.add_argument("--seeds", type=int, default=1,
+                   help="data draws averaged (seeds SEED to SEED+K-1): mean test MSE and "
+                        "its standard error, 1 to 1000")
     k.add_argument("--json", action="store_true", help="print one JSON object")
     k.set_defaults(func=_kernel_regression)
 
@@ -150,6 +153,7 @@ def _kernel_regression(args):
     check_int("seed", args.seed, 0, 2**63 - 1)
     check_range("eps", args.eps, 0, 1e6)
     check_range("ridge", args.ridge, 0, 1e6)
+    K = check_int("seeds", args.seeds, 1, 1000)
     check_memory(f"D={D}, P={P}, n_test={nt}", 8.0 * (3 * P * P + 2 * nt * P + (P + nt) * D))
     from ..solvers.learning_curve import learning_curve
     from ..lazy_rich import spectrum_report
@@ -160,20 +164,29 @@ def _kernel_regression(args):
     null = sum(s["target_power"] for s in rep["sectors"] if s["eigenvalue"] <= 0)
     th = learning_curve([s["eigenvalue"] for s in secs], [s["multiplicity"] for s in secs],
                         [s["target_power"] for s in secs], args.P, args.ridge, null)
-    rng = np.random.default_rng(args.seed)
-    X, y, beta, _ = make_data(args.D, args.P, rng, normalise=True)
-    Xt, yt, _, _ = make_data(args.D, args.n_test, rng, beta=beta)
     eps = args.eps
-    try:
-        emp = kernel_regression_empirical(lambda u: u + eps ** 2 * u ** 2, X, y, Xt, yt,
-                                          args.ridge)
-    except np.linalg.LinAlgError:
-        emp = float("nan")   # singular Gram matrix: P above the kernel's rank, ridgeless
-    out = dict(test_mse_theory=th.test_mse, test_mse_empirical=emp, kappa=th.kappa,
-               status=th.status, message=th.message,
-               params=dict(D=args.D, P=args.P, eps=eps, seed=args.seed, ridge=args.ridge,
-                           n_test=args.n_test))
-    emit(args, out, ("test_mse_theory", "test_mse_empirical"))
+    draws = []
+    for j in range(K):
+        rng = np.random.default_rng(args.seed + j)
+        X, y, beta, _ = make_data(args.D, args.P, rng, normalise=True)
+        Xt, yt, _, _ = make_data(args.D, args.n_test, rng, beta=beta)
+        try:
+            draws.append(kernel_regression_empirical(lambda u: u + eps ** 2 * u ** 2, X, y,
+                                                     Xt, yt, args.ridge))
+        except np.linalg.LinAlgError:
+            draws.append(float("nan"))  # singular Gram matrix: P above the kernel's rank
+    ok = np.isfinite(draws)
+    n_ok = int(ok.sum())
+    emp = float(np.mean(np.asarray(draws)[ok])) if n_ok else float("nan")
+    se = (float(np.std(np.asarray(draws)[ok], ddof=1) / np.sqrt(n_ok)) if n_ok > 1
+          else float("nan"))
+    z = (th.test_mse - emp) / se if se > 0 else float("nan")
+    out = dict(test_mse_theory=th.test_mse, test_mse_empirical=emp, test_mse_stderr=se,
+               theory_minus_mean_in_stderr=z, seeds=K, draws_failed=K - n_ok,
+               test_mse_draws=draws, kappa=th.kappa, status=th.status, message=th.message,
+               params=dict(D=args.D, P=args.P, eps=eps, seed=args.seed, seeds=K,
+                           ridge=args.ridge, n_test=args.n_test))
+    emit(args, out, ("test_mse_theory", "test_mse_empirical", "test_mse_stderr"))
     return 0
 
 
