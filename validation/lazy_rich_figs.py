@@ -86,8 +86,9 @@ def fig2(scales=FIG2["scales"], p=FIG2["p"], N=FIG2["N"], steps=FIG2["steps"],
                          weight_norm_final=float(r.weight_norm[-1]), status=r.status))
     bad = [r for r in runs if r["status"] != 0]
     status = bad[0]["status"] if bad else 0
+    hint = "lower lr0" if status == 6 else "raise steps"
     detail = (f"{len(bad)} of {len(runs)} scales not measured (first: scale="
-              f"{bad[0]['scale']:g}; raise steps)" if bad else None)
+              f"{bad[0]['scale']:g}; {hint})" if bad else None)
     params = dict(scales=scales, p=p, N=N, steps=steps, train_fraction=train_fraction,
                   seed=seed, record_every=record_every, acc_level=acc_level, lr0=lr0,
                   scale_power=power)
