@@ -214,6 +214,9 @@ def test_cli_fig5_label_index(run_cli, tmp_path):
     (("--preset", "fig5", "--scales", "1"), "--scales does not apply to --preset fig5"),
     (("--preset", "fig5", "--threshold", 1), "threshold=1"),
     (("--preset", "fig5", "--resume"), "--resume does not apply"),
+    (("--preset", "fig5", "--checkpoint-every", 5), "--checkpoint-every does not apply"),
+    (("--preset", "fig5", "--P", 0), "P=0"),
+    (("--preset", "fig2", "--steps", -1), "steps=-1"),
     (("--preset", "fig1", "--label-index", 2), "--label-index does not apply"),
 ])
 def test_cli_fig_bad_input_one_line_exit_2_no_files(run_cli, tmp_path, argv, match):

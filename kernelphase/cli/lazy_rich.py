@@ -348,6 +348,8 @@ def _train_fig5(args):
     from ._lists import emit, locked_output
     if args.resume:
         raise ValueError("--resume does not apply to --preset fig5 (its runs take seconds)")
+    if args.checkpoint_every != 30.0:
+        raise ValueError("--checkpoint-every does not apply to --preset fig5 (no checkpoints)")
     cfg = {k: (FIG5[k] if getattr(args, k) is None else getattr(args, k))
            for k in ("D", "P", "N", "alpha", "eps", "c", "steps")}
     check_train_params(cfg["D"], cfg["P"], cfg["N"], cfg["alpha"], cfg["eps"], cfg["c"],
