@@ -20,7 +20,8 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "solvers.matrix_completion", "validation.langevin", "validation.teacher_student",
            "validation.modular_addition", "validation.lazy_rich_runs",
            "validation.dichotomy_runs", "validation.diagonal_net",
-           "validation.matrix_factorization", "validation.polynomial_net"]
+           "validation.matrix_factorization", "validation.polynomial_net",
+           "validation.modular_net", "validation.lazy_rich_figs"]
 
 
 def _sparse():
@@ -79,6 +80,11 @@ REGISTRY = {
     "validation.diagonal_net.diagonal_flow": lambda m: m.diagonal_flow(*_sparse(), 8.0, 1e-2, [0.5, 1.0]),
     "validation.matrix_factorization.mf_gd": lambda m: m.mf_gd(*_mc(), 2.0, 1e-2, 0.05, 20, 10,
                                                                progress=False),
+    "validation.modular_net.train_modular": lambda m: m.train_modular(p=5, N=10, steps=20,
+                                                                     record_every=10),
+    "validation.lazy_rich_figs.fig2": lambda m: m.fig2(scales=(1.0,), p=5, N=10, steps=20,
+                                                       record_every=10),
+    "validation.lazy_rich_figs.fig5": lambda m: m.fig5(label_indices=(1,), D=10, P=10, steps=40),
     "validation.dichotomy_runs.train_diag": lambda m: m.train_diag(d=30, n=12, n_test=10, alpha=8.0,
                                                                    lam=1e-2, points=20),
     "validation.dichotomy_runs.train_mc": lambda m: m.train_mc(d=8, frac=0.3, alpha=2.0, lam=1e-2,
@@ -108,7 +114,10 @@ HELPERS = {
     "crossing_time": "measure", "transition_time": "measure", "sparse_dataset": "data",
     "misgrok_dataset": "data", "init_scale": "initialisation", "mf_gd_reference": "slow reference",
     "check_mf_params": "input check", "make_data": "data", "init_weights": "initialisation",
-    "report_rows": "accessor",
+    "report_rows": "accessor", "modular_split": "data", "alpha_from_scale": "convention",
+    "first_epoch_at_least": "measure", "modular_gd_reference": "slow reference",
+    "check_modular_params": "input check", "eigenvector_labels": "data",
+    "train_on_labels": "GD kernel (inside fig5)",
     "network_output": "forward pass", "full_gd": "numba kernel",
     "kernel_regression_empirical": "baseline number", "alignment": "metric",
     "ntk_gram": "kernel matrix", "t_below": "measure", "check_train_params": "input check",

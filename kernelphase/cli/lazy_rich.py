@@ -25,7 +25,7 @@ def register(subparsers):
 
     s = sub.add_parser("spectrum", help="NTK spectrum at init, target power per sector",
                        formatter_class=HelpFormatter)
-    s.add_argument("--D", type=int, default=100, help="input dimension, 1 to 1e6")
+    s.add_argument("--D", "--d", type=int, default=100, help="input dimension, 1 to 1e6")
     s.add_argument("--eps", type=float, default=0.02,
                    help="quadratic coefficient of the activation, 0 to 1e6")
     s.add_argument("--activation", default=_DEFAULT_ACT,
@@ -36,8 +36,8 @@ def register(subparsers):
 
     k = sub.add_parser("kernel-regression", help="learning curve of the NTK at init",
                        formatter_class=HelpFormatter)
-    k.add_argument("--D", type=int, default=100, help="input dimension, 1 to 1e6")
-    k.add_argument("--P", type=int, default=550, help="training points, 1 to 1e6")
+    k.add_argument("--D", "--d", type=int, default=100, help="input dimension, 1 to 1e6")
+    k.add_argument("--P", "--n", type=int, default=550, help="training points, 1 to 1e6")
     k.add_argument("--eps", type=float, default=0.02,
                    help="quadratic coefficient of the activation, 0 to 1e6")
     k.add_argument("--seed", type=int, default=0, help="random seed, >= 0")
@@ -66,7 +66,7 @@ def register(subparsers):
                             ("--eps", float, "quadratic coefficient, [0, 1e6]"),
                             ("--c", float, "learning rate c in lr = c N / alpha^2, (0, 1e6]"),
                             ("--steps", int, "GD steps, 0 to 1e9")):
-            t.add_argument(opt, type=typ, default=None,
+            t.add_argument(opt, *_ALIASES.get(opt, ()), type=typ, default=None,
                            help=f"{h}; overrides the preset (None: the preset's value)")
         t.add_argument("--convention", choices=("A", "B"), default=None,
                        help="data convention (None: the preset's)")
@@ -210,6 +210,10 @@ def _check_cfg(cfg, args, model="network", align_points=0):
                        align_points)
     check_range("threshold", args.threshold, 0, math.inf, lo_open=True)
 
+
+#: the package-wide spellings (d, n, width, as in the adaptive and dichotomy commands) accepted
+#: beside the paper's D, P, N
+_ALIASES = {"--D": ("--d",), "--P": ("--n",), "--N": ("--width",)}
 
 _FIG_OPTIONS = {   # option -> (attribute, default): must stay unset outside their preset
     "--scales": ("scales", None), "--modulus": ("modulus", None),
