@@ -243,7 +243,8 @@ def _batch_ids(chains, batches):
     return np.array_split(np.arange(chains), batches)
 
 
-def _sample_kernel(ch, burn, steps, thin, batches, Xtest=None, hist_edges=None):
+def _sample_kernel(ch, burn, steps, thin, batches, Xtest=None, hist_edges=None,
+                   on_snapshot=None):
     """Burn in (adapting h), then ``steps`` steps, accumulating per batch of chains
     sum phi phi^T (n x n) and, with Xtest, sum phi_test phi^T (m x n) every ``thin`` steps."""
     if burn:
@@ -267,10 +268,41 @@ def _sample_kernel(ch, burn, steps, thin, batches, Xtest=None, hist_edges=None):
                 T[b] += Ft[g].T @ Fb
         if hist is not None:
             hist += np.histogram(ch.W[:, 0], hist_edges)[0]
+        if on_snapshot is not None:
+            on_snapshot(ch.F, Ft)
         snaps += 1
     counts = np.array([len(g) * snaps for g in groups], dtype=float)
     ch.accept = float(np.mean(acc))
     return S, T, counts, hist
+
+
+class _RandomFeatures:
+    r"""Width-N read-out on neurons drawn from the mean-field law (finite-width diagnostic).
+
+    Each group of ``width`` chains (independent given the law) forms one network :math:`W`.
+    With :math:`K_W=(\sigma_a^2/N)\Phi^\top\Phi` the exact posterior-mean output of that
+    network, given :math:`W`, is :math:`K_W(x,X)(K_W+\sigma^2 I)^{-1}y`; it is computed through
+    the N x N system :math:`(\Phi\Phi^\top+N\sigma^2/\sigma_a^2)u=\Phi y`,
+    :math:`(K_W+\sigma^2)^{-1}y=(y-\Phi^\top u)/\sigma^2`. Averaging over groups gives the
+    predictor of a width-N network whose neurons follow the product of the single-neuron laws
+    (mean-field law for W, exact read-out), instead of the GP with the mean kernel Q.
+    """
+
+    def __init__(self, width, y, sigma2, sigma_a2):
+        self.N, self.y, self.s2, self.sa2 = width, y, sigma2, sigma_a2
+        self.outs = []          # per snapshot: (groups, m) predictors
+
+    def __call__(self, F, Ft):
+        N, y = self.N, self.y
+        G = F.shape[0] // N
+        out = np.empty((G, Ft.shape[1]))
+        ridge = N * self.s2 / self.sa2
+        for g in range(G):
+            P, Pt = F[g * N:(g + 1) * N], Ft[g * N:(g + 1) * N]
+            u = np.linalg.solve(P @ P.T + ridge * np.eye(N), P @ y)
+            t = (y - P.T @ u) / self.s2
+            out[g] = self.sa2 / N * (Pt.T @ (P @ t))
+        self.outs.append(out)
 
 
 def _batch_stats(S, counts, scale):
@@ -310,6 +342,9 @@ class FiniteKernelResult(Result):
     ``residual`` is the relative change :math:`|\\bar t_{k+1}-\\bar t_k|/|\\bar t_k|` at the last
     fixed-point iteration; ``b``, ``c`` (and their ``_se``) are NaN without test data;
     ``phi_hist`` is ``(edges, density)`` of :math:`\\Phi=w_1` over the sampled neurons.
+    ``f_test_rf``, ``b_rf``, ``c_rf`` are the finite-width diagnostic of
+    :class:`_RandomFeatures`: width-N networks with neurons drawn from the converged law and the
+    exact read-out (needs ``chains >= width``; errors over the network groups).
     """
     tbar: np.ndarray
     Q: np.ndarray
@@ -323,6 +358,11 @@ class FiniteKernelResult(Result):
     b_se: float
     c: float
     c_se: float
+    f_test_rf: np.ndarray
+    b_rf: float
+    b_rf_se: float
+    c_rf: float
+    c_rf_se: float
     phi_hist: tuple
     acceptance: float
     iterations: int
@@ -563,18 +603,21 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     # final measurement at the last tbar: Q, the test kernel, histogram, jackknife errors
     if status != 3:
         ch.set_target(tbar, kappa_full, sigma2, cavity)
+        rf = (_RandomFeatures(width, y, sigma2, sigma_a2)
+              if Xtest is not None and chains >= width else None)
         S, T, counts, hist = _sample_kernel(ch, burn, final_steps, thin, batches,
-                                            Xtest=Xtest, hist_edges=hist_edges)
+                                            Xtest=Xtest, hist_edges=hist_edges, on_snapshot=rf)
         Q, Q_se = _batch_stats(S, counts, sigma_a2)
         tfin = solve(Q)
     else:
         Q_se = np.full_like(Q, np.nan)
-        tfin, T, hist = tbar, None, np.zeros(len(hist_edges) - 1)
+        tfin, T, hist, rf = tbar, None, np.zeros(len(hist_edges) - 1), None
     f_train = y - sigma2 * tfin
     train_loss = float(np.mean((y - f_train) ** 2))
     f_test = np.full(m, np.nan)
     f_test_se = np.full(m, np.nan)
-    test_loss = b = b_se = c = c_se = float("nan")
+    test_loss = b = b_se = c = c_se = b_rf = b_rf_se = c_rf = c_rf_se = float("nan")
+    f_test_rf = np.full(m, np.nan)
     if T is not None and np.all(np.isfinite(tfin)):
         tot = counts.sum()
         f_test = sigma_a2 * (T.sum(0) / tot) @ tfin
@@ -595,6 +638,17 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
             c = float(np.mean((ytest - f_test) * he3) / 6)
             b_se = jk(((ytest - fj) * he1).mean(1))
             c_se = jk(((ytest - fj) * he3).mean(1) / 6)
+            if rf is not None and rf.outs:
+                # per network group, averaged over snapshots (snapshots of one group are
+                # correlated); standard error over the groups
+                per = np.mean(rf.outs, axis=0)                   # (groups, m)
+                f_test_rf = per.mean(0)
+                bg = ((ytest - per) * he1).mean(1)
+                cg = ((ytest - per) * he3).mean(1) / 6
+                b_rf, c_rf = float(bg.mean()), float(cg.mean())
+                if len(bg) > 1:
+                    b_rf_se = float(bg.std(ddof=1) / math.sqrt(len(bg)))
+                    c_rf_se = float(cg.std(ddof=1) / math.sqrt(len(cg)))
     if status == 0 and not (np.all(np.isfinite(tfin)) and np.all(np.isfinite(Q))):
         status = 3
     if status == 0 and interaction:
@@ -610,6 +664,7 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     return FiniteKernelResult(
         tbar=tfin, Q=Q, Q_se=Q_se, f_train=f_train, f_test=f_test, f_test_se=f_test_se,
         train_loss=train_loss, test_loss=test_loss, b=b, b_se=b_se, c=c, c_se=c_se,
+        f_test_rf=f_test_rf, b_rf=b_rf, b_rf_se=b_rf_se, c_rf=c_rf, c_rf_se=c_rf_se,
         phi_hist=(hist_edges, dens), acceptance=float(ch.accept), iterations=it,
         residual=residual, residual_history=tuple(history + [final_res]), status=status,
         message=status_message(status, detail), params=params)

@@ -169,3 +169,31 @@ def test_bad_input_names_parameter(kwargs, match):
 def test_tilted_kernel_bad_tbar():
     with pytest.raises(ValueError, match=r"^tbar has shape"):
         tilted_kernel(_X, np.zeros(3), 4, 1.0)
+
+
+# ------------------------------------------------------- finite-width read-out diagnostic
+def test_random_feature_readout_matches_direct_solve():
+    """The N x N (Woodbury) form of the width-N posterior mean equals the n x n solve."""
+    from kernelphase.solvers.finite_kernel import _RandomFeatures
+    rng = np.random.default_rng(9)
+    n, m, N, s2, sa2 = 12, 7, 5, 0.2, 1.7
+    F = rng.standard_normal((2 * N + 1, n))
+    Ft = rng.standard_normal((2 * N + 1, m))
+    y = rng.standard_normal(n)
+    rf = _RandomFeatures(N, y, s2, sa2)
+    rf(F, Ft)
+    out = rf.outs[0]
+    assert out.shape == (2, m)
+    for g in range(2):
+        P, Pt = F[g * N:(g + 1) * N], Ft[g * N:(g + 1) * N]
+        K = sa2 / N * P.T @ P
+        Kt = sa2 / N * Pt.T @ P
+        ref = Kt @ np.linalg.solve(K + s2 * np.eye(n), y)
+        assert np.allclose(out[g], ref, rtol=1e-10, atol=1e-12)
+
+
+def test_random_feature_readout_in_result(gp_case):
+    """The width-N read-out is reported with its standard error whenever test data are given."""
+    r = gp_case["res"]
+    assert r.f_test_rf.shape == r.f_test.shape and np.all(np.isfinite(r.f_test_rf))
+    assert math.isfinite(r.b_rf) and r.b_rf_se > 0
