@@ -53,6 +53,11 @@ EK limit, Sec. 4.1 of the notes): on the test points, with teacher direction :ma
            c=\overline{(y-\bar f)\,\mathrm{He}_3(z)}/6,
 
 probabilists' Hermite polynomials, :math:`\mathrm{He}_3=z^3-3z`, bar = mean over the test points.
+The errors of ``b``, ``c`` are Monte Carlo errors only (the test set is fixed); the test-set
+sampling error is the same for a simulation evaluated on the same test points.
+
+Not done: importance reweighting of the previous iteration's samples (the chains are warm-started
+instead), and the fluctuations of the cavity residual around :math:`\bar t`.
 """
 import math
 from dataclasses import dataclass, field
