@@ -27,6 +27,7 @@ def main(argv=None):
     ap.add_argument("--chains", type=int, default=512)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tol", type=float, default=0.03)
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=2000)
     a = ap.parse_args(argv)
@@ -41,11 +42,13 @@ def main(argv=None):
             for cav in a.cavity:
                 t0 = time.time()
                 r = finite_data_kernel(X, y, N, s2, sa2, sw2, cavity=bool(cav), chains=a.chains,
-                                       steps=a.steps, Xtest=Xt, ytest=yt, seed=a.seed)
+                                       steps=a.steps, Xtest=Xt, ytest=yt, seed=a.seed,
+                                       tol=a.tol)
                 dt = time.time() - t0
                 row = dict(scale=scale, n=n, d=d, N=N, sigma_a2=sa2, sigma2=s2, cavity=cav,
-                           data_seed=a.data_seed, status=r.status, message=r.message,
-                           iterations=r.iterations, residual=r.residual, b=r.b, b_se=r.b_se,
+                           data_seed=a.data_seed, seed=a.seed, status=r.status, message=r.message,
+                           iterations=r.iterations, residual=r.residual,
+                           final_residual=r.residual_history[-1], b=r.b, b_se=r.b_se,
                            c=r.c, c_se=r.c_se, b_rf=r.b_rf, b_rf_se=r.b_rf_se, c_rf=r.c_rf,
                            c_rf_se=r.c_rf_se, b_cv=1 - float(np.mean(r.f_test * z)),
                            c_cv=eps - float(np.mean(r.f_test * (z ** 3 - 3 * z))) / 6,

@@ -197,3 +197,25 @@ def test_random_feature_readout_in_result(gp_case):
     r = gp_case["res"]
     assert r.f_test_rf.shape == r.f_test.shape and np.all(np.isfinite(r.f_test_rf))
     assert math.isfinite(r.b_rf) and r.b_rf_se > 0
+
+
+# ---------------------------------------------------------- fixed-point certificate
+def test_fixed_point_is_self_consistent_under_an_independent_sweep():
+    """At the returned tbar, a fresh sampler run (other seed) must give back the same tbar
+    within a few times the tolerance, and the interaction must have moved the solution off the
+    NNGP. (A residual measured on the damped step would pass the loop at a point that fails
+    this check: the damped step is ~damping times smaller than the self-consistency error.)"""
+    rng = np.random.default_rng(21)
+    n, d, N, s2, sa2 = 40, 4, 20, 0.1, 0.5
+    X = rng.standard_normal((n, d))
+    y = X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])
+    r = finite_data_kernel(X, y, N, s2, sa2, 0.5, chains=512, steps=100, burn=50, thin=5,
+                           anneal=2, tol=0.05, seed=8)
+    assert r.converged, r.message
+    assert r.residual < 0.05
+    q = tilted_kernel(X, r.tbar, N, sa2, 0.5, chains=512, burn=100, steps=200, thin=5, seed=99)
+    t2 = np.linalg.solve(q.Q + s2 * np.eye(n), y)
+    assert np.linalg.norm(t2 - r.tbar) / np.linalg.norm(r.tbar) < 0.1
+    gp = finite_data_kernel(X, y, N, s2, sa2, 0.5, interaction=False, chains=512, steps=100,
+                            burn=50, thin=5, seed=8)
+    assert np.linalg.norm(gp.tbar - r.tbar) / np.linalg.norm(r.tbar) > 0.3
