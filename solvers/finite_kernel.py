@@ -45,9 +45,9 @@ chains); those of the predictor, of ``b`` and ``c`` are jackknife errors over th
 include the propagation of the noise of :math:`Q` into :math:`\bar t`.
 
 Hermite projections (same definition as ``validation/teacher_student.py`` and as
-:func:`solvers.cubic.cubic_phase`, where :math:`\sigma^2\bar t=b\,\mathrm{He}_1+c\,\mathrm{He}_3` in the
-EK limit, Sec. 4.1 of the notes): on the test points, with teacher direction :math:`e_1`
-(:math:`z=x_1`),
+:func:`solvers.cubic.cubic_phase`, where
+:math:`\sigma^2\bar t=b\,\mathrm{He}_1+c\,\mathrm{He}_3` in the EK limit, Sec. 4.1 of the
+notes): on the test points, with teacher direction :math:`e_1` (:math:`z=x_1`),
 
 .. math::  b=\overline{(y-\bar f)\,\mathrm{He}_1(z)},\qquad
            c=\overline{(y-\bar f)\,\mathrm{He}_3(z)}/6,
@@ -348,7 +348,8 @@ class FiniteKernelResult(Result):
     last fixed-point iteration, :math:`|(Q_{\\rm MC}[\\bar t]+\\sigma^2)^{-1}y-\\bar t|/|\\bar t|`
     (a self-consistency residual; its Monte Carlo floor falls like
     :math:`1/\\sqrt{\\rm samples}`); ``residual_history`` lists it per iteration and ends with the
-    same quantity from the final measurement sweep; ``b``, ``c`` (and their ``_se``) are NaN without test data;
+    same quantity from the final measurement sweep; ``b``, ``c`` (and their ``_se``) are NaN
+    without test data;
     ``phi_hist`` is ``(edges, density)`` of :math:`\\Phi=w_1` over the sampled neurons.
     ``f_test_rf``, ``b_rf``, ``c_rf`` are the finite-width diagnostic of
     :class:`_RandomFeatures`: width-N networks with neurons drawn from the converged law and the
@@ -640,7 +641,8 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
             Qj = sigma_a2 * (S.sum(0) - S[bi]) / rest
             Tj = sigma_a2 * (T.sum(0) - T[bi]) / rest
             fj[bi] = Tj @ solve(Qj)
-        jk = lambda v: math.sqrt((batches - 1) / batches * np.sum((v - v.mean()) ** 2))  # noqa: E731
+        def jk(v):
+            return math.sqrt((batches - 1) / batches * np.sum((v - v.mean()) ** 2))
         f_test_se = np.sqrt((batches - 1) / batches * ((fj - fj.mean(0)) ** 2).sum(0))
         if ytest is not None:
             test_loss = float(np.mean((ytest - f_test) ** 2))
@@ -670,7 +672,8 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     dens = hist / max(hist.sum(), 1) / np.diff(hist_edges)
     detail = None
     if status == 2:
-        detail = f"relative change of tbar {residual:.3g} >= tol={tol:g} after {maxiter} iterations"
+        detail = (f"relative change of tbar {residual:.3g} >= tol={tol:g} after {maxiter} "
+                  f"iterations")
     elif status == 3:
         detail = "non-finite discrepancy or kernel"
     return FiniteKernelResult(
