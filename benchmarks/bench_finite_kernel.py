@@ -16,6 +16,7 @@ shared with other jobs). b_sim: Langevin ensembles on the same data (issue 14).
     1/16  0.25    0.311                         0.354           0.404  -              160
     1/8   0.30    0.589, 0.578 (cavity: 0.590)  0.611, 0.599    0.476  0.588 +- 0.027 185-325
     1/8   0.25    0.509, 0.512                  0.535, 0.538    0.402  0.519          300-320
+    1/4   0.30    0.530                         0.548           0.475  0.537 +- 0.027 502
     (*: seed 0 run with tol 0.02, 20 iterations)
 """
 import argparse
