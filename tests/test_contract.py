@@ -16,6 +16,7 @@ import pytest
 from kernelphase.results import STATUS, Result
 
 MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers.single_index",
+           "solvers.finite_kernel",
            "solvers.learning_curve", "solvers.order_dynamics", "solvers.margins",
            "solvers.matrix_completion", "validation.langevin", "validation.teacher_student",
            "validation.modular_addition", "validation.lazy_rich_runs",
@@ -56,6 +57,11 @@ REGISTRY = {
         m.single_index_transition("z**3", {1: 1, 3: -0.3}, rho=8 / 150)],
     "solvers.single_index.single_index_phases": lambda m: m.single_index_phases(
         "erf", {1: 1, 3: -0.3}, [10.0, 40.0], 8 / 150),
+    "solvers.finite_kernel.finite_data_kernel": lambda m: m.finite_data_kernel(
+        np.eye(10, 3) + 0.1, np.arange(10.0) / 10, 5, 0.3, 1.0, chains=64, steps=20, burn=10,
+        thin=5, anneal=1, maxiter=2, tol=0.5, seed=1),
+    "solvers.finite_kernel.tilted_kernel": lambda m: m.tilted_kernel(
+        np.eye(10, 3) + 0.1, np.zeros(10), 5, 1.0, chains=64, burn=10, steps=20),
     "solvers.learning_curve.learning_curve": lambda m: [m.learning_curve([1.0, 0.1], [1, 5], [1.0, 0.5], 3),
                                                         m.learning_curve([1.0], [3], [1.0], 5)],
     "solvers.order_dynamics.run_order_dynamics": None,   # covered through lazy_rich_runs
@@ -117,7 +123,7 @@ HELPERS = {
     "report_rows": "accessor", "modular_split": "data", "alpha_from_scale": "convention",
     "first_epoch_at_least": "measure", "modular_gd_reference": "slow reference",
     "check_modular_params": "input check", "eigenvector_labels": "data",
-    "train_on_labels": "GD kernel (inside fig5)",
+    "train_on_labels": "GD kernel (inside fig5)", "nngp_erf_kernel": "closed-form kernel matrix",
     "network_output": "forward pass", "full_gd": "numba kernel",
     "kernel_regression_empirical": "baseline number", "alignment": "metric",
     "ntk_gram": "kernel matrix", "t_below": "measure", "check_train_params": "input check",
