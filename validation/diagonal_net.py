@@ -13,6 +13,11 @@ Two integrators of the same dynamics:
   few steps where GD needs :math:`10^5`–:math:`10^6`. GD with step :math:`\eta` approximates the
   flow at :math:`t=\eta\times\text{steps}`; the tests check the two agree.
 
+Depth (issue 15): ``depth=L`` gives :math:`w=u^{\odot L}-v^{\odot L}`, the same loss and
+start; the flow's reduction is :func:`kernelphase.dichotomy.diagonal_net_flow` with ``L``
+(:math:`G=X^\top\beta`, :math:`\dot\beta=e^{-(L-2)\lambda t}\ell'(f)/n`). ``depth=2`` runs
+exactly the code of the depth-2 net.
+
 Initialisation scale: ``init="unit"`` (the authors' code) uses :math:`a=\alpha/\sqrt{2d}`,
 so :math:`\|\theta(0)\|=\alpha`; ``init="ones"`` (the paper's :math:`\bar\theta=(\mathbf1,\mathbf1)`)
 uses :math:`a=\alpha`.
@@ -106,13 +111,17 @@ class GDResult(Result):
         return iter((self.u, self.v, self.history))
 
 
-def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", record_every=None):
+def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", record_every=None,
+                depth=2):
     r"""Full-batch GD with weight decay on :math:`(u,v)`. Returns a :class:`GDResult`.
 
-    One step: :math:`u\leftarrow u-\eta(2g\odot u+\lambda u)`,
-    :math:`v\leftarrow v-\eta(-2g\odot v+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`.
-    ``history`` holds ``(step, w)`` every ``record_every`` steps.
+    One step: :math:`u\leftarrow u-\eta(Lg\odot u^{L-1}+\lambda u)`,
+    :math:`v\leftarrow v-\eta(-Lg\odot v^{L-1}+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`,
+    :math:`w=u^L-v^L` (``depth`` L, 2 to 8). ``history`` holds ``(step, w)`` every
+    ``record_every`` steps.
     """
+    from kernelphase.dichotomy import check_depth
+    L = check_depth(depth)
     X = np.asarray(X, float)
     y = np.asarray(y, float)
     n, d = X.shape
@@ -129,7 +138,7 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
     status, detail = 0, None
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(steps + 1):
-            w = u * u - v * v
+            w = u * u - v * v if L == 2 else u**L - v**L
             if not np.all(np.isfinite(w)):
                 status, detail = 6, f"non-finite weights at step {s}"
                 break
@@ -138,22 +147,32 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
             if s == steps:
                 break
             g = X.T @ (dl(y * (X @ w)) * y) / n
-            u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
+            if L == 2:
+                u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
+            else:
+                u, v = (u - lr * (L * g * u**(L - 1) + lam * u),
+                        v - lr * (-L * g * v**(L - 1) + lam * v))
+    params = dict(alpha=alpha, lam=lam, lr=lr, steps=steps, init=init, loss=loss)
+    if L != 2:
+        params["depth"] = L
     return GDResult(u=u, v=v, history=hist, status=status,
-                    message=status_message(status, detail),
-                    params=dict(alpha=alpha, lam=lam, lr=lr, steps=steps, init=init, loss=loss))
+                    message=status_message(status, detail), params=params)
 
 
 @functools.lru_cache(maxsize=None)
-def _flow_functions():
-    """numpy functions generated from the symbolic closed form (w, dw/dG, |theta|^2)."""
+def _flow_functions(L=2):
+    """numpy functions generated from the symbolic closed form (w, dw/dG, |theta|^2, and the
+    time weight of dbeta/dt, 1 at L = 2)."""
     import sympy as sp
     from kernelphase.dichotomy import SYMBOLS, diagonal_net_flow
     s = SYMBOLS
-    flow = diagonal_net_flow()
+    flow = diagonal_net_flow(L)
     args = (s["a"], s["lam"], s["t"], s["G"])
     mk = lambda e: sp.lambdify(args, e, modules="numpy")
-    return mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"])
+    if L == 2:
+        return mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"])
+    tw = sp.lambdify((s["lam"], s["t"]), flow["time_weight"], modules="numpy")
+    return (mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"]), tw)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,8 @@ class FlowTrajectory(Result):
     """Gradient-flow trajectory of a diagonal net, evaluated at the requested times.
 
     Attributes: ``t`` (continuous time), ``beta`` (n-dim dual state, one row per time),
-    ``a``, ``lam``, ``X``; methods :meth:`w` and :meth:`sq_norm` evaluate the closed form.
+    ``a``, ``lam``, ``X``, ``depth``; methods :meth:`w` and :meth:`sq_norm` evaluate the
+    closed form.
     ``status`` 0: integrated; 6: the solution overflowed; 8: the ODE solver failed
     (``beta`` is NaN then).
     """
@@ -173,24 +193,25 @@ class FlowTrajectory(Result):
     status: int
     message: str
     params: Mapping = field(default_factory=dict)
+    depth: int = 2
 
     @property
     def success(self):
         return self.status == 0
 
     def w(self, i):
-        wf, _, _ = _flow_functions()
+        wf = _flow_functions(self.depth)[0]
         with np.errstate(over="ignore", invalid="ignore"):
             return wf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])
 
     def sq_norm(self, i):
-        _, _, nf = _flow_functions()
+        nf = _flow_functions(self.depth)[2]
         with np.errstate(over="ignore", invalid="ignore"):
             return float(np.sum(nf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])))
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
-                  atol=1e-12):
+                  atol=1e-12, depth=2):
     r"""Exact gradient flow of the diagonal net through its n-dimensional reduction.
 
     .. math:: w(t)=-2a^2e^{-2\lambda t}\sinh\big(4X^\top\beta(t)\big),\qquad
@@ -199,7 +220,14 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
     Parameters
     ----------
     X, y : training data; t_eval : increasing times (continuous time :math:`t=\eta\cdot` steps).
+    depth : int
+        L in 2..8; for L > 2 see :func:`_diagonal_flow_depth` (the same reduction with
+        :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`).
     """
+    from kernelphase.dichotomy import check_depth
+    if check_depth(depth) != 2:
+        return _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol,
+                                    int(depth))
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
     y = np.asarray(y, float)
@@ -240,3 +268,62 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
                               status_message(8, f"LSODA: {sol.message}"))
     return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))
+
+
+def _check_times(t_eval):
+    t_eval = np.asarray(t_eval, float)
+    if (t_eval.ndim != 1 or t_eval.size < 1 or not np.all(np.isfinite(t_eval))
+            or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0):
+        raise ValueError(f"t_eval={t_eval!r} must be a non-empty increasing array of finite "
+                         f"times >= 0")
+    return t_eval
+
+
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
+    r"""Depth-L (L > 2) exact flow: :math:`G=X^\top\beta`,
+    :math:`\dot\beta=e^{-(L-2)\lambda t}\,\ell'(y\odot Xw(G,t))\odot y/n`, LSODA with the
+    analytic Jacobian, as at L = 2.
+
+    The bases :math:`a^{2-L}\pm L(L-2)G` stay positive along the true flow; a step that
+    leaves that region is rejected (the right-hand side turns NaN there and LSODA reports
+    failure, status 8, if it cannot recover).
+    """
+    from scipy.integrate import solve_ivp
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    n, d = X.shape
+    a = float(init_scale(alpha, d, init))
+    lam = check_range("lam", lam, 0.0)
+    t_eval = _check_times(t_eval)
+    wf, dwf, _, twf = _flow_functions(L)
+    _, dl, d2l = _loss_derivative(loss)
+    params = dict(alpha=alpha, lam=lam, init=init, loss=loss, depth=L)
+
+    def fail(status, detail):
+        return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, status,
+                              status_message(status, detail), params, depth=L)
+
+    if not (math.isfinite(a ** (2 * L - 2)) and a ** (2 - L) > 0):
+        return fail(6, f"initial scale a={a:g} overflows a^(2L-2) at depth {L}")
+
+    def rhs(t, beta):
+        with np.errstate(invalid="ignore"):
+            w = wf(a, lam, t, X.T @ beta)
+        return twf(lam, t) * dl(y * (X @ w)) * y / n
+
+    def jac(t, beta):
+        G = X.T @ beta
+        with np.errstate(invalid="ignore"):
+            z = y * (X @ wf(a, lam, t, G))
+            M = (X * dwf(a, lam, t, G)) @ X.T
+        return (twf(lam, t) * d2l(z) * y / n)[:, None] * (y[:, None] * M)
+
+    try:
+        with np.errstate(over="raise", divide="raise"):
+            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                            jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
+    except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
+        return fail(6, f"overflow in the flow ({exc})")
+    if not sol.success or not np.all(np.isfinite(sol.y)):
+        return fail(8, f"LSODA: {sol.message}")
+    return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0), params, depth=L)
