@@ -287,8 +287,54 @@ def _irl1(Z, w0, cols, q, maxiter, tol):
     return w, nit, st, msg
 
 
+#: above this many columns the random starts and the local search of depth_max_margin use
+#: only the columns on which the full-width starts ended
+MAX_FULL_WIDTH = 1000
+
+
+#: depth_max_margin enumerates the vertices exactly when there are at most this many
+#: (support, active set) pairs to try
+MAX_ENUMERATE = 200000
+
+
+def _vertex_count(d, n, cap):
+    """sum_k C(d, k) C(n, k), stopping once it exceeds ``cap``."""
+    from math import comb
+    total = 0
+    for k in range(1, min(d, n) + 1):
+        total += comb(d, k) * comb(n, k)
+        if total > cap:
+            break
+    return total
+
+
+def _enumerate_vertices(Z, q):
+    """Global minimum of sum |w|^q over {Z w >= 1} by visiting every vertex: supports S and
+    active sets A with |S| = |A| and Z_AS invertible, w_S = Z_AS^{-1} 1, kept if feasible."""
+    from itertools import combinations
+    n, d = Z.shape
+    best, best_w, tried = np.inf, None, 0
+    for k in range(1, min(d, n) + 1):
+        for S in combinations(range(d), k):
+            ZS = Z[:, S]
+            for A in combinations(range(n), k):
+                M = ZS[A, :]
+                tried += 1
+                try:
+                    ws = np.linalg.solve(M, np.ones(k))
+                except np.linalg.LinAlgError:
+                    continue
+                if not np.all(np.isfinite(ws)) or (ZS @ ws).min() < 1.0 - 1e-9:
+                    continue
+                f = float(np.sum(np.abs(ws) ** q))
+                if f < best:
+                    best, best_w = f, np.zeros(d)
+                    best_w[list(S)] = ws
+    return best_w, tried
+
+
 def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-10, seed=0,
-                     kkt_tol=1e-6, w_start=None):
+                     kkt_tol=1e-6, w_start=None, max_starts=200, method=None):
     r"""A KKT point of the late-phase problem of the depth-L diagonal net.
 
     .. math:: \min_w\ \sum_k|w_k|^{2/L}\quad\text{s.t.}\quad y_i\langle w,x_i\rangle\ge1,
@@ -309,13 +355,21 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
     the L1 solution, the L2 (SVM) solution and ``n_random`` random weightings; the best
     certified point is returned. Then a local search between vertices: drop one support
     coordinate of the best point (smallest first, at most ``n_drop`` tries per round),
-    re-run the reweighting, keep any better KKT point, repeat. ``w_start``: an extra start
-    (e.g. the network's own final weights).
+    re-run the reweighting, keep any better KKT point, repeat (at most ``max_starts`` runs in
+    all). ``w_start``: an extra start (e.g. the network's own final weights). Above
+    ``MAX_FULL_WIDTH`` columns the random starts and the local search use only the columns on
+    which a full-width start ended.
+
+    ``method="enumerate"`` (the default when there are at most ``MAX_ENUMERATE`` (support,
+    active set) pairs) instead visits every vertex of the feasible polyhedron: the objective is
+    concave on each orthant and non-decreasing along the recession directions, so its global
+    minimum is at a vertex (support S, active set A, :math:`|S|=|A|`,
+    :math:`w_S=Z_{AS}^{-1}\mathbf 1`). ``method="reweighted"`` is the scheme above.
 
     Returns a :class:`DepthMarginResult` (status 4 if no start gave a KKT residual below
     ``kkt_tol``, 5 if not separable, 8 if HiGHS failed on every start).
     """
-    from kernelphase._checks import check_int, check_range
+    from kernelphase._checks import check_choice, check_int, check_range
     from kernelphase.dichotomy import check_depth
     X, y = _check_data(X, y)
     L = check_depth(depth)
@@ -324,6 +378,10 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
     maxiter = check_int("maxiter", maxiter, 1, 10**6)
     tol = check_range("tol", tol, 0.0, 1.0, lo_open=True)
     n, d = X.shape
+    if method is None:
+        method = "enumerate" if _vertex_count(d, n, MAX_ENUMERATE) <= MAX_ENUMERATE \
+            else "reweighted"
+    check_choice("method", method, ("enumerate", "reweighted"))
     Z = X * y[:, None]
     q = 2.0 / L
     obj = lambda w: float(np.sum(np.abs(w) ** q))
@@ -332,19 +390,16 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
         return DepthMarginResult(w=np.zeros(d), depth=L, objective=float("nan"),
                                  margin=float("nan"), mu=np.zeros(n), residual=np.inf, nit=0,
                                  starts=0, status=l1.status, message=l1.message)
-    if L == 2:
-        res, mu = diagonal_kkt_residual(l1.w, X, y, 2)
+    if L == 2 or method == "enumerate":
+        w, nit = (l1.w, 0) if L == 2 else _enumerate_vertices(Z, q)
+        res, mu = diagonal_kkt_residual(w, X, y, L)
         st = 0 if res < kkt_tol else 4
-        return DepthMarginResult(w=l1.w, depth=2, objective=obj(l1.w),
-                                 margin=float((Z @ l1.w).min() / obj(l1.w)), mu=mu,
-                                 residual=res, nit=0, starts=1, status=st,
+        return DepthMarginResult(w=w, depth=L, objective=obj(w),
+                                 margin=float((Z @ w).min() / obj(w) ** (L / 2.0)), mu=mu,
+                                 residual=res, nit=nit, starts=1, status=st,
                                  message=status_message(st, None if st == 0 else
                                                         "KKT residual above tolerance"))
     rng = np.random.default_rng(seed)
-    starts = [np.abs(l1.w), np.abs(l2_max_margin(X, y).w)]
-    starts += [rng.exponential(size=d) ** 3 for _ in range(n_random)]
-    if w_start is not None:
-        starts.append(np.abs(np.asarray(w_start, float)))
     best, nit_total, msg = None, 0, ""
 
     def consider(w, res, mu):
@@ -355,11 +410,28 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
             return True
         return False
 
+    # full-width starts (L1, L2 and w_start); when d > MAX_FULL_WIDTH the random starts and the
+    # local search then use only the columns some full-width start ended on (each LP over all
+    # d columns costs seconds at d = 1e4)
+    starts = [np.abs(l1.w), np.abs(l2_max_margin(X, y).w)]
+    if w_start is not None:
+        starts.append(np.abs(np.asarray(w_start, float)))
+    cand = np.flatnonzero(l1.w)
     for w0 in starts:
         w, nit, st, msg = _irl1(Z, w0, np.arange(d), q, maxiter, tol)
         nit_total += nit
         if st == 0:
             consider(w, *diagonal_kkt_residual(w, X, y, L))
+            cand = np.union1d(cand, np.flatnonzero(w))
+    cols_all = np.arange(d) if d <= MAX_FULL_WIDTH else cand
+    for _ in range(n_random):
+        w0 = np.zeros(d)
+        w0[cols_all] = rng.exponential(size=cols_all.size) ** 3
+        w, nit, st, msg = _irl1(Z, w0, cols_all, q, maxiter, tol)
+        nit_total += nit
+        if st == 0:
+            consider(w, *diagonal_kkt_residual(w, X, y, L))
+    n_drop_done = [0]
     # local search between vertices: drop one support coordinate at a time (smallest first)
     improved = best is not None
     while improved:
@@ -367,7 +439,10 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
         w_b = best[2]
         supp = np.flatnonzero(w_b)
         for k in supp[np.argsort(np.abs(w_b[supp]))][:n_drop]:
-            cols = np.delete(np.arange(d), k)
+            if len(starts) + n_random + n_drop_done[0] >= max_starts:
+                break
+            n_drop_done[0] += 1
+            cols = cols_all[cols_all != k]
             w0 = np.abs(w_b).copy()
             w0[k] = 0.0
             w, nit, st, _ = _irl1(Z, w0 + 1e-3 * w0.max() * (w0 == 0), cols, q, maxiter, tol)
@@ -378,7 +453,7 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
     if best is None:
         return DepthMarginResult(w=np.zeros(d), depth=L, objective=float("nan"),
                                  margin=float("nan"), mu=np.zeros(n), residual=np.inf,
-                                 nit=nit_total, starts=len(starts), status=8,
+                                 nit=nit_total, starts=len(starts) + n_random + n_drop_done[0], status=8,
                                  message=status_message(8, f"HiGHS: {msg}"))
     bad, f, w, mu, res = best
     status, detail = 0, None
@@ -386,5 +461,5 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
         status, detail = 4, f"KKT residual {res:.3g} above {kkt_tol:g}"
     return DepthMarginResult(w=w, depth=L, objective=f,
                              margin=float((Z @ w).min() / f ** (L / 2.0)), mu=mu, residual=res,
-                             nit=nit_total, starts=len(starts), status=status,
+                             nit=nit_total, starts=len(starts) + n_random + n_drop_done[0], status=status,
                              message=status_message(status, detail))

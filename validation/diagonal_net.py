@@ -33,7 +33,7 @@ from kernelphase._checks import check_choice, check_int, check_positive, check_r
 from kernelphase.results import Result, status_message
 
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory", "GDResult"]
+           "FlowTrajectory", "DepthFlowTrajectory", "GDResult"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
@@ -222,7 +222,8 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
     X, y : training data; t_eval : increasing times (continuous time :math:`t=\eta\cdot` steps).
     depth : int
         L in 2..8; for L > 2 see :func:`_diagonal_flow_depth` (the same reduction with
-        :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`).
+        :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`, restarted piecewise), which
+        returns a :class:`DepthFlowTrajectory`.
     """
     from kernelphase.dichotomy import check_depth
     if check_depth(depth) != 2:
@@ -279,14 +280,64 @@ def _check_times(t_eval):
     return t_eval
 
 
-def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
-    r"""Depth-L (L > 2) exact flow: :math:`G=X^\top\beta`,
-    :math:`\dot\beta=e^{-(L-2)\lambda t}\,\ell'(y\odot Xw(G,t))\odot y/n`, LSODA with the
-    analytic Jacobian, as at L = 2.
+@functools.lru_cache(maxsize=None)
+def _depth_u_functions(L):
+    """numpy u(a, lam, t, G) and du/dG from the symbolic depth-L closed form (v(G) = u(-G))."""
+    import sympy as sp
+    from kernelphase.dichotomy import SYMBOLS, diagonal_net_flow
+    s = SYMBOLS
+    u = diagonal_net_flow(L)["u"]
+    args = (s["a"], s["lam"], s["t"], s["G"])
+    return (sp.lambdify(args, u, modules="numpy"),
+            sp.lambdify(args, sp.diff(u, s["G"]), modules="numpy"))
 
-    The bases :math:`a^{2-L}\pm L(L-2)G` stay positive along the true flow; a step that
-    leaves that region is rejected (the right-hand side turns NaN there and LSODA reports
-    failure, status 8, if it cannot recover).
+
+@dataclass(frozen=True)
+class DepthFlowTrajectory(Result):
+    """Gradient-flow trajectory of a depth-L (L > 2) diagonal net at the requested times.
+
+    ``u``, ``v``: one row per time; :meth:`w` and :meth:`sq_norm` as for
+    :class:`FlowTrajectory`. ``restarts``: segments of the piecewise reduction. ``status`` 0:
+    integrated; 6: overflow; 8: the ODE solver failed (rows NaN from there on).
+    """
+    t: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    lam: float
+    depth: int
+    restarts: int
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+    @property
+    def success(self):
+        return self.status == 0
+
+    def w(self, i):
+        return self.u[i] ** self.depth - self.v[i] ** self.depth
+
+    def sq_norm(self, i):
+        return float(np.sum(self.u[i] ** 2 + self.v[i] ** 2))
+
+
+#: a segment of the depth-L reduction ends when a base a^(2-L) +- L(L-2)G has fallen to this
+#: fraction of its start (u or v grew by RESTART_RATIO^(-1/(L-2)) times e^(-lam t)); the state
+#: G then cancels against a^(2-L) and would lose digits, so the reduction restarts there
+RESTART_RATIO = 0.1
+
+
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
+    r"""Depth-L (L > 2) exact flow through the reduction of
+    :func:`kernelphase.dichotomy.diagonal_net_flow`, piecewise in time.
+
+    On a segment starting at :math:`t_0` from :math:`(u_0,v_0)` (per coordinate):
+    :math:`u=e^{-\lambda s}(u_0^{2-L}+L(L-2)G)^{-1/(L-2)}`, :math:`v` with :math:`-G`,
+    :math:`s=t-t_0`, :math:`G=X^\top\beta`,
+    :math:`\dot\beta=e^{-(L-2)\lambda s}\,\ell'(y\odot Xw)\odot y/n`, :math:`\beta(t_0)=0`;
+    LSODA with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
+    ``RESTART_RATIO`` of its start; the next starts from the current (u, v). So the cancellation
+    :math:`u_0^{2-L}-|L(L-2)G|` never costs more than one digit.
     """
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
@@ -295,35 +346,62 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
     a = float(init_scale(alpha, d, init))
     lam = check_range("lam", lam, 0.0)
     t_eval = _check_times(t_eval)
-    wf, dwf, _, twf = _flow_functions(L)
+    fu, dfu = _depth_u_functions(L)
     _, dl, d2l = _loss_derivative(loss)
     params = dict(alpha=alpha, lam=lam, init=init, loss=loss, depth=L)
+    U = np.full((len(t_eval), d), np.nan)
+    V = np.full((len(t_eval), d), np.nan)
 
-    def fail(status, detail):
-        return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, status,
-                              status_message(status, detail), params, depth=L)
+    def done(status, detail, restarts):
+        return DepthFlowTrajectory(t_eval, U, V, lam, L, restarts, status,
+                                   status_message(status, detail), params)
 
     if not (math.isfinite(a ** (2 * L - 2)) and a ** (2 - L) > 0):
-        return fail(6, f"initial scale a={a:g} overflows a^(2L-2) at depth {L}")
+        return done(6, f"initial scale a={a:g} overflows a^(2L-2) at depth {L}", 0)
+    au, av, t0 = np.full(d, a), np.full(d, a), 0.0
+    j, restarts = 0, 0       # next t_eval index to fill
+    while j < len(t_eval):
+        def uv(t, beta):
+            G = X.T @ beta
+            return fu(au, lam, t - t0, G), fu(av, lam, t - t0, -G), G
 
-    def rhs(t, beta):
-        with np.errstate(invalid="ignore"):
-            w = wf(a, lam, t, X.T @ beta)
-        return twf(lam, t) * dl(y * (X @ w)) * y / n
+        def rhs(t, beta):
+            u, v, _ = uv(t, beta)
+            return math.exp(-(L - 2) * lam * (t - t0)) * dl(y * (X @ (u**L - v**L))) * y / n
 
-    def jac(t, beta):
-        G = X.T @ beta
-        with np.errstate(invalid="ignore"):
-            z = y * (X @ wf(a, lam, t, G))
-            M = (X * dwf(a, lam, t, G)) @ X.T
-        return (twf(lam, t) * d2l(z) * y / n)[:, None] * (y[:, None] * M)
+        def jac(t, beta):
+            u, v, G = uv(t, beta)
+            z = y * (X @ (u**L - v**L))
+            dw = L * u**(L - 1) * dfu(au, lam, t - t0, G) + L * v**(L - 1) * dfu(av, lam, t - t0, -G)
+            M = (X * dw) @ X.T
+            return (math.exp(-(L - 2) * lam * (t - t0)) * d2l(z) * y / n)[:, None] * (y[:, None] * M)
 
-    try:
-        with np.errstate(over="raise", divide="raise"):
-            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA",
-                            jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
-    except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
-        return fail(6, f"overflow in the flow ({exc})")
-    if not sol.success or not np.all(np.isfinite(sol.y)):
-        return fail(8, f"LSODA: {sol.message}")
-    return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0), params, depth=L)
+        def shrink(t, beta):
+            G = L * (L - 2) * (X.T @ beta)
+            return min(np.min(1.0 + G * au ** (L - 2)), np.min(1.0 - G * av ** (L - 2))) \
+                - RESTART_RATIO
+        shrink.terminal = True
+        shrink.direction = -1
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise"):
+                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                                jac=jac, t_eval=t_eval[j:], rtol=rtol, atol=atol,
+                                events=shrink)
+        except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
+            return done(6, f"overflow in the flow ({exc})", restarts)
+        if sol.status == -1:
+            return done(8, f"LSODA: {sol.message}", restarts)
+        m = len(sol.t)          # t_eval points reached in this segment (maybe none)
+        for k in range(m):
+            U[j + k], V[j + k], _ = uv(sol.t[k], sol.y[:, k])
+        j += m
+        if sol.status == 1:          # restart from the event
+            te, be = sol.t_events[0][0], sol.y_events[0][0]
+            au, av, _ = uv(te, be)
+            t0 = float(te)
+            restarts += 1
+            if restarts > 100000:
+                return done(8, "more than 1e5 restarts of the reduction", restarts)
+    if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V))):
+        return done(6, "non-finite weights", restarts)
+    return done(0, None, restarts)
