@@ -21,6 +21,7 @@ import sympy as sp
 
 __all__ = ["grokking_time", "grokking_time_second_order", "diagonal_net_flow",
            "diagonal_net_ntk", "diagonal_net_min_norm", "MAX_DEPTH", "check_depth",
+           "kernel_exit_time",
            "l1_margin_error_bound", "l2_margin_error_bound", "SYMBOLS"]
 
 SYMBOLS = dict(zip(("alpha", "lam", "L", "a", "t", "G", "n", "d", "k", "delta"),
@@ -101,6 +102,32 @@ def diagonal_net_flow(L=2):
     v = a * sp.exp(-lam * t + 2 * G)
     return {"u": u, "v": v, "w": -2 * a**2 * sp.exp(-2 * lam * t) * sp.sinh(4 * G),
             "sq_norm": 2 * a**2 * sp.exp(-2 * lam * t) * sp.cosh(4 * G)}
+
+
+def kernel_exit_time(L=2):
+    r"""End of the kernel phase of the depth-L diagonal net (derived here, issue 15; a scale
+    argument, not a theorem):
+
+    .. math:: t_\times=\frac1\lambda\Big[\ln a+\frac1L\ln\frac{2L}{m\,\|w_2\|_\infty}\Big].
+
+    Derivation. In the kernel phase :math:`x_k:=La^{L-2}G_k` is small and
+    :math:`w\approx-2L^2a^{2L-2}e^{-L\lambda t}G` (:func:`diagonal_net_flow`). Fitting the
+    data at margin :math:`m` (it grows only like the log of the inverse loss) with
+    :math:`G=X^\top\beta` gives :math:`G=-\frac{m\,e^{L\lambda t}}{2L^2a^{2L-2}}w_2`, with
+    :math:`w_2=X^\top(XX^\top)^{-1}y` the max-L2-margin solution (margin 1) when every point is
+    a support vector (d >> n). The linearisation fails once :math:`\max_k|x_k|=1`, which is
+    the formula. So the slope in :math:`\ln\alpha` is 1 at every depth (up to the slow
+    growth of m), and the offset :math:`\lambda t_\times-\ln\alpha` is
+    :math:`\ln(a/\alpha)+\frac1L\ln\frac{2L}{m\|w_2\|_\infty}`: it depends on L and
+    on the normalisation of the start (``init="unit"``: :math:`\ln(a/\alpha)=-\frac12\ln 2d`,
+    so the kernel phase *shortens* with depth; ``"ones"``: 0). Sparse task,
+    :math:`\|w_2\|_\infty\approx n/(2d)`. Symbols: ``a``, ``lambda``, ``m`` and ``W`` for
+    :math:`\|w_2\|_\infty`.
+    """
+    L = check_depth(L)
+    s = SYMBOLS
+    m, W = sp.symbols("m W", positive=True)
+    return (sp.log(s["a"]) + sp.log(2 * L / (m * W)) / L) / s["lam"]
 
 
 def diagonal_net_ntk(L=2):

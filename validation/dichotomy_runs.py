@@ -76,6 +76,25 @@ def transition_time(t, metric, t_g):
     return tc, i_p, 0, None
 
 
+#: training margin m at the end of the kernel phase in kernel_exit_time: it grows only like a
+#: log; 2 fits depth 2 with the unit start at d = 1e4 (measured offset -2.40 to -2.51)
+KERNEL_EXIT_MARGIN = 2.0
+
+
+def _exit_offset(alpha, d, init, depth, w2):
+    """lambda t_exit - ln(alpha) of kernel_exit_time (NaN if w2 is zero)."""
+    from kernelphase.dichotomy import SYMBOLS, kernel_exit_time
+    from .diagonal_net import init_scale
+    import sympy as sp
+    W = float(np.max(np.abs(w2)))
+    if not W > 0:
+        return float("nan")
+    m, Ws = sp.symbols("m W", positive=True)
+    e = kernel_exit_time(depth).subs({SYMBOLS["lam"]: 1, m: KERNEL_EXIT_MARGIN, Ws: W,
+                                      SYMBOLS["a"]: init_scale(alpha, d, init)})
+    return float(e) - float(np.log(alpha))
+
+
 def _tg(alpha, lam):
     from kernelphase.dichotomy import SYMBOLS, grokking_time
     return float(grokking_time().subs({SYMBOLS["alpha"]: alpha, SYMBOLS["lam"]: lam}))
@@ -145,6 +164,8 @@ class DiagRunResult(Result):
     ``early_predictor_test_acc``/``late_predictor_test_acc`` are their test accuracies,
     ``cos_late_final`` the cosine of the final weights with the late predictor,
     ``late_predictor_objective``/``late_predictor_residual`` its objective and KKT residual.
+    ``lambda_t_exit_predicted_minus_ln_alpha``: :func:`kernelphase.dichotomy.kernel_exit_time`
+    with margin ``KERNEL_EXIT_MARGIN`` and the L2 solution of this data, minus ln(alpha).
     """
     model: str
     task: str
@@ -161,6 +182,7 @@ class DiagRunResult(Result):
     cos_l2_plateau: float
     cos_l1_final: float
     final_norm: float
+    lambda_t_exit_predicted_minus_ln_alpha: float
     early_predictor_test_acc: float
     late_predictor_test_acc: float
     cos_late_final: float
@@ -284,6 +306,8 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
         l1_margin_test_acc=linear_accuracy(l1.w, Xt, yt),
         cos_l2_plateau=c2[i_plateau], cos_l1_final=c1[-1],
         final_norm=float(norm[-1]),
+        lambda_t_exit_predicted_minus_ln_alpha=_exit_offset(alpha, X.shape[1], init, depth,
+                                                            l2.w),
         early_predictor_test_acc=linear_accuracy(l2.w, Xt, yt),
         late_predictor_test_acc=linear_accuracy(w_late, Xt, yt),
         cos_late_final=cosine(traj.w(len(t) - 1), w_late),
@@ -369,7 +393,8 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
                "plateau_test_acc": r.plateau_test_acc,
                "final_test_acc": r.final_test_acc, "status": r.status}
         if depth != 2:
-            row.update(early_predictor_test_acc=r.early_predictor_test_acc,
+            row.update(offset_predicted=r.lambda_t_exit_predicted_minus_ln_alpha,
+                       early_predictor_test_acc=r.early_predictor_test_acc,
                        late_predictor_test_acc=r.late_predictor_test_acc,
                        cos_late_final=r.cos_late_final)
         rows.append(row)

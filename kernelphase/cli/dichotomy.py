@@ -191,7 +191,8 @@ def _train_diag(args):
                 _write(stage, res)
     emit(args, _no_curves(res),
          _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final")
-         + (("lambda_t_transition_minus_ln_alpha", "early_predictor_test_acc",
+         + (("lambda_t_transition_minus_ln_alpha", "lambda_t_exit_predicted_minus_ln_alpha",
+             "early_predictor_test_acc",
              "late_predictor_test_acc", "cos_late_final") if depth != 2 else ()))
     return 0
 
