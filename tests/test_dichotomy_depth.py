@@ -185,3 +185,21 @@ def test_cli_bad_depth(run_cli, tmp_path, cmd, bad):
     assert st == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "depth=" in err
     assert not out_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_kernel_exit_offset_shift_between_starts():
+    """kernel_exit_time depends on the start only through ln a, so the unit start
+    (a = alpha/sqrt(2d)) and the paper's (a = alpha) differ by ln(2d)/2 in lambda*t - ln(alpha)
+    at every depth and alpha; the depth-3 flow reproduces that shift (different alphas, so the
+    slope-1 claim is tested too)."""
+    import math
+    from kernelphase.dichotomy import kernel_exit_time
+    from kernelphase.validation.dichotomy_runs import train_diag
+    e = kernel_exit_time(3)
+    shift = sp.simplify(e.subs(S["a"], S["alpha"]) - e.subs(S["a"], S["alpha"] / sp.sqrt(2 * S["d"])))
+    assert sp.simplify(shift - sp.log(2 * S["d"]) / (2 * S["lam"])) == 0
+    unit = train_diag(d=200, n=40, n_test=400, alpha=128.0, depth=3, init="unit")
+    ones = train_diag(d=200, n=40, n_test=400, alpha=8.0, depth=3, init="ones", t_end_factor=4.0)
+    assert unit.converged and ones.converged
+    diff = ones.lambda_t_transition_minus_ln_alpha - unit.lambda_t_transition_minus_ln_alpha
+    assert abs(diff - 0.5 * math.log(400)) < 0.1
