@@ -3,6 +3,8 @@
 1. Diagonal net (Fig. 1a setting): exact n-dim gradient flow (LSODA) vs plain GD on (u, v)
    over the same continuous time (GD timed on a slice and extrapolated linearly).
 2. Matrix completion: sparse numba GD kernel vs dense numpy GD, per step.
+3. Depth-L diagonal nets (L = 3, 4; issue 15): the piecewise reduced flow vs plain GD, and the
+   late-phase KKT solver (reweighted L1) at the same size.
 """
 import math
 import time
@@ -28,6 +30,20 @@ def main():
     print(f"diagonal net d=1e4 n=256, t = 2 t_g ({T / lr:.3g} GD steps)")
     print(f"  reduced flow {t_flow:8.2f} s   plain GD (extrapolated) {t_gd:8.1f} s   "
           f"ratio {t_gd / t_flow:6.0f}x")
+    from kernelphase.solvers.margins import depth_max_margin
+    for L in (3, 4):
+        t0 = time.perf_counter()
+        tr = diagonal_flow(X, y, alpha, lam, np.array([T]), depth=L)
+        t_flow = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        diagonal_gd(X, y, alpha, lam, lr, steps, depth=L)
+        t_gd = (time.perf_counter() - t0) * (T / lr) / steps
+        t0 = time.perf_counter()
+        km = depth_max_margin(X, y, L)
+        t_km = time.perf_counter() - t0
+        print(f"  depth {L}: reduced flow {t_flow:8.2f} s ({tr.restarts} restarts)   plain GD "
+              f"(extrapolated) {t_gd:8.1f} s   ratio {t_gd / t_flow:6.0f}x   late KKT point "
+              f"{t_km:6.1f} s")
     Xs, m = multiplication_table(97), observation_mask(97, 470, seed=0)
     mf_gd(Xs, m, steps=10, record_every=10, progress=False)  # compile
     n = 20000

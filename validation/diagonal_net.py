@@ -13,6 +13,11 @@ Two integrators of the same dynamics:
   few steps where GD needs :math:`10^5`–:math:`10^6`. GD with step :math:`\eta` approximates the
   flow at :math:`t=\eta\times\text{steps}`; the tests check the two agree.
 
+Depth (issue 15): ``depth=L`` gives :math:`w=u^{\odot L}-v^{\odot L}`, the same loss and
+start; the flow's reduction is :func:`kernelphase.dichotomy.diagonal_net_flow` with ``L``
+(:math:`G=X^\top\beta`, :math:`\dot\beta=e^{-(L-2)\lambda t}\ell'(f)/n`). ``depth=2`` runs
+exactly the code of the depth-2 net.
+
 Initialisation scale: ``init="unit"`` (the authors' code) uses :math:`a=\alpha/\sqrt{2d}`,
 so :math:`\|\theta(0)\|=\alpha`; ``init="ones"`` (the paper's :math:`\bar\theta=(\mathbf1,\mathbf1)`)
 uses :math:`a=\alpha`.
@@ -28,7 +33,7 @@ from kernelphase._checks import check_choice, check_int, check_positive, check_r
 from kernelphase.results import Result, status_message
 
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory", "GDResult"]
+           "FlowTrajectory", "DepthFlowTrajectory", "GDResult"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
@@ -106,13 +111,17 @@ class GDResult(Result):
         return iter((self.u, self.v, self.history))
 
 
-def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", record_every=None):
+def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", record_every=None,
+                depth=2):
     r"""Full-batch GD with weight decay on :math:`(u,v)`. Returns a :class:`GDResult`.
 
-    One step: :math:`u\leftarrow u-\eta(2g\odot u+\lambda u)`,
-    :math:`v\leftarrow v-\eta(-2g\odot v+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`.
-    ``history`` holds ``(step, w)`` every ``record_every`` steps.
+    One step: :math:`u\leftarrow u-\eta(Lg\odot u^{L-1}+\lambda u)`,
+    :math:`v\leftarrow v-\eta(-Lg\odot v^{L-1}+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`,
+    :math:`w=u^L-v^L` (``depth`` L, 2 to 8). ``history`` holds ``(step, w)`` every
+    ``record_every`` steps.
     """
+    from kernelphase.dichotomy import check_depth
+    L = check_depth(depth)
     X = np.asarray(X, float)
     y = np.asarray(y, float)
     n, d = X.shape
@@ -129,7 +138,7 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
     status, detail = 0, None
     with np.errstate(over="ignore", invalid="ignore"):
         for s in range(steps + 1):
-            w = u * u - v * v
+            w = u * u - v * v if L == 2 else u**L - v**L
             if not np.all(np.isfinite(w)):
                 status, detail = 6, f"non-finite weights at step {s}"
                 break
@@ -138,22 +147,32 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
             if s == steps:
                 break
             g = X.T @ (dl(y * (X @ w)) * y) / n
-            u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
+            if L == 2:
+                u, v = u - lr * (2 * g * u + lam * u), v - lr * (-2 * g * v + lam * v)
+            else:
+                u, v = (u - lr * (L * g * u**(L - 1) + lam * u),
+                        v - lr * (-L * g * v**(L - 1) + lam * v))
+    params = dict(alpha=alpha, lam=lam, lr=lr, steps=steps, init=init, loss=loss)
+    if L != 2:
+        params["depth"] = L
     return GDResult(u=u, v=v, history=hist, status=status,
-                    message=status_message(status, detail),
-                    params=dict(alpha=alpha, lam=lam, lr=lr, steps=steps, init=init, loss=loss))
+                    message=status_message(status, detail), params=params)
 
 
 @functools.lru_cache(maxsize=None)
-def _flow_functions():
-    """numpy functions generated from the symbolic closed form (w, dw/dG, |theta|^2)."""
+def _flow_functions(L=2):
+    """numpy functions generated from the symbolic closed form (w, dw/dG, |theta|^2, and the
+    time weight of dbeta/dt, 1 at L = 2)."""
     import sympy as sp
     from kernelphase.dichotomy import SYMBOLS, diagonal_net_flow
     s = SYMBOLS
-    flow = diagonal_net_flow()
+    flow = diagonal_net_flow(L)
     args = (s["a"], s["lam"], s["t"], s["G"])
     mk = lambda e: sp.lambdify(args, e, modules="numpy")
-    return mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"])
+    if L == 2:
+        return mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"])
+    tw = sp.lambdify((s["lam"], s["t"]), flow["time_weight"], modules="numpy")
+    return (mk(flow["w"]), mk(sp.diff(flow["w"], s["G"])), mk(flow["sq_norm"]), tw)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,8 @@ class FlowTrajectory(Result):
     """Gradient-flow trajectory of a diagonal net, evaluated at the requested times.
 
     Attributes: ``t`` (continuous time), ``beta`` (n-dim dual state, one row per time),
-    ``a``, ``lam``, ``X``; methods :meth:`w` and :meth:`sq_norm` evaluate the closed form.
+    ``a``, ``lam``, ``X``, ``depth``; methods :meth:`w` and :meth:`sq_norm` evaluate the
+    closed form.
     ``status`` 0: integrated; 6: the solution overflowed; 8: the ODE solver failed
     (``beta`` is NaN then).
     """
@@ -173,24 +193,25 @@ class FlowTrajectory(Result):
     status: int
     message: str
     params: Mapping = field(default_factory=dict)
+    depth: int = 2
 
     @property
     def success(self):
         return self.status == 0
 
     def w(self, i):
-        wf, _, _ = _flow_functions()
+        wf = _flow_functions(self.depth)[0]
         with np.errstate(over="ignore", invalid="ignore"):
             return wf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])
 
     def sq_norm(self, i):
-        _, _, nf = _flow_functions()
+        nf = _flow_functions(self.depth)[2]
         with np.errstate(over="ignore", invalid="ignore"):
             return float(np.sum(nf(self.a, self.lam, self.t[i], self.X.T @ self.beta[i])))
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
-                  atol=1e-12):
+                  atol=1e-12, depth=2):
     r"""Exact gradient flow of the diagonal net through its n-dimensional reduction.
 
     .. math:: w(t)=-2a^2e^{-2\lambda t}\sinh\big(4X^\top\beta(t)\big),\qquad
@@ -199,7 +220,15 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
     Parameters
     ----------
     X, y : training data; t_eval : increasing times (continuous time :math:`t=\eta\cdot` steps).
+    depth : int
+        L in 2..8; for L > 2 see :func:`_diagonal_flow_depth` (the same reduction with
+        :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`, restarted piecewise), which
+        returns a :class:`DepthFlowTrajectory`.
     """
+    from kernelphase.dichotomy import check_depth
+    if check_depth(depth) != 2:
+        return _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol,
+                                    int(depth))
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
     y = np.asarray(y, float)
@@ -240,3 +269,139 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
                               status_message(8, f"LSODA: {sol.message}"))
     return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))
+
+
+def _check_times(t_eval):
+    t_eval = np.asarray(t_eval, float)
+    if (t_eval.ndim != 1 or t_eval.size < 1 or not np.all(np.isfinite(t_eval))
+            or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0):
+        raise ValueError(f"t_eval={t_eval!r} must be a non-empty increasing array of finite "
+                         f"times >= 0")
+    return t_eval
+
+
+@functools.lru_cache(maxsize=None)
+def _depth_u_functions(L):
+    """numpy u(a, lam, t, G) and du/dG from the symbolic depth-L closed form (v(G) = u(-G))."""
+    import sympy as sp
+    from kernelphase.dichotomy import SYMBOLS, diagonal_net_flow
+    s = SYMBOLS
+    u = diagonal_net_flow(L)["u"]
+    args = (s["a"], s["lam"], s["t"], s["G"])
+    return (sp.lambdify(args, u, modules="numpy"),
+            sp.lambdify(args, sp.diff(u, s["G"]), modules="numpy"))
+
+
+@dataclass(frozen=True)
+class DepthFlowTrajectory(Result):
+    """Gradient-flow trajectory of a depth-L (L > 2) diagonal net at the requested times.
+
+    ``u``, ``v``: one row per time; :meth:`w` and :meth:`sq_norm` as for
+    :class:`FlowTrajectory`. ``restarts``: segments of the piecewise reduction. ``status`` 0:
+    integrated; 6: overflow; 8: the ODE solver failed (rows NaN from there on).
+    """
+    t: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    lam: float
+    depth: int
+    restarts: int
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+    @property
+    def success(self):
+        return self.status == 0
+
+    def w(self, i):
+        return self.u[i] ** self.depth - self.v[i] ** self.depth
+
+    def sq_norm(self, i):
+        return float(np.sum(self.u[i] ** 2 + self.v[i] ** 2))
+
+
+#: a segment of the depth-L reduction ends when a base a^(2-L) +- L(L-2)G has fallen to this
+#: fraction of its start (u or v grew by RESTART_RATIO^(-1/(L-2)) times e^(-lam t)); the state
+#: G then cancels against a^(2-L) and would lose digits, so the reduction restarts there
+RESTART_RATIO = 0.1
+
+
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
+    r"""Depth-L (L > 2) exact flow through the reduction of
+    :func:`kernelphase.dichotomy.diagonal_net_flow`, piecewise in time.
+
+    On a segment starting at :math:`t_0` from :math:`(u_0,v_0)` (per coordinate):
+    :math:`u=e^{-\lambda s}(u_0^{2-L}+L(L-2)G)^{-1/(L-2)}`, :math:`v` with :math:`-G`,
+    :math:`s=t-t_0`, :math:`G=X^\top\beta`,
+    :math:`\dot\beta=e^{-(L-2)\lambda s}\,\ell'(y\odot Xw)\odot y/n`, :math:`\beta(t_0)=0`;
+    LSODA with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
+    ``RESTART_RATIO`` of its start; the next starts from the current (u, v). So the cancellation
+    :math:`u_0^{2-L}-|L(L-2)G|` never costs more than one digit.
+    """
+    from scipy.integrate import solve_ivp
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    n, d = X.shape
+    a = float(init_scale(alpha, d, init))
+    lam = check_range("lam", lam, 0.0)
+    t_eval = _check_times(t_eval)
+    fu, dfu = _depth_u_functions(L)
+    _, dl, d2l = _loss_derivative(loss)
+    params = dict(alpha=alpha, lam=lam, init=init, loss=loss, depth=L)
+    U = np.full((len(t_eval), d), np.nan)
+    V = np.full((len(t_eval), d), np.nan)
+
+    def done(status, detail, restarts):
+        return DepthFlowTrajectory(t_eval, U, V, lam, L, restarts, status,
+                                   status_message(status, detail), params)
+
+    if not (math.isfinite(a ** (2 * L - 2)) and a ** (2 - L) > 0):
+        return done(6, f"initial scale a={a:g} overflows a^(2L-2) at depth {L}", 0)
+    au, av, t0 = np.full(d, a), np.full(d, a), 0.0
+    j, restarts = 0, 0       # next t_eval index to fill
+    while j < len(t_eval):
+        def uv(t, beta):
+            G = X.T @ beta
+            return fu(au, lam, t - t0, G), fu(av, lam, t - t0, -G), G
+
+        def rhs(t, beta):
+            u, v, _ = uv(t, beta)
+            return math.exp(-(L - 2) * lam * (t - t0)) * dl(y * (X @ (u**L - v**L))) * y / n
+
+        def jac(t, beta):
+            u, v, G = uv(t, beta)
+            z = y * (X @ (u**L - v**L))
+            dw = L * u**(L - 1) * dfu(au, lam, t - t0, G) + L * v**(L - 1) * dfu(av, lam, t - t0, -G)
+            M = (X * dw) @ X.T
+            return (math.exp(-(L - 2) * lam * (t - t0)) * d2l(z) * y / n)[:, None] * (y[:, None] * M)
+
+        def shrink(t, beta):
+            G = L * (L - 2) * (X.T @ beta)
+            return min(np.min(1.0 + G * au ** (L - 2)), np.min(1.0 - G * av ** (L - 2))) \
+                - RESTART_RATIO
+        shrink.terminal = True
+        shrink.direction = -1
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise"):
+                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                                jac=jac, t_eval=t_eval[j:], rtol=rtol, atol=atol,
+                                events=shrink)
+        except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
+            return done(6, f"overflow in the flow ({exc})", restarts)
+        if sol.status == -1:
+            return done(8, f"LSODA: {sol.message}", restarts)
+        m = len(sol.t)          # t_eval points reached in this segment (maybe none)
+        for k in range(m):
+            U[j + k], V[j + k], _ = uv(sol.t[k], sol.y[:, k])
+        j += m
+        if sol.status == 1:          # restart from the event
+            te, be = sol.t_events[0][0], sol.y_events[0][0]
+            au, av, _ = uv(te, be)
+            t0 = float(te)
+            restarts += 1
+            if restarts > 100000:
+                return done(8, "more than 1e5 restarts of the reduction", restarts)
+    if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V))):
+        return done(6, "non-finite weights", restarts)
+    return done(0, None, restarts)

@@ -76,6 +76,25 @@ def transition_time(t, metric, t_g):
     return tc, i_p, 0, None
 
 
+#: training margin m at the end of the kernel phase in kernel_exit_time: it grows only like a
+#: log; 2 fits depth 2 with the unit start at d = 1e4 (measured offset -2.40 to -2.51)
+KERNEL_EXIT_MARGIN = 2.0
+
+
+def _exit_offset(alpha, d, init, depth, w2):
+    """lambda t_exit - ln(alpha) of kernel_exit_time (NaN if w2 is zero)."""
+    from kernelphase.dichotomy import SYMBOLS, kernel_exit_time
+    from .diagonal_net import init_scale
+    import sympy as sp
+    W = float(np.max(np.abs(w2)))
+    if not W > 0:
+        return float("nan")
+    m, Ws = sp.symbols("m W", positive=True)
+    e = kernel_exit_time(depth).subs({SYMBOLS["lam"]: 1, m: KERNEL_EXIT_MARGIN, Ws: W,
+                                      SYMBOLS["a"]: init_scale(alpha, d, init)})
+    return float(e) - float(np.log(alpha))
+
+
 def _tg(alpha, lam):
     from kernelphase.dichotomy import SYMBOLS, grokking_time
     return float(grokking_time().subs({SYMBOLS["alpha"]: alpha, SYMBOLS["lam"]: lam}))
@@ -87,12 +106,14 @@ MAX_N = 10**5
 
 def check_diag_params(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3,
                       lr=0.01, t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit",
-                      loss="logistic"):
+                      loss="logistic", depth=2):
     r"""Check every argument of :func:`train_diag` and its memory need; raise ``ValueError``.
 
     ``alpha`` in (1, 1e6] (:math:`t_g=\ln\alpha/\lambda` must be positive; larger alpha
-    stalls the stiff solver), ``lam`` in [1e-8, 1e3], ``lr`` in (0, 1e3], ``t_end_factor`` in (0, 100], ``points`` 10 to 1e5, at most 8 GiB."""
+    stalls the stiff solver), ``lam`` in [1e-8, 1e3], ``lr`` in (0, 1e3], ``t_end_factor`` in (0, 100], ``points`` 10 to 1e5, ``depth`` 2 to 8, at most 8 GiB."""
+    from kernelphase.dichotomy import check_depth
     from kernelphase.solvers.matrix_completion import check_memory
+    check_depth(depth)
     check_choice("task", task, ("sparse", "misgrok"))
     d = check_int("d", d, 1, 10**8)
     n = check_int("n", n, 2, MAX_N)
@@ -135,9 +156,20 @@ class DiagRunResult(Result):
     ``t_transition_measured`` is :func:`transition_time` of the test accuracy (NaN with
     status 7 when the run is too short to see the transition); ``t_g_predicted`` is
     :math:`\ln\alpha/\lambda`. ``status`` 6: the flow overflowed; 8: the ODE solver failed.
+
+    Depth ``L`` (issue 15): the early predictor is the max-L2-margin classifier at every depth
+    (:func:`kernelphase.dichotomy.diagonal_net_ntk`); the late one is the KKT point of
+    :math:`\min\sum|w_k|^{2/L}` s.t. margin >= 1 found by
+    :func:`kernelphase.solvers.margins.depth_max_margin` (the L1 max margin at L = 2).
+    ``early_predictor_test_acc``/``late_predictor_test_acc`` are their test accuracies,
+    ``cos_late_final`` the cosine of the final weights with the late predictor,
+    ``late_predictor_objective``/``late_predictor_residual`` its objective and KKT residual.
+    ``lambda_t_exit_predicted_minus_ln_alpha``: :func:`kernelphase.dichotomy.kernel_exit_time`
+    with margin ``KERNEL_EXIT_MARGIN`` and the L2 solution of this data, minus ln(alpha).
     """
     model: str
     task: str
+    depth: int
     t_g_predicted: float
     t_g_predicted_steps: float
     t_transition_measured: float
@@ -150,6 +182,12 @@ class DiagRunResult(Result):
     cos_l2_plateau: float
     cos_l1_final: float
     final_norm: float
+    lambda_t_exit_predicted_minus_ln_alpha: float
+    early_predictor_test_acc: float
+    late_predictor_test_acc: float
+    cos_late_final: float
+    late_predictor_objective: float
+    late_predictor_residual: float
     curves: dict
     status: int
     message: str
@@ -195,25 +233,30 @@ class SweepAlphaResult(Result):
     params: Mapping = field(default_factory=dict)
 
 
-def _diag_problem(task, d, n, n_test, seed, gamma):
-    """Data set and its two max-margin predictors (independent of alpha and lambda)."""
-    from kernelphase.solvers.margins import l1_max_margin, l2_max_margin
+def _diag_problem(task, d, n, n_test, seed, gamma, depth=2):
+    """Data set and its max-margin predictors (independent of alpha and lambda): L2, L1 and
+    (``depth`` > 2) the depth-L late predictor, a :class:`DepthMarginResult` or None."""
+    from kernelphase.solvers.margins import depth_max_margin, l1_max_margin, l2_max_margin
     from .diagonal_net import misgrok_dataset, sparse_dataset
     check_choice("task", task, ("sparse", "misgrok"))
     if task == "sparse":
         X, y, Xt, yt, _ = sparse_dataset(d, n, n_test, seed=seed)
     else:
         X, y, Xt, yt, _ = misgrok_dataset(d, n, n_test, gamma=gamma, seed=seed)
-    return X, y, Xt, yt, l2_max_margin(X, y), l1_max_margin(X, y)
+    out = (X, y, Xt, yt, l2_max_margin(X, y), l1_max_margin(X, y))
+    if depth == 2:
+        return out
+    return out + (depth_max_margin(X, y, depth),)
 
 
 def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3, lr=0.01,
                t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit", loss="logistic",
-               problem=None):
+               problem=None, depth=2):
     """Diagonal net on the sparse (grokking) or L2-separated (misgrokking) task.
 
     Integrates the exact gradient flow (:func:`~kernelphase.validation.diagonal_net.diagonal_flow`)
-    up to ``t_end_factor * t_g`` and compares with the max-L2 and max-L1 margin classifiers.
+    of the depth-``depth`` net (2 to 8) up to ``t_end_factor * t_g`` and compares with the
+    max-L2 and max-L1 margin classifiers and (depth > 2) the depth-L late predictor.
     ``problem`` may pass a precomputed ``_diag_problem`` (a sweep solves it once).
     Returns a :class:`DiagRunResult`.
     """
@@ -221,12 +264,15 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
     from kernelphase.solvers.margins import cosine, linear_accuracy
     from .diagonal_net import diagonal_flow
     check_diag_params(task, d, n, n_test, alpha, lam, lr, t_end_factor, points, seed, gamma,
-                      init, loss)
-    alpha, lam, lr, points = float(alpha), float(lam), float(lr), int(points)
-    X, y, Xt, yt, l2, l1 = problem or _diag_problem(task, d, n, n_test, seed, gamma)
+                      init, loss, depth)
+    alpha, lam, lr, points, depth = float(alpha), float(lam), float(lr), int(points), int(depth)
+    X, y, Xt, yt, l2, l1, *late = problem or _diag_problem(task, d, n, n_test, seed, gamma,
+                                                            depth)
+    late = late[0] if late else None
+    w_late = l1.w if depth == 2 else late.w
     tg = _tg(alpha, lam)
     t = np.linspace(0.0, t_end_factor * tg, points + 1)[1:]
-    traj = diagonal_flow(X, y, alpha, lam, t, init=init, loss=loss)
+    traj = diagonal_flow(X, y, alpha, lam, t, init=init, loss=loss, depth=depth)
     acc, tr_acc, c2, c1, norm = [], [], [], [], []
     for i in range(len(t)):
         w = traj.w(i)
@@ -241,13 +287,17 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
                                               traj.message.partition(": ")[2] or None)
     else:
         t_cross, i_plateau, status, detail = transition_time(t, acc, tg)
+    if status == 0 and late is not None and late.status != 0:
+        status, detail = late.status, f"late predictor: {late.message}"
     with np.errstate(over="ignore", invalid="ignore"):
         kernel_norm = alpha * np.exp(-lam * t)
+    params = dict(task=task, d=d, n=n, n_test=n_test, alpha=alpha, lam=lam, lr=lr, seed=seed,
+                  gamma=gamma if task == "misgrok" else None, init=init, loss=loss,
+                  t_end_factor=t_end_factor, points=points)
+    if depth != 2:   # keeps the depth-2 summaries (and their provenance) as they were
+        params["depth"] = depth
     return DiagRunResult(
-        model="diagonal", task=task,
-        params=dict(task=task, d=d, n=n, n_test=n_test, alpha=alpha, lam=lam, lr=lr, seed=seed,
-                    gamma=gamma if task == "misgrok" else None, init=init, loss=loss,
-                    t_end_factor=t_end_factor, points=points),
+        model="diagonal", task=task, depth=depth, params=params,
         t_g_predicted=tg, t_g_predicted_steps=tg / lr,
         t_transition_measured=t_cross, t_transition_measured_steps=t_cross / lr,
         lambda_t_transition_minus_ln_alpha=lam * t_cross - np.log(alpha),
@@ -256,6 +306,14 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
         l1_margin_test_acc=linear_accuracy(l1.w, Xt, yt),
         cos_l2_plateau=c2[i_plateau], cos_l1_final=c1[-1],
         final_norm=float(norm[-1]),
+        lambda_t_exit_predicted_minus_ln_alpha=_exit_offset(alpha, X.shape[1], init, depth,
+                                                            l2.w),
+        early_predictor_test_acc=linear_accuracy(l2.w, Xt, yt),
+        late_predictor_test_acc=linear_accuracy(w_late, Xt, yt),
+        cos_late_final=cosine(traj.w(len(t) - 1), w_late),
+        late_predictor_objective=(float(np.abs(l1.w).sum()) if depth == 2
+                                  else late.objective),
+        late_predictor_residual=l1.residual if depth == 2 else late.residual,
         curves={"t": t, "steps": t / lr, "test_acc": acc, "train_acc": tr_acc,
                 "cos_l2": c2, "cos_l1": c1, "norm": norm, "norm_kernel": kernel_norm},
         status=status, message=status_message(status, detail))
@@ -315,7 +373,7 @@ def train_mc(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_
 def sweep_alpha(alphas=(32, 64, 128), **kw):
     """Run :func:`train_diag` for each alpha; report lambda*t_transition - ln(alpha).
 
-    ``alphas``: 2 to 50 distinct values in (1, 1e6]. Returns a
+    ``alphas``: 2 to 50 distinct values in (1, 1e6]; ``depth`` (in ``kw``) 2 to 8. Returns a
     :class:`SweepAlphaResult`."""
     from kernelphase.results import status_message
     alphas = [float(a) for a in alphas]
@@ -324,14 +382,22 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
     for a in alphas:
         check_diag_params(**dict(kw, alpha=a))
     rows = []
+    depth = kw.get("depth", 2)
     problem = _diag_problem(kw.get("task", "sparse"), kw.get("d", 10000), kw.get("n", 256),
-                            kw.get("n_test", 2000), kw.get("seed", 0), kw.get("gamma", 25.0))
+                            kw.get("n_test", 2000), kw.get("seed", 0), kw.get("gamma", 25.0),
+                            depth)
     for a in alphas:
         r = train_diag(alpha=a, problem=problem, **kw)
-        rows.append({"alpha": a, "t_transition": r.t_transition_measured,
-                     "offset": r.lambda_t_transition_minus_ln_alpha,
-                     "plateau_test_acc": r.plateau_test_acc,
-                     "final_test_acc": r.final_test_acc, "status": r.status})
+        row = {"alpha": a, "t_transition": r.t_transition_measured,
+               "offset": r.lambda_t_transition_minus_ln_alpha,
+               "plateau_test_acc": r.plateau_test_acc,
+               "final_test_acc": r.final_test_acc, "status": r.status}
+        if depth != 2:
+            row.update(offset_predicted=r.lambda_t_exit_predicted_minus_ln_alpha,
+                       early_predictor_test_acc=r.early_predictor_test_acc,
+                       late_predictor_test_acc=r.late_predictor_test_acc,
+                       cos_late_final=r.cos_late_final)
+        rows.append(row)
     offs = np.array([r["offset"] for r in rows])
     ok = np.isfinite(offs)
     lam = kw.get("lam", 1e-3)

@@ -31,6 +31,18 @@ def _train_opts(p, alpha, lam, lr, out_help, alpha_max, lam_range):
     p.add_argument("--out", help=out_help + "; None: no files")
 
 
+def _depth_opt(p):
+    # a string, checked by kernelphase.dichotomy.check_depth: a bad value is then one line
+    # (argparse's own type errors print the usage too)
+    p.add_argument("--depth", default="2",
+                   help="depth L of the diagonal net w = u^L - v^L, integer 2 to 8")
+
+
+def _depth(args):
+    from ..dichotomy import check_depth
+    return check_depth(args.depth)
+
+
 def register(sub):
     from ._lists import HelpFormatter
     fmt = dict(formatter_class=HelpFormatter)
@@ -56,6 +68,7 @@ def register(sub):
                    help="unit: |theta(0)| = alpha (authors' code); ones: u = v = alpha")
     q.add_argument("--t-end", type=float, default=2.0,
                    help="horizon in units of t_g = ln(alpha)/lambda, (0, 100]")
+    _depth_opt(q)
     q.set_defaults(func=_train_diag)
     q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD", **fmt)
     _common_mc(q)
@@ -80,6 +93,7 @@ def register(sub):
     sw.add_argument("--json", action="store_true", help="print one JSON object")
     sw.add_argument("--no-progress", action="store_true", help="hide progress output")
     sw.add_argument("--out", help="folder for sweep.json; None: no files")
+    _depth_opt(sw)
     sw.set_defaults(func=_sweep)
 
 
@@ -163,6 +177,9 @@ def _train_diag(args):
     kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, alpha=args.alpha,
               lam=args.lam, lr=args.lr, seed=args.seed, gamma=args.gamma, init=args.init,
               t_end_factor=args.t_end)
+    depth = _depth(args)
+    if depth != 2:
+        kw["depth"] = depth
     check_diag_params(**kw)
     if args.out is None:
         res = train_diag(**kw)
@@ -173,7 +190,10 @@ def _train_diag(args):
             with staged_dir(args.out, manifest=provenance(res.params, args.seed)) as stage:
                 _write(stage, res)
     emit(args, _no_curves(res),
-         _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final"))
+         _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final")
+         + (("lambda_t_transition_minus_ln_alpha", "lambda_t_exit_predicted_minus_ln_alpha",
+             "early_predictor_test_acc",
+             "late_predictor_test_acc", "cos_late_final") if depth != 2 else ()))
     return 0
 
 
@@ -218,6 +238,9 @@ def _sweep(args):
     alphas = check_list("--alphas", args.alphas, 1.0, 1e6, lo_open=True, min_len=2)
     kw = dict(task=args.task, d=args.d, n=args.n, n_test=args.n_test, lam=args.lam,
               seed=args.seed, gamma=args.gamma, init=args.init)
+    depth = _depth(args)
+    if depth != 2:
+        kw["depth"] = depth
     for a in alphas:
         check_diag_params(alpha=a, **kw)
     if args.out is None:
