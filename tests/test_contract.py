@@ -68,6 +68,9 @@ REGISTRY = {
     "solvers.margins.l2_max_margin": lambda m: m.l2_max_margin(*_sparse()),
     "solvers.margins.l1_max_margin": lambda m: [m.l1_max_margin(*_sparse()),
                                                 m.l1_max_margin(np.ones((2, 1)), np.array([1.0, -1.0]))],
+    "solvers.margins.depth_max_margin": lambda m: [m.depth_max_margin(*_sparse(), 3),
+                                                   m.depth_max_margin(*_sparse(), 4,
+                                                                      method="reweighted")],
     "solvers.matrix_completion.nuclear_norm_completion": lambda m: m.nuclear_norm_completion(*_mc()),
     "validation.langevin.langevin_run": lambda m: m.langevin_run(
         m.ErfNetworkPosterior(np.eye(5, 2), np.ones(5), 0.5, 1.0, 1.0, 3), 10, 1e-3, 0),
@@ -108,7 +111,7 @@ HELPERS = {
     "degenerate_point": "closed form (g_c, Phi_+)", "gfl_discrepancy": "building block",
     "single_index_minima": "array of minima", "linear_accuracy": "metric", "cosine": "metric",
     "multiplication_table": "data", "observation_mask": "data", "zero_fill_completion": "predictor array",
-    "heldout_mse": "metric", "check_memory": "input check", "reduced_steps": "numba kernel",
+    "heldout_mse": "metric", "diagonal_kkt_residual": "certificate", "check_memory": "input check", "reduced_steps": "numba kernel",
     "population_loss": "formula", "gaussian_readout": "sampler building block",
     "gaussian_readout_wide": "sampler building block", "network_rng": "random stream",
     "scaled_preset": "preset arithmetic", "cubic_data": "data", "trace_steps": "schedule",
