@@ -39,7 +39,7 @@ def main():
         diagonal_gd(X, y, alpha, lam, lr, steps, depth=L)
         t_gd = (time.perf_counter() - t0) * (T / lr) / steps
         t0 = time.perf_counter()
-        km = depth_max_margin(X, y, L)
+        depth_max_margin(X, y, L)
         t_km = time.perf_counter() - t0
         print(f"  depth {L}: reduced flow {t_flow:8.2f} s ({tr.restarts} restarts)   plain GD "
               f"(extrapolated) {t_gd:8.1f} s   ratio {t_gd / t_flow:6.0f}x   late KKT point "

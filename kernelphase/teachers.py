@@ -37,7 +37,6 @@ class Teacher:
     @classmethod
     def from_coeffs(cls, coeffs):
         """From a mapping ``{k: c_k}``; ``0 <= k <= MAX_DEGREE``, ``c_k`` finite numbers."""
-        import sympy as sp
         if not hasattr(coeffs, "items"):
             raise ValueError(f"teacher={coeffs!r} is not a mapping {{degree: coefficient}}")
         out = {}

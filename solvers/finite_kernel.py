@@ -128,7 +128,6 @@ def _cores():
     def evaluate(act, W, X, tbar, kappa, sigma2, cavity, prec, lam_logp, grad, F):
         """log target, its gradient and the features phi(X w) of every chain."""
         C, d = W.shape
-        n = X.shape[0]
         for k in prange(C):
             _eval_one(act, W[k], X, tbar, kappa, sigma2, cavity, prec, lam_logp, grad[k], F[k], k)
 

@@ -18,7 +18,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from kernelphase._checks import check_int, check_positive, check_range
+from kernelphase._checks import check_int, check_range
 from kernelphase.results import Result, status_message
 
 __all__ = ["modular_transition", "modular_phase", "ModularTransitionResult", "ModularPhaseResult",

@@ -165,7 +165,7 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
     DynamicsResult
     """
     from threadpoolctl import threadpool_limits
-    from kernelphase._checks import check_choice, check_int, check_positive, check_range
+    from kernelphase._checks import check_choice, check_int, check_range
     from kernelphase.progress import progress as pbar
     check_choice("model", model, tuple(MODELS))
     check_int("steps", steps, 0, 10**9)

@@ -2,7 +2,6 @@
 eigenvector labels), their CLI presets, and ``kernel-regression --seeds``."""
 import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest

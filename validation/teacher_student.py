@@ -227,7 +227,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
         ``preset``, ``scale``, ``params``, ``transition`` and ``rows`` (JSON-ready dicts).
     """
     from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
-    from .ensemble import network_status, report_status, run_ensemble
+    from .ensemble import report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
     plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
                       readout, data_scale, workers, scheduler)

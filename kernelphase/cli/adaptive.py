@@ -221,7 +221,7 @@ def _parse_axis(text, option):
 
 
 def _diagram(args):
-    from ..io import check_output_dir, provenance, staged_dir, write_csv
+    from ..io import atomic_write_json, check_output_dir, provenance, staged_dir, write_csv
     from ..results import jsonable
     from ..solvers.phase_diagram import phase_diagram
     from ..solvers.plots import plot_phase_diagram
@@ -247,7 +247,6 @@ def _diagram(args):
     record = dict(pd.to_dict(), provenance=prov)
     with staged_dir(args.out, manifest=prov) as st:
         write_csv(os.path.join(st, "phase_diagram.csv"), header, rows)
-        from ..io import atomic_write_json
         atomic_write_json(os.path.join(st, "phase_diagram.json"), record)
         plot_phase_diagram(pd, os.path.join(st, "phase_diagram.png"))
     if args.json:
