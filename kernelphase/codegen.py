@@ -28,7 +28,8 @@ import sys
 
 from .io import atomic_write_text
 
-__all__ = ["numba_function", "generated_source", "cache_dir"]
+__all__ = ["numba_function", "generated_source", "specialised_module", "memoised_text",
+           "source_hash", "cache_dir"]
 
 _LOADED = {}
 
@@ -84,7 +85,7 @@ def generated_source(exprs, args, name="f"):
     return f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text, digest
 
 
-def numba_function(exprs, args, name="f"):
+def numba_function(exprs, args, name="f", recipe=None):
     """Compile SymPy expression(s) into a cached ``@njit`` function of ``args``.
 
     Parameters
@@ -96,17 +97,74 @@ def numba_function(exprs, args, name="f"):
         symbol of ``exprs`` must be among them.
     name : str
         Function name inside the generated module.
+    recipe : tuple of str, optional
+        Everything the expressions depend on (see :func:`memoised_text`); then ``exprs`` may
+        be a callable returning them, and a later process skips the SymPy work entirely.
 
     Returns
     -------
     numba.core.registry.CPUDispatcher
         Callable from Python and from other ``@njit`` code (hot loops).
     """
-    text, digest = generated_source(exprs, args, name)
+    build = lambda: generated_source(exprs() if callable(exprs) else exprs, args, name)[0]
+    text = build() if recipe is None else memoised_text(("numba_function", name) + tuple(recipe),
+                                                        build)
+    return getattr(_load(text), name)
+
+
+def source_hash(*modules):
+    """Hash of the source files of ``modules``: put it in a recipe, so that editing the
+    code that builds a formula invalidates what was memoised from it."""
+    h = hashlib.sha256()
+    for mod in modules:
+        with open(mod.__file__, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:20]
+
+
+def memoised_text(recipe, build):
+    """``build()`` (a str), computed once per ``recipe`` and kept in the cache folder.
+
+    ``recipe`` is a tuple of strings naming everything the text depends on (the inputs'
+    ``srepr``, :func:`source_hash` of the modules that derive it, the SymPy version). This
+    spares each new process the SymPy derivation behind a generated module (seconds), so
+    that a cached kernel loads in milliseconds.
+    """
+    import sympy
+    key = repr(tuple(recipe) + (sympy.__version__,))
+    path = os.path.join(cache_dir(), f"recipe_{hashlib.sha256(key.encode()).hexdigest()[:20]}.txt")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        text = build()
+        atomic_write_text(path, text)
+        return text
+
+
+def specialised_module(template, header):
+    """Module made of ``header`` (source lines defining the template's free globals) followed
+    by the text of the template file ``template``, cached like :func:`numba_function`.
+
+    This is how a numba kernel is specialised on a compiled function (an activation's
+    moments, say) and still cached on disk: the function is a global of the generated module,
+    not an argument (numba cannot cache a function that takes a dispatcher argument). Modules
+    that ``header`` imports by their ``kernelphase_generated_*`` name must be loaded first.
+    """
+    with open(template, encoding="utf-8") as fh:
+        body = fh.read()
+    text = f"{header.rstrip()}\n\n# ---- template {os.path.basename(template)}\n{body}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return _load(f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text)
+
+
+def _load(text):
+    """Import the module with source ``text``, written once and named by the digest on its
+    first line (``# generated from <digest> ...``)."""
+    digest = text.split(None, 4)[3]
     modname = f"kernelphase_generated_{digest}"
-    key = (modname, name)
-    if key in _LOADED:
-        return _LOADED[key]
+    if modname in _LOADED:
+        return _LOADED[modname]
     path = os.path.join(cache_dir(), modname + ".py")
     if not os.path.exists(path):
         atomic_write_text(path, text)
@@ -116,6 +174,5 @@ def numba_function(exprs, args, name="f"):
         mod = importlib.util.module_from_spec(spec)
         sys.modules[modname] = mod  # before exec: numba's cache locator needs it
         spec.loader.exec_module(mod)
-    fn = getattr(mod, name)
-    _LOADED[key] = fn
-    return fn
+    _LOADED[modname] = mod
+    return mod

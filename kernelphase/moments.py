@@ -44,10 +44,13 @@ Examples
 """
 import functools
 import math
+import os
+import sys
 
 import numpy as np
 
 __all__ = ["V", "activation_expr", "moment_exprs", "moment_method", "moments_function",
+           "moments_vector",
            "moments", "derivative_exprs", "KNOWN_ACTIVATIONS", "is_sublinear"]
 
 #: Names accepted as activation strings besides polynomials in ``z``.
@@ -64,6 +67,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'kernelphase.moments' has no attribute {name!r}")
 
 
+@functools.lru_cache(maxsize=None)
 def _named(name):
     import sympy as sp
     from .activations import Z
@@ -210,59 +214,31 @@ _H_CUT = 60.0
 _MAX_NODES = 20001
 
 
-@functools.lru_cache(maxsize=128)
-def _quadrature_function(activation, kmax):
-    """njit ``m(v) -> array`` by the trapezoidal rule in h (see the module docstring)."""
+def _quadrature_header(activation, kmax, dsig):
+    """Header defining ``dsig, NK, DECAYS, ZERO`` for the quadrature template; ``dsig`` the
+    compiled derivatives of :func:`derivative_exprs`."""
     import sympy as sp
-    from numba import njit
     from .activations import Z
-    from .codegen import numba_function
     ders = derivative_exprs(activation, kmax)
-    try:
-        dsig = numba_function(ders, (Z,), name="derivatives")
-    except Exception as exc:  # unprintable for numba (pycode strict) or not compilable
-        raise ValueError(f"activation={activation!r} cannot be compiled for quadrature "
-                         f"({type(exc).__name__})") from None
-    # which derivatives vanish beyond |h| = _H_CUT (then the integral is cut there)
-    decays = np.array([all(abs(float(sp.N(d.subs(Z, s * _H_CUT)))) < 1e-20 for s in (-1, 1))
-                       for d in ders])
-    for d in ders:
-        for s in (-1.0, 1.0):
-            if not math.isfinite(dsig(s * 3.0)[0]):
-                raise ValueError(f"activation={activation!r} is not finite at z={s * 3.0}")
-    nk = kmax + 1
-    # derivatives odd in z have m_k = 0 exactly: skip them
-    zero = np.array([sp.simplify(d.subs(Z, -Z) + d) == 0 for d in ders])
+    for s in (-1.0, 1.0):
+        if not math.isfinite(dsig(s * 3.0)[0]):
+            raise ValueError(f"activation={activation!r} is not finite at z={s * 3.0}")
+    # which derivatives vanish beyond |h| = _H_CUT (then the integral is cut there), and
+    # which are odd in z (their moments are exactly 0)
+    decays = tuple(all(abs(float(sp.N(d.subs(Z, s * _H_CUT)))) < 1e-20 for s in (-1, 1))
+                   for d in ders)
+    zero = tuple(bool(sp.simplify(d.subs(Z, -Z) + d) == 0) for d in ders)
+    return "\n".join([f"from {dsig.__module__} import derivatives as dsig",
+                      f"NK = {kmax + 1}", f"DECAYS = {decays!r}", f"ZERO = {zero!r}",
+                      f"H_CUT = {_H_CUT!r}", f"MAX_NODES = {_MAX_NODES}"])
 
-    # A closure over the compiled derivatives: numba cannot cache it (its global is a
-    # dispatcher made at run time), so it compiles once per activation and process.
-    @njit
-    def m(v):
-        out = np.zeros(nk)
-        sv = math.sqrt(v)
-        step = min(0.2, 0.25 * sv)
-        full = 9.0 * sv
-        half = np.empty(nk)
-        hmax = 0.0
-        for k in range(nk):
-            half[k] = min(full, _H_CUT) if decays[k] else full
-            if not zero[k] and half[k] > hmax:
-                hmax = half[k]
-        npts = min(int(math.ceil(hmax / step)), _MAX_NODES // 2)
-        if npts < 1:
-            return out
-        hstep = hmax / npts
-        for i in range(-npts, npts + 1):
-            h = i * hstep
-            wgt = math.exp(-0.5 * h * h / v)
-            d = dsig(h)
-            for k in range(nk):
-                if not zero[k] and abs(h) <= half[k] * (1 + 1e-12):
-                    out[k] += d[k] * wgt
-        for k in range(nk):
-            out[k] *= hstep / math.sqrt(2.0 * math.pi * v)
-        return out
-    return m
+
+@functools.lru_cache(maxsize=128)
+def moments_header(activation, kmax):
+    r"""Source lines that define ``mfun`` (:math:`v\mapsto m_0(v),\dots,m_{k_{\max}}(v)`) and
+    ``NK`` for a kernel template (see :func:`kernelphase.codegen.specialised_module`)."""
+    fn = moments_function(activation, kmax)
+    return f"from {fn.__module__} import {fn.__name__} as mfun\nNK = {kmax + 1}"
 
 
 @functools.lru_cache(maxsize=128)
@@ -282,14 +258,44 @@ def moments_function(activation, kmax):
     """
     import sympy as sp
     from ._checks import check_int
-    from .codegen import numba_function
+    from .activations import Z
+    from .codegen import memoised_text, numba_function, specialised_module
     kmax = check_int("kmax", kmax, 0, 16)
-    exprs = moment_exprs(activation, kmax)
-    if exprs is None:
-        return _quadrature_function(activation, kmax)
-    # constants as Floats, so that the compiled function returns a homogeneous float tuple
-    exprs = tuple(sp.Float(e, 20) if e.is_number else e for e in exprs)
-    return numba_function(exprs, (sp.Symbol("v", positive=True),), name="moments")
+    expr = activation_expr(activation)
+    recipe = (sp.srepr(expr), str(kmax), _source())
+    method = memoised_text(("moment_method",) + recipe,
+                           lambda: "closed" if moment_exprs(expr, kmax) is not None else "quad")
+    if method == "closed":
+        # constants as Floats, so that the compiled function returns a homogeneous float tuple
+        exprs = lambda: tuple(sp.Float(e, 20) if e.is_number else e
+                              for e in moment_exprs(expr, kmax))
+        return numba_function(exprs, (sp.Symbol("v", positive=True),), name="moments",
+                              recipe=recipe)
+    dsig = numba_function(lambda: derivative_exprs(expr, kmax), (Z,), name="derivatives",
+                          recipe=recipe)
+    header = memoised_text(("quadrature_header",) + recipe,
+                           lambda: _quadrature_header(expr, kmax, dsig))
+    template = os.path.join(os.path.dirname(__file__), "_moment_quadrature.py")
+    return specialised_module(template, header).mfun
+
+
+def _source():
+    """Hash of the code the moments are derived by (part of every memoisation recipe)."""
+    from . import activations, codegen, gaussian
+    from .codegen import source_hash
+    return source_hash(sys.modules[__name__], gaussian, activations, codegen)
+
+
+@functools.lru_cache(maxsize=128)
+def moments_vector(activation, kmax=12):
+    r"""First-class numba function :math:`v\mapsto(m_0(v),\dots,m_{12}(v))` (a float64
+    vector of length 13, zero above ``kmax``), for kernels compiled once for every activation
+    (see :mod:`kernelphase.solvers._single_index_kernels`)."""
+    from ._checks import check_int
+    from .codegen import specialised_module
+    kmax = check_int("kmax", kmax, 0, 12)
+    template = os.path.join(os.path.dirname(__file__), "_moments_vector.py")
+    return specialised_module(template, moments_header(activation, kmax)).moments_vector
 
 
 def moments(activation, v, kmax):
@@ -309,8 +315,12 @@ def is_sublinear(activation):
     """
     import sympy as sp
     from .activations import Z
+    from .codegen import memoised_text
     expr = activation_expr(activation)
-    try:
-        return all(sp.limit(expr / Z, Z, s * sp.oo) == 0 for s in (1, -1))
-    except Exception:  # sympy cannot decide: treat as growing (the far-field check then runs)
-        return False
+
+    def decide():
+        try:
+            return str(all(sp.limit(expr / Z, Z, s * sp.oo) == 0 for s in (1, -1)))
+        except Exception:  # sympy cannot decide: treat as growing (the far check then runs)
+            return "False"
+    return memoised_text(("is_sublinear", sp.srepr(expr), _source()), decide) == "True"

@@ -74,10 +74,12 @@ def composed_action():
 @functools.lru_cache(maxsize=None)
 def compiled_action():
     """numba ``f(Phi, u, sigma_w2, b0..b8, M0..M12) -> (S, S', S'')`` (cached on disk)."""
-    from .codegen import numba_function
+    import sys
+    from .codegen import numba_function, source_hash
     s = symbols()
     args = (s["Phi"], s["u"], s["sigma_w2"], *s["b"], *s["M"])
-    return numba_function(composed_action(), args, name="single_index_action")
+    return numba_function(composed_action, args, name="single_index_action",
+                          recipe=(source_hash(sys.modules[__name__]),))
 
 
 def _moment_subs(activation, degrees, extra=0):

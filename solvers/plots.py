@@ -10,15 +10,15 @@ __all__ = ["plot_cubic_transition", "plot_phase_diagram", "plot_modular", "plot_
 def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
     """Left: action landscapes d*S(Phi) at the spinodal, at u_c and beyond (Fig. 1 insets);
     right: b and the learned cubic component 1 - c/eps against u (Fig. 2c)."""
-    from .cubic import _fS, cubic_phase_scaled, gfl_b, sigma2_from_u
+    from .cubic import action, cubic_phase_scaled, gfl_b, sigma2_from_u
     eps, sw2, rho = tr.params["eps"], tr.params["sigma_w2"], tr.params["rho"]
     fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     phi = np.linspace(-1.6, 1.6, 401)
     for u, lab in ((0.8 * tr.u_spinodal, "GFL"), (tr.u_spinodal, "spinodal"),
                    (tr.u_c, r"$u_c$ (degenerate)")):
         b = gfl_b(u, rho, sw2)
-        S = [_fS(abs(p), u, b, eps, sw2)[0] for p in phi]
-        a1.plot(phi, np.array(S), label=f"{lab}, u={u:.1f}")
+        S = action(np.abs(phi), u, b, eps, sw2)[0]
+        a1.plot(phi, S, label=f"{lab}, u={u:.1f}")
     a1.axhline(0, color="k", lw=0.5)
     a1.set_xlabel(r"$\Phi=w\cdot w^*$")
     a1.set_ylabel(r"$\hat S(\Phi)=-\log p(\Phi)/d$")
@@ -95,11 +95,11 @@ def plot_phase_point(r, path):
     fig, ax = subplots(figsize=(6, 4))
     p = r.params
     if "eps" in p:
-        from .cubic import _fS
+        from .cubic import action
         top = 1.6 * max(r.phi_star if np.isfinite(r.phi_star) else 1.0, 1.0)
         phi = np.linspace(-top, top, 401)
         if np.isfinite(r.b):
-            S = [_fS(abs(t), r.u, r.b, r.c, p["sigma_w2"])[0] for t in phi]
+            S = action(np.abs(phi), r.u, r.b, r.c, p["sigma_w2"])[0]
             ax.plot(phi, S, label=f"{r.phase}: u={r.u:.3g}, b={r.b:.3g}, c={r.c:.3g}")
         if r.phase != "GFL" and np.isfinite(r.phi_star):
             ax.axvline(r.phi_star, color="k", ls=":", label=f"droplet Phi*={r.phi_star:.3g}")

@@ -108,6 +108,7 @@ HELPERS = {
     "u_from_sigma2": "unit conversion", "sigma2_from_u": "unit conversion",
     "gfl_b": "scalar building block (tested in test_adaptive)",
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",
+    "action": "the action landscape (array) for plots",
     "degenerate_point": "closed form (g_c, Phi_+)", "gfl_discrepancy": "building block",
     "single_index_minima": "array of minima", "linear_accuracy": "metric", "cosine": "metric",
     "multiplication_table": "data", "observation_mask": "data", "zero_fill_completion": "predictor array",

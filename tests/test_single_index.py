@@ -168,17 +168,29 @@ def test_composed_action_derivatives_match_closed_form():
             assert abs(got[order] - ref) <= 1e-12 * (1 + abs(ref))
 
 
-# ---------------------------------------------------------------- erf preset vs solvers.cubic
+# ---------------------------------------------------------------- erf preset vs the old solver
 
-@pytest.mark.parametrize("eps,sw2", [(-0.3, 0.5), (-1.2, 0.5), (-0.3, 1.0)])
-def test_erf_reproduces_cubic_solver(eps, sw2):
+# (u_c, u_spinodal, phi_star, b_at_uc, sigma2_c) of the hand-typed cubic solver that the erf
+# preset replaced (solvers/cubic.py at commit 60aac4d, its own numba code and constants): the
+# preset must reproduce them to 1e-8 (issue 13)
+_OLD_CUBIC = {(-0.3, 0.5): (30.66913278406761, 26.947387391757275, 0.721371813013227,
+                            0.2919583279588415, 0.1787194547350764),
+              (-1.2, 0.5): (3.4809862360611117, 3.0764696070826174, 0.9246183516662435,
+                            0.7407854538245009, 0.5304829446595434),
+              (-0.3, 1.0): (24.58853491950314, 21.48180730111694, 0.9120541517241658,
+                            0.2789412622846707, 0.19959803084504488)}
+
+
+@pytest.mark.parametrize("eps,sw2", sorted(_OLD_CUBIC))
+def test_erf_preset_reproduces_the_old_cubic_solver(eps, sw2):
     kw = dict(n=3000, d=150, width=700, sigma_a2=8 / 700)
     r = single_index_transition("erf", {1: 1, 3: eps}, sigma_w2=sw2, **kw)
     c = cubic_transition(eps, sw2, **kw)
     assert r.converged and c.converged and r.order == "first"
-    for mine, ref in ((r.u_c, c.u_c), (r.u_spinodal, c.u_spinodal), (r.phi_star, c.phi_star),
-                      (r.b[1], c.b_at_uc), (r.sigma2_c, c.sigma2_c)):
-        assert abs(mine - ref) <= 1e-8 * abs(ref), (mine, ref)
+    mine = (r.u_c, r.u_spinodal, r.phi_star, r.b[1], r.sigma2_c)
+    for got, alias, old in zip(mine, (c.u_c, c.u_spinodal, c.phi_star, c.b_at_uc, c.sigma2_c),
+                               _OLD_CUBIC[eps, sw2]):
+        assert abs(got - old) <= 1e-8 * abs(old) and got == alias, (got, old)
     assert r.b[3] == eps
 
 

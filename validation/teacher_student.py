@@ -226,7 +226,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     CubicValidation
         ``preset``, ``scale``, ``params``, ``transition`` and ``rows`` (JSON-ready dicts).
     """
-    from kernelphase.solvers.cubic import cubic_phase, cubic_transition, compiled_action
+    from kernelphase.solvers.cubic import action, cubic_phase, cubic_transition
     from .ensemble import report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
     plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
@@ -254,11 +254,10 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                     checkpoint_every=max(1, steps // 20),
                     params={"preset": preset, "sigma2": s2, "width": N}))
     results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress)
-    fS = compiled_action()[0]
     rows = []
     for N, s2, step, i0 in cells:
         res = results[i0:i0 + nets]
-        rows.append(_cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS,
+        rows.append(_cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action,
                                cubic_phase, rec))
     tr = cubic_transition(eps, sw2, n=n, d=d, width=widths[-1], sigma_a2=sa2)
     status, detail = report_status(rows)
@@ -270,7 +269,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                 "seed": seed, "n_test": n_test, "readout": readout})
 
 
-def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic_phase, rec):
+def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, cubic_phase, rec):
     from .ensemble import network_status
     """Ensemble statistics of one (width, sigma^2) cell against the theory, over its finite
     networks (a diverged network gives the row status 6 and is left out)."""
@@ -309,7 +308,7 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, fS, cubic
         "train_loss": float(np.mean((f_train - y) ** 2)),
         "test_loss": float(np.mean(resid ** 2)),
         "phi_hist": {"centres": centres, "minus_log_p": mlogp,
-                     "theory": [d * fS(abs(c), th.u, th.b, th.c, sw2)[0] for c in centres]},
+                     "theory": list(d * action(np.abs(centres), th.u, th.b, th.c, sw2)[0])},
         "droplet_mass_sim": float(hist[np.abs(centres) > 0.5].sum() / hist.sum()),
         "lr": step, "samples": float(cnt.min()), **state,
     }
