@@ -24,16 +24,25 @@ MOMENTS = types.FunctionType(_vec(_f8))
 _SCAN = types.Tuple((_f8, _f8, _f8, _f8, _i8, _b1, _b1, _f8))
 
 _NM = 13          # moments M_0..M_12 the action takes
-_NB = 9           # discrepancy degrees 0..8
+_NB = 11          # b[0..8] discrepancy by degree; b[9], b[10] stabiliser lam, power
 _FAR = (1e2, 1e4, 1e6)
 _GOLD = 0.618033988749895
 
 
 @njit(cache=True)
 def S3(phi, u, sw2, b, M):
-    """(S, S', S'') at phi from b[0..8] and the moments M[0..12] at sw2 + phi^2."""
-    return _fS(phi, u, sw2, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
-               M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7], M[8], M[9], M[10], M[11], M[12])
+    """(S, S', S'') at phi from b[0..8] and the moments M[0..12] at sw2 + phi^2, plus the
+    stabiliser :math:`\lambda|\Phi|^p` with (lambda, p) = (b[9], b[10]) when lambda > 0."""
+    S, g, h = _fS(phi, u, sw2, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
+                  M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7], M[8], M[9], M[10], M[11],
+                  M[12])
+    lam, p = b[9], b[10]
+    if lam > 0.0:
+        a = phi * phi
+        S += lam * a ** (0.5 * p)
+        g += lam * p * phi * a ** (0.5 * p - 1.0)
+        h += lam * p * (p - 1.0) * a ** (0.5 * p - 1.0)
+    return S, g, h
 
 
 @njit(types.UniTuple(_f8, 3)(MOMENTS, _f8, _f8, _f8, _f8, _vec), cache=True)

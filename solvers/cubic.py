@@ -132,6 +132,7 @@ def action_minima(u, b, c, sigma_w2=0.5):
     m = _Model(_ACT, {1: 1.0, 3: 1.0}, sigma_w2)
     bb = np.zeros(9)
     bb[1], bb[3] = b, c
+    bb = m.full(bb)
     rows = []
     S0 = m.point(0.0, u, bb)
     if S0[2] > 0:

@@ -132,26 +132,56 @@ def _b0(c0, m0):
     return c0 if abs(m0) <= 1e-12 else 0.0
 
 
+def _stabiliser(spec):
+    r"""(lambda, p) of a stabiliser :math:`\lambda|\Phi|^p` added to the action: None (none),
+    a pair, or text such as ``"1e-3*Phi**6"`` (parsed from its syntax tree, never evaluated)."""
+    if spec is None:
+        return (0.0, 0.0)
+    if isinstance(spec, str):
+        import sympy as sp
+        from kernelphase.parse import parse_formula
+        phi = sp.Symbol("Phi")
+        e = parse_formula(spec, variables={"Phi": phi}, params=None, name="stabiliser")
+        lam, p = e.as_coeff_exponent(phi)
+        if not (lam.is_number and p.is_number and sp.simplify(e - lam * phi ** p) == 0):
+            raise ValueError(f"stabiliser={spec!r} must be a monomial lam*Phi**p")
+        spec = (float(lam), float(p))
+    lam, p = spec
+    return (check_range("stabiliser lambda", lam, 0, 1e12, lo_open=True),
+            check_range("stabiliser power", p, 2, 64, lo_open=True))
+
+
 class _Model:
     """One (activation, teacher, sigma_w2): kernels, grid, and the GFL constants."""
 
-    def __init__(self, activation, teacher, sigma_w2):
+    def __init__(self, activation, teacher, sigma_w2, stabiliser=None):
         from kernelphase.teachers import as_teacher
         self.teacher = as_teacher(teacher)
         self.key = _key(activation)
         self.sw2 = check_range("sigma_w2", sigma_w2, 0, 1e6, lo_open=True)
         self.mfun, self.xs, self.Mg, m_sw, self.far = _setup(self.key, self.sw2,
                                                              self.teacher.degree)
-        self.c = np.ascontiguousarray(self.teacher.vector(_K + 1), dtype=float)
+        self.stab = _stabiliser(stabiliser)
+        self.c = self.full(self.teacher.vector(_K + 1))
         self.A = float(m_sw[1] ** 2)
         self.m0 = float(m_sw[0])
         self.b0 = _b0(self.c[0], self.m0)
         self.both = bool(self.teacher.has_even)
 
+    def full(self, b):
+        """The kernels' coefficient vector: b_0..b_8, then the stabiliser (lambda, p)."""
+        out = np.zeros(_K + 3)
+        out[:_K + 1] = b[:_K + 1]
+        out[_K + 1:] = self.stab
+        return out
+
     def params(self):
-        return {"activation": str(self.key),
-                "teacher": {int(k): float(v) for k, v in self.teacher.coeffs},
-                "sigma_w2": self.sw2}
+        p = {"activation": str(self.key),
+             "teacher": {int(k): float(v) for k, v in self.teacher.coeffs},
+             "sigma_w2": self.sw2}
+        if self.stab[0]:
+            p["stabiliser"] = {"lambda": self.stab[0], "power": self.stab[1]}
+        return p
 
     def state(self, u, rho, fine=True):
         """(b, kappa, slope, phi*, S*, S''*, nmin, edge, unbounded, at) on the GFL branch."""
@@ -160,7 +190,7 @@ class _Model:
 
     def point(self, phi, u, b):
         return _ker.point(self.mfun, abs(phi), math.copysign(1.0, phi), u, self.sw2,
-                          np.ascontiguousarray(b, dtype=float))
+                          self.full(np.asarray(b, dtype=float)))
 
 
 def gfl_discrepancy(activation, teacher, u, rho, sigma_w2=0.5):
@@ -168,7 +198,7 @@ def gfl_discrepancy(activation, teacher, u, rho, sigma_w2=0.5):
     m = _Model(activation, teacher, sigma_w2)
     u = check_range("u", u, 0, _U_MAX, lo_open=True)
     rho = check_range("rho", rho, 0, 1e12, lo_open=True)
-    return tuple(float(x) for x in _ker.gfl_discrepancy(u, rho, m.sw2, m.c, m.A, m.b0))
+    return tuple(float(x) for x in _ker.gfl_discrepancy(u, rho, m.sw2, m.c, m.A, m.b0)[:_K + 1])
 
 
 def _key(activation):
@@ -177,13 +207,14 @@ def _key(activation):
     return activation_expr(activation)
 
 
-def single_index_minima(activation, teacher, u, rho, sigma_w2=0.5):
+def single_index_minima(activation, teacher, u, rho, sigma_w2=0.5, stabiliser=None):
     """Lowest nontrivial minimum on the GFL branch at u: dict(phi, S, curvature, count, b)."""
-    m = _Model(activation, teacher, sigma_w2)
+    m = _Model(activation, teacher, sigma_w2, stabiliser)
     st = m.state(check_range("u", u, 0, _U_MAX, lo_open=True),
                  check_range("rho", rho, 0, 1e12, lo_open=True))
     return {"phi": float(st[3]), "S": float(st[4]), "curvature": float(st[5]),
-            "count": int(st[6]), "kappa": float(st[1]), "b": tuple(float(x) for x in st[0]),
+            "count": int(st[6]), "kappa": float(st[1]),
+            "b": tuple(float(x) for x in st[0][:_K + 1]),
             "edge": bool(st[7]), "unbounded": bool(st[8])}
 
 
@@ -193,7 +224,7 @@ INVARIANTS = {"abs_phi_star": (_PHI_MIN, math.inf), "S_at_phi_star": 1e-9,
 
 
 def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None, d=None,
-                            width=None, sigma_a2=None, u_max=1e6):
+                            width=None, sigma_a2=None, u_max=1e6, stabiliser=None):
     r"""Spinodal and GFL -> GMFL-I transition of a single-index teacher, any activation.
 
     Parameters
@@ -212,6 +243,10 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
         reported, :math:`\sigma^2_c=\sqrt{n^2\sigma_a^2/(u_cdN)}`).
     u_max : float
         Largest interaction searched.
+    stabiliser : str or (float, float), optional
+        A term :math:`\lambda|\Phi|^p` (:math:`\lambda>0`, :math:`p>2`) added to the action,
+        e.g. ``"1e-3*Phi**6"`` as in the modular model: it keeps the posterior proper where the
+        activation grows faster than linearly and the EK action is unbounded below.
 
     Returns
     -------
@@ -225,7 +260,7 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
     >>> round(r.u_c, 2), r.order
     (30.67, 'first')
     """
-    m = _Model(activation, teacher, sigma_w2)
+    m = _Model(activation, teacher, sigma_w2, stabiliser)
     rho_, phys = _rho_from(rho, n, d, width, sigma_a2)
     u_max = check_range("u_max", u_max, 1e-3, _U_MAX, lo_open=True)
     params = dict(m.params(), rho=rho_, u_max=u_max)
@@ -236,7 +271,7 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
     nan = float("nan")
 
     def done(status, detail=None, u_c=nan, order="none", phi=nan, b=None, u_s=nan, res=nan):
-        bb = tuple(float(x) for x in (b if b is not None else np.full(_K + 1, nan)))
+        bb = tuple(float(x) for x in (b[:_K + 1] if b is not None else np.full(_K + 1, nan)))
         s2 = sigma2_from_u(u_c, *phys) if (phys and status == 0) else None
         return SingleIndexTransitionResult(
             u_c=float(u_c), order=order, phi_star=float(phi), b=bb, u_spinodal=float(u_s),
@@ -245,7 +280,8 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
 
     if out == _ker.UNBOUNDED:
         return done(5, f"action unbounded below (S -> -inf as |Phi| -> inf) at u={aux:.6g}; "
-                       f"the activation grows too fast for the EK action to have a minimum",
+                       f"the activation grows too fast for the EK action to have a minimum "
+                       f"(a stabiliser such as stabiliser='1e-3*Phi**6' keeps it proper)",
                     u_s=us)
     if out == _ker.MIN_AT_START:
         return done(1, f"a nontrivial minimum exists already at u={aux:g}")
@@ -299,7 +335,8 @@ class SingleIndexPhaseResult(Result):
     params: dict = field(default_factory=dict)
 
 
-def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, transition=None):
+def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, transition=None,
+                        stabiliser=None):
     r"""Phases along the interactions ``us`` for any activation and single-index teacher.
 
     Below :math:`u_c` the GFL branch (:func:`gfl_discrepancy`). Above it the mixed (Maxwell)
@@ -318,12 +355,13 @@ def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, trans
     contraction :math:`|r|\le|y|`, :math:`r\cdot y>0`. Otherwise the status says what failed
     and the phase is ``"unknown"``.
     """
-    m = _Model(activation, teacher, sigma_w2)
+    m = _Model(activation, teacher, sigma_w2, stabiliser)
     rho = check_range("rho", rho, 0, 1e12, lo_open=True)
     d = check_int("d", d, 1, 10 ** 12)
     us = np.array([check_range("u", u, 0, _U_MAX, lo_open=True) for u in np.atleast_1d(us)],
                   dtype=float)
-    tr = transition or single_index_transition(m.key, m.teacher, m.sw2, rho=rho)
+    tr = transition or single_index_transition(m.key, m.teacher, m.sw2, rho=rho,
+                                               stabiliser=stabiliser)
     c = m.c
     params = dict(m.params(), rho=rho, d=d)
     nan = float("nan")
@@ -332,7 +370,7 @@ def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, trans
     def result(phase, u, b, phi, frac, meta, res, status, detail=None):
         if status:
             phase = "unknown"
-        b = tuple(float(x) for x in b)
+        b = tuple(float(x) for x in b[:_K + 1])
         return SingleIndexPhaseResult(phase, float(u), b, float(phi), float(frac), learned_of(b),
                                       bool(meta), float(res), status,
                                       status_message(status, detail), dict(params, u=float(u)))
@@ -366,7 +404,7 @@ def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, trans
                       if (c[k] != 0 and not (k == 0 and abs(m.m0) > 1e-12)) or k == 1])
     kfac = np.array([math.sqrt(math.factorial(k)) for k in modes])
     y = c[modes] * kfac
-    b_base = np.zeros(_K + 1)
+    b_base = m.full(np.zeros(_K + 1))
     b_base[0] = m.b0
     s = math.copysign(1.0, tr.phi_star)
     zc = np.r_[np.asarray(tr.b)[modes] * kfac, 0.0, 2 * math.log(abs(tr.phi_star))]

@@ -170,3 +170,23 @@ def test_kernels_are_cached_on_disk_across_processes():
     u_c, hits, misses, nsig = run()
     assert hits == [1, 1, 1] and misses == [0, 0, 0] and nsig == 1
     assert u_c == pytest.approx(30.669132784067, rel=1e-8)
+
+
+def test_stabiliser_makes_a_growing_activation_proper():
+    """z^3 has an unbounded EK action (status 5); with lambda |Phi|^8 the engine's u_c is
+    a degenerate global minimum of the brute-force action plus that term, and the power must
+    beat the growth of the interaction (p = 6 does not for z^3)."""
+    teacher = {1: 1.0, 3: -0.3}
+    assert single_index_transition("z**3", teacher, rho=0.05).status == 5
+    assert single_index_transition("z**3", teacher, rho=0.05, stabiliser=(1e-3, 6)).status == 5
+    r = single_index_transition("z**3", teacher, rho=0.05, stabiliser="Phi**8/100")
+    assert r.converged and r.order == "first" and r.params["stabiliser"]["power"] == 8
+    _ACTS["cube"] = lambda x: x ** 3
+    ref = _Brute("cube", teacher, 0.5, 0.05)
+    phis = np.linspace(-5, 5, 2001)
+    S = lambda p, u: ref.S(p, u) + 0.01 * p ** 8                # noqa: E731
+    assert abs(S(np.array([r.phi_star]), r.u_c)[0]) < 1e-8
+    assert S(phis, r.u_c).min() > -1e-7
+    assert S(phis, 0.97 * r.u_c)[np.abs(phis) > 0.05].min() > 0
+    with pytest.raises(ValueError, match="stabiliser power=2"):
+        single_index_transition("z**3", teacher, rho=0.05, stabiliser="Phi**2")
