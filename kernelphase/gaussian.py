@@ -122,7 +122,7 @@ def erf_prime_expectation(var_u, var_v, cov):
 def _arccos_angle(var_u, var_v, cov):
     var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
                          as_sympy(cov, "cov"))
-    return sp.sqrt(var_u * var_v), sp.acos(cov / sp.sqrt(var_u * var_v))
+    return sp.acos(cov / sp.sqrt(var_u * var_v))
 
 
 def relu_relu_expectation(var_u, var_v, cov):
@@ -146,8 +146,11 @@ def relu_relu_expectation(var_u, var_v, cov):
     >>> relu_relu_expectation(1, 1, 1)   # E[max(0, z)^2] = 1/2
     1/2
     """
-    scale, theta = _arccos_angle(var_u, var_v, cov)
-    return scale / (2 * sp.pi) * (sp.sin(theta) + (sp.pi - theta) * sp.cos(theta))
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    theta = _arccos_angle(var_u, var_v, cov)
+    # sqrt(S_uu S_vv) sin(theta) written as sqrt(S_uu S_vv - S_uv^2), cos(theta) cancelled
+    return (sp.sqrt(var_u * var_v - cov ** 2) + (sp.pi - theta) * cov) / (2 * sp.pi)
 
 
 def step_step_expectation(var_u, var_v, cov):
@@ -161,4 +164,4 @@ def step_step_expectation(var_u, var_v, cov):
     >>> step_step_expectation(1, 1, 0)
     1/4
     """
-    return (sp.pi - _arccos_angle(var_u, var_v, cov)[1]) / (2 * sp.pi)
+    return (sp.pi - _arccos_angle(var_u, var_v, cov)) / (2 * sp.pi)

@@ -370,7 +370,7 @@ def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params
     unset = sorted(str(s) for s in expr.free_symbols - {Z})
     if unset:
         raise ValueError(f"activation={act.text!r} has parameters without values {unset}; "
-                         f"pass params={{{unset[0]!r}: ...}}")
+                         f"give them (params={{{unset[0]!r}: ...}}, or --param {unset[0]}=VALUE)")
     closed = has_closed_form(act)
     if method == "closed" and not closed:
         raise ValueError(f"method='closed' is not available for activation={act.text!r} (no "
