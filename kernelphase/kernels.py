@@ -217,19 +217,26 @@ def _numba_core():
     F1 = types.FunctionType(f8(f8))
     F3 = types.FunctionType(f8(f8, f8, f8))
 
+    @njit(f8(f8, f8, f8), cache=True)
+    def cosine(u, n1, n2):
+        # rho = u / sqrt(n1 n2) clipped to [-1, 1] (0 if x or x' is 0): the kernels are
+        # non-smooth at |rho| = 1 (arc-cosine), so both routes take the clipped cosine, and
+        # sqrt(1 - rho^2), acos(rho) are exactly 0 there instead of rounding noise ~1e-8
+        lim = math.sqrt(n1 * n2)
+        return min(max(u / lim, -1.0), 1.0) if lim > 0 else 0.0
+
     @njit(types.void(F3, a8, a8, a8, a8), cache=True)
     def closed_grid(k, u, n1, n2, out):
         for i in range(u.size):
-            lim = math.sqrt(n1[i] * n2[i])
-            out[i] = k(min(max(u[i], -lim), lim), n1[i], n2[i])
+            out[i] = k(cosine(u[i], n1[i], n2[i]), n1[i], n2[i])
 
     @njit(f8(F1, f8, f8, f8, a8, a8, f8), cache=True)
-    def pair(f, v1, v2, c, t, w, L):
-        # E[f(h1) f(h2)]: h1 = s1 z1, h2 = a z1 + b z2, z1, z2 iid N(0, 1); each axis split at
-        # the kink of f (h = 0) and integrated by Gauss-Legendre on [-L, L]
-        s1 = math.sqrt(max(v1, 0.0))
-        a = c / s1 if s1 > 0 else 0.0
-        b = math.sqrt(max(v2 - a * a, 0.0))
+    def pair(f, v1, v2, rho, t, w, L):
+        # E[f(h1) f(h2)]: h1 = s1 z1, h2 = a z1 + b z2 with z1, z2 iid N(0, 1), a = s2 rho,
+        # b = s2 sqrt(1 - rho^2); each axis split at the kink of f (h = 0) and integrated by
+        # Gauss-Legendre on [-L, 0] and [0, L]
+        s1, s2 = math.sqrt(v1), math.sqrt(v2)
+        a, b = s2 * rho, s2 * math.sqrt(max(1.0 - rho * rho, 0.0))
         norm = 1.0 / math.sqrt(2 * math.pi)
         total = 0.0
         for half in range(2):
@@ -257,8 +264,7 @@ def _numba_core():
     @njit(types.void(F1, f8, a8, a8, a8, a8, a8, f8, a8), cache=True)
     def quad_grid(f, sw2, u, n1, n2, t, w, L, out):
         for i in range(u.size):
-            lim = math.sqrt(n1[i] * n2[i])
-            out[i] = pair(f, sw2 * n1[i], sw2 * n2[i], sw2 * min(max(u[i], -lim), lim), t, w, L)
+            out[i] = pair(f, sw2 * n1[i], sw2 * n2[i], cosine(u[i], n1[i], n2[i]), t, w, L)
 
     return closed_grid, quad_grid
 
@@ -275,6 +281,11 @@ class KernelFunction:
     the activation's kink (:math:`h=0`, resp. :math:`h'=0`), over
     :math:`|z|\le` :data:`QUADRATURE_CUTOFF`. Plain Gauss-Hermite converges only algebraically
     at a kink (1e-3 for ReLU with 64x64 nodes); the split rule reaches 1e-14 with 32 per side.
+
+    Conditioning: at :math:`|\rho|=1` (:math:`\rho=u/\sqrt{n_1n_2}`) the ReLU kernels are
+    non-smooth, :math:`\pi-\theta\approx\sqrt{2(1+\rho)}`, so a rounding of 1e-16 in
+    :math:`u` moves them by ~1e-8 by either route. ``k(x)`` takes the norms from the Gram's own
+    diagonal, so :math:`\rho=\pm1` is exact for :math:`x'=\pm x` there.
     """
     activation: str
     kind: str
@@ -317,8 +328,12 @@ class KernelFunction:
         if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
             raise ValueError(f"x1 of shape {x1.shape} and x2 of shape {x2.shape} must be 2-D "
                              f"with the same number of columns")
-        sq1, sq2 = np.sum(x1 * x1, axis=1), np.sum(x2 * x2, axis=1)
-        return self.evaluate(x1 @ x2.T, sq1[:, None], sq2[None, :])
+        u = x1 @ x2.T
+        if x2 is x1:   # norms from the Gram's own diagonal: rho = 1 exactly at x = x'
+            sq1 = sq2 = np.diag(u).copy()
+        else:
+            sq1, sq2 = np.einsum("ij,ij->i", x1, x1), np.einsum("ij,ij->i", x2, x2)
+        return self.evaluate(u, sq1[:, None], sq2[None, :])
 
     def _repr_latex_(self):
         if self.expr is None:
@@ -363,6 +378,9 @@ def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params
     check_choice("method", method, (None, "closed", "quadrature"))
     nodes = check_int("nodes", nodes, 8, 400)
     sw2 = parse_number(sigma_w2, "sigma_w2", exact=True)
+    if isinstance(sw2, sp.Float):   # 0.7 -> 7/10, so sigma_w2 cancels exactly in the cosine
+        near = sp.Rational(repr(float(sw2))).limit_denominator(10 ** 6)
+        sw2 = near if abs(float(near) - float(sw2)) <= 1e-15 * float(sw2) else sw2
     if not sw2 > 0:
         raise ValueError(f"sigma_w2={sigma_w2!r} is outside the valid range (0, inf)")
     act = activation_spec(activation, params)
@@ -380,7 +398,9 @@ def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params
     from .codegen import numba_function
     if method == "closed":
         K = nngp_kernel(spec, sw2) if kind == "nngp" else ntk_kernel(spec, trained, sw2)
-        fns = (numba_function(_clamped(K), (U, N1, N2), name="kernel"),)
+        rho = sp.Symbol("rho", real=True)
+        compiled = _clamped(K.subs(U, rho * sp.sqrt(N1 * N2)))
+        fns = (numba_function(compiled, (rho, N1, N2), name="kernel"),)
         out_expr = K
     else:
         fns = (numba_function(expr, (Z,), name="sigma"),

@@ -72,7 +72,7 @@ class Sector:
         subs = {sp.Symbol(k) if isinstance(k, str) else k: parse_number(v, str(k), exact=True)
                 for k, v in (subs or {}).items()}
         poly = sp.Poly(self.eigenfunction.subs(subs), X1, R2)
-        left = sorted(str(s) for c in poly.coeffs() for s in c.free_symbols)
+        left = sorted({str(s) for c in poly.coeffs() for s in c.free_symbols})
         if left:
             raise ValueError(f"subs={sorted(map(str, subs))} leaves symbols {left} without values")
         x1, r2 = x[:, 0], np.sum(x * x, axis=1)
