@@ -217,54 +217,50 @@ def _numba_core():
     F1 = types.FunctionType(f8(f8))
     F3 = types.FunctionType(f8(f8, f8, f8))
 
-    @njit(f8(f8, f8, f8), cache=True)
-    def cosine(u, n1, n2):
-        # rho = u / sqrt(n1 n2) clipped to [-1, 1] (0 if x or x' is 0): the kernels are
-        # non-smooth at |rho| = 1 (arc-cosine), so both routes take the clipped cosine, and
-        # sqrt(1 - rho^2), acos(rho) are exactly 0 there instead of rounding noise ~1e-8
-        lim = math.sqrt(n1 * n2)
-        return min(max(u / lim, -1.0), 1.0) if lim > 0 else 0.0
-
+    # Each loop is self-contained (no call of another jitted closure): a closure variable would
+    # give every process a new cache entry. rho = u / sqrt(n1 n2) is clipped to [-1, 1] (0 if
+    # x or x' is 0): the kernels are non-smooth at |rho| = 1 (arc-cosine), so both routes take
+    # the clipped cosine, and sqrt(1 - rho^2), acos(rho) are exactly 0 there, not noise ~1e-8.
     @njit(types.void(F3, a8, a8, a8, a8), cache=True)
     def closed_grid(k, u, n1, n2, out):
         for i in range(u.size):
-            out[i] = k(cosine(u[i], n1[i], n2[i]), n1[i], n2[i])
-
-    @njit(f8(F1, f8, f8, f8, a8, a8, f8), cache=True)
-    def pair(f, v1, v2, rho, t, w, L):
-        # E[f(h1) f(h2)]: h1 = s1 z1, h2 = a z1 + b z2 with z1, z2 iid N(0, 1), a = s2 rho,
-        # b = s2 sqrt(1 - rho^2); each axis split at the kink of f (h = 0) and integrated by
-        # Gauss-Legendre on [-L, 0] and [0, L]
-        s1, s2 = math.sqrt(v1), math.sqrt(v2)
-        a, b = s2 * rho, s2 * math.sqrt(max(1.0 - rho * rho, 0.0))
-        norm = 1.0 / math.sqrt(2 * math.pi)
-        total = 0.0
-        for half in range(2):
-            lo, hi = (-L, 0.0) if half == 0 else (0.0, L)
-            for p in range(t.size):
-                z1 = 0.5 * (lo + hi) + 0.5 * (hi - lo) * t[p]
-                w1 = 0.5 * (hi - lo) * w[p] * norm * math.exp(-0.5 * z1 * z1)
-                f1 = f(s1 * z1)
-                if f1 == 0.0:
-                    continue
-                if b == 0.0:
-                    total += w1 * f1 * f(a * z1)
-                    continue
-                kink = min(max(-a * z1 / b, -L), L)
-                inner = 0.0
-                for side in range(2):
-                    lo2, hi2 = (-L, kink) if side == 0 else (kink, L)
-                    for q in range(t.size):
-                        z2 = 0.5 * (lo2 + hi2) + 0.5 * (hi2 - lo2) * t[q]
-                        inner += (0.5 * (hi2 - lo2) * w[q] * norm * math.exp(-0.5 * z2 * z2)
-                                  * f(a * z1 + b * z2))
-                total += w1 * f1 * inner
-        return total
+            lim = math.sqrt(n1[i] * n2[i])
+            rho = min(max(u[i] / lim, -1.0), 1.0) if lim > 0 else 0.0
+            out[i] = k(rho, n1[i], n2[i])
 
     @njit(types.void(F1, f8, a8, a8, a8, a8, a8, f8, a8), cache=True)
     def quad_grid(f, sw2, u, n1, n2, t, w, L, out):
+        # E[f(h1) f(h2)]: h1 = s1 z1, h2 = a z1 + b z2 with z1, z2 iid N(0, 1), a = s2 rho,
+        # b = s2 sqrt(1 - rho^2); each axis split at the kink of f (h = 0) and integrated by
+        # Gauss-Legendre on [-L, 0] and [0, L]
+        norm = 1.0 / math.sqrt(2 * math.pi)
         for i in range(u.size):
-            out[i] = pair(f, sw2 * n1[i], sw2 * n2[i], cosine(u[i], n1[i], n2[i]), t, w, L)
+            lim = math.sqrt(n1[i] * n2[i])
+            rho = min(max(u[i] / lim, -1.0), 1.0) if lim > 0 else 0.0
+            s1, s2 = math.sqrt(sw2 * n1[i]), math.sqrt(sw2 * n2[i])
+            a, b = s2 * rho, s2 * math.sqrt(max(1.0 - rho * rho, 0.0))
+            total = 0.0
+            for half in range(2):
+                lo, hi = (-L, 0.0) if half == 0 else (0.0, L)
+                for p in range(t.size):
+                    z1 = 0.5 * (lo + hi) + 0.5 * (hi - lo) * t[p]
+                    w1 = 0.5 * (hi - lo) * w[p] * norm * math.exp(-0.5 * z1 * z1)
+                    f1 = f(s1 * z1)
+                    if f1 == 0.0:
+                        continue
+                    if b == 0.0:
+                        total += w1 * f1 * f(a * z1)
+                        continue
+                    kink = min(max(-a * z1 / b, -L), L)
+                    inner = 0.0
+                    for side in range(2):
+                        lo2, hi2 = (-L, kink) if side == 0 else (kink, L)
+                        for q in range(t.size):
+                            z2 = 0.5 * (lo2 + hi2) + 0.5 * (hi2 - lo2) * t[q]
+                            inner += (0.5 * (hi2 - lo2) * w[q] * norm * math.exp(-0.5 * z2 * z2)
+                                      * f(a * z1 + b * z2))
+                    total += w1 * f1 * inner
+            out[i] = total
 
     return closed_grid, quad_grid
 
@@ -329,11 +325,15 @@ class KernelFunction:
             raise ValueError(f"x1 of shape {x1.shape} and x2 of shape {x2.shape} must be 2-D "
                              f"with the same number of columns")
         u = x1 @ x2.T
-        if x2 is x1:   # norms from the Gram's own diagonal: rho = 1 exactly at x = x'
-            sq1 = sq2 = np.diag(u).copy()
-        else:
+        if x2 is not x1:
             sq1, sq2 = np.einsum("ij,ij->i", x1, x1), np.einsum("ij,ij->i", x2, x2)
-        return self.evaluate(u, sq1[:, None], sq2[None, :])
+            return self.evaluate(u, sq1[:, None], sq2[None, :])
+        # one triangle, norms from the Gram's own diagonal (rho = 1 exactly at x = x')
+        i, j = np.triu_indices(len(x1))
+        sq = np.diag(u)
+        out = np.empty_like(u)
+        out[i, j] = out[j, i] = self.evaluate(u[i, j], sq[i], sq[j])
+        return out
 
     def _repr_latex_(self):
         if self.expr is None:
