@@ -237,6 +237,7 @@ def test_cli_derive_new_activations(capsys):
 @pytest.mark.parametrize("argv, match", [
     (["derive", "nngp", "--activation", "relu", "--u", "2"], r"u=2.0 is outside the valid range \[-1, 1\]"),
     (["derive", "ntk", "--activation", "tanh", "--n1", "2"], "--n1/--n2 given without --u"),
+    (["derive", "nngp", "--activation", "tanh"], "so its NNGP has no closed form; give --u"),
     (["derive", "spectrum", "--activation", "relu", "--D", "3"], "spectrum needs a polynomial"),
     (["derive", "nngp", "--activation", "tanh(a*z)", "--param", "b=1"], "parameter b=1 does not occur"),
 ])

@@ -91,12 +91,17 @@ def _kernel_cmd(args):
     subs = {sp.Symbol(k): v for k, v in act.params}
     if args.what in ("nngp", "ntk"):
         point = _point(args)
+        closed = has_closed_form(act)
+        if not closed and point is None:
+            raise ValueError(f"activation={act.text!r} is not a polynomial, k*erf(a*z) or "
+                             f"k*relu(a*z), so its {args.what.upper()} has no closed form; give "
+                             f"--u (and --n1, --n2) for its value by quadrature")
         extra = {"variables": {"u": "x.x'", "n1": "|x|^2", "n2": "|x'|^2"}}
         if point is not None:
             kf = kernel_function(act, args.what, getattr(args, "trained", "first"), sw2)
             extra.update(point=dict(zip(("u", "n1", "n2"), point)), method=kf.method,
                          value=float(kf.evaluate(*point)))
-        if has_closed_form(act):
+        if closed:
             K = nngp_kernel(act, sw2) if args.what == "nngp" else ntk_kernel(act, args.trained, sw2)
             _show(args, K.subs(subs), extra)
         elif args.json:
@@ -104,8 +109,7 @@ def _kernel_cmd(args):
             print_json(dict(extra, expr=None, closed_form=False, method="quadrature"))
         else:
             print(f"activation={act.text!r}: no closed form; the kernel is computed by "
-                  f"quadrature (kernelphase.kernels.kernel_function)"
-                  + ("" if point else "; give --u [--n1 --n2] for its value"))
+                  f"quadrature (kernelphase.kernels.kernel_function)")
         if point is not None and not args.json:
             print(f"value at u={point[0]:g}, n1={point[1]:g}, n2={point[2]:g}: "
                   f"{extra['value']:.15g} ({extra['method']})")
