@@ -20,8 +20,9 @@ _EXPORTS = {
     "codegen": ("numba_function",),
     "dichotomy": ("grokking_time_second_order", "diagonal_net_flow"),
     "gaussian": ("erf_hermite_expectation", "expect_product", "bivariate_moment",
-                 "erf_erf_expectation"),
-    "kernels": ("nngp_kernel", "ntk_kernel"),
+                 "erf_erf_expectation", "relu_relu_expectation"),
+    "kernels": ("nngp_kernel", "ntk_kernel", "kernel_function", "KernelFunction",
+                "has_closed_form"),
     "moments": ("moments_function", "moment_exprs", "activation_expr"),
     "single_index": ("single_index_action",),
     "teachers": ("Teacher",),
@@ -29,7 +30,8 @@ _EXPORTS = {
     "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel",
                   "spectrum_report"),
     "results": ("Result",),
-    "spectra": ("gaussian_dot_product_spectrum", "sphere_dot_product_spectrum", "Sector"),
+    "spectra": ("gaussian_dot_product_spectrum", "sphere_dot_product_spectrum", "Sector",
+                "zonal_harmonic"),
 }
 
 _NAME_TO_MODULE = {n: m for m, names in _EXPORTS.items() for n in names}

@@ -9,7 +9,8 @@ import sympy as sp
 from .parse import as_sympy
 
 __all__ = ["erf_hermite_expectation", "erf_gaussian_exp_moment", "bivariate_moment",
-           "expect_product", "erf_erf_expectation", "erf_prime_expectation"]
+           "expect_product", "erf_erf_expectation", "erf_prime_expectation",
+           "relu_relu_expectation", "step_step_expectation"]
 
 
 def erf_gaussian_exp_moment(power, var):
@@ -116,3 +117,51 @@ def erf_prime_expectation(var_u, var_v, cov):
     var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
                          as_sympy(cov, "cov"))
     return 4 / sp.pi / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v) - 4 * cov ** 2)
+
+
+def _arccos_angle(var_u, var_v, cov):
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    return sp.acos(cov / sp.sqrt(var_u * var_v))
+
+
+def relu_relu_expectation(var_u, var_v, cov):
+    r""":math:`\mathbb E[\max(0,u)\max(0,v)]`, the arc-cosine kernel of order 1.
+
+    .. math:: \mathbb E[\max(0,u)\max(0,v)]=\frac{\sqrt{\Sigma_{uu}\Sigma_{vv}}}{2\pi}
+              \big(\sin\theta+(\pi-\theta)\cos\theta\big),\qquad
+              \cos\theta=\frac{\Sigma_{uv}}{\sqrt{\Sigma_{uu}\Sigma_{vv}}}.
+
+    Derivation: write :math:`u=\sqrt{\Sigma_{uu}}\,r\cos\alpha`,
+    :math:`v=\sqrt{\Sigma_{vv}}\,r\cos(\alpha-\theta)` with :math:`(r,\alpha)` polar
+    coordinates of a standard 2-D Gaussian; both are positive on an arc of length
+    :math:`\pi-\theta`, :math:`\int_0^\infty r^3e^{-r^2/2}dr=2`, and
+    :math:`\int_{\theta-\pi/2}^{\pi/2}\cos\alpha\cos(\alpha-\theta)\,d\alpha
+    =\tfrac12\big(\sin\theta+(\pi-\theta)\cos\theta\big)`.
+    Source: Cho & Saul 2009, Eq. (6) with :math:`J_1` (their kernel is twice this one).
+    Needs :math:`\Sigma_{uu},\Sigma_{vv}>0`.
+
+    Examples
+    --------
+    >>> relu_relu_expectation(1, 1, 1)   # E[max(0, z)^2] = 1/2
+    1/2
+    """
+    var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
+                         as_sympy(cov, "cov"))
+    theta = _arccos_angle(var_u, var_v, cov)
+    # sqrt(S_uu S_vv) sin(theta) written as sqrt(S_uu S_vv - S_uv^2), cos(theta) cancelled
+    return (sp.sqrt(var_u * var_v - cov ** 2) + (sp.pi - theta) * cov) / (2 * sp.pi)
+
+
+def step_step_expectation(var_u, var_v, cov):
+    r""":math:`\mathbb E[\Theta(u)\Theta(v)]=\frac{\pi-\theta}{2\pi}`, the arc-cosine kernel of
+    order 0 (:math:`\Theta` = Heaviside step = ReLU', :math:`\theta` as in
+    :func:`relu_relu_expectation`: the probability of the wedge of angle :math:`\pi-\theta`).
+    Source: Cho & Saul 2009, Eq. (6) with :math:`J_0=\pi-\theta`.
+
+    Examples
+    --------
+    >>> step_step_expectation(1, 1, 0)
+    1/4
+    """
+    return (sp.pi - _arccos_angle(var_u, var_v, cov)) / (2 * sp.pi)

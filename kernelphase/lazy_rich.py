@@ -166,14 +166,15 @@ def grokking_time_exponent(alpha, eps, D, b2=None, s=1):
 
 
 def ntk_dot_kernel(phi, h=None):
-    r"""Infinite-width NTK of :math:`\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)` (per α²/N).
+    r"""Kumar et al.'s NTK: :func:`kernelphase.kernels.ntk_kernel` (first layer, :math:`\sigma_w^2=1`)
+    at unit norms, per :math:`\alpha^2/N` of :math:`\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)`.
 
-    .. math::  \kappa(u) = u\,\mathbb E[\varphi'(a)\varphi'(b)]
-               = u\sum_{k\ge0}\frac{c_k^2}{k!}u^k,\quad c_k = \mathbb E_{z}[\varphi'(z)\mathrm{He}_k(z)]
+    .. math::  \kappa(u) = u\,\mathbb E[\varphi'(a)\varphi'(b)],\qquad
+               \varphi = h + \tfrac{\varepsilon}{2}h^2 \;\Rightarrow\; \kappa = u + \varepsilon^2u^2
 
-    with :math:`(a,b)` standard Gaussians of covariance :math:`u = x\cdot x'` (unit norms,
-    exact as :math:`D\to\infty` under :math:`x\sim\mathcal N(0,I/D)`). For
-    :math:`\varphi = h + \varepsilon h^2/2`, :math:`\kappa = u + \varepsilon^2u^2`.
+    (:math:`(a,b)` standard Gaussians of covariance :math:`u=x\cdot x'`; exact as
+    :math:`D\to\infty` under :math:`x\sim\mathcal N(0,I/D)`). Source: Kumar et al. 2023,
+    Sec. 5; the derivation is the package's one, in :mod:`kernelphase.kernels`.
 
     Parameters
     ----------
@@ -189,7 +190,10 @@ def ntk_dot_kernel(phi, h=None):
         Polynomial in ``sympy.Symbol("u")``.
     """
     import sympy as sp
+    from .activations import Z
+    from .kernels import ntk_kernel
     from .parse import as_sympy
+    from .spectra import N1, N2
     if h is None:
         h = sp.Symbol("h")
         if isinstance(phi, str):
@@ -199,14 +203,7 @@ def ntk_dot_kernel(phi, h=None):
     phi = as_sympy(phi, "activation", variables={"z": h, "h": h})
     if not phi.is_polynomial(h):
         raise ValueError(f"activation {phi} is not a polynomial in {h}")
-    # one NTK derivation for the package: the first-layer NTK of kernelphase.kernels at unit
-    # norms and sigma_w^2 = 1 (Kumar et al.'s f = (1/N) sum_i phi(w_i.x), unit read-outs)
-    from .activations import Activation, Z
-    from .kernels import ntk_kernel
-    from .spectra import N1, N2, U
-    spec = Activation(sp.sstr(phi), phi.subs(h, Z), ())
-    k = ntk_kernel(spec, "first", 1).subs({N1: 1, N2: 1})
-    return sp.expand(k.subs(U, sp.Symbol("u")))
+    return sp.expand(ntk_kernel(phi.subs(h, Z)).subs({N1: 1, N2: 1}))
 
 
 def spectrum_report(D, eps, activation="z + eps*z**2/2"):

@@ -15,6 +15,15 @@ each carry multiplicity :math:`N(D,\ell)=\binom{D+\ell-1}{\ell}-\binom{D+\ell-3}
 Measures: ``gaussian``, :math:`x\sim\mathcal N(0,I/D)` (so :math:`\mathbb E[r^{2m}]=
 \prod_{i<m}(D+2i)/D^m`); ``sphere``, :math:`x` uniform on the unit sphere (:math:`r=1`).
 Coordinate moments on the sphere: :math:`\mathbb E[t^{2m}]=(2m-1)!!/\prod_{i<m}(D+2i)`.
+
+Eigenfunctions. If :math:`A` is the sector's radial matrix on the powers :math:`r^{q}` and
+:math:`Av=\lambda v`, then :math:`\phi(x)=\sum_qv_q\,r^{q-\ell}\,H_\ell(x)` with
+:math:`H_\ell(x)=r^\ell P^{(D)}_\ell(x_1/r)`, the zonal harmonic along the first axis (a
+harmonic polynomial of degree :math:`\ell` in :math:`x_1` and :math:`r^2=|x|^2`), satisfies
+:math:`\mathbb E_{x'}[K(x,x')\phi(x')]=\lambda\phi(x)`; every rotation of :math:`H_\ell` spans
+the rest of the eigenspace. Each :class:`Sector` carries ``radial``
+(:math:`\sum_qv_q(r^2)^{(q-\ell)/2}`, monic) and ``harmonic`` in the symbols
+:data:`X1` and :data:`R2`.
 """
 import functools
 from dataclasses import dataclass
@@ -25,18 +34,58 @@ from ._checks import check_int
 from .parse import as_sympy
 
 __all__ = ["Sector", "gaussian_dot_product_spectrum", "sphere_dot_product_spectrum",
-           "harmonic_multiplicity", "legendre_coefficient", "U", "N1", "N2"]
+           "harmonic_multiplicity", "legendre_coefficient", "zonal_harmonic", "U", "N1", "N2",
+           "X1", "R2"]
 
 U, N1, N2 = sp.symbols("u n1 n2")
+#: First coordinate :math:`x_1` and squared norm :math:`|x|^2` of the eigenfunctions.
+X1, R2 = sp.Symbol("x1", real=True), sp.Symbol("r2", nonnegative=True)
 
 
 @dataclass(frozen=True)
 class Sector:
-    """One eigenspace: a name, harmonic degree, eigenvalue and multiplicity (SymPy)."""
+    r"""One eigenspace of a rotation-invariant kernel (all fields SymPy, exact).
+
+    ``eigenvalue`` has ``multiplicity`` :math:`N(D,\ell)`; ``radial`` (a polynomial in
+    :data:`R2`, the right eigenvector of the sector's radial matrix, monic) times ``harmonic``
+    (the zonal harmonic :func:`zonal_harmonic`, degree ``degree``) is an eigenfunction,
+    ``eigenfunction``; :meth:`values` evaluates it on data.
+    """
     name: str
     degree: int
     eigenvalue: sp.Expr
     multiplicity: sp.Expr
+    radial: sp.Expr = sp.Integer(1)
+    harmonic: sp.Expr = sp.Integer(1)
+
+    @property
+    def eigenfunction(self):
+        r""":math:`\phi(x)`, a polynomial in :data:`X1` (:math:`x_1`) and :data:`R2` (:math:`|x|^2`)."""
+        return sp.expand(self.radial * self.harmonic)
+
+    def values(self, x, subs=None):
+        r""":math:`\phi` at the rows of ``x`` (shape ``(n, D)``, axis = first column); ``subs``
+        gives numbers for the symbols left in the eigenfunction (e.g. ``{"eps": 0.5}``)."""
+        import numpy as np
+        from .parse import parse_number
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        subs = {sp.Symbol(k) if isinstance(k, str) else k: parse_number(v, str(k), exact=True)
+                for k, v in (subs or {}).items()}
+        poly = sp.Poly(self.eigenfunction.subs(subs), X1, R2)
+        left = sorted({str(s) for c in poly.coeffs() for s in c.free_symbols})
+        if left:
+            raise ValueError(f"subs={sorted(map(str, subs))} leaves symbols {left} without values")
+        x1, r2 = x[:, 0], np.sum(x * x, axis=1)
+        return sum(float(c) * x1 ** a * r2 ** b for (a, b), c in poly.terms())
+
+    def __repr__(self):
+        return (f"Sector({self.name!r}, degree={self.degree}, eigenvalue={self.eigenvalue}, "
+                f"multiplicity={self.multiplicity}, eigenfunction={self.eigenfunction})")
+
+    def _repr_latex_(self):
+        return (f"$\\text{{{self.name}}}:\\ \\lambda={sp.latex(self.eigenvalue)}\\ "
+                f"(\\times {sp.latex(self.multiplicity)}),\\ "
+                f"\\phi={sp.latex(self.eigenfunction)}$")
 
 
 def harmonic_multiplicity(D, ell):
@@ -87,6 +136,41 @@ def legendre_coefficient(D, k, ell):
     return sp.factor(sp.simplify(num / den))
 
 
+def zonal_harmonic(D, ell):
+    r""":math:`H_\ell(x)=|x|^\ell P^{(D)}_\ell(x_1/|x|)`: the zonal harmonic of degree
+    :math:`\ell` along the first axis, a polynomial in :data:`X1` and :data:`R2`,
+    normalised by :math:`H_\ell(e_1)=1` (:math:`P^{(D)}_\ell` Gegenbauer, Chebyshev for D = 2).
+
+    Examples
+    --------
+    >>> zonal_harmonic(3, 2)
+    -r2/2 + 3*x1**2/2
+    """
+    ell = check_int("ell", ell, 0)
+    D = D if isinstance(D, sp.Basic) and not D.is_number else sp.Integer(check_int("D", D, 1))
+    if D == 1:
+        if ell > 1:
+            raise ValueError(f"ell={ell} is outside the valid range [0, 1] for D=1")
+        return X1 ** ell
+    P, t = _legendre(D, ell)
+    return sp.expand(sum(c * X1 ** p * R2 ** ((ell - p) // 2)
+                         for (p,), c in sp.Poly(P, t).terms()))
+
+
+def _eigenpairs(A):
+    """Eigenvalues with right eigenvectors of the radial matrix (repeated by multiplicity)."""
+    if A.shape == (1, 1):
+        return [(A[0, 0], [sp.Integer(1)])]
+    out = []
+    for e, m in A.eigenvals().items():
+        vecs = (A - e * sp.eye(A.shape[0])).nullspace(simplify=True)
+        for v in vecs[:m]:
+            lead = next(c for c in reversed(list(v)) if sp.simplify(c) != 0)
+            out.append((e, [sp.simplify(c / lead) for c in v]))
+        out.extend((e, None) for _ in range(m - len(vecs)))  # defective: not for a valid kernel
+    return out
+
+
 def _name(ell, powers, idx):
     if len(powers) == 1:
         j = (powers[0] - ell) // 2
@@ -129,12 +213,14 @@ def _spectrum(kernel, D, measure):
             row = powers.index(k + 2 * i if measure == "gaussian" else ell)
             for col, q in enumerate(powers):
                 A[row, col] += c / mult * _radial_moment(D, k + 2 * j + q, measure)
-        eigs = [A[0, 0]] if len(powers) == 1 else [e for e, m in A.eigenvals().items()
-                                                   for _ in range(m)]
-        for idx, e in enumerate(eigs):
+        harmonic = zonal_harmonic(D, ell)
+        for idx, (e, v) in enumerate(_eigenpairs(A)):
             e = sp.factor(sp.simplify(e))
-            if e != 0:
-                sectors.append(Sector(_name(ell, powers, idx), ell, e, mult))
+            if e == 0:
+                continue
+            radial = (sp.nan if v is None else
+                      sp.expand(sum(c * R2 ** ((q - ell) // 2) for c, q in zip(v, powers))))
+            sectors.append(Sector(_name(ell, powers, idx), ell, e, mult, radial, harmonic))
     return tuple(sectors)
 
 
