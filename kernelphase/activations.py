@@ -1,7 +1,10 @@
-r"""Activation specs: a polynomial in ``z`` with symbolic parameters, or ``erf``.
+r"""Activation specs: any activation the package accepts, as one immutable spec.
 
-One immutable spec is the single source of the expression, its derivative and its Hermite
-coefficients; kernels and simulations use the same spec.
+A name (``erf``, ``tanh``, ``relu``, ... of :data:`kernelphase.moments.KNOWN_ACTIVATIONS`) or
+a formula in ``z`` with symbolic parameters (``"z + eps*z**2/2"``, ``"tanh(beta*z)"``), read by
+the whitelisting parser and never evaluated. The spec is the single source of the
+expression, its derivative and its Hermite coefficients; the kernels, the solvers' moments and
+the simulations all take it from here, so a new activation is one spec and nothing else.
 """
 import functools
 from dataclasses import dataclass, field
@@ -10,7 +13,7 @@ import sympy as sp
 
 from .parse import as_sympy, parse_formula, parse_number
 
-__all__ = ["Activation", "parse_activation", "Z"]
+__all__ = ["Activation", "parse_activation", "as_activation", "Z"]
 
 Z = sp.Symbol("z")
 
@@ -68,14 +71,16 @@ class Activation:
 
 def _parse(text):
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"activation={text!r} is empty; give a polynomial in z or 'erf'")
+        raise ValueError(f"activation={text!r} is empty; give a name such as 'erf' or a "
+                         f"formula in z")
     return _parse_cached(text)
 
 
 @functools.lru_cache(maxsize=256)
 def _parse_cached(text):
-    if text.strip() == "erf":
-        return sp.erf(Z)
+    from .moments import KNOWN_ACTIVATIONS, _named
+    if text.strip() in KNOWN_ACTIVATIONS:
+        return _named(text.strip())
     expr = parse_formula(text, variables={"z": Z}, params=True, name="activation")
     if Z not in expr.free_symbols:
         raise ValueError(f"activation={text!r} must be an expression in z")
@@ -97,22 +102,20 @@ def _param_value(name, value):
 
 
 def parse_activation(text, params=None):
-    """Parse ``text`` (e.g. ``"z + eps*z**2/2"`` or ``"erf"``) with parameter values ``params``.
+    """Parse ``text`` (e.g. ``"tanh"``, ``"z + eps*z**2/2"``) with parameter values ``params``.
 
-    The text is read by :func:`kernelphase.parse.parse_formula` (never evaluated): the
-    variable ``z``, any parameter names, numbers, ``+ - * / **`` and the functions of
+    A name of :data:`kernelphase.moments.KNOWN_ACTIVATIONS`, or a formula read by
+    :func:`kernelphase.parse.parse_formula` (never evaluated): the variable ``z``, any
+    parameter names, numbers, ``+ - * / **`` and the functions of
     :data:`kernelphase.parse.DEFAULT_FUNCTIONS`. Parameter values are numbers or text read by
     :func:`kernelphase.parse.parse_number` (``"0.25"``, ``"1/3"``; ``nan`` and ``inf`` are
-    refused).
+    refused). What a consumer cannot do with a valid spec (a closed-form kernel of tanh, say)
+    it says itself.
 
-    Raises ``ValueError`` for text outside that grammar, non-polynomials other than erf,
-    parameter names that do not occur in the expression, and values that are not finite
-    real numbers.
+    Raises ``ValueError`` for text outside that grammar, parameter names that do not occur in
+    the expression, and values that are not finite real numbers.
     """
     expr = _parse(text)
-    if not (expr.is_polynomial(Z) or expr == sp.erf(Z)):
-        raise ValueError(f"activation={text!r} is not a polynomial in z (nor 'erf'); only "
-                         f"polynomials with symbolic coefficients and erf are supported")
     names = {str(s) for s in expr.free_symbols} - {"z"}
     params = dict(params or {})
     for k, v in params.items():
@@ -121,3 +124,18 @@ def parse_activation(text, params=None):
                              f"valid names: {sorted(names) or 'none'}")
         params[k] = _param_value(k, v)
     return Activation(text, expr, tuple(sorted(params.items())))
+
+
+def as_activation(activation, params=None):
+    """The :class:`Activation` of a spec (returned as is), a SymPy expression in ``z``, or
+    text for :func:`parse_activation`."""
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, sp.Basic):
+        if not (isinstance(activation, sp.Expr) and Z in activation.free_symbols):
+            raise ValueError(f"activation={activation!r} must be an expression in z")
+        return Activation(sp.sstr(activation), activation, ())
+    if not isinstance(activation, str):
+        raise ValueError(f"activation={activation!r} is not a name, a formula in z, an "
+                         f"Activation or a SymPy expression")
+    return parse_activation(activation, params)

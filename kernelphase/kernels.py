@@ -32,14 +32,14 @@ import numpy as np
 import sympy as sp
 
 from ._checks import check_choice, check_int
-from .activations import Activation, Z, parse_activation
+from .activations import Activation, Z, as_activation
 from .gaussian import (erf_erf_expectation, erf_prime_expectation, expect_product,
                        relu_relu_expectation, step_step_expectation)
-from .parse import as_sympy, parse_formula, parse_number
+from .parse import as_sympy, parse_number
 from .spectra import N1, N2, U
 
 __all__ = ["nngp_kernel", "ntk_kernel", "kernel_function", "KernelFunction",
-           "has_closed_form", "activation_spec", "SIGMA_W2", "QUADRATURE_CUTOFF"]
+           "has_closed_form", "SIGMA_W2", "QUADRATURE_CUTOFF"]
 
 SIGMA_W2 = sp.Symbol("sigma_w2", positive=True)
 
@@ -49,42 +49,6 @@ QUADRATURE_CUTOFF = 10.0
 # closed-form pairs g -> (E[g(u) g(v)], E[g'(u) g'(v)]) as functions of (var_u, var_v, cov)
 _CLOSED = {"erf": (erf_erf_expectation, erf_prime_expectation),
            "relu": (relu_relu_expectation, step_step_expectation)}
-
-
-def activation_spec(activation, params=None):
-    """An :class:`~kernelphase.activations.Activation` for any activation a kernel accepts.
-
-    ``activation`` is a spec (returned as is), a SymPy expression in ``z``, a name of
-    :data:`kernelphase.moments.KNOWN_ACTIVATIONS` (``"relu"``, ``"tanh"``, ...) or a formula read
-    by :func:`kernelphase.parse.parse_formula` (never evaluated), e.g. ``"tanh(a*z)"``.
-    Polynomials and ``erf`` go through :func:`~kernelphase.activations.parse_activation`; for
-    other expressions ``params`` values are read by :func:`~kernelphase.parse.parse_number`.
-    """
-    if isinstance(activation, Activation):
-        return activation
-    if isinstance(activation, sp.Basic):
-        if not (isinstance(activation, sp.Expr) and Z in activation.free_symbols):
-            raise ValueError(f"activation={activation!r} must be an expression in z")
-        return Activation(sp.sstr(activation), activation, ())
-    if not isinstance(activation, str):
-        raise ValueError(f"activation={activation!r} is not a name, a formula in z, an "
-                         f"Activation or a SymPy expression")
-    from .moments import KNOWN_ACTIVATIONS, activation_expr
-    text = activation.strip()
-    if text in KNOWN_ACTIVATIONS:
-        expr = activation_expr(text)
-    else:
-        expr = parse_formula(activation, variables={"z": Z}, params=True, name="activation")
-    if expr.is_polynomial(Z) or expr == sp.erf(Z):
-        return parse_activation(activation, params)
-    names = {str(s) for s in expr.free_symbols} - {"z"}
-    values = {}
-    for k, v in dict(params or {}).items():
-        if k not in names:
-            raise ValueError(f"parameter {k}={v!r} does not occur in activation={activation!r}; "
-                             f"valid names: {sorted(names) or 'none'}")
-        values[k] = parse_number(v, k, exact=True)
-    return Activation(activation, expr, tuple(sorted(values.items())))
 
 
 def _sigma_w2(value):
@@ -116,7 +80,7 @@ def _closed_family(expr):
 def has_closed_form(activation):
     """True if :func:`nngp_kernel` and :func:`ntk_kernel` have a closed form for ``activation``:
     a polynomial in ``z``, :math:`k\\,\\mathrm{erf}(az)` or :math:`k\\max(0,az)`."""
-    expr = activation_spec(activation).expr
+    expr = as_activation(activation).expr
     return bool(expr.is_polynomial(Z)) or _closed_family(expr) is not None
 
 
@@ -126,7 +90,7 @@ def _pair(activation, deriv, sigma_w2):
     For :math:`\sigma=k\,g(az)`: :math:`k^2\,G(a^2\Sigma)` and :math:`k^2a^2\,G'(a^2\Sigma)`, with
     :math:`G, G'` the pair expectations of ``g`` and ``g'`` (ReLU is even under
     :math:`(h,h')\to(-h,-h')`, so any real :math:`a\ne0` works)."""
-    act = activation_spec(activation)
+    act = as_activation(activation)
     vu, vv, cv = sigma_w2 * N1, sigma_w2 * N2, sigma_w2 * U
     if act.is_polynomial:
         e = act.derivative if deriv else act.expr
@@ -168,7 +132,7 @@ def ntk_kernel(activation, trained="first", sigma_w2=1):
               \quad\text{ReLU: } \sigma_w^2\,u\,\frac{\pi-\arccos(u/\sqrt{n_1n_2})}{2\pi}
 
     (order-0 arc-cosine kernel, Cho & Saul 2009, Eq. 6; Jacot et al. 2018, Sec. 4).
-    ``activation`` is anything :func:`activation_spec` accepts; ``sigma_w2`` a positive number,
+    ``activation`` is anything :func:`~kernelphase.activations.as_activation` accepts; ``sigma_w2`` a positive number,
     a SymPy symbol, or text read by :func:`kernelphase.parse.parse_formula` (never evaluated).
     Raises ``NotImplementedError`` without a closed form (use :func:`kernel_function`).
 
@@ -179,7 +143,7 @@ def ntk_kernel(activation, trained="first", sigma_w2=1):
     """
     check_choice("trained", trained, ("first", "readout", "both"))
     sigma_w2 = _sigma_w2(sigma_w2)
-    poly = activation_spec(activation).is_polynomial
+    poly = as_activation(activation).is_polynomial
     out = 0
     if trained in ("first", "both"):
         out += sigma_w2 * U * _pair(activation, True, sigma_w2)
@@ -348,7 +312,7 @@ def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params
     Parameters
     ----------
     activation : str, sympy.Expr or Activation
-        Anything :func:`activation_spec` accepts (``"relu"``, ``"tanh"``, ``"erf"``,
+        Anything :func:`~kernelphase.activations.as_activation` accepts (``"relu"``, ``"tanh"``, ``"erf"``,
         ``"z + eps*z**2/2"``, ``"sin(2*z)"``).
     kind : {"nngp", "ntk"}
     trained : {"first", "readout", "both"}
@@ -383,7 +347,7 @@ def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params
         sw2 = near if abs(float(near) - float(sw2)) <= 1e-15 * float(sw2) else sw2
     if not sw2 > 0:
         raise ValueError(f"sigma_w2={sigma_w2!r} is outside the valid range (0, inf)")
-    act = activation_spec(activation, params)
+    act = as_activation(activation, params)
     expr = act.substituted()
     unset = sorted(str(s) for s in expr.free_symbols - {Z})
     if unset:

@@ -79,28 +79,15 @@ def _named(name):
 
 
 def activation_expr(activation):
-    """SymPy expression in ``z`` for an activation given by name, text, spec or expression.
+    """SymPy expression in ``z`` of an activation given by name, text, spec or expression
+    (:func:`kernelphase.activations.as_activation`; parameters must have numeric values).
 
-    Accepted: a name in :data:`KNOWN_ACTIVATIONS`; a polynomial text such as ``"z + z**3/3"``
-    (parsed from its syntax tree, never evaluated: style guide Sec. 10); a
-    :class:`kernelphase.activations.Activation` (numeric parameters substituted); or a SymPy
-    expression in :data:`kernelphase.activations.Z` built from numbers and the functions
-    erf, tanh, sin, cos, exp, log, sqrt, Max, Abs, cosh, sinh, erfc, atan.
+    The Gaussian moments below handle numbers and the functions erf, tanh, sin, cos, exp, log,
+    sqrt, Max, Abs, cosh, sinh, erfc, atan of ``z``.
     """
     import sympy as sp
-    from .activations import Activation, Z
-    if isinstance(activation, str):
-        name = activation.strip()
-        if name in KNOWN_ACTIVATIONS:
-            return _named(name)
-        expr = _parse_text(name)
-    elif isinstance(activation, Activation):
-        expr = activation.substituted()
-    elif isinstance(activation, sp.Basic):
-        expr = activation
-    else:
-        raise ValueError(f"activation={activation!r} is not a name ({', '.join(KNOWN_ACTIVATIONS)}),"
-                         f" a polynomial text in z, an Activation or a SymPy expression")
+    from .activations import Z, as_activation
+    expr = as_activation(activation).substituted()
     if not isinstance(expr, sp.Expr) or Z not in expr.free_symbols:
         raise ValueError(f"activation={activation!r} must be an expression in z")
     extra = sorted(str(s) for s in expr.free_symbols - {Z})
@@ -113,13 +100,6 @@ def activation_expr(activation):
             raise ValueError(f"activation={activation!r} uses the unknown function {fname!r}; "
                              f"valid functions: {', '.join(_FUNCS)}")
     return expr
-
-
-def _parse_text(text):
-    """Activation text to SymPy through the package's one whitelisting parser
-    (:func:`kernelphase.parse.parse_formula`; never evaluated)."""
-    from .parse import parse_formula
-    return parse_formula(text, variables=("z",), name="activation")
 
 
 def _linear_arg(arg):

@@ -31,7 +31,7 @@ _GOLD = 0.618033988749895
 
 @njit(cache=True)
 def S3(phi, u, sw2, b, M):
-    """(S, S', S'') at phi from b[0..8] and the moments M[0..12] at sw2 + phi^2, plus the
+    r"""(S, S', S'') at phi from b[0..8] and the moments M[0..12] at sw2 + phi^2, plus the
     stabiliser :math:`\lambda|\Phi|^p` with (lambda, p) = (b[9], b[10]) when lambda > 0."""
     S, g, h = _fS(phi, u, sw2, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
                   M[0], M[1], M[2], M[3], M[4], M[5], M[6], M[7], M[8], M[9], M[10], M[11],

@@ -12,7 +12,8 @@ from scipy.special import erf as np_erf
 
 from kernelphase.cli import main as cli
 from kernelphase.gaussian import relu_relu_expectation, step_step_expectation
-from kernelphase.kernels import (activation_spec, has_closed_form, kernel_function, nngp_kernel,
+from kernelphase.activations import as_activation
+from kernelphase.kernels import (has_closed_form, kernel_function, nngp_kernel,
                                  ntk_kernel)
 from kernelphase.lazy_rich import ntk_dot_kernel
 from kernelphase.spectra import (N1, N2, R2, U, X1, gaussian_dot_product_spectrum,
@@ -139,8 +140,8 @@ def test_kernel_function_api():
     (lambda: kernel_function("tanh(a*z)", params={"b": 1}), "parameter b=1 does not occur"),
     (lambda: kernel_function("relu")(np.ones((2, 3)), np.ones((2, 4))), "same number of columns"),
     (lambda: kernel_function("relu").evaluate(0.1, -1, 1), "n1, n2 must be finite"),
-    (lambda: activation_spec("__import__('os')"), "is not allowed"),
-    (lambda: activation_spec(3), "is not a name"),
+    (lambda: as_activation("__import__('os')"), "is not allowed"),
+    (lambda: as_activation(3), "is not a name"),
 ])
 def test_kernel_errors(call, match):
     with pytest.raises(ValueError, match=match):

@@ -82,12 +82,13 @@ def _point(args):
 def _kernel_cmd(args):
     import sympy as sp
     from .._checks import check_int, check_positive
-    from ..kernels import activation_spec, has_closed_form, kernel_function, nngp_kernel, ntk_kernel
+    from ..activations import as_activation
+    from ..kernels import has_closed_form, kernel_function, nngp_kernel, ntk_kernel
     from ._output import parse_params
     from ..parse import parse_number
     sw2 = parse_number(args.sigma_w2, "sigma_w2", exact=True)
     check_positive("sigma_w2", float(sw2))
-    act = activation_spec(args.activation, parse_params(args.param))
+    act = as_activation(args.activation, parse_params(args.param))
     subs = {sp.Symbol(k): v for k, v in act.params}
     if args.what in ("nngp", "ntk"):
         point = _point(args)
