@@ -170,8 +170,10 @@ def _single_index_specs(fixed):
     cache = {}
 
     def value(p, n):
-        return p[n] if n in p else given[n] if n in given else _need(
-            p, n, "single-index", " (a parameter of the activation)")
+        if n in p or n in given:
+            return p[n] if n in p else given[n]
+        raise ValueError(f"phase-diagram single-index needs {n}, a parameter of "
+                         f"activation={str(text)!r} (fixed, e.g. --param {n}=1, or as an axis)")
 
     def spec(p):
         vals = tuple(check_range(n, value(p, n)) for n in names)
@@ -289,6 +291,10 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None, scheduler=None):
     valid = AXES[model]
     if model == "single-index":
         valid = valid + _activation_template(fixed.get("activation", "erf"))[1]
+        unknown = sorted(set(fixed) - set(valid) - set(_NOT_PARAMS))
+        if unknown:
+            raise ValueError(f"{unknown[0]}={fixed[unknown[0]]!r} is not a parameter of "
+                             f"phase-diagram single-index; valid names: {', '.join(valid)}")
     grids = []
     for axis in (x, y):
         name, lo, hi, count = axis
