@@ -216,17 +216,19 @@ def _single_index_jobs(points, fixed):
 
 
 def _run_local(fn, jobs, workers, bar):
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            out = []
-            for r in ex.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
-                out.append(r)
-                bar.update(1)
-            return out
+    """Every job in job order, in this process or on ``workers`` processes. With a pool the
+    first job runs here first: forked workers then inherit its compiled functions instead of
+    each compiling them again."""
     out = []
-    for job in jobs:
+    for job in jobs[:1] if workers > 1 and len(jobs) > 2 else jobs:
         out.append(fn(job))
         bar.update(1)
+    if len(out) < len(jobs):
+        rest = jobs[len(out):]
+        with ProcessPoolExecutor(workers) as ex:
+            for r in ex.map(fn, rest, chunksize=max(1, len(rest) // (8 * workers))):
+                out.append(r)
+                bar.update(1)
     return out
 
 
