@@ -202,6 +202,16 @@ def _modular_group(args):
     return out
 
 
+def _cubic_jobs(points):
+    """Group cubic points by everything but u: {(eps, sw2, rho, d): [(u, j, i)]}."""
+    groups = {}
+    for j, row in enumerate(points):
+        for i, p in enumerate(row):
+            eps, sw2, rho, d, u = _cubic_point(p)
+            groups.setdefault((eps, sw2, rho, d), []).append((u, j, i))
+    return groups
+
+
 def _single_index_jobs(points, fixed):
     """Group single-index points by everything but u: {(act, teacher, sw2, rho, d): [(u, j, i)]}."""
     spec, _ = _single_index_specs(fixed)
@@ -279,9 +289,9 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None, scheduler=None):
     -------
     PhaseDiagram
         ``phase`` codes (-1 where a point did not converge, never a phase label), the order
-        parameters of :data:`_ORDER` ``[model]`` (single-index: ``u``, the group's ``u_c``,
-        ``phi_star``, ``droplet_fraction``, ``b0..b8``, ``learned0..learned8``), ``status``
-        and ``residual`` per point.
+        parameters (single-index: ``u``, the transition ``u_c`` of the point's parameters,
+        ``phi_star``, ``droplet_fraction``, and ``b_k``, ``learned_k`` for degree 1 and
+        the degrees the teachers carry), ``status`` and ``residual`` per point.
     """
     from kernelphase.progress import progress as _pb
     check_choice("model", model, tuple(AXES))
@@ -311,14 +321,7 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None, scheduler=None):
                          f"{_MAX_POINTS} points")
     points = [[dict(fixed, **{x[0]: float(xv), y[0]: float(yv)}) for xv in xs] for yv in ys]
     if model in ("cubic", "single-index"):
-        if model == "cubic":
-            groups = {}
-            for j, row in enumerate(points):
-                for i, p in enumerate(row):
-                    eps, sw2, rho, d, u = _cubic_point(p)
-                    groups.setdefault((eps, sw2, rho, d), []).append((u, j, i))
-        else:
-            groups = _single_index_jobs(points, fixed)
+        groups = _cubic_jobs(points) if model == "cubic" else _single_index_jobs(points, fixed)
         keys = list(groups)
         jobs = [(k, [u for u, _, _ in groups[k]]) for k in keys]
         fn = _cubic_group if model == "cubic" else _single_index_group
@@ -361,7 +364,8 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None, scheduler=None):
     bad = int((status != 0).sum())
     msg = "converged" if not bad else (f"{bad} of {status.size} points did not converge "
                                       f"(see status)")
-    params = {k: str(v) if k in _NOT_PARAMS else v if isinstance(v, (int, float)) else float(v)
+    # JSON-ready: the spec as text, SymPy numbers (from --param) as floats
+    params = {k: str(v) if k in _NOT_PARAMS else float(v) if hasattr(v, "is_number") else v
               for k, v in fixed.items()}
     return PhaseDiagram(model, x[0], xs, y[0], ys, phase, order, status, residual,
                         msg, params)
