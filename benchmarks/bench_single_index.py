@@ -1,7 +1,11 @@
 """Time per single-index transition (after compilation) for erf, tanh and sin, and the ratio
-to a plain scipy implementation of the same algorithm (theory Sec. 12), written here.
+to a plain scipy implementation of the same algorithm (theory Sec. 12), written here; and the
+time of a 100 x 100 single-index phase diagram (erf, He1 + c3 He3 over (c3, u)) after
+compilation, in one process and on 2 worker processes, against the plain reference of one
+public-API call per point (no grouping by u: a transition and a continuation per point),
+timed on a sample of points and scaled to the grid.
 
-Run: ``python benchmarks/bench_single_index.py``.
+Run: ``python benchmarks/bench_single_index.py`` (``--diagram`` for the diagram only).
 """
 import math
 import time
@@ -62,7 +66,51 @@ def scipy_transition(name, teacher, sw2=0.5, rho=RHO):
     return brentq(F, u / 1.2, u, rtol=1e-12)
 
 
+def _cpu():
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def diagram(n=100, workers=2):
+    """Seconds for an n x n (c3, u) diagram after compilation, and the per-point reference."""
+    from kernelphase.solvers.phase_diagram import phase_diagram
+    from kernelphase.solvers.single_index import single_index_phases
+    x, y = ("c3", -1.2, -0.1, n), ("u", 5.0, 120.0, n)
+    fixed = {"activation": "erf", "teacher": "He1", "rho": RHO, "sigma_w2": 0.5, "d": 150}
+    phase_diagram("single-index", ("c3", -1.2, -0.1, 3), y, fixed, workers=1,
+                  progress=False)   # compile in this process; forked workers inherit it
+    times, cpu = {}, {}
+    for w in (1, workers):
+        t0, c0 = time.perf_counter(), _cpu()
+        pd = phase_diagram("single-index", x, y, fixed, workers=w, progress=False)
+        times[w], cpu[w] = time.perf_counter() - t0, _cpu() - c0
+    rng = np.random.default_rng(0)
+    sample = [(float(rng.choice(pd.x)), float(rng.choice(pd.y))) for _ in range(20)]
+    t0, c0 = time.perf_counter(), _cpu()
+    for c3, u in sample:
+        single_index_phases("erf", {1: 1, 3: c3}, [u], RHO, 0.5, 150)
+    t_ref = (time.perf_counter() - t0) / len(sample) * n * n
+    c_ref = (_cpu() - c0) / len(sample) * n * n
+    ok = int((pd.status == 0).sum())
+    print(f"\n{n} x {n} single-index phase diagram (erf, He1 + c3 He3; {ok} of {n * n} points "
+          f"converged)")
+    print(f"{'':>24} {'time [s]':>9} {'CPU [s]':>8} {'ratio (time)':>13} {'ratio (CPU)':>12}")
+    for w, t in times.items():
+        print(f"{f'engine, {w} process(es)':>24} {t:9.2f} {cpu[w]:8.2f} {t_ref / t:13.1f} "
+              f"{c_ref / cpu[w]:12.1f}")
+    print(f"{'per-point reference':>24} {t_ref:9.1f} {c_ref:8.1f}   (20 points timed, scaled "
+          f"to {n * n})")
+    print("(CPU: user + system time of this process and its worker processes; on a busy "
+          "machine the time exceeds CPU / processes, and the CPU ratio is the one to trust)")
+    return times, cpu, t_ref, c_ref
+
+
 def main():
+    import sys
+    if "--diagram" in sys.argv:
+        diagram()
+        return
     print(f"{'model':>6} {'u_c':>12} {'engine [ms]':>12} {'scipy [ms]':>11} {'ratio':>7}")
     for name, teacher in MODELS:
         r = single_index_transition(name, teacher, rho=RHO)  # compile, memoise the grid
@@ -77,6 +125,7 @@ def main():
         assert abs(uc - r.u_c) < 1e-6 * uc, (uc, r.u_c)
         print(f"{name:>6} {r.u_c:12.6f} {1e3 * t_eng:12.3f} {1e3 * t_ref:11.1f} "
               f"{t_ref / t_eng:7.0f}")
+    diagram()
 
 
 if __name__ == "__main__":

@@ -67,24 +67,45 @@ def plot_modular(tr, path):
 
 
 def plot_phase_diagram(pd, path):
-    """Phase regions (GFL / GMFL-I / GMFL-II) with the droplet order parameter as contours."""
+    """Phase regions (GFL / GMFL-I / GMFL-II) coloured, unconverged points left as white gaps
+    (never coloured as a phase), an order parameter as thin contours and, for single-index,
+    the transition line :math:`u=u_c` of each point's parameters (dashed)."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
     fig, ax = subplots(figsize=(6, 4.5))
-    cmap = ListedColormap(["#b0b0b0", "#f4d6a0", "#8fbcd4", "#6a4c93"])
-    ax.pcolormesh(pd.x, pd.y, pd.phase, cmap=cmap, vmin=-1.5, vmax=2.5, shading="nearest")
-    key = "learned_cubic" if pd.model == "cubic" else "target_component"
-    vals = np.ma.masked_where(pd.phase < 0, pd.order[key])
+    colours = ["#f4d6a0", "#8fbcd4", "#6a4c93"]
+    cmap = ListedColormap(colours)
+    bad = pd.phase < 0
+    ax.pcolormesh(pd.x, pd.y, np.ma.masked_where(bad, pd.phase), cmap=cmap, vmin=-0.5,
+                  vmax=2.5, shading="nearest")
+    key = {"cubic": "learned_cubic", "modular": "target_component"}.get(pd.model, "phi_star")
+    hide = bad | ~np.isfinite(pd.order[key])
+    if key == "phi_star":   # the droplet exists in the mixed phases only
+        hide |= pd.phase < 1
+    vals = np.ma.masked_where(hide, pd.order[key])
     if vals.count() and np.ptp(vals.compressed()) > 0:
         cs = ax.contour(pd.x, pd.y, vals, levels=6, colors="k", linewidths=0.5)
         ax.clabel(cs, fontsize=6)
+    handles, labels = [], []
+    for code, name in enumerate(("GFL", "GMFL-I", "GMFL-II")):
+        if (pd.phase == code).any():
+            handles.append(Rectangle((0, 0), 1, 1, color=colours[code]))
+            labels.append(name)
+    if bad.any():
+        handles.append(Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.5"))
+        labels.append("unconverged (gap)")
+    if "u_c" in pd.order:
+        gap = pd.order["u"] - pd.order["u_c"]   # zero on the transition line, any two axes
+        if np.isfinite(gap).sum() and np.nanmin(gap) < 0 < np.nanmax(gap):
+            ax.contour(pd.x, pd.y, np.ma.masked_invalid(gap), levels=[0.0], colors="k",
+                       linewidths=1.5, linestyles="--")
+            handles.append(Line2D([], [], color="k", lw=1.5, ls="--"))
+            labels.append("transition u = u_c")
     ax.set_xlabel(pd.x_name)
     ax.set_ylabel(pd.y_name)
-    labels = ("unconverged", "GFL", "GMFL-I", "GMFL-II")
-    present = [i for i in range(4) if (pd.phase == i - 1).any()]
-    handles = [Rectangle((0, 0), 1, 1, color=cmap(i)) for i in present]
-    ax.legend(handles, [labels[i] for i in present], fontsize=8, loc="best")
-    ax.set_title(f"{pd.model}: phases; contours: {key}")
+    ax.legend(handles, labels, fontsize=8, loc="best")
+    ax.set_title(f"{pd.model}: phases; contours: {key}", fontsize=10)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
 

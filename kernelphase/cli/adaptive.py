@@ -1,4 +1,5 @@
-"""``kernelphase transition|phase|phase-diagram cubic|modular``: the adaptive-kernel theory."""
+"""``kernelphase transition|phase|phase-diagram cubic|modular|single-index``: the adaptive-kernel
+theory."""
 import os
 
 __all__ = ["register"]
@@ -69,21 +70,36 @@ def register(sub):
     p = sub.add_parser("phase-diagram", help="adaptive-kernel phase diagram over two parameters")
     ms = p.add_subparsers(dest="model", metavar="MODEL", required=True)
     for model, add in (("cubic", lambda q: _cubic_args(q, eps_required=False)),
-                       ("modular", _modular_args)):
-        q = ms.add_parser(model, help=f"{model} teacher")
+                       ("modular", _modular_args), ("single-index", _single_index_diagram_args)):
+        q = ms.add_parser(model, help=f"{model} teacher" if model != "single-index" else
+                          "any activation and single-index Hermite teacher")
         add(q)
         q.add_argument("--sigma2", type=float, help="noise level sigma^2 > 0, if not an axis")
-        if model == "cubic":
+        if model != "modular":
             q.add_argument("--u", type=float, help="interaction u > 0, if not an axis")
-        q.add_argument("--x", required=True, help="x axis as NAME=lo:hi:count, e.g. eps=-1.2:-0.1:100")
+        example = {"cubic": "eps=-1.2:-0.1:100", "modular": "sigma2=0.1:0.3:50",
+                   "single-index": "c3=-1.2:-0.1:100"}[model]
+        q.add_argument("--x", required=True,
+                       help=f"x axis as NAME=lo:hi:count (or NAME:lo:hi:count), e.g. {example}")
         q.add_argument("--y", required=True, help="y axis as NAME=lo:hi:count, e.g. u=5:120:100")
         q.add_argument("--out", required=True,
                        help="output folder for phase_diagram.csv, .json and .png (new, empty, "
                             "or one kernelphase wrote)")
         q.add_argument("--workers", type=int, default=2, help="worker processes >= 1 (default 2)")
+        q.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the groups on this dask.distributed scheduler "
+                            "(pip install 'kernelphase[cluster]'; default: local processes)")
         q.add_argument("--json", action="store_true", help="also print the diagram as one JSON object")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.set_defaults(func=_diagram)
+
+
+def _single_index_diagram_args(p):
+    _single_index_args(p)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of an activation parameter (beta in 'tanh(beta*z)') or of a "
+                        "teacher coefficient c0..c8, if not an axis; a finite number such as "
+                        "0.25 or 1/3")
 
 
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -212,6 +228,9 @@ def _single_index_phase(args):
 def _parse_axis(text, option):
     name, sep, rng = text.partition("=")
     parts = rng.split(":")
+    if not sep and text.count(":") == 3:
+        name, sep, rng = text.partition(":")
+        parts = rng.split(":")
     if not sep or len(parts) != 3:
         raise ValueError(f"{option}={text!r} is not of the form NAME=lo:hi:count")
     try:
@@ -228,22 +247,36 @@ def _diagram(args):
     from ._output import print_json
     check_output_dir(args.out, "--out")
     x, y = _parse_axis(args.x, "--x"), _parse_axis(args.y, "--y")
-    names = (("eps", "sigma_w2", "rho", "n", "d", "width", "sigma_a2", "sigma2", "u")
-             if args.model == "cubic" else ("P", "width", "sigma_a2", "gamma", "sigma2"))
+    names = {"cubic": ("eps", "sigma_w2", "rho", "n", "d", "width", "sigma_a2", "sigma2", "u"),
+             "modular": ("P", "width", "sigma_a2", "gamma", "sigma2"),
+             "single-index": ("activation", "teacher", "sigma_w2", "rho", "n", "d", "width",
+                              "sigma_a2", "sigma2", "u")}[args.model]
     fixed = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if args.model == "single-index":
+        from ._output import parse_params
+        fixed.update({k: float(v) for k, v in parse_params(args.param).items()})
     for axis in (x, y):
         fixed.pop(axis[0], None)
-    pd = phase_diagram(args.model, x, y, fixed, workers=args.workers,
-                       progress=None if not args.no_progress else False)
-    header = [pd.x_name, pd.y_name, "phase", *pd.order, "status", "residual"]
+    client = None
+    if args.scheduler is not None:
+        from ..validation.ensemble import connect
+        client = connect(args.scheduler)
+    try:
+        pd = phase_diagram(args.model, x, y, fixed, workers=args.workers,
+                           progress=None if not args.no_progress else False, scheduler=client)
+    finally:
+        if client is not None:
+            client.close()
+    cols = [k for k in pd.order if k not in (pd.x_name, pd.y_name)]   # no column twice
+    header = [pd.x_name, pd.y_name, "phase", *cols, "status", "residual"]
     rows = []
     for j, yv in enumerate(pd.y):
         for i, xv in enumerate(pd.x):
             code = pd.phase[j, i]
             rows.append([xv, yv, "unknown" if code < 0 else ("GFL", "GMFL-I", "GMFL-II")[code],
-                         *(pd.order[k][j, i] for k in pd.order), pd.status[j, i], pd.residual[j, i]])
-    prov = provenance({"model": args.model, "x": args.x, "y": args.y, **fixed,
-                       "workers": args.workers})
+                         *(pd.order[k][j, i] for k in cols), pd.status[j, i], pd.residual[j, i]])
+    prov = provenance({"model": args.model, "x": args.x, "y": args.y, **pd.params,
+                       "workers": args.workers, "scheduler": args.scheduler})
     record = dict(pd.to_dict(), provenance=prov)
     with staged_dir(args.out, manifest=prov) as st:
         write_csv(os.path.join(st, "phase_diagram.csv"), header, rows)
