@@ -291,7 +291,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
     """Spinodal and first-order (or continuous) point along u on the GFL branch.
 
     Returns (outcome, order, u_c, u_s, aux, nit): order 1 first, 2 continuous; aux the u of
-    the outcome. A ladder in u brackets each point; Newton in (Phi, ln u) solves it
+    the outcome; nit the ladder steps and Brent iterations. A ladder in u brackets each point; Newton in (Phi, ln u) solves it
     (spinodal: S' = S'' = 0; first order: S = S' = 0), certified by full scans (no minimum
     just below the spinodal; the Newton minimum the lowest at u_c), with Brent on the scanned
     objective as the fallback.
@@ -312,6 +312,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
         if u > u_max:
             return NO_TRANSITION, 0, np.nan, np.nan, u_max, nit
         st = state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far, False)
+        nit += 1
         if st[8]:
             return UNBOUNDED, 0, np.nan, np.nan, u, nit
     if st[1] <= 0 and st[2] >= 0:  # continuous: kappa -> 0 first
@@ -342,6 +343,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
             return EDGE, 0, np.nan, u_s, hi, nit
         if st[6] > 0 and st[4] <= 0:
             break
+        nit += 1
         lo, hi = hi, hi * 1.2
         if hi > u_max:
             return METASTABLE_ONLY, 0, np.nan, u_s, u_max, nit

@@ -36,7 +36,7 @@ _ORDER = {"cubic": ("u", "b", "c", "phi_star", "droplet_fraction", "learned_cubi
           "single-index": ("u", "u_c", "phi_star", "droplet_fraction")
                           + tuple(f"b{k}" for k in range(_K + 1))
                           + tuple(f"learned{k}" for k in range(_K + 1))}
-_NOT_PARAMS = ("activation", "teacher")   # single-index spec entries of ``fixed``
+_NOT_PARAMS = ("activation", "teacher", "stabiliser")   # single-index spec entries of ``fixed``
 _MAX_POINTS = 250_000
 _U_MAX = 1e12
 
@@ -119,10 +119,10 @@ def _cubic_group(args):
 def _single_index_group(args):
     """One transition and one continuation for single-index points differing only in u."""
     from .single_index import single_index_phases, single_index_transition
-    (act, teacher, sw2, rho, d), us = args
+    (act, teacher, sw2, rho, d, stab), us = args
     try:
-        tr = single_index_transition(act, teacher, sw2, rho=rho)
-        rs = single_index_phases(act, teacher, us, rho, sw2, d, tr)
+        tr = single_index_transition(act, teacher, sw2, rho=rho, stabiliser=stab)
+        rs = single_index_phases(act, teacher, us, rho, sw2, d, tr, stabiliser=stab)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):
         return [(-1, [math.nan] * len(_ORDER["single-index"]), 3, math.inf)] * len(us)
     u_c = tr.u_c if tr.converged else math.nan
@@ -213,15 +213,20 @@ def _cubic_jobs(points):
 
 
 def _single_index_jobs(points, fixed):
-    """Group single-index points by everything but u: {(act, teacher, sw2, rho, d): [(u, j, i)]}."""
+    """Group single-index points by everything but u:
+    {(act, teacher, sw2, rho, d, stabiliser): [(u, j, i)]}."""
+    from .single_index import _stabiliser
     spec, _ = _single_index_specs(fixed)
+    stab = fixed.get("stabiliser")
+    stab = _stabiliser(stab) if stab is not None else None
     groups = {}
     for j, row in enumerate(points):
         for i, p in enumerate(row):
             act, teacher = spec(p)
             sw2 = check_range("sigma_w2", p.get("sigma_w2", 0.5), 0, 1e6, lo_open=True)
             rho, u = _rho_u(p, "single-index")
-            groups.setdefault((act, teacher, sw2, rho, int(p.get("d", 150))), []).append((u, j, i))
+            key = (act, teacher, sw2, rho, int(p.get("d", 150)), stab)
+            groups.setdefault(key, []).append((u, j, i))
     return groups
 
 

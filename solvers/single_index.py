@@ -281,7 +281,8 @@ def single_index_transition(activation, teacher, sigma_w2=0.5, rho=None, n=None,
     if out == _ker.UNBOUNDED:
         return done(5, f"action unbounded below (S -> -inf as |Phi| -> inf) at u={aux:.6g}; "
                        f"the activation grows too fast for the EK action to have a minimum "
-                       f"(a stabiliser such as stabiliser='1e-3*Phi**6' keeps it proper)",
+                       f"(a stabiliser lam*Phi**p whose p exceeds the growth of the interaction "
+                       f"term, e.g. stabiliser='1e-3*Phi**8' for a cubic, keeps it proper)",
                     u_s=us)
     if out == _ker.MIN_AT_START:
         return done(1, f"a nontrivial minimum exists already at u={aux:g}")

@@ -190,3 +190,13 @@ def test_stabiliser_makes_a_growing_activation_proper():
     assert S(phis, 0.97 * r.u_c)[np.abs(phis) > 0.05].min() > 0
     with pytest.raises(ValueError, match="stabiliser power=2"):
         single_index_transition("z**3", teacher, rho=0.05, stabiliser="Phi**2")
+
+
+def test_cli_stabiliser(run_cli):
+    st, out, _ = run_cli("transition", "single-index", "--activation", "z**3", "--rho", "0.05",
+                         "--stabiliser", "Phi**8/100", "--json")
+    r = single_index_transition("z**3", {1: 1, 3: -0.3}, rho=0.05, stabiliser=(0.01, 8))
+    assert st == 0 and json.loads(out)["u_c"] == pytest.approx(r.u_c, rel=1e-12)
+    st, out, err = run_cli("transition", "single-index", "--activation", "z**3", "--rho", "0.05",
+                           "--stabiliser", "exp(Phi)")
+    assert st == 2 and not out and err.count("\n") == 1 and "monomial" in err

@@ -27,6 +27,10 @@ def _single_index_args(p):
     p.add_argument("--teacher", default="He1 - 0.3*He3",
                    help="teacher y = sum_k c_k He_k(w*.x) as a polynomial in He0..He8 or in z "
                         "(default 'He1 - 0.3*He3')")
+    p.add_argument("--stabiliser", metavar="LAM*Phi**P",
+                   help="term lam*|Phi|^p (lam > 0, p > 2) added to the action, e.g. "
+                        "'1e-3*Phi**8': keeps it bounded below for activations growing faster "
+                        "than linearly (default none)")
     _cubic_args_common(p)
 
 
@@ -141,7 +145,7 @@ def _transition(args):
         from ..solvers.single_index import single_index_transition
         tr = single_index_transition(args.activation, args.teacher, args.sigma_w2, rho=args.rho,
                                      n=args.n, d=args.d, width=args.width,
-                                     sigma_a2=args.sigma_a2)
+                                     sigma_a2=args.sigma_a2, stabiliser=args.stabiliser)
     else:
         tr = _cubic_transition(args) if args.model == "cubic" else _modular_transition(args)
     if getattr(args, "plot", None) is not None:
@@ -222,7 +226,7 @@ def _single_index_phase(args):
     else:
         u = args.u
     return single_index_phases(args.activation, args.teacher, [u], rho, args.sigma_w2,
-                               phys[1] if phys else 150)[0]
+                               phys[1] if phys else 150, stabiliser=args.stabiliser)[0]
 
 
 def _parse_axis(text, option):
@@ -249,8 +253,8 @@ def _diagram(args):
     x, y = _parse_axis(args.x, "--x"), _parse_axis(args.y, "--y")
     names = {"cubic": ("eps", "sigma_w2", "rho", "n", "d", "width", "sigma_a2", "sigma2", "u"),
              "modular": ("P", "width", "sigma_a2", "gamma", "sigma2"),
-             "single-index": ("activation", "teacher", "sigma_w2", "rho", "n", "d", "width",
-                              "sigma_a2", "sigma2", "u")}[args.model]
+             "single-index": ("activation", "teacher", "stabiliser", "sigma_w2", "rho", "n", "d",
+                              "width", "sigma_a2", "sigma2", "u")}[args.model]
     fixed = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if args.model == "single-index":
         from ._output import parse_params
