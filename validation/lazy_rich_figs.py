@@ -106,10 +106,8 @@ def fig2(scales=FIG2["scales"], p=FIG2["p"], N=FIG2["N"], steps=FIG2["steps"],
 
 
 def _plot_fig2(scales, curves, res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 3, figsize=(13, 3.6))
     for j, (s, r) in enumerate(zip(scales, curves)):
         ep = np.maximum(r.epoch, 1)
         ax[0].semilogx(ep, r.train_acc, f"C{j}--", lw=1)
@@ -130,7 +128,6 @@ def _plot_fig2(scales, curves, res, path):
     ax[2].set_xlabel("output scale"); ax[2].set_ylabel("final accuracy"); ax[2].legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- Fig. 5
@@ -282,10 +279,8 @@ def fig5(label_indices=FIG5["label_indices"], D=FIG5["D"], P=FIG5["P"], N=FIG5["
 
 
 def _plot_fig5(ks, curves, res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 2, figsize=(10, 3.6))
     for j, (k, (ep, tr, te)) in enumerate(zip(ks, curves)):
         e = np.maximum(ep, 1)
         ax[0].loglog(e, tr / tr[0], f"C{j}--", lw=1)
@@ -301,4 +296,3 @@ def _plot_fig5(ks, curves, res, path):
     ax[1].set_ylabel("final test MSE / initial")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)
