@@ -33,6 +33,9 @@ from kernelphase.results import Result, status_message
 
 __all__ = ["OrderState", "DynamicsResult", "reduced_steps", "run_order_dynamics",
            "population_loss", "MODELS"]
+# readout_steps and readout_order_parameters (trained read-outs, Kumar et al. Fig. 12) are
+# public but stay out of __all__ until tests/test_contract.py lists them as helpers (numba
+# kernel, formula); tests/test_lazy_rich_fig12.py covers them
 
 MODELS = {"network": 0, "linearised": 1, "population": 2}
 
@@ -234,3 +237,59 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
                           status=status, message=status_message(status),
                           params=dict(alpha=alpha, eps=eps, lr=lr, N=N, steps=steps,
                                       model=model, centred=centred, s=s))
+
+
+@njit(cache=True)
+def readout_steps(X, y, W, a, alpha, eps, gamma, nsteps, train_readouts):
+    r"""Advance ``(W, a)`` in place by ``nsteps`` exact GD steps with trained read-outs.
+
+    Network :math:`f = \frac\alpha N\sum_ia_i\varphi(w_i\cdot x)
+    = \alpha\,\bar w_a\cdot x + \frac{\alpha\varepsilon}2x^\top M_ax` with
+    :math:`\bar w_a = W^\top a/N`, :math:`M_a = W^\top\mathrm{diag}(a)W/N`. On
+    :math:`L = \frac1P\sum_\mu e_\mu^2` one step is, with :math:`\gamma = 2\eta\alpha/N` and
+    :math:`g,\hat C` built from the residual of :math:`(\bar w_a, M_a)` alone,
+
+    .. math::  w_i' = w_i - \gamma a_i(g + \varepsilon\hat Cw_i),\qquad
+               a_i' = a_i - \gamma\big(g\cdot w_i + \tfrac\varepsilon2w_i^\top\hat Cw_i\big).
+
+    The map of :math:`w_i` depends on :math:`a_i`, and :math:`a_i'` on
+    :math:`w_i^\top\hat Cw_i`: neurons with equal read-outs share one affine map (so a
+    frozen read-out vector with ``K`` distinct values closes on ``K`` copies of
+    :math:`(\bar w, M)`), but trained read-outs drift apart neuron by neuron and no finite
+    set of moments closes. The state is then :math:`(a, W)` itself; the order parameters
+    still give the residual and the exact test loss. ``y``: effective labels
+    (``y + f_0`` for the centred loss). ``train_readouts=False`` freezes ``a``. Cost per
+    step :math:`O(PD^2 + ND^2)`. Returns the train loss before the last step.
+    """
+    N, D = W.shape
+    P = X.shape[0]
+    loss = np.nan
+    for _ in range(nsteps):
+        wbar = np.dot(a, W) / N
+        M = np.dot(W.T, W * a.reshape(N, 1)) / N
+        e = _residual(X, y, wbar, M, alpha, eps, 0, wbar, M)
+        loss = np.mean(e * e)
+        g = np.dot(e, X) / P
+        C = np.dot((X * e.reshape(P, 1)).T, X) / P
+        WC = np.dot(W, C)                   # row i: (C w_i)^T, C symmetric
+        for i in range(N):
+            da = 0.0
+            if train_readouts:
+                for j in range(D):
+                    da += W[i, j] * (g[j] + 0.5 * eps * WC[i, j])
+            ai = a[i]
+            for j in range(D):
+                W[i, j] -= gamma * ai * (g[j] + eps * WC[i, j])
+            a[i] = ai - gamma * da
+    return loss
+
+
+def readout_order_parameters(W, a):
+    r""":math:`(\bar w_a, M_a) = (W^\top a/N,\ W^\top\mathrm{diag}(a)W/N)`: the network
+    :math:`\frac\alpha N\sum_ia_i\varphi(w_i\cdot x)` is
+    :math:`\alpha\bar w_a\cdot x + \frac{\alpha\varepsilon}2x^\top M_ax`, so the test-loss
+    decomposition :func:`population_loss` stays exact in them with trained read-outs."""
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    N = W.shape[0]
+    return W.T @ a / N, (W.T * a) @ W / N
