@@ -51,13 +51,17 @@ def test_readout_steps_equal_plain_gd(centred):
     assert np.abs(W2 - Wr).max() < 1e-12 and np.abs(a2 - ar).max() < 1e-12
 
 
+def _unit_readouts(seed):
+    X, y, beta, W, _ = _problem(seed)
+    alpha, eps, lr = 1.0, 0.5, 0.4
+    a = np.ones(W.shape[0])
+    return X, y, beta, W, a, alpha, eps, lr, 2 * lr * alpha / W.shape[0]
+
+
 def test_frozen_readouts_equal_the_reduction():
     """a = 1 frozen: the per-neuron stepper is the (w_bar, M) reduction."""
-    X, y, beta, W, _ = _problem(1)
-    alpha, eps, lr = 1.0, 0.5, 0.4
+    X, y, beta, W, a, alpha, eps, lr, gamma = _unit_readouts(1)
     N = W.shape[0]
-    a = np.ones(N)
-    gamma = 2 * lr * alpha / N
     wb, M = readout_order_parameters(W, a)
     readout_steps(X, y, W, a, alpha, eps, gamma, 80, False)
     reduced_steps(X, y, wb, M, alpha, eps, gamma, 80, 0, wb.copy(), M.copy(),
@@ -71,11 +75,8 @@ def test_frozen_readouts_equal_the_reduction():
 def test_trained_readouts_break_the_reduction():
     """Same start (a = 1): with trained read-outs the reduction drifts from the exact GD,
     from the first step on."""
-    X, y, beta, W, _ = _problem(2)
-    alpha, eps, lr = 1.0, 0.5, 0.4
+    X, y, beta, W, a, alpha, eps, lr, gamma = _unit_readouts(2)
     N = W.shape[0]
-    a = np.ones(N)
-    gamma = 2 * lr * alpha / N
     wb, M = readout_order_parameters(W, a)
     Wr, ar = _gd_reference(W, a, X, y, alpha, eps, lr, 1)
     r1 = (wb.copy(), M.copy())
