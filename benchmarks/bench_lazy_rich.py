@@ -10,6 +10,11 @@ with the default threads) are timed in ``R`` interleaved rounds. Medians of wall
 process CPU time are printed: on a shared, loaded machine the wall times of single rounds
 scatter by 3x or more, so only the ratio within a round and the medians mean anything.
 ``--full`` also times all 1e5 epochs of ``train()`` (records every 10 steps).
+
+Importing the stepper loads the OpenBLAS that numba calls (scipy's), so the
+``threadpool_limits(1)`` blocks here and in ``train()`` hold it at one thread too; before
+issue 15 it was loaded inside the block and kept its default threads. Target (issue 15):
+Fig. 1 in under 60 s, i.e. under 0.6 ms per step on one core.
 """
 import statistics
 import sys
@@ -73,8 +78,9 @@ def main(full=False, reps=5):
     per_round = [rows["numpy 1 thread"][i][0] / rows["reduced"][i][0] for i in range(reps)]
     print(f"per-round wall ratio (numpy 1 thread / reduced): "
           f"{', '.join(f'{r:.2f}' for r in per_round)}")
-    print(f"projected Fig. 1 (1e5 epochs): reduced {1e5 * red_w:.0f} s, "
-          f"numpy {1e5 * med['numpy 1 thread'][0]:.0f} s")
+    print(f"projected Fig. 1 (1e5 epochs): reduced {1e5 * red_w:.0f} s wall here, "
+          f"{1e5 * red_c:.0f} s CPU (= wall on an idle core; target < 60 s); numpy "
+          f"{1e5 * med['numpy 1 thread'][0]:.0f} s wall")
     if full:
         w, cpu = _time(lambda: train(D=D, P=P, N=N, alpha=alpha, eps=eps, c=c,
                                      steps=cfg["steps"], record_every=10))

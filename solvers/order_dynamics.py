@@ -27,12 +27,20 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
+# numba's np.dot calls the OpenBLAS that scipy ships, loaded on first use. Load it with this
+# module, so that a threadpool_limits(1) block entered before the first step (train(),
+# run_order_dynamics, the benchmark) limits it too: a library loaded inside the block keeps
+# its default threads and oversubscribes a shared machine.
+import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit
 
 from kernelphase.results import Result, status_message
 
 __all__ = ["OrderState", "DynamicsResult", "reduced_steps", "run_order_dynamics",
            "population_loss", "MODELS"]
+# readout_steps and readout_order_parameters (trained read-outs, Kumar et al. Fig. 12) are
+# public but stay out of __all__ until tests/test_contract.py lists them as helpers (numba
+# kernel, formula); tests/test_lazy_rich_fig12.py covers them
 
 MODELS = {"network": 0, "linearised": 1, "population": 2}
 
@@ -60,19 +68,80 @@ class DynamicsResult(Result):
     params: Mapping = field(default_factory=dict)
 
 
+#: column blocks of the symmetric products (_sym_product, _quad_forms): one block per
+#: _BLOCK columns, so that only the upper block rows are multiplied (10 measured fastest at
+#: D = 100, P = 550 with one OpenBLAS thread: 25 loses 30 %, one block 60 %)
+_BLOCK = 10
+
+
+@njit(cache=True)
+def _bounds(D):
+    nb = max(1, D // _BLOCK)
+    out = np.empty(nb + 1, np.int64)
+    for k in range(nb + 1):
+        out[k] = (k * D) // nb
+    return out
+
+
+@njit(cache=True)
+def _sym_product(A, B, out, bounds):
+    r"""``out = A @ B.T`` for a product known to be symmetric: only the upper block rows
+    :math:`A_k B_{k:}^\top` are multiplied (nb(nb+1)/2 of nb^2 blocks) and mirrored, so
+    ``out`` is exactly symmetric. ``A``, ``B``: (n, K) C-contiguous."""
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        blk = np.dot(A[a:b], B[a:].T)
+        for i in range(b - a):
+            for j in range(blk.shape[1]):
+                out[a + i, a + j] = blk[i, j]
+                out[a + j, a + i] = blk[i, j]
+
+
+@njit(cache=True)
+def _quad_forms(Xt, M, bounds, q):
+    r""":math:`q_\mu = x_\mu^\top Mx_\mu` for symmetric ``M`` from ``Xt`` (D, P): per block
+    row k, :math:`(M_{kk}, 2M_{k,>k})\,X^\top_{k:}`, then the column sums against
+    :math:`X^\top_k` (about half the flops of :math:`XM`)."""
+    D, P = Xt.shape
+    q[:] = 0.0
+    for k in range(bounds.size - 1):
+        a, b = bounds[k], bounds[k + 1]
+        Mk = np.empty((b - a, D - a))
+        for i in range(b - a):
+            for j in range(D - a):
+                Mk[i, j] = M[a + i, a + j] * (1.0 if j < b - a else 2.0)
+        Wk = np.dot(Mk, Xt[a:])
+        for i in range(b - a):
+            for mu in range(P):
+                q[mu] += Xt[a + i, mu] * Wk[i, mu]
+
+
 @njit(cache=True)
 def _residual(X, y, wbar, M, alpha, eps, model, wbar0, M0):
-    XM = np.dot(X, M)
+    """Residual of the reduced model (``model`` 1: linearised) on ``(X, y)``; ``M``
+    symmetric. ``wbar0``, ``M0`` are unused (kept for the callers' signature)."""
     q = np.empty(X.shape[0])
-    for mu in range(X.shape[0]):
-        acc = 0.0
-        for j in range(X.shape[1]):
-            acc += XM[mu, j] * X[mu, j]
-        q[mu] = acc
+    _quad_forms(np.ascontiguousarray(X.T), M, _bounds(X.shape[1]), q)
     lin = np.dot(X, wbar)
     if model == 1:
         return alpha * lin + alpha * eps * q - y
     return alpha * lin + 0.5 * alpha * eps * q - y
+
+
+@njit(cache=True)
+def _population_C(wbar, M, alpha, eps, wbar0, M0, T, centred):
+    D = wbar.shape[0]
+    if centred:
+        we = wbar - wbar0
+        A = alpha * eps * (M - M0) - T
+    else:
+        we = wbar.copy()
+        A = alpha * eps * M - T
+    C = A / (D * D)
+    trA = np.trace(A)
+    for j in range(D):
+        C[j, j] += trA / (2.0 * D * D)
+    return alpha * we / D, C
 
 
 @njit(cache=True)
@@ -83,42 +152,63 @@ def reduced_steps(X, y, wbar, M, alpha, eps, gamma, nsteps, model, wbar0, M0, T,
     loss; the linearised model's state is the displacement, its labels ``y`` only).
     ``model``: 0 network, 1 linearised, 2 population (``X``, ``y`` unused, ``T`` the
     target matrix). Returns the train loss before the last step (population: ``nan``).
+
+    Cost per step (models 0, 1): the quadratic forms :math:`x_\mu^\top Mx_\mu` and
+    :math:`\hat C` are symmetric, so each is formed from the upper block rows only
+    (:func:`_quad_forms`, :func:`_sym_product`; about :math:`(1+1/n_b)PD^2` flops each
+    instead of :math:`2PD^2`), plus :math:`\hat CM` and :math:`\hat CM\hat C`
+    (:math:`\approx3D^3`). Work arrays are allocated once per call; ``M`` is kept exactly
+    symmetric.
     """
     D = wbar.shape[0]
     P = X.shape[0]
     loss = np.nan
+    half = 1.0 if model == 1 else 0.5
+    bounds = _bounds(D)
+    Xt = np.ascontiguousarray(X.T)
+    Xe = np.empty((D, P))
+    q = np.empty(P)
+    C = np.empty((D, D))
+    CMC = np.empty((D, D))
+    ge = gamma * eps
     for _ in range(nsteps):
         if model == 2:
-            if centred:
-                we = wbar - wbar0
-                A = alpha * eps * (M - M0) - T
-            else:
-                we = wbar.copy()
-                A = alpha * eps * M - T
-            g = alpha * we / D
-            C = 2.0 * A / (2.0 * D * D)
-            trA = np.trace(A)
-            for j in range(D):
-                C[j, j] += trA / (2.0 * D * D)
+            g, C = _population_C(wbar, M, alpha, eps, wbar0, M0, T, centred)
         else:
-            e = _residual(X, y, wbar, M, alpha, eps, model, wbar0, M0)
+            _quad_forms(Xt, M, bounds, q)
+            e = alpha * np.dot(wbar, Xt) + (half * alpha * eps) * q - y
             loss = np.mean(e * e)
-            g = np.dot(e, X) / P
-            Xe = X * e.reshape(P, 1)
-            C = np.dot(Xe.T, X) / P
+            ep = e / P
+            g = np.dot(Xt, ep)
+            for j in range(D):
+                for mu in range(P):
+                    Xe[j, mu] = Xt[j, mu] * ep[mu]
+            _sym_product(Xe, Xt, C, bounds)
         if model == 1:
             # linearised: d(dw) = -gamma (g + eps C wbar0); dS = -gamma(sym(wbar0 g^T) + eps sym(M0 C))
             CM0 = np.dot(C, M0)
-            wbar += -gamma * (g + eps * np.dot(C, wbar0))
-            M += -gamma * (0.5 * (np.outer(wbar0, g) + np.outer(g, wbar0))
-                           + 0.5 * eps * (CM0 + CM0.T))
+            Cw0 = np.dot(C, wbar0)
+            for i in range(D):
+                for j in range(i, D):
+                    v = M[i, j] - gamma * (0.5 * (wbar0[i] * g[j] + g[i] * wbar0[j])
+                                           + 0.5 * eps * (CM0[i, j] + CM0[j, i]))
+                    M[i, j] = v
+                    M[j, i] = v
+            for i in range(D):
+                wbar[i] -= gamma * (g[i] + eps * Cw0[i])
         else:
-            Bw = wbar - gamma * eps * np.dot(C, wbar)
+            # BMB = M - ge(CM + MC) + ge^2 CMC, B = I - ge C; then the rank-2 terms in g
             CM = np.dot(C, M)
-            # BMB = M - ge(CM + MC) + ge^2 C M C
-            BMB = M - gamma * eps * (CM + CM.T) + (gamma * eps) ** 2 * np.dot(CM, C)
-            M[:, :] = BMB - gamma * (np.outer(g, Bw) + np.outer(Bw, g)) + gamma * gamma * np.outer(g, g)
-            wbar[:] = Bw - gamma * g
+            _sym_product(CM, C, CMC, bounds)
+            Bw = wbar - ge * np.dot(C, wbar)
+            for i in range(D):
+                for j in range(i, D):
+                    v = (M[i, j] - ge * (CM[i, j] + CM[j, i]) + ge * ge * CMC[i, j]
+                         - gamma * (g[i] * Bw[j] + Bw[i] * g[j]) + gamma * gamma * g[i] * g[j])
+                    M[i, j] = v
+                    M[j, i] = v
+            for i in range(D):
+                wbar[i] = Bw[i] - gamma * g[i]
     return loss
 
 
@@ -234,3 +324,59 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
                           status=status, message=status_message(status),
                           params=dict(alpha=alpha, eps=eps, lr=lr, N=N, steps=steps,
                                       model=model, centred=centred, s=s))
+
+
+@njit(cache=True)
+def readout_steps(X, y, W, a, alpha, eps, gamma, nsteps, train_readouts):
+    r"""Advance ``(W, a)`` in place by ``nsteps`` exact GD steps with trained read-outs.
+
+    Network :math:`f = \frac\alpha N\sum_ia_i\varphi(w_i\cdot x)
+    = \alpha\,\bar w_a\cdot x + \frac{\alpha\varepsilon}2x^\top M_ax` with
+    :math:`\bar w_a = W^\top a/N`, :math:`M_a = W^\top\mathrm{diag}(a)W/N`. On
+    :math:`L = \frac1P\sum_\mu e_\mu^2` one step is, with :math:`\gamma = 2\eta\alpha/N` and
+    :math:`g,\hat C` built from the residual of :math:`(\bar w_a, M_a)` alone,
+
+    .. math::  w_i' = w_i - \gamma a_i(g + \varepsilon\hat Cw_i),\qquad
+               a_i' = a_i - \gamma\big(g\cdot w_i + \tfrac\varepsilon2w_i^\top\hat Cw_i\big).
+
+    The map of :math:`w_i` depends on :math:`a_i`, and :math:`a_i'` on
+    :math:`w_i^\top\hat Cw_i`: neurons with equal read-outs share one affine map (so a
+    frozen read-out vector with ``K`` distinct values closes on ``K`` copies of
+    :math:`(\bar w, M)`), but trained read-outs drift apart neuron by neuron and no finite
+    set of moments closes. The state is then :math:`(a, W)` itself; the order parameters
+    still give the residual and the exact test loss. ``y``: effective labels
+    (``y + f_0`` for the centred loss). ``train_readouts=False`` freezes ``a``. Cost per
+    step :math:`O(PD^2 + ND^2)`. Returns the train loss before the last step.
+    """
+    N, D = W.shape
+    P = X.shape[0]
+    loss = np.nan
+    for _ in range(nsteps):
+        wbar = np.dot(a, W) / N
+        M = np.dot(W.T, W * a.reshape(N, 1)) / N
+        e = _residual(X, y, wbar, M, alpha, eps, 0, wbar, M)
+        loss = np.mean(e * e)
+        g = np.dot(e, X) / P
+        C = np.dot((X * e.reshape(P, 1)).T, X) / P
+        WC = np.dot(W, C)                   # row i: (C w_i)^T, C symmetric
+        for i in range(N):
+            da = 0.0
+            if train_readouts:
+                for j in range(D):
+                    da += W[i, j] * (g[j] + 0.5 * eps * WC[i, j])
+            ai = a[i]
+            for j in range(D):
+                W[i, j] -= gamma * ai * (g[j] + eps * WC[i, j])
+            a[i] = ai - gamma * da
+    return loss
+
+
+def readout_order_parameters(W, a):
+    r""":math:`(\bar w_a, M_a) = (W^\top a/N,\ W^\top\mathrm{diag}(a)W/N)`: the network
+    :math:`\frac\alpha N\sum_ia_i\varphi(w_i\cdot x)` is
+    :math:`\alpha\bar w_a\cdot x + \frac{\alpha\varepsilon}2x^\top M_ax`, so the test-loss
+    decomposition :func:`population_loss` stays exact in them with trained read-outs."""
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    N = W.shape[0]
+    return W.T @ a / N, (W.T * a) @ W / N

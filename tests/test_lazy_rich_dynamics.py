@@ -17,8 +17,9 @@ def _setup(convention, D=20, P=60, N=30, seed=0):
 
 @pytest.mark.parametrize("convention", ["A", "B"])
 @pytest.mark.parametrize("centred", [True, False])
-def test_gh_5_reduced_equals_full_gd_1000_steps(convention, centred):
-    X, y, beta, s, W = _setup(convention)
+@pytest.mark.parametrize("D", [20, 37])     # 37: uneven column blocks of the stepper (gh 15)
+def test_gh_5_reduced_equals_full_gd_1000_steps(convention, centred, D):
+    X, y, beta, s, W = _setup(convention, D=D)
     N, D = W.shape
     alpha, eps, c = 1.0, 0.25, 0.5
     lr = c * N / alpha ** 2
@@ -130,3 +131,44 @@ def test_train_bad_input():
     with pytest.raises(ValueError, match="model"):
         run_order_dynamics(np.zeros((2, 2)), np.zeros(2), np.zeros(2), np.zeros(2), np.eye(2),
                            np.ones(2), 1.0, 0.1, 1.0, 2, 10, model="lazy")
+
+
+def test_gh_15_blocked_symmetric_products_match_numpy():
+    """The half-flop symmetric products of the stepper, at a D with uneven blocks."""
+    from kernelphase.solvers.order_dynamics import _bounds, _quad_forms, _sym_product
+    rng = np.random.default_rng(7)
+    D, P = 37, 53
+    X = rng.standard_normal((P, D))
+    A = rng.standard_normal((D, D))
+    M = A + A.T
+    e = rng.standard_normal(P)
+    b = _bounds(D)
+    assert b[0] == 0 and b[-1] == D and b.size > 2          # several blocks
+    q = np.empty(P)
+    _quad_forms(np.ascontiguousarray(X.T), M, b, q)
+    assert np.allclose(q, np.einsum("pi,ij,pj->p", X, M, X), rtol=1e-12, atol=1e-12)
+    C = np.empty((D, D))
+    Xt = np.ascontiguousarray(X.T)
+    _sym_product(Xt * e, Xt, C, b)
+    assert np.allclose(C, X.T @ (X * e[:, None]), rtol=1e-12, atol=1e-11)
+    assert np.array_equal(C, C.T)
+
+
+def test_gh_15_numba_blas_held_to_one_thread():
+    """numba calls scipy's OpenBLAS; importing the stepper loads it, so a threadpool_limits(1)
+    entered afterwards (as train() does) holds it at one thread. Fresh process: in this one
+    scipy is loaded already."""
+    import subprocess
+    import sys
+    code = ("import numpy as np\n"
+            "from kernelphase.solvers.order_dynamics import reduced_steps\n"
+            "from threadpoolctl import threadpool_limits, threadpool_info\n"
+            "with threadpool_limits(1):\n"
+            "    X = np.ones((4, 3)); w = np.zeros(3); M = np.eye(3)\n"
+            "    reduced_steps(X, np.ones(4), w, M, 1.0, 0.1, 0.1, 2, 0, w, M, M, True)\n"
+            "    print(sorted({i['num_threads'] for i in threadpool_info()\n"
+            "                  if i['user_api'] == 'blas'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1]"

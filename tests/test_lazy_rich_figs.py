@@ -201,7 +201,9 @@ def test_cli_fig5_label_index(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv,match", [
-    (("--preset", "fig12"), "fig12 (trained read-outs"),
+    (("--preset", "fig12", "--c", 0), "c=0"),
+    (("--preset", "fig12", "--scales", "1"), "--scales does not apply to --preset fig12"),
+    (("--preset", "fig12", "--threshold", 0), "threshold=0"),
     (("--preset", "fig2", "--D", 5), "--D does not apply to --preset fig2"),
     (("--preset", "fig2", "--scales", "1,1"), "twice"),
     (("--preset", "fig2", "--scales", "0"), "--scales entry='0'"),

@@ -1,8 +1,9 @@
 r"""Paper reproductions of Kumar et al. 2023 (arXiv 2310.06110) beyond the polynomial target:
-Fig. 2 (modular addition without weight decay, :func:`fig2`) and Fig. 5 / Sec. 6.1 (grokking on
-arbitrary data through kernel eigenvectors, :func:`fig5`).
+Fig. 2 (modular addition without weight decay, :func:`fig2`), Fig. 5 / Sec. 6.1 (grokking on
+arbitrary data through kernel eigenvectors, :func:`fig5`) and Fig. 12 (the Fig. 4 network with
+trained read-outs, :func:`fig12`).
 
-Both return a :class:`kernelphase.results.Result`; with ``out`` (an existing folder) they
+All return a :class:`kernelphase.results.Result`; with ``out`` (an existing folder) they
 write CSV curves, a PNG and ``summary.json`` into it.
 """
 import math
@@ -15,8 +16,10 @@ import numpy as np
 from kernelphase.io import atomic_write_json, provenance, savefig_atomic, write_csv
 from kernelphase.results import Result
 
-__all__ = ["FIG2", "FIG5", "Fig2Result", "Fig5Result", "fig2", "fig5", "eigenvector_labels",
-           "train_on_labels"]
+__all__ = ["FIG2", "FIG5", "FIG12", "Fig2Result", "Fig5Result", "Fig12Result", "fig2", "fig5",
+           "eigenvector_labels", "train_on_labels"]
+# fig12 is public but stays out of __all__ until tests/test_contract.py registers it;
+# tests/test_lazy_rich_fig12.py checks its result contract
 
 #: Fig. 2 parameters (theory note Sec. 8): p = 23, 90 % of the table, N = 100,
 #: lr = 100/alpha^2, alpha = scale^2, scales {0.5, 1, 1.5, 2}, 1e5 epochs in the sweep
@@ -27,6 +30,26 @@ FIG2 = dict(p=23, N=100, train_fraction=0.9, scales=(0.5, 1.0, 1.5, 2.0), steps=
 #: eps = 0.25, eta = 0.5 N / alpha^2, 25 000 epochs, centred loss
 FIG5 = dict(D=100, P=100, N=2, alpha=1.0, eps=0.25, c=0.5, steps=25_000,
             label_indices=(1, 5, 70, 75, 100, 150))
+
+#: Fig. 12 parameters (theory note Sec. 8): Fig. 4 (convention A, D = 40, P = 120, N = 2,
+#: alpha = 1, eps = 0.25, uncentred loss) with trained read-outs, eta = 0.05 N / alpha^2,
+#: 1e5 epochs. Read-outs start at 1 (the Fig. 4 network; the paper's initial a is not known)
+FIG12 = dict(D=40, P=120, N=2, alpha=1.0, eps=0.25, c=0.05, steps=100_000, centred=False,
+             readout_init="ones")
+
+#: where the (wbar, M) reduction stops being exact with trained read-outs (Fig12Result.reduction)
+FIG12_REDUCTION = (
+    "f = alpha wbar_a.x + (alpha eps/2) x^T M_a x with wbar_a = W^T a/N, M_a = W^T diag(a) W/N, "
+    "so the test loss t1+t2+t3 stays exact in (wbar_a, M_a). The dynamics do not close: one GD "
+    "step maps w_i -> w_i - gamma a_i (g + eps C w_i), which depends on a_i, and "
+    "a_i -> a_i - gamma (g.w_i + (eps/2) w_i^T C w_i), which depends on w_i beyond the moments. "
+    "Frozen read-outs with K distinct values close on K copies of (wbar, M) (K = 1 for a = 1: "
+    "the reduction); trained read-outs split every neuron and no finite set of moments closes "
+    "(M_a' needs sum_i a_i^2 w_i w_i^T, whose update needs sum_i a_i^3 w_i w_i^T and the "
+    "fourth moments sum_i (w_i^T C w_i) w_i w_i^T). Replacement: the exact per-neuron state "
+    "(a, W) driven by the order parameters (g, C from the residual of (wbar_a, M_a)), "
+    "O(P D^2 + N D^2) per step; closure_defect measures the part of a true step the reduction "
+    "misses.")
 
 
 # --------------------------------------------------------------------------- Fig. 2
@@ -106,10 +129,8 @@ def fig2(scales=FIG2["scales"], p=FIG2["p"], N=FIG2["N"], steps=FIG2["steps"],
 
 
 def _plot_fig2(scales, curves, res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 3, figsize=(13, 3.6))
     for j, (s, r) in enumerate(zip(scales, curves)):
         ep = np.maximum(r.epoch, 1)
         ax[0].semilogx(ep, r.train_acc, f"C{j}--", lw=1)
@@ -130,7 +151,6 @@ def _plot_fig2(scales, curves, res, path):
     ax[2].set_xlabel("output scale"); ax[2].set_ylabel("final accuracy"); ax[2].legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- Fig. 5
@@ -282,10 +302,8 @@ def fig5(label_indices=FIG5["label_indices"], D=FIG5["D"], P=FIG5["P"], N=FIG5["
 
 
 def _plot_fig5(ks, curves, res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 2, figsize=(10, 3.6))
     for j, (k, (ep, tr, te)) in enumerate(zip(ks, curves)):
         e = np.maximum(ep, 1)
         ax[0].loglog(e, tr / tr[0], f"C{j}--", lw=1)
@@ -301,4 +319,262 @@ def _plot_fig5(ks, curves, res, path):
     ax[1].set_ylabel("final test MSE / initial")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- Fig. 12
+
+@dataclass(frozen=True)
+class Fig12Result(Result):
+    r"""Fig. 12: the Fig. 4 network with trained read-outs, against the :math:`(\bar w, M)`
+    reduction (read-outs frozen at their initial value).
+
+    ``t_train``, ``t_test``: first record with the (trained-read-out) loss below
+    ``threshold``; ``frozen_*``: the same for the reduction. ``max_test_gap``: largest
+    :math:`|L^{\rm test}_{\rm trained} - L^{\rm test}_{\rm frozen}|` over the records, at
+    ``max_gap_epoch``; ``gap_onset_epoch``: first record where that gap exceeds 1 % of the
+    frozen test loss. ``closure_defect_max`` (and ``_final``): over the records,
+    :math:`\|M_a(t{+}1) - R(M_a(t))\|_F/\|M_a(t{+}1) - M_a(t)\|_F`, where :math:`R` is one
+    step of the reduction from the current :math:`(\bar w_a, M_a)`: the fraction of a true
+    step the reduction misses (0 for frozen read-outs; measured every 10th record).
+    ``readouts_initial``,
+    ``readouts_final``: :math:`a`. ``test_loss_mc``: final test MSE on ``n_test`` fresh
+    points (the paper's measure; the exact population loss is ``final_test_loss``).
+    ``reduction``: the text :data:`FIG12_REDUCTION` (why the reduction is not exact here).
+    ``status`` 0: both runs finished and both times were measured; 6: a run diverged; 7: a
+    loss never fell below ``threshold``.
+    """
+    t_train: float
+    t_test: float
+    frozen_t_train: float
+    frozen_t_test: float
+    initial_test_loss: float
+    final_train_loss: float
+    final_test_loss: float
+    frozen_final_test_loss: float
+    final_terms: tuple
+    test_loss_mc: float
+    max_test_gap: float
+    max_gap_epoch: float
+    gap_onset_epoch: float
+    closure_defect_max: float
+    closure_defect_final: float
+    readouts_initial: tuple
+    readouts_final: tuple
+    weight_norm_initial: float
+    weight_norm_final: float
+    threshold: float
+    reduction: str
+    provenance: dict
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+def _fig12_setup(D, P, N, eps, seed, readout_init, n_test):
+    """Data (convention A), W0, a0 and test points, in one order from ``default_rng(seed)``."""
+    from .polynomial_net import init_weights, make_data
+    rng = np.random.default_rng(seed)
+    X, y, beta, s = make_data(D, P, rng, "A")
+    W = init_weights(N, D, rng)
+    a = np.ones(N) if readout_init == "ones" else rng.standard_normal(N)
+    Xt, yt, _, _ = make_data(D, n_test, np.random.default_rng([seed, 1]), "A", beta=beta)
+    return X, y, beta, s, W, a, Xt, yt
+
+
+def fig12(D=FIG12["D"], P=FIG12["P"], N=FIG12["N"], alpha=FIG12["alpha"], eps=FIG12["eps"],
+          c=FIG12["c"], steps=FIG12["steps"], seed=0, centred=FIG12["centred"],
+          readout_init=FIG12["readout_init"], record_every=10, threshold=0.1, n_test=1000,
+          out=None, checkpoint=None, checkpoint_seconds=30.0, progress=False,
+          _stop_after_records=None):
+    r"""Fig. 12: train :math:`f = \frac\alpha N\sum_ia_i\varphi(w_i\cdot x)` with both
+    :math:`W` and the read-outs :math:`a` by full-batch GD (:math:`\eta = cN/\alpha^2`, MSE
+    without ½), and beside it the :math:`(\bar w, M)` reduction with :math:`a` frozen.
+
+    With trained read-outs the reduction is no longer closed (see
+    :func:`kernelphase.solvers.order_dynamics.readout_steps`): the exact state is
+    :math:`(a, W)`, advanced through the order parameters
+    :math:`\bar w_a = W^\top a/N`, :math:`M_a = W^\top\mathrm{diag}(a)W/N`, in which the test
+    loss :math:`t_1+t_2+t_3` stays exact. The frozen run is the reduction itself
+    (:func:`~kernelphase.solvers.order_dynamics.reduced_steps` on :math:`(\bar w, M)` when
+    ``readout_init="ones"``; otherwise the same per-neuron stepper with :math:`a` frozen).
+
+    ``readout_init``: ``"ones"`` (the Fig. 4 network at t = 0) or ``"gaussian"``
+    (:math:`a_i\sim\mathcal N(0,1)`). ``checkpoint``: a :class:`kernelphase.io.RunDir` whose key
+    holds every parameter; saved atomically at most every ``checkpoint_seconds`` and at the
+    end, resumed bit for bit. With ``out``: ``curves.csv``, ``fig12.png``, ``summary.json``.
+    Returns a :class:`Fig12Result`.
+    """
+    import time
+    from threadpoolctl import threadpool_limits
+    from kernelphase._checks import check_choice, check_int, check_range
+    from kernelphase.progress import progress as pbar
+    from kernelphase.results import status_message
+    from kernelphase.solvers.order_dynamics import (population_loss, readout_order_parameters,
+                                                    readout_steps, reduced_steps)
+    from .polynomial_net import check_train_params, t_below
+    check_train_params(D, P, N, alpha, eps, c, steps, seed, "A", "network", record_every)
+    check_choice("readout_init", readout_init, ("ones", "gaussian"))
+    threshold = check_range("threshold", threshold, 0, math.inf, lo_open=True)
+    n_test = check_int("n_test", n_test, 1, 10**5)
+    check_range("checkpoint_seconds", checkpoint_seconds, 0, 1e6)
+    D, P, N, steps, record_every = int(D), int(P), int(N), int(steps), int(record_every)
+    alpha, eps, c = float(alpha), float(eps), float(c)
+    X, y, beta, s, W, a, Xt, yt = _fig12_setup(D, P, N, eps, seed, readout_init, n_test)
+    lr = c * N / alpha ** 2
+    gamma = 2.0 * lr * alpha / N
+    T = s * np.outer(beta, beta)
+    wb0, M0 = readout_order_parameters(W, a)
+    f0 = alpha * X @ wb0 + 0.5 * alpha * eps * np.einsum("pi,ij,pj->p", X, M0, X)
+    yeff = y + f0 if centred else y
+    cen = (wb0, M0) if centred else (None, None)
+    use_reduced = readout_init == "ones"
+    fz = dict(W=W.copy(), a=a.copy(), wbar=wb0.copy(), M=M0.copy())     # frozen run state
+    W0, a0 = W.copy(), a.copy()
+    params = dict(D=D, P=P, N=N, alpha=alpha, eps=eps, c=c, steps=steps, seed=int(seed),
+                  centred=bool(centred), readout_init=readout_init,
+                  record_every=record_every, n_test=n_test)
+    nrec = steps // record_every + 1
+    names = ("epoch", "train", "test", "t1", "t2", "t3", "frozen_train", "frozen_test",
+             "weight_norm", "closure_defect") + tuple(f"a{i}" for i in range(min(N, 8)))
+    rec = {k: np.full(nrec, np.nan) for k in names}
+    start, name = 0, "checkpoint_fig12.npz"
+    if checkpoint is not None:
+        from .polynomial_net import _check_key
+        _check_key(checkpoint, params)
+        ck = checkpoint.load(name)
+        if ck is not None:
+            start = int(ck["record"]) + 1
+            W, a = ck["W"], ck["a"]
+            fz = {k: ck["fz_" + k] for k in fz}
+            rec = {k: ck["rec_" + k] for k in rec}
+
+    def _loss(wb, M):
+        return population_loss(wb, M, beta, alpha, eps, s, *cen)
+
+    def _train_loss(wb, M):
+        e = alpha * X @ wb + 0.5 * alpha * eps * np.einsum("pi,ij,pj->p", X, M, X) - yeff
+        return float(np.mean(e * e))
+
+    status, end, last_ck = 0, nrec, time.time()
+    with threadpool_limits(1), np.errstate(over="ignore", invalid="ignore"):
+        for r in pbar(range(start, nrec), total=nrec - start, desc="fig12", enabled=progress):
+            if r > 0:
+                readout_steps(X, yeff, W, a, alpha, eps, gamma, record_every, True)
+                if use_reduced:
+                    reduced_steps(X, yeff, fz["wbar"], fz["M"], alpha, eps, gamma,
+                                  record_every, 0, wb0, M0, T, False)
+                else:
+                    readout_steps(X, yeff, fz["W"], fz["a"], alpha, eps, gamma, record_every,
+                                  False)
+            wb, M = readout_order_parameters(W, a)
+            fwb, fM = ((fz["wbar"], fz["M"]) if use_reduced
+                       else readout_order_parameters(fz["W"], fz["a"]))
+            rec["epoch"][r] = r * record_every
+            rec["train"][r] = _train_loss(wb, M)
+            rec["frozen_train"][r] = _train_loss(fwb, fM)
+            try:
+                rec["test"][r], (rec["t1"][r], rec["t2"][r], rec["t3"][r]) = _loss(wb, M)
+                rec["frozen_test"][r] = _loss(fwb, fM)[0]
+            except (OverflowError, FloatingPointError, ZeroDivisionError):
+                rec["test"][r] = rec["frozen_test"][r] = np.inf
+            rec["weight_norm"][r] = math.sqrt(float(np.sum(W * W) + a @ a))
+            for i in range(min(N, 8)):
+                rec[f"a{i}"][r] = a[i]
+            if r % 10 == 0 or r == nrec - 1:
+                rec["closure_defect"][r] = _closure_defect(X, yeff, W, a, wb, M, alpha, eps,
+                                                           gamma, wb0, M0, T)
+            if not (np.isfinite(rec["test"][r]) and np.isfinite(rec["frozen_test"][r])
+                    and np.all(np.isfinite(W)) and np.all(np.isfinite(a))):
+                status, end = 6, r + 1
+                break
+            if _stop_after_records is not None and r >= _stop_after_records:
+                end = r + 1
+                break          # test hook: an interrupted run
+            if checkpoint is not None and (time.time() - last_ck >= checkpoint_seconds
+                                           or r == nrec - 1):
+                checkpoint.save(name, params=params, record=r, W=W, a=a,
+                                **{"fz_" + k: v for k, v in fz.items()},
+                                **{"rec_" + k: v for k, v in rec.items()})
+                last_ck = time.time()
+    rec = {k: v[:end] for k, v in rec.items()}
+    ep = rec["epoch"]
+    tt, ts = t_below(ep, rec["train"], threshold), t_below(ep, rec["test"], threshold)
+    ftt = t_below(ep, rec["frozen_train"], threshold)
+    fts = t_below(ep, rec["frozen_test"], threshold)
+    gap = np.abs(rec["test"] - rec["frozen_test"])
+    ig = int(np.nanargmax(gap)) if np.any(np.isfinite(gap)) else 0
+    onset = np.flatnonzero(gap > 0.01 * np.abs(rec["frozen_test"]))
+    cd = rec["closure_defect"]
+    wb, M = readout_order_parameters(W, a)
+    ft = alpha * Xt @ wb + 0.5 * alpha * eps * np.einsum("pi,ij,pj->p", Xt, M, Xt)
+    if centred:
+        ft = ft - (alpha * Xt @ wb0 + 0.5 * alpha * eps * np.einsum("pi,ij,pj->p", Xt, M0, Xt))
+    detail = None
+    if status == 6:
+        detail = f"non-finite loss or weights at step {int(ep[-1])}; lower c"
+    elif _stop_after_records is None and not all(map(math.isfinite, (tt, ts, ftt, fts))):
+        status, detail = 7, (f"a loss never fell below threshold={threshold:g} in {steps} "
+                             f"steps; raise steps")
+    nan = float("nan")
+    res = Fig12Result(
+        t_train=tt, t_test=ts, frozen_t_train=ftt, frozen_t_test=fts,
+        initial_test_loss=float(rec["test"][0]), final_train_loss=float(rec["train"][-1]),
+        final_test_loss=float(rec["test"][-1]),
+        frozen_final_test_loss=float(rec["frozen_test"][-1]),
+        final_terms=(float(rec["t1"][-1]), float(rec["t2"][-1]), float(rec["t3"][-1])),
+        test_loss_mc=float(np.mean((ft - yt) ** 2)) if status != 6 else nan,
+        max_test_gap=float(gap[ig]), max_gap_epoch=float(ep[ig]),
+        gap_onset_epoch=float(ep[onset[0]]) if onset.size else nan,
+        closure_defect_max=float(np.nanmax(rec["closure_defect"])),
+        closure_defect_final=float(cd[np.isfinite(cd)][-1]),
+        readouts_initial=tuple(float(v) for v in a0),
+        readouts_final=tuple(float(v) for v in a),
+        weight_norm_initial=float(rec["weight_norm"][0]),
+        weight_norm_final=float(rec["weight_norm"][-1]), threshold=threshold,
+        reduction=FIG12_REDUCTION, provenance=provenance(params, seed), status=status,
+        message=status_message(status, detail), params=params)
+    if out is not None:
+        write_csv(os.path.join(out, "curves.csv"), list(rec), zip(*rec.values()))
+        _plot_fig12(rec, res, os.path.join(out, "fig12.png"))
+        atomic_write_json(os.path.join(out, "summary.json"), res)
+    return res
+
+
+def _closure_defect(X, yeff, W, a, wb, M, alpha, eps, gamma, wb0, M0, T):
+    """One true step of (W, a) against one (wbar, M) reduction step from its statistics:
+    ``|M_a' - R(M_a)|_F / |M_a' - M_a|_F``."""
+    from kernelphase.solvers.order_dynamics import (readout_order_parameters, readout_steps,
+                                                    reduced_steps)
+    W1, a1, rw, rM = W.copy(), a.copy(), wb.copy(), M.copy()
+    readout_steps(X, yeff, W1, a1, alpha, eps, gamma, 1, True)
+    reduced_steps(X, yeff, rw, rM, alpha, eps, gamma, 1, 0, wb0, M0, T, False)
+    M1 = readout_order_parameters(W1, a1)[1]
+    step = np.linalg.norm(M1 - M)
+    return float(np.linalg.norm(M1 - rM) / step) if step > 0 else 0.0
+
+
+def _plot_fig12(rec, res, path):
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 3, figsize=(13, 3.6))
+    ep = np.maximum(rec["epoch"], 1)
+    ax[0].loglog(ep, rec["train"], "C0--", label="train, read-outs trained")
+    ax[0].loglog(ep, rec["test"], "C0-", label="test, read-outs trained")
+    ax[0].loglog(ep, rec["frozen_train"], "k--", lw=1, label=r"train, $(\bar w, M)$ reduction")
+    ax[0].loglog(ep, rec["frozen_test"], "k-", lw=1, label=r"test, $(\bar w, M)$ reduction")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("MSE"); ax[0].legend(fontsize=7)
+    for k, lab in (("t1", "variance"), ("t2", "alignment"), ("t3", "linear term")):
+        ax[1].loglog(ep, rec[k], label=lab)
+    ax[1].loglog(ep, rec["test"], "k", label="full test loss")
+    ax[1].set_xlabel("epoch"); ax[1].set_title(r"terms in $(\bar w_a, M_a)$ (exact)",
+                                              fontsize=9)
+    ax[1].legend(fontsize=7)
+    for k in rec:
+        if k.startswith("a") and k[1:].isdigit():
+            ax[2].semilogx(ep, rec[k], label=f"$a_{{{int(k[1:]) + 1}}}$")
+    a2 = ax[2].twinx()
+    ok = np.isfinite(rec["closure_defect"])
+    a2.loglog(ep[ok], np.maximum(rec["closure_defect"][ok], 1e-17), "0.5", lw=1)
+    a2.set_ylabel("closure defect per step (grey)")
+    ax[2].set_xlabel("epoch"); ax[2].set_ylabel("read-outs"); ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=100)

@@ -174,10 +174,8 @@ def _write_run(out, run, lin, res):
 
 
 def _plot(run, lin, summary, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    from kernelphase.figures import subplots
+    fig, ax = subplots(1, 3, figsize=(13, 3.6))
     ep = np.maximum(run.epoch, 1)
     ax[0].loglog(ep, run.train, "C0--", label="train")
     ax[0].loglog(ep, run.test, "C0-", label="test")
@@ -201,7 +199,6 @@ def _plot(run, lin, summary, path):
     ax[2].set_xlabel("epoch"); ax[2].legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)
 
 
 @dataclass(frozen=True)
@@ -295,13 +292,12 @@ def sweep(cfg, alphas, epss, seed=0, out=None, threshold=0.1, record_every=10,
 def _plot_grid(runs, alphas, epss, path):
     """Fig. 3(e): amount of grokking over (eps, alpha), nan (never below threshold) grey."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kernelphase.figures import subplots
     G = np.full((len(alphas), len(epss)), np.nan)
     for r in runs:
         G[alphas.index(r["alpha"]), epss.index(r["eps"])] = r["grokking"]
-    fig, ax = plt.subplots(figsize=(4.5, 3.8))
-    cmap = plt.get_cmap("OrRd").copy()
+    fig, ax = subplots(figsize=(4.5, 3.8))
+    cmap = matplotlib.colormaps["OrRd"].copy()
     cmap.set_bad("0.7")
     im = ax.imshow(G, origin="lower", cmap=cmap, aspect="auto",
                    extent=(min(epss), max(epss), min(alphas), max(alphas)))
@@ -310,4 +306,3 @@ def _plot_grid(runs, alphas, epss, path):
     ax.set_ylabel("laziness alpha")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
-    plt.close(fig)

@@ -7,7 +7,8 @@ linearised / population runs through the exact reduced dynamics; CSV, PNG, JSON)
 
 ``train --preset fig2`` trains the quadratic network on modular addition for several output
 scales (accuracy-jump times, weight norm); ``train --preset fig5`` trains on NTK-eigenvector
-labels (Sec. 6.1); ``--preset fig12`` (trained read-outs) is not implemented yet.
+labels (Sec. 6.1); ``train --preset fig12`` trains the Fig. 4 network with its read-outs
+(exact per-neuron dynamics) beside the (w_bar, M) reduction with frozen read-outs.
 """
 import math
 import os
@@ -58,7 +59,7 @@ def register(subparsers):
                                 + (("fig2", "fig5", "fig12") if name == "train" else ())),
                        help="paper parameter set (Kumar et al. 2023 figure); fig2: modular "
                             "addition over output scales, fig5: NTK-eigenvector labels, "
-                            "fig12: not implemented yet")
+                            "fig12: trained read-outs against the (w_bar, M) reduction")
         for opt, typ, h in (("--D", int, "input dimension, 1 to 1e6"),
                             ("--P", int, "training points, 1 to 1e8"),
                             ("--N", int, "width, 1 to 1e8"),
@@ -112,6 +113,9 @@ def register(subparsers):
                            help="fig5 only: labels are the K-th eigenvector (descending) of "
                                 "the NTK Gram matrix at init, 1 to 2P (None: the paper's "
                                 "1,5,70,75,100,150)")
+            t.add_argument("--readout-init", choices=("ones", "gaussian"), default=None,
+                           help="fig12 only: initial read-outs, all 1 (the Fig. 4 network) or "
+                                "N(0, 1) (None: ones)")
         else:
             t.add_argument("--out", default=None,
                            help="output folder (sweep.csv, sweep.json, grokking_grid.png); "
@@ -218,11 +222,13 @@ _ALIASES = {"--D": ("--d",), "--P": ("--n",), "--N": ("--width",)}
 _FIG_OPTIONS = {   # option -> (attribute, default): must stay unset outside their preset
     "--scales": ("scales", None), "--modulus": ("modulus", None),
     "--train-fraction": ("train_fraction", None), "--acc-level": ("acc_level", 0.9),
-    "--label-index": ("label_index", None)}
+    "--label-index": ("label_index", None), "--readout-init": ("readout_init", None)}
 _FIG_USES = {"fig2": {"--scales", "--modulus", "--train-fraction", "--acc-level", "--N",
                       "--steps"},
              "fig5": {"--label-index", "--D", "--P", "--N", "--alpha", "--eps", "--c",
-                      "--steps"}}
+                      "--steps"},
+             "fig12": {"--readout-init", "--D", "--P", "--N", "--alpha", "--eps", "--c",
+                       "--steps", "--loss"}}
 _MODEL_OPTIONS = {"--D": ("D", None), "--P": ("P", None), "--N": ("N", None),
                   "--alpha": ("alpha", None), "--eps": ("eps", None), "--c": ("c", None),
                   "--steps": ("steps", None), "--convention": ("convention", None),
@@ -239,17 +245,16 @@ def _reject_foreign(args):
         used = opt in uses if uses is not None else opt not in _FIG_OPTIONS
         if not used and getattr(args, attr) != default:
             where = (f"--preset {args.preset}" if uses is not None
-                     else f"--preset {args.preset} (only fig2/fig5)")
+                     else f"--preset {args.preset} (only fig2/fig5/fig12)")
             raise ValueError(f"{opt} does not apply to {where}")
 
 
 def _train(args):
-    if args.preset == "fig12":
-        raise NotImplementedError("--preset fig12 (trained read-outs, Kumar et al. Fig. 12) "
-                                  "is not implemented yet")
     _reject_foreign(args)
     if args.preset == "fig2":
         return _train_fig2(args)
+    if args.preset == "fig12":
+        return _train_fig12(args)
     if args.preset == "fig5":
         return _train_fig5(args)
     if args.threshold is None:
@@ -258,9 +263,8 @@ def _train(args):
 
 
 def _train_poly(args):
-    import shutil
     from .._checks import check_int, check_range
-    from ..io import RunDir, check_output_dir
+    from ..io import check_output_dir
     from ._lists import emit
     cfg = _config(args)
     check_int("align_points", args.align_points, 0, 10**5)
@@ -272,22 +276,53 @@ def _train_poly(args):
     key = dict(cfg, seed=args.seed, model=args.model, record_every=args.record_every,
                threshold=args.threshold, relative=args.relative,
                with_linearised=args.with_linearised, align_points=args.align_points)
+    res = _in_run_dir(out, key, args.resume, lambda run_dir: train_and_report(
+        cfg, seed=args.seed, model=args.model, out=out, threshold=args.threshold,
+        record_every=args.record_every, with_linearised=args.with_linearised,
+        align_points=args.align_points, checkpoint=run_dir, checkpoint_seconds=ck_sec,
+        progress=not args.no_progress, relative=args.relative))
+    emit(args, res, ("t_train", "t_test", "final_test_loss"), extra={"out": out})
+    return 0
+
+
+def _in_run_dir(out, key, resume, run):
+    """``run(run_dir)`` inside a :class:`kernelphase.io.RunDir` on ``out``; a run that fails
+    before its first checkpoint leaves no folder behind."""
+    import shutil
+    from ..io import RunDir
     made = not os.path.exists(out)
     try:
-        with RunDir(out, key, resume=args.resume) as run_dir:
-            res = train_and_report(cfg, seed=args.seed, model=args.model, out=out,
-                                   threshold=args.threshold, record_every=args.record_every,
-                                   with_linearised=args.with_linearised,
-                                   align_points=args.align_points, checkpoint=run_dir,
-                                   checkpoint_seconds=ck_sec,
-                                   progress=not args.no_progress, relative=args.relative)
+        with RunDir(out, key, resume=resume) as run_dir:
+            return run(run_dir)
     except BaseException:
-        # a run that failed before its first checkpoint leaves nothing behind
         if made and os.path.isdir(out) and not any(
                 n.startswith("checkpoint_") for n in os.listdir(out)):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    emit(args, res, ("t_train", "t_test", "final_test_loss"), extra={"out": out})
+
+
+def _train_fig12(args):
+    from .._checks import check_range
+    from ..validation.lazy_rich_figs import FIG12, fig12
+    from ..validation.polynomial_net import check_train_params
+    from ._lists import emit
+    cfg = {k: (FIG12[k] if getattr(args, k) is None else getattr(args, k))
+           for k in ("D", "P", "N", "alpha", "eps", "c", "steps", "readout_init")}
+    cfg["centred"] = FIG12["centred"] if args.loss is None else args.loss == "centred"
+    check_train_params(cfg["D"], cfg["P"], cfg["N"], cfg["alpha"], cfg["eps"], cfg["c"],
+                       cfg["steps"], args.seed, "A", "network", args.record_every)
+    thr = check_range("threshold", 0.1 if args.threshold is None else args.threshold, 0,
+                      math.inf, lo_open=True)
+    ck_sec = check_range("checkpoint_every", args.checkpoint_every, 0, 1e6)
+    out = _run_folder(args)
+    key = dict(cfg, preset="fig12", seed=args.seed, record_every=args.record_every,
+               threshold=thr, n_test=1000)
+    res = _in_run_dir(out, key, args.resume, lambda run_dir: fig12(
+        seed=args.seed, record_every=args.record_every, threshold=thr, out=out,
+        checkpoint=run_dir, checkpoint_seconds=ck_sec, progress=not args.no_progress, **cfg))
+    emit(args, res, ("t_train", "t_test", "frozen_t_test", "final_test_loss",
+                     "frozen_final_test_loss", "max_test_gap", "readouts_final"),
+         extra={"out": out})
     return 0
 
 
@@ -298,9 +333,7 @@ def _run_folder(args):
 
 
 def _train_fig2(args):
-    import shutil
     from .._checks import check_int, check_range
-    from ..io import RunDir
     from ..validation.lazy_rich_figs import FIG2, fig2
     from ..validation.modular_net import alpha_from_scale, check_modular_params
     from ._lists import check_list, emit
@@ -322,19 +355,11 @@ def _train_fig2(args):
     key = dict(preset="fig2", scales=scales, p=p, N=N, steps=steps, train_fraction=frac,
                seed=args.seed, record_every=args.record_every, acc_level=acc,
                lr0=FIG2["lr0"], scale_power=FIG2["scale_power"])
-    made = not os.path.exists(out)
-    try:
-        with RunDir(out, key, resume=args.resume) as run_dir:
-            # train_modular checks its own parameters against the key; alpha varies by scale
-            res = fig2(scales=scales, p=p, N=N, steps=steps, train_fraction=frac,
-                       seed=args.seed, record_every=args.record_every, acc_level=acc,
-                       out=out, checkpoint=run_dir, checkpoint_seconds=ck_sec,
-                       progress=not args.no_progress)
-    except BaseException:
-        if made and os.path.isdir(out) and not any(
-                n.startswith("checkpoint_") for n in os.listdir(out)):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    # train_modular checks its own parameters against the key; alpha varies by scale
+    res = _in_run_dir(out, key, args.resume, lambda run_dir: fig2(
+        scales=scales, p=p, N=N, steps=steps, train_fraction=frac, seed=args.seed,
+        record_every=args.record_every, acc_level=acc, out=out, checkpoint=run_dir,
+        checkpoint_seconds=ck_sec, progress=not args.no_progress))
     if not args.json:
         for r in res.runs:
             print(f"scale={r['scale']:<5g} alpha={r['alpha']:<7g} t_train_acc={r['t_train_acc']}"
