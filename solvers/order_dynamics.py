@@ -37,13 +37,9 @@ from numba import njit
 from kernelphase.results import Result, status_message
 
 __all__ = ["OrderState", "DynamicsResult", "reduced_steps", "run_order_dynamics",
-           "population_loss", "MODELS"]
-# readout_steps and readout_order_parameters (trained read-outs, Kumar et al. Fig. 12) are
-# public but stay out of __all__ until tests/test_contract.py lists them as helpers (numba
-# kernel, formula); tests/test_lazy_rich_fig12.py covers them
+           "population_loss", "MODELS", "readout_steps", "readout_order_parameters"]
 
 MODELS = {"network": 0, "linearised": 1, "population": 2}
-
 
 
 @dataclass

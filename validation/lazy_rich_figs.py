@@ -17,9 +17,7 @@ from kernelphase.io import atomic_write_json, provenance, savefig_atomic, write_
 from kernelphase.results import Result
 
 __all__ = ["FIG2", "FIG5", "FIG12", "Fig2Result", "Fig5Result", "Fig12Result", "fig2", "fig5",
-           "eigenvector_labels", "train_on_labels"]
-# fig12 is public but stays out of __all__ until tests/test_contract.py registers it;
-# tests/test_lazy_rich_fig12.py checks its result contract
+           "fig12", "eigenvector_labels", "train_on_labels"]
 
 #: Fig. 2 parameters (theory note Sec. 8): p = 23, 90 % of the table, N = 100,
 #: lr = 100/alpha^2, alpha = scale^2, scales {0.5, 1, 1.5, 2}, 1e5 epochs in the sweep
