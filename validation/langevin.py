@@ -486,9 +486,18 @@ class NetworkPosterior:
                              f"activation={str(self.expr)!r}; valid: 'auto', 'generic'")
         self.kernel = "fused" if kernel == "auto" and is_erf else (
             "generic" if kernel == "auto" else kernel)
+        self.__setstate__({})
+
+    def __getstate__(self):
+        # the compiled kernels live in generated modules that a spawned worker has not
+        # imported: send the spec and rebuild them there (from numba's on-disk cache)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_act", "_np_pair")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
         generic = self.kernel == "generic"
-        self._act = _kernels(self.expr) if generic and engine == "numba" else None
-        self._np_pair = _numpy_pair(self.expr) if generic and engine == "numpy" else None
+        self._act = _kernels(self.expr) if generic and self.engine == "numba" else None
+        self._np_pair = _numpy_pair(self.expr) if generic and self.engine == "numpy" else None
 
     def prior_sample(self, rng):
         """One network drawn from the prior: ``a`` (N,), ``W`` (N, d)."""
