@@ -26,6 +26,7 @@ Interaction :math:`u=n^2\sigma_a^2/(\sigma^4dN)`, :math:`\rho=N\sigma_a^2/d`; th
 :math:`d\to\infty` equivalent-kernel limit, so finite-size corrections are expected.
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Mapping
 
@@ -123,6 +124,15 @@ def plan_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, 
     nbytes = 8 * (at_once * per_net + kept + 2 * (n + n_test) * d)
     check_memory(nbytes, f"{at_once} network(s) at a time with n x N = {n} x {width} features, "
                          f"{n_test} test points, {n_tasks} results kept")
+    from .langevin import activation_pair
+    activation_pair(expr)           # compiles sigma, sigma' now: ValueError if it cannot
+    for s2 in sigma2:               # the solvers take u <= 1e12
+        u = n * n * sa2 / (s2 * s2 * d * width)
+        if not u <= 1e12:
+            raise ValueError(f"sigma2={s2!r} is outside the valid range for these sizes: the "
+                             f"interaction u=n^2 sigma_a2/(sigma2^2 d width)={u:.3g} must be "
+                             f"<= 1e12")
+    theory = _theory(expr, t, sw2, n, d, width, sa2, sigma2)
     teacher_key = {str(k): float(c) for k, c in t.coeffs}
     key = {"activation": str(expr), "teacher": teacher_key, "sigma_w2": sw2, "n": n, "d": d,
            "width": width, "sigma_a2": sa2, "sigma2": list(sigma2), "nets": nets,
@@ -130,7 +140,19 @@ def plan_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, 
     return {"expr": expr, "teacher": t, "sigma_w2": sw2, "n": n, "d": d, "width": width,
             "sigma_a2": sa2, "sigma2": sigma2, "nets": nets, "steps": steps, "lr": lr,
             "seed": seed, "n_test": n_test, "readout": readout, "workers": workers, "key": key,
-            "memory_gib": nbytes / 2 ** 30}
+            "memory_gib": nbytes / 2 ** 30, "theory": theory}
+
+
+@functools.lru_cache(maxsize=16)
+def _theory(expr, teacher, sw2, n, d, width, sa2, sigma2):
+    """Transition and phase of every noise level, from :mod:`kernelphase.solvers.single_index`
+    (memoised: the plan computes it before any output, the run reuses it)."""
+    from kernelphase.solvers.cubic import u_from_sigma2
+    from kernelphase.solvers.single_index import single_index_phases, single_index_transition
+    tr = single_index_transition(expr, teacher, sw2, n=n, d=d, width=width, sigma_a2=sa2)
+    us = [u_from_sigma2(s2, n, d, width, sa2) for s2 in sigma2]
+    return tr, us, single_index_phases(expr, teacher, us, width * sa2 / d, sw2, d=d,
+                                       transition=tr)
 
 
 def run_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, n=400, d=40,
@@ -151,8 +173,6 @@ def run_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, n
     SingleIndexValidation
         ``rows`` (one per noise level, JSON-ready) and the theory's ``transition``.
     """
-    from kernelphase.solvers.cubic import u_from_sigma2
-    from kernelphase.solvers.single_index import single_index_phases, single_index_transition
     from .ensemble import report_status, run_ensemble
     from .langevin import NetworkPosterior
     from .teacher_student import default_lr
@@ -160,9 +180,7 @@ def run_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, n
                            steps, lr, seed, n_test, readout, workers, scheduler)
     expr, t, sw2, sa2 = pl["expr"], pl["teacher"], pl["sigma_w2"], pl["sigma_a2"]
     n, d, N, nets, steps = pl["n"], pl["d"], pl["width"], pl["nets"], pl["steps"]
-    tr = single_index_transition(expr, t, sw2, n=n, d=d, width=N, sigma_a2=sa2)
-    us = [u_from_sigma2(s2, n, d, N, sa2) for s2 in pl["sigma2"]]
-    phases = single_index_phases(expr, t, us, N * sa2 / d, sw2, d=d, transition=tr)
+    tr, us, phases = pl["theory"]
     phi_star = abs(tr.phi_star) if tr.status == 0 and math.isfinite(tr.phi_star) else 1.0
     half = max(1.6, 1.5 * phi_star)
     bins = np.linspace(-half, half, 65)
