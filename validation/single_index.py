@@ -18,9 +18,11 @@ the activation spec, the same spec the theory's moments come from). Theory: theo
   :math:`1-b_k/c_k` of each teacher component;
 * the histogram of :math:`\Phi=w_i\cdot w^*` over all neurons as :math:`-\log p(\Phi)`, against
   :math:`d\,[\hat{\mathcal S}(\Phi)-\hat{\mathcal S}(0)]` of the theory at the same :math:`b`;
-* the droplet mass, the fraction of neurons with :math:`|\Phi|>\Phi_*/2` (:math:`\Phi_*` the
-  droplet overlap at :math:`u_c`), against the Gaussian tail of the GFL law
-  :math:`\Phi\sim\mathcal N(0,1/d\kappa)` (what it would be without droplets).
+* the droplet mass, the fraction of neurons with :math:`|\Phi|>3\Phi_*/4` (:math:`\Phi_*` the
+  droplet overlap at :math:`u_c`; the barrier of :math:`\hat{\mathcal S}` lies near
+  :math:`\Phi_*/2`), against the Gaussian tail of the GFL law
+  :math:`\Phi\sim\mathcal N(0,1/d\kappa)` (what it would be without droplets) and the
+  theory's droplet fraction.
 
 Interaction :math:`u=n^2\sigma_a^2/(\sigma^4dN)`, :math:`\rho=N\sigma_a^2/d`; the theory is the
 :math:`d\to\infty` equivalent-kernel limit, so finite-size corrections are expected.
@@ -222,7 +224,7 @@ class _Theory:
         from kernelphase.single_index import M_MAX, compiled_action
         self.fS, self.mfun, self.nm = compiled_action(), moments_function(expr, teacher.degree), M_MAX + 1
         self.expr, self.teacher, self.sw2, self.d, self.rho = expr, teacher, sw2, d, rho
-        self.cut = 0.5 * phi_star
+        self.cut = 0.75 * phi_star
 
     def action(self, phi, u, b):
         """:math:`\\hat{\\mathcal S}(\\Phi)` at the discrepancy ``b`` (9 entries)."""
