@@ -148,8 +148,7 @@ def test_small_tanh_run_b1_matches_the_gfl_theory():
     """GFL phase (sigma^2 = 1.6 sigma^2_c): the measured b_1 within 20 % or 4 standard errors of
     ``single_index_phases`` (EK limit, d -> infinity: finite-size corrections of order
     d/n and 1/d are expected at d = 10), and far from c_1 = 1 (nothing learned), so the check
-    can fail. The mass beyond the droplet cut is the
-    GFL Gaussian's."""
+    can fail. The mass beyond the droplet cut is the GFL Gaussian's."""
     from kernelphase.solvers.single_index import single_index_transition
     from kernelphase.validation.single_index import run_single_index
     kw = dict(activation="tanh", teacher="He1 - 0.5*He3", sigma_w2=0.5, n=500, d=10, width=40,

@@ -379,7 +379,8 @@ def _kernels(expr):
     from kernelphase.io import atomic_write_text
     act = _pair_of(expr)
     body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in (
-        (_generic_block, ""), (_generic_grad, "parallel=True, "), (_generic_pair, "parallel=True, ")))
+        (_generic_block, ""), (_generic_grad, "parallel=True, "),
+        (_generic_pair, "parallel=True, ")))
     helpers = "".join(inspect.getsource(f.py_func) for f in (_residual_pass, _sum_parts))
     text = _KERNEL_HEADER.format(digest=hashlib.sha256(helpers.encode()).hexdigest()[:20],
                                  pair_module=act.py_func.__module__) + body
@@ -576,8 +577,9 @@ class NetworkPosterior:
 
 
 class ErfNetworkPosterior(NetworkPosterior):
-    r"""The erf preset of :class:`NetworkPosterior`: :math:`f(x)=\sum_i a_i\,\mathrm{erf}(w_i\cdot x)`
-    (Rubin et al. 2023, Sec. 2.1), on the fused fast path by default."""
+    r"""The erf preset of :class:`NetworkPosterior`,
+    :math:`f(x)=\sum_i a_i\,\mathrm{erf}(w_i\cdot x)` (Rubin et al. 2023, Sec. 2.1), on the
+    fused fast path by default."""
 
     def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba",
                  readout="langevin", kernel="auto"):

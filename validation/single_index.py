@@ -222,7 +222,8 @@ class _Theory:
     def __init__(self, expr, teacher, sw2, d, rho, phi_star):
         from kernelphase.moments import moments_function
         from kernelphase.single_index import M_MAX, compiled_action
-        self.fS, self.mfun, self.nm = compiled_action(), moments_function(expr, teacher.degree), M_MAX + 1
+        self.fS, self.nm = compiled_action(), M_MAX + 1
+        self.mfun = moments_function(expr, teacher.degree)
         self.expr, self.teacher, self.sw2, self.d, self.rho = expr, teacher, sw2, d, rho
         self.cut = 0.75 * phi_star
 

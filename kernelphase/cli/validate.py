@@ -298,7 +298,8 @@ def _run_single_index(args):
 
 def _single_index_lines(report, as_json):
     tr = report.transition
-    out = [] if as_json else [f"theory: u_c={tr['u_c']:.4g}, sigma2_c={tr['sigma2_c'] or float('nan'):.4g}, "
+    s2c = tr["sigma2_c"] or float("nan")
+    out = [] if as_json else [f"theory: u_c={tr['u_c']:.4g}, sigma2_c={s2c:.4g}, "
                               f"Phi*={tr['phi_star']:.3g} ({tr['message']})"]
     for r in report.rows:
         if "b" not in r:
@@ -314,7 +315,8 @@ def _single_index_lines(report, as_json):
                  for k, o in r["b"].items() if k in r["learned"]]
         out.append(f"sigma2={r['sigma2']:g} ({r['phase_theory']}): " + "; ".join(parts)
                    + f"; droplet mass {r['droplet_mass_sim']:.4f} (GFL tail "
-                     f"{r['droplet_mass_gfl']:.2g})")
+                     f"{r['droplet_mass_gfl']:.2g}, theory fraction "
+                     f"{r['droplet_fraction_theory']:.3g})")
         if r["status"]:
             out.append(f"  {r['message']}")
     return out
