@@ -12,14 +12,19 @@ drawn from its exact conditional every step (``readout="gibbs"``) against plain 
 ms per step, and Langevin time covered per second of each at its default step size.
 Third table: the read-out draw of the App. D widest networks (N > n), by the n x n system
 (``gaussian_readout_wide``) against the N x N Cholesky factorisation (``gaussian_readout``).
-Run: ``python benchmarks/bench_langevin.py``.
+Fourth table (issue 13): the generic path of ``NetworkPosterior`` (sigma, sigma' generated from the
+activation spec by codegen, libm calls) against the fused erf kernel and the plain numpy step, for
+erf (same model, so the ratio is the price of the generic path) and tanh: ms per step, best of
+interleaved repeats (robust on a shared machine).
+Run: ``python benchmarks/bench_langevin.py`` (``... generic`` for the fourth table only).
 """
 import time
 
 import numpy as np
 
-from kernelphase.validation.langevin import (ErfNetworkPosterior, gaussian_readout,
-                                             gaussian_readout_wide, langevin_run)
+from kernelphase.validation.langevin import (ErfNetworkPosterior, NetworkPosterior,
+                                             gaussian_readout, gaussian_readout_wide,
+                                             langevin_run)
 from kernelphase.validation.teacher_student import cubic_data, default_lr, scaled_preset
 
 
@@ -111,7 +116,44 @@ def main():
               f"({frac['numba']:.0%}); ratio {rate['numba'] / rate['numpy']:.2f}x")
 
 
+def interleaved_ms(posts, lr, steps=40, reps=7):
+    """ms per Langevin step of each posterior: best of ``reps`` runs, taken in turn."""
+    for post in posts.values():
+        langevin_run(post, 5, lr, seed=0)             # compile / load the cache
+    best = {k: float("inf") for k in posts}
+    for _ in range(reps):
+        for k, post in posts.items():
+            t0 = time.perf_counter()
+            langevin_run(post, steps, lr, seed=0)
+            best[k] = min(best[k], (time.perf_counter() - t0) / steps * 1e3)
+    return best
+
+
+def generic_table():
+    print("Generic activation path (codegen sigma, sigma') against the fused erf kernel and numpy")
+    for scale in (0.125, 0.5):
+        p = scaled_preset("fig2", scale)
+        N, d, n = p["width"][0], p["d"], p["n"]
+        X, y = cubic_data(n, d, p["eps"], 0)
+        lr = default_lr(n, d, 0.3, p["sigma_w2"], N, p["sigma_a2"])
+        args = (X, y, 0.3, p["sigma_a2"], p["sigma_w2"], N)
+        ms = interleaved_ms({
+            "fused": ErfNetworkPosterior(*args),
+            "generic": NetworkPosterior(*args, activation="erf", kernel="generic"),
+            "numpy": ErfNetworkPosterior(*args, engine="numpy"),
+            "tanh": NetworkPosterior(*args, activation="tanh")}, lr)
+        print(f"scale {scale:g} (N={N}, d={d}, n={n}): erf fused {ms['fused']:.3f} ms/step, "
+              f"erf generic {ms['generic']:.3f}, numpy {ms['numpy']:.3f}, tanh generic "
+              f"{ms['tanh']:.3f}; generic/fused {ms['generic'] / ms['fused']:.2f}x, "
+              f"generic/numpy {ms['generic'] / ms['numpy']:.2f}x")
+
+
 if __name__ == "__main__":
-    main()
-    gibbs_table()
-    readout_table()
+    import sys
+    if sys.argv[1:] == ["generic"]:
+        generic_table()
+    else:
+        main()
+        gibbs_table()
+        readout_table()
+        generic_table()

@@ -22,7 +22,7 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "validation.modular_addition", "validation.lazy_rich_runs",
            "validation.dichotomy_runs", "validation.diagonal_net",
            "validation.matrix_factorization", "validation.polynomial_net",
-           "validation.modular_net", "validation.lazy_rich_figs"]
+           "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index"]
 
 
 def _sparse():
@@ -74,6 +74,9 @@ REGISTRY = {
     "solvers.matrix_completion.nuclear_norm_completion": lambda m: m.nuclear_norm_completion(*_mc()),
     "validation.langevin.langevin_run": lambda m: m.langevin_run(
         m.ErfNetworkPosterior(np.eye(5, 2), np.ones(5), 0.5, 1.0, 1.0, 3), 10, 1e-3, 0),
+    "validation.single_index.run_single_index": lambda m: m.run_single_index(
+        "erf", "He1 - 0.3*He3", n=20, d=4, width=4, sigma_a2=0.5, sigma2=(0.5,), nets=1,
+        steps=10, n_test=10, workers=1, progress=False),
     "validation.teacher_student.run_cubic": lambda m: m.run_cubic(
         scale=0.02, sigma2=(0.3,), nets=1, steps=10, n_test=10, workers=1, progress=False),
     "validation.teacher_student.grokking_summary": lambda m: m.grokking_summary(
@@ -133,6 +136,8 @@ HELPERS = {
     "network_output": "forward pass", "full_gd": "numba kernel",
     "kernel_regression_empirical": "baseline number", "alignment": "metric",
     "ntk_gram": "kernel matrix", "t_below": "measure", "check_train_params": "input check",
+    "activation_pair": "codegen handle", "single_index_data": "data",
+    "plan_single_index": "input check",
 }
 
 

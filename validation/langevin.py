@@ -41,6 +41,7 @@ same seed. :func:`langevin_run` returns a :class:`LangevinState`; a network whos
 NaN or infinite stops there with status 6 ("run diverged").
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Mapping
 
@@ -50,8 +51,8 @@ from numba import njit, prange
 from kernelphase._checks import check_choice, check_int, check_positive
 from kernelphase.results import Result, status_message
 
-__all__ = ["ErfNetworkPosterior", "LangevinState", "gaussian_readout", "gaussian_readout_wide",
-           "langevin_run", "network_rng"]
+__all__ = ["NetworkPosterior", "ErfNetworkPosterior", "LangevinState", "activation_pair",
+           "gaussian_readout", "gaussian_readout_wide", "langevin_run", "network_rng"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
@@ -227,6 +228,29 @@ def _cholesky(A):
     return L
 
 
+@njit(inline="always")
+def _residual_pass(E, G, a, y, lo, inv_sigma2, scale, ga_row):
+    """One chunk's residual ``r = (E a - y)/sigma^2``; ``ga_row -= r E``; ``G *= r a scale``
+    (``G`` holds sigma'(H) / ``scale``: erf' / (2/sqrt(pi)) in the fused kernel, 1 otherwise)."""
+    f = np.dot(E, a)
+    for p in range(E.shape[0]):
+        rp = (f[p] - y[lo + p]) * inv_sigma2
+        for j in range(E.shape[1]):
+            ga_row[j] -= rp * E[p, j]
+            G[p, j] *= rp * a[j] * scale
+
+
+@njit(inline="always")
+def _sum_parts(ga_part, gW_part):
+    """Chunk partials summed in a fixed order (the result does not depend on the threads)."""
+    ga = np.zeros(ga_part.shape[1])
+    gW = np.zeros(gW_part.shape[1:])
+    for c in range(ga_part.shape[0]):
+        ga += ga_part[c]
+        gW -= gW_part[c]
+    return ga, gW
+
+
 @njit(parallel=True, cache=True)
 def _erf_grad(X, WT, a, y, inv_sigma2):
     """Likelihood gradient, fused and parallel over fixed row chunks of the data.
@@ -250,19 +274,166 @@ def _erf_grad(X, WT, a, y, inv_sigma2):
         E = np.empty((hi - lo, N))
         G = np.empty((hi - lo, N))
         _erf_block(H, E, G)
-        f = np.dot(E, a)
-        for p in range(hi - lo):
-            rp = (f[p] - y[lo + p]) * inv_sigma2
-            for j in range(N):
-                ga_part[c, j] -= rp * E[p, j]
-                G[p, j] *= rp * a[j] * _TWO_OVER_SQRT_PI
+        _residual_pass(E, G, a, y, lo, inv_sigma2, _TWO_OVER_SQRT_PI, ga_part[c])
         gW_part[c] = np.dot(np.ascontiguousarray(G.T), Xc)
-    ga = np.zeros(N)
-    gW = np.zeros((N, d))
-    for c in range(nchunk):
-        ga += ga_part[c]
-        gW -= gW_part[c]
-    return ga, gW
+    return _sum_parts(ga_part, gW_part)
+
+
+# The generic kernels call the activation's pair function z -> (sigma(z), sigma'(z)), generated
+# by kernelphase.codegen. numba cannot cache a kernel that takes it as an argument (a dispatcher
+# argument is typed by identity: QuantEcon's root_finding, numba/numba#3501), nor a cached
+# caller of a parallel kernel (dynamic globals). So _generic_grad and _generic_pair are plain
+# functions here: _kernels() copies their source into one small module per activation, with
+# _ACT bound there to that activation's pair function, and compiles them @njit(parallel=True,
+# cache=True). The code exists once, here; the module is regenerated whenever it changes.
+
+#: the activation's pair function; bound in each generated kernel module (see _kernels)
+_ACT = None
+
+
+def _generic_block(H, E, G):
+    """``E = sigma(H)``, ``G = sigma'(H)`` elementwise by the generated pair function."""
+    for p in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            E[p, j], G[p, j] = _ACT(H[p, j])
+
+
+def _generic_pair(X, WT):
+    """``sigma(X W^T)`` and ``sigma'(X W^T)``, parallel over row chunks."""
+    n = X.shape[0]
+    N = WT.shape[1]
+    E = np.empty((n, N))
+    G = np.empty((n, N))
+    for c in prange((n + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
+        lo = c * _CHUNK_ROWS
+        hi = min(n, lo + _CHUNK_ROWS)
+        Ec = np.empty((hi - lo, N))
+        Gc = np.empty((hi - lo, N))
+        _generic_block(np.dot(np.ascontiguousarray(X[lo:hi]), WT), Ec, Gc)
+        E[lo:hi] = Ec
+        G[lo:hi] = Gc
+    return E, G
+
+
+def _generic_grad(X, WT, a, y, inv_sigma2):
+    """Likelihood gradient for any activation: :func:`_erf_grad` with the elementwise pass
+    done by the generated pair function (libm calls, no series)."""
+    n, d = X.shape
+    N = WT.shape[1]
+    nchunk = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
+    ga_part = np.zeros((nchunk, N))
+    gW_part = np.empty((nchunk, N, d))
+    for c in prange(nchunk):
+        lo = c * _CHUNK_ROWS
+        hi = min(n, lo + _CHUNK_ROWS)
+        Xc = np.ascontiguousarray(X[lo:hi])
+        H = np.dot(Xc, WT)
+        G = np.empty((hi - lo, N))
+        _generic_block(H, H, G)                 # sigma(H) overwrites H
+        _residual_pass(H, G, a, y, lo, inv_sigma2, 1.0, ga_part[c])
+        gW_part[c] = np.dot(np.ascontiguousarray(G.T), Xc)
+    return _sum_parts(ga_part, gW_part)
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_of(expr):
+    import sympy as sp
+    from kernelphase.activations import Z
+    from kernelphase.codegen import numba_function
+    from kernelphase.moments import derivative_exprs
+    ders = derivative_exprs(expr, 1)
+    # constants as Floats: the generated function then returns a homogeneous float tuple
+    ders = tuple(sp.Float(e, 20) if e.is_number else e for e in ders)
+    try:
+        fn = numba_function(ders, (Z,), name="sigma_pair")
+    except Exception as exc:  # unprintable for numba (pycode strict) or not compilable
+        raise ValueError(f"activation={str(expr)!r} cannot be compiled for simulation "
+                         f"({type(exc).__name__}: {exc})") from None
+    for z in (-3.0, 0.3, 3.0):
+        if not all(math.isfinite(v) for v in fn(z)):
+            raise ValueError(f"activation={str(expr)!r} is not finite at z={z}")
+    return fn
+
+
+_KERNEL_HEADER = """# generated by kernelphase.validation.langevin from {digest}; do not edit
+import numpy as np
+from numba import njit, prange
+
+from kernelphase.validation.langevin import _CHUNK_ROWS, _residual_pass, _sum_parts
+from {pair_module} import sigma_pair as _ACT
+"""
+
+
+@functools.lru_cache(maxsize=64)
+def _kernels(expr):
+    """``(grad, pair)``: :func:`_generic_grad` and :func:`_generic_pair` bound to the activation
+    ``expr``, from a module written once (atomically, named by the hash of its text) into
+    :func:`kernelphase.codegen.cache_dir` and registered in ``sys.modules`` before it runs
+    (style guide Sec. 6)."""
+    import hashlib
+    import importlib.util
+    import inspect
+    import os
+    import sys
+    from kernelphase.codegen import cache_dir
+    from kernelphase.io import atomic_write_text
+    act = _pair_of(expr)
+    body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in (
+        (_generic_block, ""), (_generic_grad, "parallel=True, "),
+        (_generic_pair, "parallel=True, ")))
+    helpers = "".join(inspect.getsource(f.py_func) for f in (_residual_pass, _sum_parts))
+    text = _KERNEL_HEADER.format(digest=hashlib.sha256(helpers.encode()).hexdigest()[:20],
+                                 pair_module=act.py_func.__module__) + body
+    name = "kernelphase_langevin_" + hashlib.sha256(text.encode()).hexdigest()[:20]
+    mod = sys.modules.get(name)
+    if mod is None:
+        path = os.path.join(cache_dir(), name + ".py")
+        if not os.path.exists(path):
+            atomic_write_text(path, text)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod         # before exec: numba's cache locator needs it
+        spec.loader.exec_module(mod)
+    return mod._generic_grad, mod._generic_pair
+
+
+def activation_pair(activation):
+    r"""Compiled :math:`z\mapsto(\sigma(z),\sigma'(z))` of an activation spec.
+
+    The expression and its SymPy derivative (:func:`kernelphase.moments.derivative_exprs`, the
+    same spec the theory's moments come from) are compiled by
+    :func:`kernelphase.codegen.numba_function` into a cached ``@njit`` module; the function is
+    callable from Python and from numba code.
+
+    Parameters
+    ----------
+    activation : str, Activation or sympy.Expr
+        See :func:`kernelphase.moments.activation_expr` (``"erf"``, ``"tanh"``, ``"sin"``,
+        ``"z + z**3/3"``, ...).
+    """
+    from kernelphase.moments import activation_expr
+    return _pair_of(activation_expr(activation))
+
+
+def _erf_expr():
+    import sympy as sp
+    from kernelphase.activations import Z
+    return sp.erf(Z)
+
+
+def _numpy_pair(expr):
+    """Vectorised numpy/scipy (sigma, sigma') of ``expr`` (the reference engine): lambdify of
+    the spec's expression, built from a whitelisted parse (no user text is evaluated)."""
+    import sympy as sp
+    from kernelphase.activations import Z
+    from kernelphase.moments import derivative_exprs
+    s, ds = derivative_exprs(expr, 1)
+    f = sp.lambdify(Z, (s, ds), modules=["scipy", "numpy"])
+
+    def pair(H):
+        E, G = f(H)
+        return np.broadcast_to(E, H.shape) + 0.0, np.broadcast_to(G, H.shape) + 0.0
+    return pair
 
 
 def _blas_single(post):
@@ -275,19 +446,25 @@ def _blas_single(post):
     return threadpool_limits(1, user_api="blas")
 
 
-class ErfNetworkPosterior:
-    r"""Posterior of :math:`f(x)=\sum_{i=1}^N a_i\,\mathrm{erf}(w_i\cdot x)` under the Gaussian
+class NetworkPosterior:
+    r"""Posterior of :math:`f(x)=\sum_{i=1}^N a_i\,\sigma(w_i\cdot x)` under the Gaussian
     likelihood of noise variance ``sigma2``; priors :math:`a_i\sim\mathcal N(0,\sigma_a^2/N)`,
-    :math:`w_i\sim\mathcal N(0,\sigma_w^2 I/d)`.
+    :math:`w_i\sim\mathcal N(0,\sigma_w^2 I/d)`; :math:`\sigma` any activation spec.
 
-    ``engine="numba"`` (default) fuses erf, erf' and the residual into one pass over the
+    :math:`\sigma` and :math:`\sigma'` come from the spec (:func:`activation_pair`: codegen of
+    the expression and its SymPy derivative), so the theory's moments and the simulation use
+    one source. ``kernel="generic"`` evaluates them inside a fused numba pass over the
     :math:`n\times N` pre-activations, parallel over row chunks, each chunk's two matrix
-    products done by single-threaded BLAS; ``engine="numpy"`` is the plain BLAS-bound numpy step
-    (the benchmark's reference; ``benchmarks/bench_langevin.py`` measures both).
+    products done by single-threaded BLAS. For erf, ``kernel="auto"`` (default) takes the
+    ``"fused"`` fast path instead: erf and erf' by vectorised series (:func:`_erf_series`),
+    the numbers of the erf sampler since issue 4. ``engine="numpy"`` is the plain BLAS-bound
+    numpy step (scipy/numpy functions of the same expression; the benchmark's reference;
+    ``benchmarks/bench_langevin.py`` measures all three).
     """
 
-    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba",
-                 readout="langevin"):
+    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
+                 engine="numba", readout="langevin", kernel="auto"):
+        from kernelphase.moments import activation_expr
         self.X = np.ascontiguousarray(X, dtype=float)
         self.y = np.ascontiguousarray(y, dtype=float)
         if self.X.ndim != 2 or self.y.shape != self.X.shape[:1]:
@@ -302,31 +479,66 @@ class ErfNetworkPosterior:
         self.var_w = check_positive("sigma_w2", sigma_w2) / self.d
         self.engine = check_choice("engine", engine, ("numba", "numpy"))
         self.readout = check_choice("readout", readout, ("langevin", "gibbs"))
+        kernel = check_choice("kernel", kernel, ("auto", "fused", "generic"))
+        self.expr = activation_expr(activation)
+        is_erf = self.expr == _erf_expr()
+        if kernel == "fused" and not is_erf:
+            raise ValueError(f"kernel='fused' is for activation='erf' only, not "
+                             f"activation={str(self.expr)!r}; valid: 'auto', 'generic'")
+        self.kernel = "fused" if kernel == "auto" and is_erf else (
+            "generic" if kernel == "auto" else kernel)
+        self.__setstate__({})
+
+    def __getstate__(self):
+        # the compiled kernels live in generated modules that a spawned worker has not
+        # imported: send the spec and rebuild them there (from numba's on-disk cache)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_act", "_np_pair")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        generic = self.kernel == "generic"
+        self._act = _kernels(self.expr) if generic and self.engine == "numba" else None
+        self._np_pair = _numpy_pair(self.expr) if generic and self.engine == "numpy" else None
 
     def prior_sample(self, rng):
         """One network drawn from the prior: ``a`` (N,), ``W`` (N, d)."""
         return (rng.standard_normal(self.N) * math.sqrt(self.var_a),
                 rng.standard_normal((self.N, self.d)) * math.sqrt(self.var_w))
 
+    def features(self, W, X=None):
+        r""":math:`\sigma(XW^\top)` on the rows of ``X`` (default: the training inputs)."""
+        X = self.X if X is None else np.ascontiguousarray(X, dtype=float)
+        if self.kernel == "fused":
+            from scipy.special import erf
+            return erf(X @ W.T)
+        if self.engine == "numba":
+            return self._act[1](X, np.ascontiguousarray(W.T))[0]
+        return self._np_pair(X @ W.T)[0]
+
     def forward(self, a, W, X=None):
         """Output on the rows of ``X`` (default: the training inputs)."""
-        from scipy.special import erf
-        return erf((self.X if X is None else X) @ W.T) @ a
+        return self.features(W, X) @ a
 
-    def erf_pair(self, W):
-        r""":math:`\mathrm{erf}(H)` and :math:`e^{-H^2}` for :math:`H=XW^\top` on the training
-        inputs, each (n, N)."""
+    def pair(self, W):
+        r""":math:`\sigma(H)` and :math:`\sigma'(H)/s` for :math:`H=XW^\top` on the training
+        inputs, each (n, N); :math:`s=2/\sqrt\pi` on the erf fast path (the second array is
+        then :math:`e^{-H^2}`), else 1."""
+        WT = np.ascontiguousarray(W.T)
+        if self.kernel == "fused":
+            if self.engine == "numba":
+                return _erf_pair(self.X, WT)
+            from scipy.special import erf
+            H = self.X @ W.T
+            return erf(H), np.exp(-H * H)
         if self.engine == "numba":
-            return _erf_pair(self.X, np.ascontiguousarray(W.T))
-        from scipy.special import erf
-        H = self.X @ W.T
-        return erf(H), np.exp(-H * H)
+            return self._act[1](self.X, WT)
+        return self._np_pair(self.X @ W.T)
 
     def sample_readout(self, W, rng):
         r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)`: :func:`gaussian_readout` with
-        the features :math:`F=\mathrm{erf}(XW^\top)` (:func:`gaussian_readout_wide` if
+        the features :math:`F=\sigma(XW^\top)` (:func:`gaussian_readout_wide` if
         :math:`N>n`)."""
-        return self._draw_readout(self.erf_pair(W)[0], rng)
+        return self._draw_readout(self.pair(W)[0], rng)
 
     def _draw_readout(self, F, rng):
         if self.N > self.n:
@@ -335,30 +547,48 @@ class ErfNetworkPosterior:
 
     def gibbs_step(self, W, rng):
         """One Langevin-within-Gibbs update's inputs (``readout="gibbs"``): the read-out drawn by
-        :meth:`sample_readout` and the read-in gradient at it, from one evaluation of erf, erf'."""
-        E, G = self.erf_pair(W)
+        :meth:`sample_readout` and the read-in gradient at it, from one evaluation of the pair."""
+        E, G = self.pair(W)
         a = self._draw_readout(E, rng)
         return a, self._grad_from_pair(E, G, a)[1]
 
     def _grad_from_pair(self, E, G, a):
-        """Gradient from fresh ``erf_pair`` arrays; ``G`` is overwritten (no n x N temporaries)."""
+        """Gradient from fresh ``pair`` arrays; ``G`` is overwritten (no n x N temporaries)."""
         r = (E @ a - self.y) / self.sigma2
         G *= r[:, None]
-        G *= _TWO_OVER_SQRT_PI * a
+        G *= (_TWO_OVER_SQRT_PI if self.kernel == "fused" else 1.0) * a
         return -(r @ E), -(G.T @ self.X)
 
     def grad_loglik(self, a, W):
         r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
-        :math:`-\Phi^\top r` and :math:`-(r\,a\,\mathrm{erf}'(H))^\top X`, with
-        :math:`H=XW^\top`, :math:`\Phi=\mathrm{erf}(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
+        :math:`-\Phi^\top r` and :math:`-(r\,a\,\sigma'(H))^\top X`, with
+        :math:`H=XW^\top`, :math:`\Phi=\sigma(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
         if self.engine == "numba":
-            return _erf_grad(self.X, np.ascontiguousarray(W.T), a, self.y, 1.0 / self.sigma2)
-        return self._grad_from_pair(*self.erf_pair(W), a)
+            WT = np.ascontiguousarray(W.T)
+            if self.kernel == "fused":
+                return _erf_grad(self.X, WT, a, self.y, 1.0 / self.sigma2)
+            return self._act[0](self.X, WT, a, self.y, 1.0 / self.sigma2)
+        return self._grad_from_pair(*self.pair(W), a)
 
     def grad_logp(self, a, W):
         """Gradient of the full log posterior (prior included); used by the tests."""
         ga, gW = self.grad_loglik(a, W)
         return ga - a / self.var_a, gW - W / self.var_w
+
+
+class ErfNetworkPosterior(NetworkPosterior):
+    r"""The erf preset of :class:`NetworkPosterior`,
+    :math:`f(x)=\sum_i a_i\,\mathrm{erf}(w_i\cdot x)` (Rubin et al. 2023, Sec. 2.1), on the
+    fused fast path by default."""
+
+    def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba",
+                 readout="langevin", kernel="auto"):
+        super().__init__(X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
+                         engine=engine, readout=readout, kernel=kernel)
+
+    def erf_pair(self, W):
+        r""":math:`\mathrm{erf}(H)` and :math:`e^{-H^2}` (fast path) for :math:`H=XW^\top`."""
+        return self.pair(W)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

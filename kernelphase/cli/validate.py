@@ -1,4 +1,5 @@
-"""``kernelphase validate cubic|cubic-width|modular``: Langevin-sampled networks against the theory.
+"""``kernelphase validate cubic|cubic-width|modular|single-index``: Langevin-sampled networks
+against the theory.
 
 Every input is checked, and the memory of the run estimated, before anything is written; ``--out``
 is checked by :func:`kernelphase.io.check_output_dir` and then opened as a
@@ -67,6 +68,41 @@ def register(sub):
                         "read-in curvature)")
     _add_common_options(q)
     q.set_defaults(func=_run_modular)
+    q = vs.add_parser("single-index", help="any activation, single-index Hermite teacher "
+                                           "(theory: solvers.single_index)")
+    q.add_argument("--activation", default="tanh",
+                   help="activation: a name (erf, tanh, sin, cos, relu, sigmoid, softplus, gelu, "
+                        "silu) or a formula in z such as 'z + z**3/3' (default tanh)")
+    q.add_argument("--teacher", default="He1 - 0.3*He3",
+                   help="teacher polynomial in He0..He8 or z, e.g. 'He1 - 0.3*He3' "
+                        "(default 'He1 - 0.3*He3')")
+    q.add_argument("--sigma-w2", type=float, default=0.5,
+                   help="read-in prior variance times d, in (0, 1e6] (default 0.5)")
+    q.add_argument("--n", type=int, default=400,
+                   help="training points, integer in [2, 1e8] (default 400)")
+    q.add_argument("--d", type=int, default=40,
+                   help="input dimension, integer in [1, 1e8] (default 40)")
+    q.add_argument("--width", type=int, default=100,
+                   help="hidden units N, integer in [1, 1e8] (default 100)")
+    q.add_argument("--sigma-a2", type=float, default=0.1,
+                   help="summed read-out prior variance N Var(a_i), in (0, 1e12] (default 0.1)")
+    q.add_argument("--sigma2", default="0.5",
+                   help="comma-separated noise levels sigma^2 in [1e-12, 1e12] (default 0.5)")
+    q.add_argument("--nets", type=int, default=4,
+                   help="networks per noise level, integer in [1, 1e6] (default 4)")
+    q.add_argument("--steps", type=int, default=4000,
+                   help="Langevin steps per network, integer in [10, 1e10] (default 4000)")
+    q.add_argument("--lr", type=float,
+                   help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
+                        "likelihood curvature)")
+    q.add_argument("--readout", default="langevin",
+                   help="langevin (default) or gibbs: draw the read-out from its exact "
+                        "Gaussian conditional every step, which allows a step ~n/d larger")
+    q.add_argument("--n-test", type=int, default=2000,
+                   help="test points for b_k and the test loss, integer in [1, 1e8] "
+                        "(default 2000)")
+    _add_common_options(q)
+    q.set_defaults(func=_run_single_index)
 
 
 def _add_common_options(q):
@@ -241,4 +277,46 @@ def _modular_lines(report, as_json):
                     "status": r["status"], "message": r["message"]} if as_json else
                    f"sigma2={r['sigma2']:g} ({r['phase_theory']}): a theory {a['theory']:.4f} "
                    f"sim {a['sim_mean']:.4f} +- {a['std_error']:.4f}")
+    return out
+
+
+def _run_single_index(args):
+    from ..validation.single_index import (plan_single_index, plot_single_index_report,
+                                           run_single_index)
+    kw = dict(activation=args.activation, teacher=args.teacher, sigma_w2=args.sigma_w2, n=args.n,
+              d=args.d, width=args.width, sigma_a2=args.sigma_a2,
+              sigma2=_floats(args.sigma2, "--sigma2"), nets=args.nets, steps=args.steps,
+              lr=args.lr, seed=args.seed, n_test=args.n_test, readout=args.readout)
+    plan = plan_single_index(workers=args.workers, scheduler=args.scheduler, **kw)
+
+    def plot(report):
+        path = os.path.join(args.out, "phi_and_b.png")
+        plot_single_index_report(report, path)
+        return [path]
+    return _execute(args, plan, run_single_index, plot, _single_index_lines, **kw)
+
+
+def _single_index_lines(report, as_json):
+    tr = report.transition
+    s2c = tr["sigma2_c"] or float("nan")
+    out = [] if as_json else [f"theory: u_c={tr['u_c']:.4g}, sigma2_c={s2c:.4g}, "
+                              f"Phi*={tr['phi_star']:.3g} ({tr['message']})"]
+    for r in report.rows:
+        if "b" not in r:
+            out.append({"sigma2": r["sigma2"], "status": r["status"], "message": r["message"]}
+                       if as_json else f"sigma2={r['sigma2']:g}: {r['message']}")
+            continue
+        if as_json:
+            out.append({k: r[k] for k in ("sigma2", "u", "phase_theory", "b", "learned",
+                                          "droplet_mass_sim", "droplet_mass_gfl", "status",
+                                          "message")})
+            continue
+        parts = [f"b_{k} theory {o['theory']:.4f} sim {o['sim_mean']:.4f} +- {o['std_error']:.4f}"
+                 for k, o in r["b"].items() if k in r["learned"]]
+        out.append(f"sigma2={r['sigma2']:g} ({r['phase_theory']}): " + "; ".join(parts)
+                   + f"; droplet mass {r['droplet_mass_sim']:.4f} (GFL tail "
+                     f"{r['droplet_mass_gfl']:.2g}, theory fraction "
+                     f"{r['droplet_fraction_theory']:.3g})")
+        if r["status"]:
+            out.append(f"  {r['message']}")
     return out
