@@ -30,8 +30,8 @@ The action :math:`\hat{\mathcal S}(\Phi)=\Phi^2/2\sigma_w^2-\tfrac u2\big(\sum_k
   closure above, which keeps :math:`\kappa>0`; kept as a check).
 * **Unbounded actions**: for activations that are not sublinear
   (:func:`kernelphase.moments.is_sublinear`), :math:`\hat{\mathcal S}(\pm\Phi)` is evaluated
-  at :math:`\Phi=10^2,10^4,10^6`; a negative value means :math:`\hat{\mathcal S}\to-\infty`
-  (no global minimum in the EK limit, Sec. 12) and gives status 5, never a minimum at the
+  at :math:`\Phi=100, 200` (where quadrature moments are still accurate); a negative value
+  means :math:`\hat{\mathcal S}\to-\infty` (no global minimum in the EK limit, Sec. 12) and gives status 5, never a minimum at the
   edge of the window.
 
 The grid moments are computed once per (activation, :math:`\sigma_w^2`) and memoised.
