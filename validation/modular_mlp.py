@@ -44,7 +44,7 @@ from kernelphase.results import Result, status_message
 
 __all__ = ["MLPState", "ModularMLPResult", "modular_pairs", "init_mlp", "mlp_logits",
            "mlp_loss_grad", "mlp_gd_reference", "train_modular_mlp", "check_modular_mlp_params",
-           "first_step_at_least", "ACC_LEVEL"]
+           "first_step_at_least", "modular_run_key", "ACC_LEVEL"]
 
 #: t_train and t_test are the first recorded steps at which the accuracy reaches this level
 ACC_LEVEL = 0.95
@@ -269,6 +269,19 @@ class ModularMLPResult(Result):
         return d
 
 
+def modular_run_key(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=0, width=256,
+                    train_frac=0.5, record_every=100, stop_when_grokked=False):
+    """Checked parameters that determine a run of :func:`train_modular_mlp`: its ``params``
+    and the key of its :class:`kernelphase.io.RunDir` (``checkpoint_every`` is not part of
+    it: it does not change the result)."""
+    n = check_modular_mlp_params(p, init_scale, lam, lr, steps, seed, width, train_frac,
+                                 record_every)
+    return dict(model="modular_mlp", p=int(p), init_scale=float(init_scale), lam=float(lam),
+                lr=float(lr), steps=int(steps), seed=int(seed), width=int(width),
+                train_frac=float(train_frac), n_train=n, record_every=int(record_every),
+                acc_level=ACC_LEVEL, stop_when_grokked=bool(stop_when_grokked))
+
+
 def train_modular_mlp(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=0, width=256,
                       train_frac=0.5, record_every=100, checkpoint=None, checkpoint_every=None,
                       progress=False, stop_when_grokked=False, _after_record=None):
@@ -282,16 +295,17 @@ def train_modular_mlp(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=
     test accuracy has reached ``ACC_LEVEL`` (and the training accuracy has too).
     """
     from .polynomial_net import _check_key
-    n = check_modular_mlp_params(p, init_scale, lam, lr, steps, seed, width, train_frac,
-                                 record_every, checkpoint_every)
-    p, width, steps, record_every = int(p), int(width), int(steps), int(record_every)
-    init_scale, lam, lr, train_frac = float(init_scale), float(lam), float(lr), float(train_frac)
+    check_modular_mlp_params(p, init_scale, lam, lr, steps, seed, width, train_frac,
+                             record_every, checkpoint_every)
+    params = modular_run_key(p, init_scale, lam, lr, steps, seed, width, train_frac,
+                             record_every, stop_when_grokked)
+    p, width, steps, record_every = params["p"], params["width"], params["steps"], \
+        params["record_every"]
+    init_scale, lam, lr, train_frac = (params["init_scale"], params["lam"], params["lr"],
+                                       params["train_frac"])
+    n = params["n_train"]
     if checkpoint_every is None:
         checkpoint_every = 50 * record_every
-    params = dict(model="modular_mlp", p=p, init_scale=init_scale, lam=lam, lr=lr, steps=steps,
-                  seed=int(seed), width=width, train_frac=train_frac, n_train=n,
-                  record_every=record_every, acc_level=ACC_LEVEL,
-                  stop_when_grokked=bool(stop_when_grokked))
     a, b, labels, mask = modular_pairs(p, train_frac, seed)
     st = None
     if checkpoint is not None:
