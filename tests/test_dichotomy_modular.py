@@ -214,3 +214,26 @@ def test_misgrok_population_accuracy_against_monte_carlo():
     assert abs(misgrok_population_accuracy(w, w_star, 0.0) - linear_accuracy(w, Xt, yt)) > 0.05
     assert misgrok_population_accuracy(w_star, w_star, gamma) == 1.0
     assert misgrok_population_accuracy(-w_star, w_star, gamma) == 0.0
+
+
+def test_train_diag_misgrok_reports_population_accuracy():
+    from kernelphase.validation.dichotomy_runs import train_diag
+    r = train_diag(task="misgrok", d=40, n=8, n_test=4000, alpha=8.0, lam=1e-2, points=20,
+                   gamma=4.0)
+    pop, emp = np.asarray(r.curves["population_acc"]), np.asarray(r.curves["test_acc"])
+    # 4000 test points: the empirical accuracy is within 5 standard errors of the exact one
+    assert np.all(np.abs(pop - emp) <= 5 * np.sqrt(pop * (1 - pop) / 4000) + 1e-3)
+    assert r.final_population_acc == pop[-1] and 0.5 <= r.l2_svm_population_acc <= 1.0
+    sparse = train_diag(d=30, n=12, n_test=10, alpha=8.0, lam=1e-2, points=20)
+    assert math.isnan(sparse.final_population_acc) and "population_acc" not in sparse.curves
+
+
+def test_sweep_verdicts():
+    from kernelphase.validation.dichotomy_runs import _monotone
+    rows = [dict(init_scale=s, lam=1e-3, delay=d) for s, d in ((1, 100.0), (10, 300.0),
+                                                               (100, 500.0))]
+    assert _monotone(rows, "init_scale", "lam", +1) is True
+    assert _monotone(rows, "init_scale", "lam", -1) is False
+    rows[1]["delay"] = float("nan")
+    assert _monotone(rows, "init_scale", "lam", +1) is True
+    assert _monotone(rows[:1], "init_scale", "lam", +1) is None

@@ -237,15 +237,18 @@ class ModularMLPResult(Result):
 
     ``t_train``, ``t_test``: first recorded steps with train / test accuracy >=
     ``ACC_LEVEL`` (NaN, JSON null, if never; resolution ``record_every``); ``delay`` is
-    ``t_test - t_train``. ``t_g_steps`` is :math:`\ln(\text{scale})/(\eta\lambda)` (NaN when
-    scale <= 1 or lambda = 0), the leading-order grokking time. ``curves``: ``step``,
-    ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``norm``. ``state``: the
+    ``t_test - t_train``; ``t_test_50``: first recorded step with test accuracy >= 0.5 (the
+    middle of the jump, less sensitive to its slow tail). ``t_g_steps`` is
+    :math:`\ln(\text{scale})/(\eta\lambda)` (NaN when scale <= 1 or lambda = 0), the
+    leading-order grokking time. ``curves``: ``step``, ``train_loss``, ``train_acc``,
+    ``test_loss``, ``test_acc``, ``norm``. ``state``: the
     final weights. ``status`` 0: both accuracies reached the level; 6: non-finite loss or
     weights (the curves stop there); 7: the run ended first.
     """
     t_train: float
     t_test: float
     delay: float
+    t_test_50: float
     t_g_steps: float
     final_train_acc: float
     final_test_acc: float
@@ -369,7 +372,8 @@ def train_modular_mlp(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=
                   f"run longer")
     tg = (math.log(init_scale) / (lr * lam) if init_scale > 1 and lam > 0 else float("nan"))
     return ModularMLPResult(
-        t_train=t_train, t_test=t_test, delay=t_test - t_train, t_g_steps=tg,
+        t_train=t_train, t_test=t_test, delay=t_test - t_train,
+        t_test_50=first_step_at_least(curves["step"], curves["test_acc"], 0.5), t_g_steps=tg,
         final_train_acc=float(curves["train_acc"][-1]),
         final_test_acc=float(curves["test_acc"][-1]), final_norm=float(curves["norm"][-1]),
         n_train=n, curves=curves, state=state, status=status,

@@ -180,7 +180,8 @@ def _train_modular(args):
         return 0
     if args.json is not None:
         atomic_write_json(args.json, rec)
-    for k in ("t_train", "t_test", "delay", "t_g_steps", "final_train_acc", "final_test_acc"):
+    for k in ("t_train", "t_test", "delay", "t_test_50", "t_g_steps", "final_train_acc",
+              "final_test_acc"):
         v = rec.get(k)
         print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
     print(f"converged: {rec['converged']}")
@@ -284,7 +285,9 @@ def _train_diag(args):
          _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final")
          + (("lambda_t_transition_minus_ln_alpha", "lambda_t_exit_predicted_minus_ln_alpha",
              "early_predictor_test_acc",
-             "late_predictor_test_acc", "cos_late_final") if depth != 2 else ()))
+             "late_predictor_test_acc", "cos_late_final") if depth != 2 else ())
+         + (("plateau_population_acc", "final_population_acc", "l2_svm_population_acc",
+             "l1_margin_population_acc") if args.task == "misgrok" else ()))
     return 0
 
 
