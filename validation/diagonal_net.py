@@ -247,7 +247,7 @@ class FlowTrajectory(Result):
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
-                  atol=1e-12, depth=2):
+                  atol=1e-12, depth=2, method=None):
     r"""Exact gradient flow of the diagonal net through its n-dimensional reduction.
 
     .. math:: w(t)=-2a^2e^{-2\lambda t}\sinh\big(4X^\top\beta(t)\big),\qquad
@@ -260,11 +260,19 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         L in 2..8; for L > 2 see :func:`_diagonal_flow_depth` (the same reduction with
         :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`, restarted piecewise), which
         returns a :class:`DepthFlowTrajectory`.
+    method : {None, "LSODA", "BDF", "Radau"}
+        scipy's stiff integrator; None: LSODA at depth 2, BDF at depth > 2 (issue 15: at
+        depth 4 from ``init="ones"``, alpha >= 64, LSODA's stiffness switching stalls for
+        more than 10 minutes where BDF takes 14 s; at alpha = 32 the two agree to 1e-3 in
+        the transition offset).
     """
+    ODE_METHODS = (None, "LSODA", "BDF", "Radau")
+    check_choice("method", method, ODE_METHODS)
     from kernelphase.dichotomy import check_depth
     if check_depth(depth) != 2:
         return _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol,
-                                    int(depth))
+                                    int(depth), method or "BDF")
+    method = method or "LSODA"
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
     y = np.asarray(y, float)
@@ -296,14 +304,14 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
                               status_message(6, f"initial scale a={a:g} overflows a^2"))
     try:
         with np.errstate(over="raise", invalid="raise"):
-            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method=method,
                             jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
     except (OverflowError, FloatingPointError) as exc:
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 6,
                               status_message(6, f"overflow in the flow ({exc})"))
     if not sol.success:
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
-                              status_message(8, f"LSODA: {sol.message}"))
+                              status_message(8, f"{method}: {sol.message}"))
     return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))
 
 
@@ -361,9 +369,12 @@ class DepthFlowTrajectory(Result):
 #: fraction of its start (u or v grew by RESTART_RATIO^(-1/(L-2)) times e^(-lam t)); the state
 #: G then cancels against a^(2-L) and would lose digits, so the reduction restarts there
 RESTART_RATIO = 0.1
+#: trial steps are kept where every base is at least this fraction of its start (see
+#: _diagonal_flow_depth); below RESTART_RATIO, so accepted points never feel it
+BASE_FLOOR = 1e-3
 
 
-def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, method="BDF"):
     r"""Depth-L (L > 2) exact flow through the reduction of
     :func:`kernelphase.dichotomy.diagonal_net_flow`, piecewise in time.
 
@@ -371,7 +382,7 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
     :math:`u=e^{-\lambda s}(u_0^{2-L}+L(L-2)G)^{-1/(L-2)}`, :math:`v` with :math:`-G`,
     :math:`s=t-t_0`, :math:`G=X^\top\beta`,
     :math:`\dot\beta=e^{-(L-2)\lambda s}\,\ell'(y\odot Xw)\odot y/n`, :math:`\beta(t_0)=0`;
-    LSODA with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
+    ``method`` (BDF by default) with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
     ``RESTART_RATIO`` of its start; the next starts from the current (u, v). So the cancellation
     :math:`u_0^{2-L}-|L(L-2)G|` never costs more than one digit.
     """
@@ -397,8 +408,15 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
     au, av, t0 = np.full(d, a), np.full(d, a), 0.0
     j, restarts = 0, 0       # next t_eval index to fill
     while j < len(t_eval):
-        def uv(t, beta):
-            G = X.T @ beta
+        # a trial step of the stiff solver may overshoot the restart event and drive a base
+        # a^(2-L) +- L(L-2)G negative (NaN in u or v); keep G where both bases are at least
+        # BASE_FLOOR of their start. Accepted points stop at RESTART_RATIO > BASE_FLOOR, so
+        # there the clip is inactive; a clipped trial step has a large error and is rejected.
+        g_lo = -(1.0 - BASE_FLOOR) * au ** (2 - L) / (L * (L - 2))
+        g_hi = (1.0 - BASE_FLOOR) * av ** (2 - L) / (L * (L - 2))
+
+        def uv(t, beta, g_lo=g_lo, g_hi=g_hi):
+            G = np.clip(X.T @ beta, g_lo, g_hi)
             return fu(au, lam, t - t0, G), fu(av, lam, t - t0, -G), G
 
         def rhs(t, beta):
@@ -420,13 +438,13 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
         shrink.direction = -1
         try:
             with np.errstate(over="raise", divide="raise", invalid="raise"):
-                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method=method,
                                 jac=jac, t_eval=t_eval[j:], rtol=rtol, atol=atol,
                                 events=shrink)
         except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
             return done(6, f"overflow in the flow ({exc})", restarts)
         if sol.status == -1:
-            return done(8, f"LSODA: {sol.message}", restarts)
+            return done(8, f"{method}: {sol.message}", restarts)
         m = len(sol.t)          # t_eval points reached in this segment (maybe none)
         for k in range(m):
             U[j + k], V[j + k], _ = uv(sol.t[k], sol.y[:, k])

@@ -27,10 +27,9 @@ is :math:`t=\eta\times\text{steps}`; the dichotomy predicts the test-accuracy ju
 :math:`\nabla_{W_1}=\nabla_{\rm pre}^\top X`, :math:`\nabla_{b_1}=\mathbf 1^\top\nabla_{\rm pre}`
 (ReLU'(0) := 0).
 
-The step is plain numpy on BLAS (three :math:`n\times h\times p` products and one
-:math:`2p\times n\times h` product, into preallocated buffers); the weights are stored
-transposed (``W1T`` is :math:`2p\times h`, ``W2T`` is :math:`h\times p`) so that the first
-layer is a row gather.
+The step is plain numpy on BLAS (three :math:`n\times h\times p` products into preallocated
+buffers, the first layer a row gather and its gradient a sorted ``np.add.reduceat``); the
+weights are stored transposed (``W1T`` is :math:`2p\times h`, ``W2T`` is :math:`h\times p`).
 """
 import dataclasses
 import math
@@ -48,6 +47,8 @@ __all__ = ["MLPState", "ModularMLPResult", "modular_pairs", "init_mlp", "mlp_log
 
 #: t_train and t_test are the first recorded steps at which the accuracy reaches this level
 ACC_LEVEL = 0.95
+#: below this n * width * p the BLAS products run on one thread
+SMALL_PRODUCT = 5e7
 #: bounds of a run (memory is checked separately)
 MAX_P, MAX_WIDTH, MAX_STEPS, MAX_RECORDS = 1000, 10**5, 10**9, 10**6
 
@@ -179,10 +180,15 @@ class _Stepper:
         self.ia, self.ib = np.asarray(a), p + np.asarray(b)
         self.rows = np.arange(n)
         self.labels = np.asarray(labels)
-        X = np.zeros((n, 2 * p))
-        X[self.rows, self.ia] = 1.0
-        X[self.rows, self.ib] = 1.0
-        self.XT = np.ascontiguousarray(X.T)           # (2p, n)
+        # the first-layer gradient is a scatter-add of the rows of dpre onto rows a and p + b:
+        # sort the pairs by each index once, then one gather and one np.add.reduceat per step
+        # (O(n h); the one-hot product X^T dpre would cost O(p n h))
+        self.groups = []
+        for idx in (self.ia, self.ib):
+            order = np.argsort(idx, kind="stable")
+            keys, starts = np.unique(idx[order], return_index=True)
+            self.groups.append((order, keys, starts))
+        self.sorted = np.empty((n, width))
         self.pre = np.empty((n, width))
         self.H = np.empty((n, width))
         self.Z = np.empty((n, p))
@@ -204,7 +210,10 @@ class _Stepper:
         np.matmul(self.H.T, Z, out=self.gW2)
         np.matmul(Z, s.W2T.T, out=self.dH)
         self.dH *= self.pre > 0
-        np.matmul(self.XT, self.dH, out=self.gW1)
+        self.gW1[:] = 0.0
+        for order, keys, starts in self.groups:
+            np.take(self.dH, order, axis=0, out=self.sorted)
+            self.gW1[keys] = np.add.reduceat(self.sorted, starts, axis=0)
         gb = self.dH.sum(axis=0)
         decay = 1.0 - lr * lam
         s.W1T *= decay
@@ -337,7 +346,13 @@ def train_modular_mlp(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=
 
     status, detail = 0, None
     bar = None
-    with np.errstate(over="ignore", invalid="ignore"):
+    # small products run faster on one BLAS thread (threads cost more than they save, and the
+    # machine is often shared); the paper's size (p = 97, width 1024) keeps all of them
+    import contextlib
+    from threadpoolctl import threadpool_limits
+    small = n * width * p < SMALL_PRODUCT
+    with (threadpool_limits(1) if small else contextlib.nullcontext()), \
+            np.errstate(over="ignore", invalid="ignore"):
         if step == 0 and not hist["step"] and not record():
             status, detail = 6, "non-finite loss at step 0"
         if progress is not False:
