@@ -31,6 +31,12 @@ def _train_opts(p, alpha, lam, lr, out_help, alpha_max, lam_range):
     p.add_argument("--out", help=out_help + "; None: no files")
 
 
+def _checkpoint_every_opt(p):
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints, a multiple of --record-every "
+                        "(None: 50 records)")
+
+
 def _depth_opt(p):
     # a string, checked by kernelphase.dichotomy.check_depth: a bad value is then one line
     # (argparse's own type errors print the usage too)
@@ -77,9 +83,7 @@ def register(sub):
     q.add_argument("--steps", type=int, default=10**6, help="GD steps, 1 to 1e9")
     q.add_argument("--record-every", type=int, default=1000,
                    help="steps between records, >= 1 (at most 1e6 records)")
-    q.add_argument("--checkpoint-every", type=int, default=None,
-                   help="steps between checkpoints, a multiple of --record-every "
-                        "(None: 50 records)")
+    _checkpoint_every_opt(q)
     q.add_argument("--resume", action="store_true",
                    help="continue the run in --out (same parameters and seed)")
     q.set_defaults(func=_train_mc)
@@ -115,9 +119,7 @@ def _modular_opts(p):
                    help="fraction of the p^2 pairs used for training, (0, 1)")
     p.add_argument("--record-every", type=int, default=D["record_every"],
                    help="steps between records (the resolution of t_train, t_test), >= 1")
-    p.add_argument("--checkpoint-every", type=int, default=None,
-                   help="steps between checkpoints, a multiple of --record-every (None: 50 "
-                        "records)")
+    _checkpoint_every_opt(p)
     p.add_argument("--stop-when-grokked", action="store_true",
                    help="stop at the first record with train and test accuracy >= 95 %%")
     p.add_argument("--json", metavar="F", default=None,
