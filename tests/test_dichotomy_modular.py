@@ -237,3 +237,32 @@ def test_sweep_verdicts():
     rows[1]["delay"] = float("nan")
     assert _monotone(rows, "init_scale", "lam", +1) is True
     assert _monotone(rows[:1], "init_scale", "lam", +1) is None
+
+
+@pytest.mark.slow
+def test_delay_grows_with_scale_and_shrinks_with_lam():
+    """Fig. 2b/2c of the paper at p = 23 (the defaults; about 2 minutes on one idle core).
+
+    Theory (Thms 3.4/3.5): the kernel phase lasts ln(scale)/lambda + O(1/lambda), so from
+    scale 10 to 1000 the delay grows by ln(100)/(lr lam) = 9210 steps; measured 7900 (README).
+    Tolerance: 0.6 to 1.4 of the prediction (the theory is leading order in ln(scale))."""
+    from kernelphase.validation.dichotomy_runs import sweep_modular
+    res = sweep_modular(scales=(10.0, 1000.0), lams=(2e-3, 5e-4), scale_for_lams=10.0,
+                        lam_for_scales=1e-3)
+    assert res.converged, res.message
+    rows = {(r["init_scale"], r["lam"]): r for r in res.rows}
+    growth = rows[(1000.0, 1e-3)]["delay"] - rows[(10.0, 1e-3)]["delay"]
+    predicted = math.log(100.0) / (0.5 * 1e-3)
+    assert 0.6 <= growth / predicted <= 1.4, (growth, predicted)
+    assert res.delay_grows_with_scale is True and res.delay_shrinks_with_lam is True
+
+
+def test_sweep_contract_when_too_short():
+    from kernelphase.validation.dichotomy_runs import ModularSweepResult, sweep_modular
+    r = sweep_modular(scales=(1.0, 2.0), lams=(1e-3, 2e-3), p=7, steps=100, width=16,
+                      record_every=10)
+    assert isinstance(r, ModularSweepResult) and len(r.rows) == 3 and not r.converged
+    assert r.message.startswith("run too short to measure") and r.delay_grows_with_scale is None
+    json.dumps(r.to_dict(), allow_nan=False)
+    with pytest.raises(ValueError, match="init_scale=0.0"):
+        sweep_modular(scales=(0.0, 2.0))
