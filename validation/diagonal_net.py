@@ -32,10 +32,8 @@ import numpy as np
 from kernelphase._checks import check_choice, check_int, check_positive, check_range
 from kernelphase.results import Result, status_message
 
-# misgrok_population_accuracy (issue 15) joins __all__ once tests/test_contract.py lists it
-# as a helper (that file belongs to another change; its completeness test reads __all__)
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory", "DepthFlowTrajectory", "GDResult"]
+           "FlowTrajectory", "DepthFlowTrajectory", "GDResult", "misgrok_population_accuracy"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
