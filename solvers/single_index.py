@@ -92,8 +92,9 @@ def _setup(activation, sw2, degree):
     """Memoised per (activation, sigma_w2, teacher degree): the moments (m_0..m_7 for degrees
     up to 3, else m_0..m_12: the action needs m_0..m_{degree+4}), the grid, the grid moments,
     the moments at sigma_w2, and whether the far-field (unboundedness) check is needed."""
+    from kernelphase.codegen import function_pointer
     from kernelphase.moments import is_sublinear, moments_vector
-    mfun = moments_vector(activation, 7 if degree <= 3 else 12)
+    mfun = function_pointer(moments_vector(activation, 7 if degree <= 3 else 12))
     t = np.linspace(0.0, math.asinh(_PHI_MAX / 0.5), _NGRID)
     xs = 0.5 * np.sinh(t)
     Mg = _ker.grid_moments(mfun, sw2, xs)
