@@ -184,8 +184,9 @@ class _Model:
             p["stabiliser"] = {"lambda": self.stab[0], "power": self.stab[1]}
         return p
 
-    def state(self, u, rho, fine=True):
-        """(b, kappa, slope, phi*, S*, S''*, nmin, edge, unbounded, at) on the GFL branch."""
+    def state(self, u, rho, fine=False):
+        """(b, kappa, slope, phi*, S*, S''*, nmin, edge, unbounded, at) on the GFL branch; the
+        slope is refined by golden section only if ``fine``."""
         return _ker.state(self.mfun, u, rho, self.sw2, self.c, self.A, self.b0, self.xs, self.Mg,
                           self.both, self.far, fine)
 
