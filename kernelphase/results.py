@@ -97,6 +97,45 @@ class Result:
         """Field names, then ``converged``."""
         return [f.name for f in dataclasses.fields(self)] + ["converged"]
 
+    def _rows(self):
+        """(name, short text) for each field: status first, as scipy's OptimizeResult prints."""
+        names = ["message", "converged", "status"] + [
+            f.name for f in dataclasses.fields(self) if f.name not in ("message", "status")]
+        out = []
+        for name in names:
+            v = getattr(self, name)
+            if isinstance(v, np.ndarray):
+                text = np.array2string(v, threshold=8, edgeitems=2, precision=6)
+            elif isinstance(v, float):
+                text = f"{v:.10g}"
+            elif isinstance(v, (tuple, list)) and len(v) and all(
+                    isinstance(x, (float, int, np.floating)) for x in v):
+                text = "(" + ", ".join(f"{float(x):.6g}" for x in v) + ")"
+            else:
+                text = repr(v)
+            out.append((name, text if len(text) <= 300 else text[:297] + "..."))
+        return out
+
+    def __str__(self):
+        """Aligned ``name: value`` lines (``print(res)``), as ``scipy.optimize`` results print."""
+        rows = self._rows()
+        w = max(len(n) for n, _ in rows)
+        return "\n".join(f"{n.rjust(w)}: {t}" for n, t in rows)
+
+    def _repr_pretty_(self, p, cycle):
+        """IPython and Jupyter show the aligned form of :meth:`__str__`."""
+        p.text(f"{type(self).__name__}(...)" if cycle else f"{type(self).__name__}\n{self}")
+
+    def _repr_html_(self):
+        """A two-column table in Jupyter; the status row is green when converged."""
+        import html
+        colour = "#2e7d32" if self.converged else "#c62828"
+        rows = "".join(
+            f"<tr><th style='text-align:right'>{html.escape(n)}</th>"
+            f"<td style='text-align:left{';color:' + colour if n in ('status', 'converged') else ''}'>"
+            f"<code>{html.escape(t)}</code></td></tr>" for n, t in self._rows())
+        return f"<table><caption>{html.escape(type(self).__name__)}</caption>{rows}</table>"
+
     def to_dict(self):
         """JSON-ready dict of all fields, ``converged`` and ``kernelphase_version``."""
         from . import __version__

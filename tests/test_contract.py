@@ -203,3 +203,16 @@ def test_nan_and_invariants_are_statuses():
         CubicTransitionResult(1, 1, 1, 1, None, 0, 2, "converged", 0, {})
     r = CubicTransitionResult(math.nan, 1, 1, 1, None, 0, 3, "", 0, {})
     assert not r.converged and r.message == STATUS[3]
+
+
+def test_results_print_like_scipy_and_render_in_notebooks():
+    """print(res) gives aligned name: value lines, status first; Jupyter gets an HTML table."""
+    from kernelphase.solvers.cubic import CubicTransitionResult
+    r = CubicTransitionResult(u_spinodal=1.0, u_c=2.0, phi_star=0.5, b_at_uc=0.3, sigma2_c=None,
+                              residual=0.0, status=1, message="", nit=3, params={"eps": -0.3})
+    lines = str(r).splitlines()
+    assert [ln.split(":")[0].strip() for ln in lines[:3]] == ["message", "converged", "status"]
+    assert len({ln.index(":") for ln in lines}) == 1                     # aligned colons
+    assert "u_c: 2" in str(r) and "converged: False" in str(r)
+    html = r._repr_html_()
+    assert html.startswith("<table>") and "CubicTransitionResult" in html and "#c62828" in html
