@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # module (relative to this package) -> public names it exports
 _EXPORTS = {
     "actions": ("cubic_action", "cubic_kernel_entries", "modular_action"),
-    "activations": ("parse_activation", "Activation"),
+    "activations": ("parse_activation", "as_activation", "Activation"),
     "codegen": ("numba_function",),
     "dichotomy": ("grokking_time_second_order", "diagonal_net_flow"),
     "gaussian": ("erf_hermite_expectation", "expect_product", "bivariate_moment",
@@ -27,6 +27,7 @@ _EXPORTS = {
     "single_index": ("single_index_action",),
     "teachers": ("Teacher",),
     "parse": ("parse_formula", "parse_number"),
+    "printing": ("latex",),
     "lazy_rich": ("loss_terms", "target_sector_power", "ntk_dot_kernel",
                   "spectrum_report"),
     "results": ("Result",),

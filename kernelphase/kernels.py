@@ -35,6 +35,7 @@ from ._checks import check_choice, check_int
 from .activations import Activation, Z, as_activation
 from .gaussian import (erf_erf_expectation, erf_prime_expectation, expect_product,
                        relu_relu_expectation, step_step_expectation)
+from .printing import latex
 from .parse import as_sympy, parse_number
 from .spectra import N1, N2, U
 
@@ -302,7 +303,7 @@ class KernelFunction:
     def _repr_latex_(self):
         if self.expr is None:
             return None
-        return f"$K_{{\\rm {self.kind.upper()}}} = {sp.latex(self.expr)}$"
+        return f"$K_{{\\rm {self.kind.upper()}}} = {latex(self.expr)}$"
 
 
 def kernel_function(activation, kind="nngp", trained="first", sigma_w2=1, params=None,

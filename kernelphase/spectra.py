@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._checks import check_int
+from .printing import latex
 from .parse import as_sympy
 
 __all__ = ["Sector", "gaussian_dot_product_spectrum", "sphere_dot_product_spectrum",
@@ -83,9 +84,9 @@ class Sector:
                 f"multiplicity={self.multiplicity}, eigenfunction={self.eigenfunction})")
 
     def _repr_latex_(self):
-        return (f"$\\text{{{self.name}}}:\\ \\lambda={sp.latex(self.eigenvalue)}\\ "
-                f"(\\times {sp.latex(self.multiplicity)}),\\ "
-                f"\\phi={sp.latex(self.eigenfunction)}$")
+        return (f"$\\text{{{self.name}}}:\\ \\lambda={latex(self.eigenvalue)}\\ "
+                f"(\\times {latex(self.multiplicity)}),\\ "
+                f"\\phi={latex(self.eigenfunction)}$")
 
 
 def harmonic_multiplicity(D, ell):

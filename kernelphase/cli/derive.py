@@ -57,11 +57,12 @@ def _fmt(q):
 
 def _show(args, expr, extra=None):
     import sympy as sp
+    from ..printing import latex
     from ._output import print_json
     if args.json:
-        print_json(dict({"expr": str(expr), "latex": sp.latex(expr)}, **(extra or {})))
+        print_json(dict({"expr": str(expr), "latex": latex(expr)}, **(extra or {})))
     else:
-        print(sp.latex(expr) if args.latex else sp.sstr(expr))
+        print(latex(expr) if args.latex else sp.sstr(expr))
 
 
 def _point(args):
