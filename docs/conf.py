@@ -44,6 +44,9 @@ nb_execution_timeout = 600
 nb_execution_raise_on_error = True      # a failing cell fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+# The kernels inherit this process's environment; a non-interactive MPLBACKEND (CI exports
+# Agg) would stop them from showing figures, so let ipykernel pick its inline backend.
+os.environ.pop("MPLBACKEND", None)
 
 # -- autodoc, autosummary, numpydoc -----------------------------------------------------------
 autosummary_generate = True
