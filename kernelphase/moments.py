@@ -194,15 +194,44 @@ _H_CUT = 60.0
 _MAX_NODES = 20001
 
 
+#: largest variance at which the moments are checked to exist (the solvers' window,
+#: |Phi| <= 50, reaches sigma_w^2 + 2500)
+V_CHECK = 2600.0
+
+
+def _check_gaussian_moments(activation, dsig):
+    r"""Refuse an activation without finite Gaussian moments where the solvers need them:
+    :math:`\sigma` and its derivatives finite on :math:`[-10, 10]`, and the integrand
+    :math:`|\sigma(h)|e^{-h^2/2v}` negligible (below :math:`10^{-12}` of its peak) at the
+    quadrature's cut :math:`|h|=9\sqrt v` for :math:`v=1` and :data:`V_CHECK` (an activation
+    growing like :math:`e^{cz^2}` or faster has no such moments)."""
+    for z in np.linspace(-10.0, 10.0, 81):
+        try:
+            vals = np.asarray(dsig(z), dtype=float)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            vals = np.array([np.nan])
+        if not np.all(np.isfinite(vals)):
+            raise ValueError(f"activation={activation!r} is not finite at z={z:g}: it has no "
+                             f"Gaussian moments")
+    for v in (1.0, V_CHECK):
+        sv = math.sqrt(v)
+        hs = np.linspace(-9.0 * sv, 9.0 * sv, 1801)
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = np.array([abs(float(dsig(h)[0])) for h in hs]) * np.exp(-0.5 * hs * hs / v)
+        tail = max(w[0], w[-1])
+        if not (np.all(np.isfinite(w)) and tail <= 1e-12 * max(np.max(w), 1e-300)):
+            raise ValueError(f"activation={activation!r} has no finite Gaussian moments at "
+                             f"variance {v:g} (|sigma(h)| exp(-h^2/2v) does not decay by "
+                             f"|h| = 9 sqrt(v)); the solvers need variances up to {V_CHECK:g}")
+
+
 def _quadrature_header(activation, kmax, dsig):
     """Header defining ``dsig, NK, DECAYS, ZERO`` for the quadrature template; ``dsig`` the
     compiled derivatives of :func:`derivative_exprs`."""
     import sympy as sp
     from .activations import Z
     ders = derivative_exprs(activation, kmax)
-    for s in (-1.0, 1.0):
-        if not math.isfinite(dsig(s * 3.0)[0]):
-            raise ValueError(f"activation={activation!r} is not finite at z={s * 3.0}")
+    _check_gaussian_moments(activation, dsig)
     # which derivatives vanish beyond |h| = _H_CUT (then the integral is cut there), and
     # which are odd in z (their moments are exactly 0)
     decays = tuple(all(abs(float(sp.N(d.subs(Z, s * _H_CUT)))) < 1e-20 for s in (-1, 1))

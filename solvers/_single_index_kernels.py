@@ -25,7 +25,7 @@ _SCAN = types.Tuple((_f8, _f8, _f8, _f8, _i8, _b1, _b1, _f8))
 
 _NM = 13          # moments M_0..M_12 the action takes
 _NB = 11          # b[0..8] discrepancy by degree; b[9], b[10] stabiliser lam, power
-_FAR = (1e2, 1e4, 1e6)
+_FAR = (1e2, 2e2)  # where the quadrature moments are still accurate (|h| <= 2000)
 _GOLD = 0.618033988749895
 
 
@@ -118,7 +118,7 @@ def scan(mfun, u, sw2, b, xs, Mg, both, fine, far):
     Returns (slope, phi*, S*, S''*, nmin, edge, unbounded, at): slope = min over x > 0 (both
     signs if ``both``) of r(x)/x, refined by golden section if ``fine``, reached at Phi = at;
     phi* the lowest nontrivial minimum (nan if none); edge: the slope is still negative at the
-    window's edge; unbounded: S < 0 at |Phi| = 1e2, 1e4 or 1e6 (checked if ``far``).
+    window's edge; unbounded: S < 0 at |Phi| = 100 or 200 (checked if ``far``).
     """
     slope = np.inf
     best_i, best_s = 1, 1.0

@@ -132,22 +132,13 @@ def _single_index_group(args):
 
 
 def _activation_template(activation):
-    """(SymPy expression, its parameter names, their given values) of an activation: a name
-    (``"tanh"``), text with parameters read by :func:`kernelphase.parse.parse_formula`
-    (``"tanh(beta*z)"``, never evaluated), an :class:`~kernelphase.activations.Activation`
-    or a SymPy expression."""
-    from kernelphase.activations import Activation, Z
-    from kernelphase.moments import KNOWN_ACTIVATIONS
-    from kernelphase.parse import parse_formula
-    given = {}
-    if isinstance(activation, Activation):
-        expr = activation.expr
-        given = {k: v for k, v in activation.params if v is not None}
-    elif isinstance(activation, str) and activation.strip() not in KNOWN_ACTIVATIONS:
-        expr = parse_formula(activation, variables={"z": Z}, params=True, name="activation")
-    else:
-        from kernelphase.moments import activation_expr
-        expr = activation_expr(activation)
+    """(SymPy expression, its parameter names, their given values) of an activation spec
+    (:func:`kernelphase.activations.as_activation`: a name, text such as ``"tanh(beta*z)"``
+    read by the whitelisting parser, an Activation or a SymPy expression)."""
+    from kernelphase.activations import Z, as_activation
+    act = as_activation(activation)
+    expr = act.expr
+    given = {k: v for k, v in act.params if v is not None}
     names = tuple(sorted(str(s) for s in expr.free_symbols - {Z}))
     clash = [n for n in names if n in AXES["single-index"] or n in _NOT_PARAMS]
     if clash:

@@ -30,8 +30,8 @@ The action :math:`\hat{\mathcal S}(\Phi)=\Phi^2/2\sigma_w^2-\tfrac u2\big(\sum_k
   closure above, which keeps :math:`\kappa>0`; kept as a check).
 * **Unbounded actions**: for activations that are not sublinear
   (:func:`kernelphase.moments.is_sublinear`), :math:`\hat{\mathcal S}(\pm\Phi)` is evaluated
-  at :math:`\Phi=10^2,10^4,10^6`; a negative value means :math:`\hat{\mathcal S}\to-\infty`
-  (no global minimum in the EK limit, Sec. 12) and gives status 5, never a minimum at the
+  at :math:`\Phi=100, 200` (where quadrature moments are still accurate); a negative value
+  means :math:`\hat{\mathcal S}\to-\infty` (no global minimum in the EK limit, Sec. 12) and gives status 5, never a minimum at the
   edge of the window.
 
 The grid moments are computed once per (activation, :math:`\sigma_w^2`) and memoised.
@@ -92,8 +92,9 @@ def _setup(activation, sw2, degree):
     """Memoised per (activation, sigma_w2, teacher degree): the moments (m_0..m_7 for degrees
     up to 3, else m_0..m_12: the action needs m_0..m_{degree+4}), the grid, the grid moments,
     the moments at sigma_w2, and whether the far-field (unboundedness) check is needed."""
+    from kernelphase.codegen import function_pointer
     from kernelphase.moments import is_sublinear, moments_vector
-    mfun = moments_vector(activation, 7 if degree <= 3 else 12)
+    mfun = function_pointer(moments_vector(activation, 7 if degree <= 3 else 12))
     t = np.linspace(0.0, math.asinh(_PHI_MAX / 0.5), _NGRID)
     xs = 0.5 * np.sinh(t)
     Mg = _ker.grid_moments(mfun, sw2, xs)

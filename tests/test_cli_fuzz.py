@@ -59,6 +59,8 @@ BASE = {
     "dichotomy predict mc": ["--d", "5"],
     "dichotomy train diag": ["--d", "20", "--n", "10", "--n-test", "20", "--t-end", "1"],
     "dichotomy train mc": ["--d", "5", "--steps", "20", "--record-every", "10", "--out", "mc"],
+    "dichotomy train modular": ["--p", "5", "--width", "8", "--steps", "20",
+                                "--record-every", "10", "--no-progress"],
     "dichotomy sweep-alpha": ["--d", "20", "--n", "10", "--n-test", "20", "--alphas", "2,4"],
 }
 

@@ -22,7 +22,8 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "validation.modular_addition", "validation.lazy_rich_runs",
            "validation.dichotomy_runs", "validation.diagonal_net",
            "validation.matrix_factorization", "validation.polynomial_net",
-           "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index"]
+           "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index",
+           "validation.modular_mlp"]
 
 
 def _sparse():
@@ -96,6 +97,12 @@ REGISTRY = {
                                                                      record_every=10),
     "validation.lazy_rich_figs.fig2": lambda m: m.fig2(scales=(1.0,), p=5, N=10, steps=20,
                                                        record_every=10),
+    "validation.dichotomy_runs.train_modular": lambda m: m.train_modular(p=5, width=8, steps=20,
+                                                                         record_every=10),
+    "validation.dichotomy_runs.sweep_modular": lambda m: m.sweep_modular(
+        scales=(1.0,), lams=(1e-3,), p=5, width=8, steps=20, record_every=10),
+    "validation.modular_mlp.train_modular_mlp": lambda m: m.train_modular_mlp(
+        p=5, width=8, steps=20, record_every=10),
     "validation.lazy_rich_figs.fig12": lambda m: m.fig12(D=6, P=20, steps=40, record_every=10),
     "validation.lazy_rich_figs.fig5": lambda m: m.fig5(label_indices=(1,), D=10, P=10, steps=40),
     "validation.dichotomy_runs.train_diag": lambda m: m.train_diag(d=30, n=12, n_test=10, alpha=8.0,
@@ -114,6 +121,10 @@ HELPERS = {
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",
     "action": "the action landscape (array) for plots",
     "readout_steps": "numba kernel", "readout_order_parameters": "formula",
+    "misgrok_population_accuracy": "metric (1-d integral)", "modular_pairs": "data",
+    "init_mlp": "initial state", "mlp_logits": "forward pass", "mlp_loss_grad": "gradient",
+    "mlp_gd_reference": "slow reference for tests", "check_modular_mlp_params": "input check",
+    "first_step_at_least": "metric", "modular_run_key": "checkpoint key",
     "degenerate_point": "closed form (g_c, Phi_+)", "gfl_discrepancy": "building block",
     "single_index_minima": "array of minima", "linear_accuracy": "metric", "cosine": "metric",
     "multiplication_table": "data", "observation_mask": "data", "zero_fill_completion": "predictor array",

@@ -200,3 +200,19 @@ def test_cli_stabiliser(run_cli):
     st, out, err = run_cli("transition", "single-index", "--activation", "z**3", "--rho", "0.05",
                            "--stabiliser", "exp(Phi)")
     assert st == 2 and not out and err.count("\n") == 1 and "monomial" in err
+
+
+@pytest.mark.parametrize("act, match", [("exp(z**2)", "no finite Gaussian moments at variance 1"),
+                                        ("exp(z)", "no finite Gaussian moments at variance 2600"),
+                                        ("1/z", "not finite at z=0"),
+                                        ("exp(exp(z))", "not finite at z=")])
+def test_activation_without_gaussian_moments_is_one_line(run_cli, act, match):
+    st, out, err = run_cli("transition", "single-index", "--activation", act, "--rho", "0.05")
+    assert st == 2 and not out and err.count("\n") == 1 and match in err, err
+
+
+def test_linear_growth_is_not_flagged_by_inaccurate_far_moments():
+    """tanh(z) + z/10 grows linearly: bounded at small u, so a transition is found (the far
+    check stays where the quadrature moments are accurate)."""
+    r = single_index_transition("tanh(z) + z/10", {1: 1, 3: -0.3}, rho=0.05)
+    assert r.converged and r.order == "first"

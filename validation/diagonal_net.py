@@ -33,7 +33,7 @@ from kernelphase._checks import check_choice, check_int, check_positive, check_r
 from kernelphase.results import Result, status_message
 
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory", "DepthFlowTrajectory", "GDResult"]
+           "FlowTrajectory", "DepthFlowTrajectory", "GDResult", "misgrok_population_accuracy"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
@@ -71,8 +71,42 @@ def misgrok_dataset(d, n, n_test, gamma=25.0, seed=0):
     w_star /= np.linalg.norm(w_star)
     Z = rng.standard_normal((n + n_test, d))
     y = np.where(Z @ w_star >= 0, 1.0, -1.0)
-    X = Z + 0.5 * gamma * y[:, None] * w_star[None, :]
-    return X[:n], y[:n], X[n:], y[n:], w_star
+    # X = Z + (gamma/2) y w*^T, in place and by row blocks (the same floating-point operations
+    # as the one-line form, without its two extra (n + n_test) x d temporaries)
+    for i in range(0, len(y), 256):
+        Z[i:i + 256] += 0.5 * gamma * y[i:i + 256, None] * w_star[None, :]
+    return Z[:n], y[:n], Z[n:], y[n:], w_star
+
+
+def misgrok_population_accuracy(w, w_star, gamma):
+    r"""Exact population accuracy of the linear classifier ``sign<w, x>`` on the misgrokking
+    distribution of :func:`misgrok_dataset` (derived here, issue 15).
+
+    Write :math:`z=s\,w^*+z_\perp` with :math:`s\sim\mathcal N(0,1)`, :math:`y=\mathrm{sign}\,s`,
+    :math:`c=\langle w,w^*\rangle` and :math:`r=\|w-cw^*\|` (:math:`\|w^*\|=1`). Then
+    :math:`y\langle w,x\rangle=c(|s|+\gamma/2)+r\xi` with :math:`\xi\sim\mathcal N(0,1)`
+    independent of :math:`s`, so
+
+    .. math:: \mathrm{acc}(w)=\mathbb E_{s}\big[\Phi\big(c(|s|+\gamma/2)/r\big)\big]
+              =2\int_0^\infty\phi(s)\,\Phi\Big(\frac{c(s+\gamma/2)}{r}\Big)ds ,
+
+    a one-dimensional integral (Gauss-Legendre on :math:`[0, 12]`); :math:`r=0` gives 1, 0
+    or 1/2 (a tie counts as one half, as in
+    :func:`kernelphase.solvers.margins.linear_accuracy`). It replaces a test set of
+    :math:`n_{test}\times d` numbers (1.6 GB at the paper's d = 1e5, n_test = 2000).
+    """
+    from scipy.special import ndtr
+    w = np.asarray(w, float)
+    w_star = np.asarray(w_star, float)
+    ws = w_star / np.linalg.norm(w_star)
+    c = float(w @ ws)
+    r = float(np.linalg.norm(w - c * ws))
+    if r == 0.0 or (c != 0.0 and abs(c) / r > 1e12):
+        return 1.0 if c > 0 else (0.0 if c < 0 else 0.5)
+    x, wt = np.polynomial.legendre.leggauss(200)
+    s = 6.0 * (x + 1.0)                       # [0, 12]
+    phi = np.exp(-0.5 * s * s) / math.sqrt(2 * math.pi)
+    return float(2.0 * 6.0 * np.sum(wt * phi * ndtr(c * (s + 0.5 * gamma) / r)))
 
 
 def init_scale(alpha, d, init="unit"):
@@ -211,7 +245,7 @@ class FlowTrajectory(Result):
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
-                  atol=1e-12, depth=2):
+                  atol=1e-12, depth=2, method=None):
     r"""Exact gradient flow of the diagonal net through its n-dimensional reduction.
 
     .. math:: w(t)=-2a^2e^{-2\lambda t}\sinh\big(4X^\top\beta(t)\big),\qquad
@@ -224,11 +258,19 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         L in 2..8; for L > 2 see :func:`_diagonal_flow_depth` (the same reduction with
         :math:`\dot\beta` weighted by :math:`e^{-(L-2)\lambda t}`, restarted piecewise), which
         returns a :class:`DepthFlowTrajectory`.
+    method : {None, "LSODA", "BDF", "Radau"}
+        scipy's stiff integrator; None: LSODA at depth 2, BDF at depth > 2 (issue 15: at
+        depth 4 from ``init="ones"``, alpha >= 64, LSODA's stiffness switching stalls for
+        more than 10 minutes where BDF takes 14 s; at alpha = 32 the two agree to 1e-3 in
+        the transition offset).
     """
+    ODE_METHODS = (None, "LSODA", "BDF", "Radau")
+    check_choice("method", method, ODE_METHODS)
     from kernelphase.dichotomy import check_depth
     if check_depth(depth) != 2:
         return _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol,
-                                    int(depth))
+                                    int(depth), method or "BDF")
+    method = method or "LSODA"
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
     y = np.asarray(y, float)
@@ -260,14 +302,14 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
                               status_message(6, f"initial scale a={a:g} overflows a^2"))
     try:
         with np.errstate(over="raise", invalid="raise"):
-            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method=method,
                             jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
     except (OverflowError, FloatingPointError) as exc:
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 6,
                               status_message(6, f"overflow in the flow ({exc})"))
     if not sol.success:
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
-                              status_message(8, f"LSODA: {sol.message}"))
+                              status_message(8, f"{method}: {sol.message}"))
     return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))
 
 
@@ -325,9 +367,12 @@ class DepthFlowTrajectory(Result):
 #: fraction of its start (u or v grew by RESTART_RATIO^(-1/(L-2)) times e^(-lam t)); the state
 #: G then cancels against a^(2-L) and would lose digits, so the reduction restarts there
 RESTART_RATIO = 0.1
+#: trial steps are kept where every base is at least this fraction of its start (see
+#: _diagonal_flow_depth); below RESTART_RATIO, so accepted points never feel it
+BASE_FLOOR = 1e-3
 
 
-def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, method="BDF"):
     r"""Depth-L (L > 2) exact flow through the reduction of
     :func:`kernelphase.dichotomy.diagonal_net_flow`, piecewise in time.
 
@@ -335,7 +380,7 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
     :math:`u=e^{-\lambda s}(u_0^{2-L}+L(L-2)G)^{-1/(L-2)}`, :math:`v` with :math:`-G`,
     :math:`s=t-t_0`, :math:`G=X^\top\beta`,
     :math:`\dot\beta=e^{-(L-2)\lambda s}\,\ell'(y\odot Xw)\odot y/n`, :math:`\beta(t_0)=0`;
-    LSODA with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
+    ``method`` (BDF by default) with the analytic Jacobian. A segment ends (an event) when a base has shrunk to
     ``RESTART_RATIO`` of its start; the next starts from the current (u, v). So the cancellation
     :math:`u_0^{2-L}-|L(L-2)G|` never costs more than one digit.
     """
@@ -361,8 +406,15 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
     au, av, t0 = np.full(d, a), np.full(d, a), 0.0
     j, restarts = 0, 0       # next t_eval index to fill
     while j < len(t_eval):
-        def uv(t, beta):
-            G = X.T @ beta
+        # a trial step of the stiff solver may overshoot the restart event and drive a base
+        # a^(2-L) +- L(L-2)G negative (NaN in u or v); keep G where both bases are at least
+        # BASE_FLOOR of their start. Accepted points stop at RESTART_RATIO > BASE_FLOOR, so
+        # there the clip is inactive; a clipped trial step has a large error and is rejected.
+        g_lo = -(1.0 - BASE_FLOOR) * au ** (2 - L) / (L * (L - 2))
+        g_hi = (1.0 - BASE_FLOOR) * av ** (2 - L) / (L * (L - 2))
+
+        def uv(t, beta, g_lo=g_lo, g_hi=g_hi):
+            G = np.clip(X.T @ beta, g_lo, g_hi)
             return fu(au, lam, t - t0, G), fu(av, lam, t - t0, -G), G
 
         def rhs(t, beta):
@@ -384,13 +436,13 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L):
         shrink.direction = -1
         try:
             with np.errstate(over="raise", divide="raise", invalid="raise"):
-                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method="LSODA",
+                sol = solve_ivp(rhs, (t0, float(t_eval[-1])), np.zeros(n), method=method,
                                 jac=jac, t_eval=t_eval[j:], rtol=rtol, atol=atol,
                                 events=shrink)
         except (OverflowError, FloatingPointError, ZeroDivisionError) as exc:
             return done(6, f"overflow in the flow ({exc})", restarts)
         if sol.status == -1:
-            return done(8, f"LSODA: {sol.message}", restarts)
+            return done(8, f"{method}: {sol.message}", restarts)
         m = len(sol.t)          # t_eval points reached in this segment (maybe none)
         for k in range(m):
             U[j + k], V[j + k], _ = uv(sol.t[k], sol.y[:, k])

@@ -22,7 +22,9 @@ PLATEAU_FRACTION = 0.2
 SETTLE_FRACTION, SETTLE_TOL = 0.1, 0.1
 
 __all__ = ["train_diag", "train_mc", "sweep_alpha", "crossing_time", "transition_time",
-           "plot_run", "DiagRunResult", "MCRunResult", "SweepAlphaResult"]
+           "plot_run", "DiagRunResult", "MCRunResult", "SweepAlphaResult", "plot_modular",
+           "ModularSweepResult", "MODULAR_DEFAULTS", "MODULAR_PAPER", "train_modular",
+           "sweep_modular"]
 
 
 def crossing_time(t, metric, start_index):
@@ -192,6 +194,12 @@ class DiagRunResult(Result):
     status: int
     message: str
     params: Mapping = field(default_factory=dict)
+    #: misgrokking task only (NaN otherwise): exact population accuracies
+    #: (:func:`~kernelphase.validation.diagonal_net.misgrok_population_accuracy`)
+    plateau_population_acc: float = float("nan")
+    final_population_acc: float = float("nan")
+    l2_svm_population_acc: float = float("nan")
+    l1_margin_population_acc: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -240,13 +248,11 @@ def _diag_problem(task, d, n, n_test, seed, gamma, depth=2):
     from .diagonal_net import misgrok_dataset, sparse_dataset
     check_choice("task", task, ("sparse", "misgrok"))
     if task == "sparse":
-        X, y, Xt, yt, _ = sparse_dataset(d, n, n_test, seed=seed)
+        X, y, Xt, yt, w_star = sparse_dataset(d, n, n_test, seed=seed)
     else:
-        X, y, Xt, yt, _ = misgrok_dataset(d, n, n_test, gamma=gamma, seed=seed)
-    out = (X, y, Xt, yt, l2_max_margin(X, y), l1_max_margin(X, y))
-    if depth == 2:
-        return out
-    return out + (depth_max_margin(X, y, depth),)
+        X, y, Xt, yt, w_star = misgrok_dataset(d, n, n_test, gamma=gamma, seed=seed)
+    late = depth_max_margin(X, y, depth) if depth != 2 else None
+    return (X, y, Xt, yt, l2_max_margin(X, y), l1_max_margin(X, y), late, w_star)
 
 
 def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3, lr=0.01,
@@ -266,17 +272,25 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
     check_diag_params(task, d, n, n_test, alpha, lam, lr, t_end_factor, points, seed, gamma,
                       init, loss, depth)
     alpha, lam, lr, points, depth = float(alpha), float(lam), float(lr), int(points), int(depth)
-    X, y, Xt, yt, l2, l1, *late = problem or _diag_problem(task, d, n, n_test, seed, gamma,
-                                                            depth)
-    late = late[0] if late else None
+    X, y, Xt, yt, l2, l1, late, w_star = problem or _diag_problem(task, d, n, n_test, seed,
+                                                                   gamma, depth)
+    if task == "misgrok":
+        from .diagonal_net import misgrok_population_accuracy
+
+        def pop_acc(w):
+            return misgrok_population_accuracy(w, w_star, gamma)
+    else:
+        def pop_acc(w):
+            return float("nan")
     w_late = l1.w if depth == 2 else late.w
     tg = _tg(alpha, lam)
     t = np.linspace(0.0, t_end_factor * tg, points + 1)[1:]
     traj = diagonal_flow(X, y, alpha, lam, t, init=init, loss=loss, depth=depth)
-    acc, tr_acc, c2, c1, norm = [], [], [], [], []
+    acc, tr_acc, c2, c1, norm, pop = [], [], [], [], [], []
     for i in range(len(t)):
         w = traj.w(i)
         acc.append(linear_accuracy(w, Xt, yt))
+        pop.append(pop_acc(w))
         tr_acc.append(linear_accuracy(w, X, y))
         c2.append(cosine(w, l2.w))
         c1.append(cosine(w, l1.w))
@@ -315,8 +329,11 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
                                   else late.objective),
         late_predictor_residual=l1.residual if depth == 2 else late.residual,
         curves={"t": t, "steps": t / lr, "test_acc": acc, "train_acc": tr_acc,
-                "cos_l2": c2, "cos_l1": c1, "norm": norm, "norm_kernel": kernel_norm},
-        status=status, message=status_message(status, detail))
+                "cos_l2": c2, "cos_l1": c1, "norm": norm, "norm_kernel": kernel_norm,
+                **({"population_acc": pop} if task == "misgrok" else {})},
+        status=status, message=status_message(status, detail),
+        plateau_population_acc=pop[i_plateau], final_population_acc=pop[-1],
+        l2_svm_population_acc=pop_acc(l2.w), l1_margin_population_acc=pop_acc(l1.w))
 
 
 def train_mc(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1000,
@@ -422,14 +439,12 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
 
 def plot_run(summary, path):
     """Figure of a run: test metric, cosines and norm against lambda*t, t_g marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     c = summary.curves
     lam = summary.params["lam"]
     lt = lam * np.asarray(c["t"])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = subplots(1, 3, figsize=(13, 3.8))
     ax = axes[0]
     if summary.model == "diagonal":
         ax.plot(lt, c["test_acc"], label="test acc")
@@ -458,4 +473,133 @@ def plot_run(summary, path):
         a.set_xlabel(r"$\lambda t$")
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
-    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- modular addition
+
+#: defaults of the modular-addition runs that the machine affords (p = 23; the paper's Fig. 2
+#: uses p = 97, width 1024, train_frac 0.4, lr 0.002, lam 1e-4 and ~1e7 steps: MODULAR_PAPER)
+MODULAR_DEFAULTS = dict(p=23, init_scale=1.0, lam=1e-3, lr=0.5, steps=40000, seed=0,
+                        width=256, train_frac=0.8, record_every=50)
+MODULAR_PAPER = dict(p=97, init_scale=1.0, lam=1e-4, lr=0.002, steps=10**7, seed=0,
+                     width=1024, train_frac=0.4, record_every=10000)
+
+
+def train_modular(p=23, init_scale=1.0, lam=1e-3, lr=0.5, steps=40000, seed=0, width=256,
+                  train_frac=0.8, record_every=50, checkpoint=None, checkpoint_every=None,
+                  progress=False, stop_when_grokked=False):
+    r"""Modular addition with a two-layer ReLU MLP, large initialisation and weight decay
+    (Lyu et al. 2023, Sec. 2, Fig. 2): the early (kernel) phase fits the training pairs and
+    does not generalise; the late (margin) phase does, after
+    :math:`t_g\approx\frac1\lambda\ln(\text{scale})+O(1/\lambda)`.
+
+    Runs :func:`~kernelphase.validation.modular_mlp.train_modular_mlp` (same arguments) and
+    returns its :class:`~kernelphase.validation.modular_mlp.ModularMLPResult`: ``t_train``,
+    ``t_test`` (first steps with 95 % accuracy), ``delay = t_test - t_train`` and ``t_g_steps``
+    :math:`=\ln(\text{scale})/(\eta\lambda)`.
+    """
+    from .modular_mlp import train_modular_mlp
+    return train_modular_mlp(p=p, init_scale=init_scale, lam=lam, lr=lr, steps=steps,
+                             seed=seed, width=width, train_frac=train_frac,
+                             record_every=record_every, checkpoint=checkpoint,
+                             checkpoint_every=checkpoint_every, progress=progress,
+                             stop_when_grokked=stop_when_grokked)
+
+
+@dataclass(frozen=True)
+class ModularSweepResult(Result):
+    r"""Delays ``t_test - t_train`` over initialisation scales and weight decays
+    (:func:`sweep_modular`, the paper's Fig. 2b and 2c).
+
+    ``rows``: one dict per run (``init_scale, lam, t_train, t_test, delay, t_test_50,
+    t_g_steps, final_test_acc, status``). ``delay_grows_with_scale``: the delays at fixed
+    lambda increase with the scale; ``delay_shrinks_with_lam``: at fixed scale they decrease
+    with lambda (None when fewer than two runs of that kind were measured). ``status`` is the first
+    non-zero row status."""
+    rows: tuple
+    delay_grows_with_scale: object
+    delay_shrinks_with_lam: object
+    status: int
+    message: str
+    params: Mapping = field(default_factory=dict)
+
+
+def _monotone(rows, vary, fix, sign):
+    """True/False if the measured delays along ``vary`` (at each fixed ``fix``) are strictly
+    monotone in direction ``sign``; None when no group has two measured runs."""
+    groups = {}
+    for r in rows:
+        if np.isfinite(r["delay"]):
+            groups.setdefault(r[fix], []).append((r[vary], r["delay"]))
+    verdict = None
+    for pts in groups.values():
+        if len(pts) < 2:
+            continue
+        pts.sort()
+        dl = np.diff([d for _, d in pts])
+        ok = bool(np.all(sign * dl > 0))
+        verdict = ok if verdict is None else (verdict and ok)
+    return verdict
+
+
+def sweep_modular(scales=(1.0, 2.0, 4.0), lams=(3e-3,), scale_for_lams=1.0, lam_for_scales=None,
+                  stop_when_grokked=True, **kw):
+    """:func:`train_modular` over ``scales`` at ``lam_for_scales`` (default ``lams[0]``) and over
+    ``lams`` at ``scale_for_lams``; returns a :class:`ModularSweepResult`. ``kw`` as
+    :func:`train_modular` (``steps`` must cover the slowest run)."""
+    from kernelphase.results import status_message
+    from .modular_mlp import check_modular_mlp_params
+    scales = [float(s) for s in scales]
+    lams = [float(x) for x in lams]
+    lam0 = float(lams[0] if lam_for_scales is None else lam_for_scales)
+    runs = [(s, lam0) for s in scales] + [(float(scale_for_lams), x) for x in lams]
+    runs = list(dict.fromkeys(runs))
+    for s, x in runs:
+        check_modular_mlp_params(**dict(MODULAR_DEFAULTS, **kw, init_scale=s, lam=x))
+    rows = []
+    for s, x in runs:
+        r = train_modular(**dict(MODULAR_DEFAULTS, **kw, init_scale=s, lam=x,
+                                 stop_when_grokked=stop_when_grokked))
+        rows.append(dict(init_scale=s, lam=x, t_train=r.t_train, t_test=r.t_test,
+                         delay=r.delay, t_test_50=r.t_test_50, t_g_steps=r.t_g_steps,
+                         final_test_acc=r.final_test_acc, status=r.status))
+    bad = [r for r in rows if r["status"] != 0]
+    status = bad[0]["status"] if bad else 0
+    detail = (f"{len(bad)} of {len(rows)} runs not measured (first: init_scale="
+              f"{bad[0]['init_scale']:g}, lam={bad[0]['lam']:g})") if bad else None
+    return ModularSweepResult(
+        rows=tuple(rows),
+        delay_grows_with_scale=_monotone([r for r in rows if r["lam"] == lam0], "init_scale",
+                                         "lam", +1),
+        delay_shrinks_with_lam=_monotone([r for r in rows if r["init_scale"] == scale_for_lams],
+                                         "lam", "init_scale", -1),
+        status=status, message=status_message(status, detail),
+        params=dict(MODULAR_DEFAULTS, **kw, scales=scales, lams=lams,
+                    scale_for_lams=scale_for_lams, lam_for_scales=lam0))
+
+
+def plot_modular(res, path):
+    """Figure of a modular run: train/test accuracy and the norm against steps (log axis),
+    ``t_train``, ``t_test`` and the leading-order ``t_g`` marked."""
+    from kernelphase.figures import subplots
+    from kernelphase.io import savefig_atomic
+    c = res.curves
+    s = np.maximum(np.asarray(c["step"], float), 1.0)
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
+    ax = axes[0]
+    ax.semilogx(s, c["train_acc"], label="train acc")
+    ax.semilogx(s, c["test_acc"], label="test acc")
+    for v, ls, lab in ((res.t_train, "--", "t_train"), (res.t_test, "-.", "t_test"),
+                       (res.t_g_steps, ":", r"$\ln(\mathrm{scale})/(\eta\lambda)$")):
+        if np.isfinite(v) and v > 0:
+            ax.axvline(v, color="k", ls=ls, lw=0.8, label=lab)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    pr = res.params
+    ax.set_title(f"p={pr['p']}, scale={pr['init_scale']:g}, lambda={pr['lam']:g}", fontsize=9)
+    axes[1].loglog(s, c["norm"], label=r"$\|\theta\|$")
+    axes[1].set_xlabel("step")
+    axes[1].legend()
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)

@@ -31,6 +31,12 @@ def _train_opts(p, alpha, lam, lr, out_help, alpha_max, lam_range):
     p.add_argument("--out", help=out_help + "; None: no files")
 
 
+def _checkpoint_every_opt(p):
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints, a multiple of --record-every "
+                        "(None: 50 records)")
+
+
 def _depth_opt(p):
     # a string, checked by kernelphase.dichotomy.check_depth: a bad value is then one line
     # (argparse's own type errors print the usage too)
@@ -77,12 +83,14 @@ def register(sub):
     q.add_argument("--steps", type=int, default=10**6, help="GD steps, 1 to 1e9")
     q.add_argument("--record-every", type=int, default=1000,
                    help="steps between records, >= 1 (at most 1e6 records)")
-    q.add_argument("--checkpoint-every", type=int, default=None,
-                   help="steps between checkpoints, a multiple of --record-every "
-                        "(None: 50 records)")
+    _checkpoint_every_opt(q)
     q.add_argument("--resume", action="store_true",
                    help="continue the run in --out (same parameters and seed)")
     q.set_defaults(func=_train_mc)
+    q = trs.add_parser("modular", help="modular addition, two-layer ReLU MLP, large init and "
+                       "weight decay (paper Fig. 2)", **fmt)
+    _modular_opts(q)
+    q.set_defaults(func=_train_modular)
     sw = dsub.add_parser("sweep-alpha", help="lambda*t_transition - ln(alpha) over alpha", **fmt)
     _common_diag(sw)
     sw.add_argument("--alphas", default="32,64,128",
@@ -95,6 +103,92 @@ def register(sub):
     sw.add_argument("--out", help="folder for sweep.json; None: no files")
     _depth_opt(sw)
     sw.set_defaults(func=_sweep)
+
+
+def _modular_opts(p):
+    from ..validation.dichotomy_runs import MODULAR_DEFAULTS as D
+    p.add_argument("--p", type=int, default=D["p"], help="modulus, 2 to 1000 (paper: 97)")
+    p.add_argument("--init-scale", type=float, default=D["init_scale"],
+                   help="multiplier of the He-normal first layer, (0, 1e4]; W2 starts at 0")
+    p.add_argument("--lam", type=float, default=D["lam"], help="weight decay, [0, 1e3]")
+    p.add_argument("--lr", type=float, default=D["lr"], help="GD step, (0, 1e3]")
+    p.add_argument("--steps", type=int, default=D["steps"], help="GD steps, 1 to 1e9")
+    p.add_argument("--seed", type=int, default=D["seed"], help="seed of split and weights, >= 0")
+    p.add_argument("--width", type=int, default=D["width"], help="hidden units, 1 to 1e5")
+    p.add_argument("--train-frac", type=float, default=D["train_frac"],
+                   help="fraction of the p^2 pairs used for training, (0, 1)")
+    p.add_argument("--record-every", type=int, default=D["record_every"],
+                   help="steps between records (the resolution of t_train, t_test), >= 1")
+    _checkpoint_every_opt(p)
+    p.add_argument("--stop-when-grokked", action="store_true",
+                   help="stop at the first record with train and test accuracy >= 95 %%")
+    p.add_argument("--json", metavar="F", default=None,
+                   help="write the summary (t_train, t_test, curves, parameters, seed, "
+                        "versions) as JSON to file F; '-' prints it")
+    p.add_argument("--out", metavar="FIG", default=None, help="figure file (.png, .pdf, .svg)")
+    p.add_argument("--run-dir", default=None,
+                   help="checkpoint folder of a long run (resumable); None: no checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir (same parameters and seed)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _train_modular(args):
+    import shutil
+    from ..io import (RunDir, atomic_write_json, check_output_dir, check_output_file,
+                      provenance)
+    from ..results import jsonable
+    from ..validation.dichotomy_runs import plot_modular, train_modular
+    from ..validation.modular_mlp import check_modular_mlp_params
+    from ._output import print_json
+    kw = dict(p=args.p, init_scale=args.init_scale, lam=args.lam, lr=args.lr, steps=args.steps,
+              seed=args.seed, width=args.width, train_frac=args.train_frac,
+              record_every=args.record_every, checkpoint_every=args.checkpoint_every)
+    check_modular_mlp_params(**kw)
+    if args.resume and args.run_dir is None:
+        raise ValueError("--resume needs --run-dir, the folder of the run to continue")
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json", (".json",))
+    if args.out is not None:
+        check_output_file(args.out, "--out", (".png", ".pdf", ".svg"))
+    if args.run_dir is not None:
+        check_output_dir(args.run_dir, "--run-dir", resumable=True)
+    progress = False if args.no_progress else None
+    kw.update(progress=progress, stop_when_grokked=args.stop_when_grokked)
+    if args.run_dir is None:
+        res = train_modular(**kw)
+    else:
+        from ..validation.modular_mlp import modular_run_key
+        key = modular_run_key(**{k: kw[k] for k in ("p", "init_scale", "lam", "lr", "steps",
+                                                     "seed", "width", "train_frac",
+                                                     "record_every", "stop_when_grokked")})
+        made = not os.path.exists(args.run_dir)
+        try:
+            with RunDir(args.run_dir, key, resume=args.resume, option="--run-dir") as rd:
+                res = train_modular(checkpoint=rd, **kw)
+        except BaseException:
+            if made and os.path.isdir(args.run_dir) and not os.path.exists(
+                    os.path.join(args.run_dir, "checkpoint.npz")):
+                shutil.rmtree(args.run_dir, ignore_errors=True)
+            raise
+    rec = res.to_dict()
+    rec["seed"] = args.seed
+    rec["provenance"] = provenance(res.params, seed=args.seed)
+    rec["versions"] = rec["provenance"]["versions"]
+    if args.out is not None:
+        plot_modular(res, args.out)
+    if args.json == "-":
+        print_json(jsonable(rec))
+        return 0
+    if args.json is not None:
+        atomic_write_json(args.json, rec)
+    for k in ("t_train", "t_test", "delay", "t_test_50", "t_g_steps", "final_train_acc",
+              "final_test_acc"):
+        v = rec.get(k)
+        print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    print(f"converged: {rec['converged']}")
+    print(f"message: {rec['message']}")
+    return 0
 
 
 def _check_data(args):
@@ -193,7 +287,9 @@ def _train_diag(args):
          _TRAIN_KEYS + ("plateau_test_acc", "final_test_acc", "cos_l2_plateau", "cos_l1_final")
          + (("lambda_t_transition_minus_ln_alpha", "lambda_t_exit_predicted_minus_ln_alpha",
              "early_predictor_test_acc",
-             "late_predictor_test_acc", "cos_late_final") if depth != 2 else ()))
+             "late_predictor_test_acc", "cos_late_final") if depth != 2 else ())
+         + (("plateau_population_acc", "final_population_acc", "l2_svm_population_acc",
+             "l1_margin_population_acc") if args.task == "misgrok" else ()))
     return 0
 
 
