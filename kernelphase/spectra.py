@@ -232,7 +232,7 @@ def gaussian_dot_product_spectrum(kernel, D):
     Parameters
     ----------
     kernel : sympy.Expr or str
-        Polynomial in ``u`` (= x.x') and optionally ``n1``, ``n2`` (= |x|^2, |x'|^2), with any
+        Polynomial in ``u`` (= x.x') and optionally ``n1``, ``n2`` (= ``|x|^2``, ``|x'|^2``), with any
         other symbols as parameters; text is read by :func:`kernelphase.parse.parse_formula`.
     D : int or sympy.Symbol
         Input dimension, ``D >= 1`` (``D = 2`` uses the Chebyshev limit of the Gegenbauer

@@ -41,7 +41,7 @@ def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
 
 
 def plot_modular(tr, path):
-    """Per-mode action S_k/P in the three phases (Fig. 3a) and 1-|a| against sigma^2 (Fig. 3b)."""
+    """Per-mode action S_k/P in the three phases (Fig. 3a) and ``1-|a|`` against sigma^2 (Fig. 3b)."""
     from .modular import _action_numeric, modular_phase
     S_mode = _action_numeric()
     p = tr.params

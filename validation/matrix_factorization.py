@@ -111,7 +111,7 @@ def check_mf_params(d, alpha, lam, lr, steps, record_every, checkpoint_every=Non
 
 def mf_gd(Xstar, mask, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1000,
           checkpoint=None, checkpoint_every=None, progress=None, _after_record=None):
-    """Run GD and record (step, train loss, test MSE, |theta|) every ``record_every`` steps.
+    """Run GD and record (step, train loss, test MSE, ``|theta|``) every ``record_every`` steps.
 
     ``checkpoint``: a :class:`kernelphase.io.RunDir` whose key holds every parameter of the
     run (``alpha, lam, lr, steps, record_every, d, n``); the state is written into it

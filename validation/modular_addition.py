@@ -465,7 +465,7 @@ def _modular_row(res, P, N, s2, sa2, gamma, step, tr, network_status):
 
 
 def plot_modular_report(report, path):
-    """|a| against sigma^2 (simulation points, theory line) and the log10(Phi) histograms."""
+    """``|a|`` against sigma^2 (simulation points, theory line) and the log10(Phi) histograms."""
     from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     from .teacher_student import report_rows
