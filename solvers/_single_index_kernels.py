@@ -308,7 +308,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
         return MIN_AT_START, 0, np.nan, np.nan, u, nit
     lo = u
     while st[2] >= 0 and st[1] > 0:
-        lo, u = u, u * 1.5
+        lo, u = u, u * 2.0
         if u > u_max:
             return NO_TRANSITION, 0, np.nan, np.nan, u_max, nit
         st = state(mfun, u, rho, sw2, c, A, b0, xs, Mg, both, far, False)
@@ -321,7 +321,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
     # spinodal
     x, t, ok = newton2(mfun, 0, st[9], math.log(u), rho, sw2, c, A, b0)
     u_s = math.exp(t)
-    ok = ok and lo / 1.5 <= u_s <= u * 1.5 and \
+    ok = ok and lo / 2.0 <= u_s <= u * 2.0 and \
         objective(mfun, 0, u_s * (1 - 1e-7), rho, sw2, c, A, b0, xs, Mg, both) >= -1e-9
     if not ok:
         while objective(mfun, 0, u, rho, sw2, c, A, b0, xs, Mg, both) >= 0:
@@ -344,7 +344,7 @@ def transition(mfun, rho, sw2, c, A, b0, xs, Mg, both, far, u_max):
         if st[6] > 0 and st[4] <= 0:
             break
         nit += 1
-        lo, hi = hi, hi * 1.2
+        lo, hi = hi, hi * 1.3
         if hi > u_max:
             return METASTABLE_ONLY, 0, np.nan, u_s, u_max, nit
     x, t, ok = newton2(mfun, 1, st[3], math.log(hi), rho, sw2, c, A, b0)
