@@ -60,6 +60,7 @@ BASE = {
     "dichotomy train diag": ["--d", "20", "--n", "10", "--n-test", "20", "--t-end", "1"],
     "dichotomy train mc": ["--d", "5", "--steps", "20", "--record-every", "10", "--out", "mc"],
     "dichotomy sweep-alpha": ["--d", "20", "--n", "10", "--n-test", "20", "--alphas", "2,4"],
+    "reproduce": ["rubin-fig3", "--quick", "--out", "rp"],
 }
 
 
