@@ -35,8 +35,9 @@ PAPER = {
 }
 
 #: entries over ~30 s in --quick (the theory-only ones stay in the fast suite)
-SLOW = {"rubin-fig2-langevin", "kumar-fig1", "kumar-fig2", "kumar-fig4", "kumar-fig5",
-        "kumar-fig12", "lyu-fig1a", "lyu-fig1b", "lyu-fig3"}
+SLOW = {"rubin-fig2-langevin", "kumar-fig1", "kumar-fig2", "kumar-fig3a", "kumar-fig3e",
+        "kumar-fig4", "kumar-fig5", "kumar-fig12", "kumar-goldilocks", "lyu-fig1a",
+        "lyu-fig1b", "lyu-fig3"}
 
 
 def _entries():
