@@ -61,14 +61,15 @@ FIGURES = {
               "linear discrepancy b and the mass of droplets (|Phi| > 0.5) above and below "
               "sigma^2_c",
         runner="_rubin_fig2_langevin",
-        quick=dict(preset="fig2", scale=0.125, sigma2=(0.3, 0.1), nets=4, steps=2000,
+        quick=dict(preset="fig2", scale=0.125, sigma2=(0.3, 0.1), nets=2, steps=1500,
                    readout="gibbs", seed=0),
         full=dict(preset="fig2", scale=1.0, sigma2=(0.3, 0.25, 0.2, 0.15, 0.1), nets=200,
                   steps=360000, readout="langevin", seed=0),
         reduced="scale 1/8 of the Table 1 family (N = 88, d = 53, n = 375), 2 noise levels, "
-                "4 networks, 2000 Gibbs steps (paper: scale 1, 5 levels, 200 networks, "
+                "2 networks, 1500 Gibbs steps (paper: scale 1, 5 levels, 200 networks, "
                 "360 000 epochs)",
-        cost_quick="about 60 s (estimated)", cost_full="months of CPU (estimated; checkpointed)",
+        cost_quick="about 60 s CPU (estimated; 4 networks x 2000 steps: 117 s CPU)",
+        cost_full="months of CPU (estimated; checkpointed)",
         resumable=True,
         numbers=[_n("sigma2_c", 0.18, 0.05, source="Fig. 2: transition around sigma^2 ~ 0.18 "
                                                      "(theory value of this run)")]),
@@ -127,7 +128,7 @@ FIGURES = {
         full=dict(scales=(0.5, 1.0, 1.5, 2.0), p=23, N=100, steps=100000, seed=0),
         reduced="p = 11, N = 50, scales 0.5, 1, 1.5, 15 000 epochs (paper: p = 23, N = 100, "
                 "scales up to 2, 1e5 epochs)",
-        cost_quick="about 30 s (estimated)", cost_full="about 1 h (estimated)",
+        cost_quick="6 s CPU (measured)", cost_full="about 1 h CPU (estimated)",
         resumable=True, numbers=[]),
     "kumar-fig3a": dict(
         paper=_KUMAR, figure="Fig. 3(a), Sec. 5",
@@ -138,7 +139,7 @@ FIGURES = {
         full=dict(alphas=(2 ** -5, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), steps=60000,
                   threshold=0.2, seed=0),
         reduced="alpha = 1/4, 1/2, 1 of the paper's 2^-5 ... 16 and 15 000 of 60 000 steps",
-        cost_quick="about 20 s CPU (estimated: 0.4 ms/step)",
+        cost_quick="21 s CPU (measured)",
         cost_full="about 4 min CPU (estimated: 0.4 ms/step)", numbers=[]),
     "kumar-fig3e": dict(
         paper=_KUMAR, figure="Fig. 3(e), Sec. 5",
@@ -151,7 +152,7 @@ FIGURES = {
                   seed=0),
         reduced="a 2 x 2 grid (alpha 0.4, 4; eps 0.02, 0.2) of the paper's 14 x 14 and "
                 "20 000 of 110 000 steps",
-        cost_quick="about 35 s CPU (estimated: 0.4 ms/step)",
+        cost_quick="16 s CPU (measured)",
         cost_full="about 2.5 h CPU (estimated: 196 runs of 44 s)", numbers=[]),
     "kumar-goldilocks": dict(
         paper=_KUMAR, figure="Goldilocks appendix",
@@ -161,7 +162,7 @@ FIGURES = {
         quick=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
         full=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
         reduced="none: the paper's size (D = 40, N = 100, 5e4 epochs) runs in seconds",
-        cost_quick="about 30 s (estimated)", cost_full="about 30 s (estimated)",
+        cost_quick="11 s CPU (measured)", cost_full="11 s CPU (measured)",
         numbers=[_n("eps", 0.5, 0.0, "abs", "theory notes Sec. 8: Goldilocks eps = 0.5",
                     known_difference="at eps = 0.5 the lazy fit is as fast as feature learning "
                                      "and there is no window (README, 'Lazy to rich'); the "
@@ -186,7 +187,7 @@ FIGURES = {
         quick=dict(label_indices=(1, 5, 70, 75, 100, 150), steps=25000, seed=0),
         full=dict(label_indices=(1, 5, 70, 75, 100, 150), steps=25000, seed=0),
         reduced="none: the paper's size runs in seconds",
-        cost_quick="9 s (measured)", cost_full="9 s (measured)",
+        cost_quick="9 s CPU (measured)", cost_full="9 s CPU (measured)",
         numbers=[]),
     "kumar-fig12": dict(
         paper=_KUMAR, figure="Fig. 12, App.",
@@ -196,7 +197,7 @@ FIGURES = {
         quick=dict(steps=20000, seed=1),
         full=dict(steps=100000, seed=1),
         reduced="20 000 of the paper's 100 000 epochs",
-        cost_quick="about 10 s (estimated)", cost_full="about 30 s (README: 16 s CPU)",
+        cost_quick="12 s CPU (measured)", cost_full="about 1 min CPU (estimated)",
         resumable=True, numbers=[]),
     "lyu-fig1a": dict(
         paper=_LYU, figure="Fig. 1a, Sec. 3.2.3",
@@ -228,7 +229,7 @@ FIGURES = {
         full=dict(task="misgrok", d=100000, n=32, n_test=10000, gamma=25.0, alpha=128.0,
                   lam=1e-3, lr=0.01, t_end_factor=41.2, seed=0),
         reduced="d = 1e4 of 1e5, run to 4 t_g (1.9e6 steps) instead of 2e7 steps",
-        cost_quick="about 15 s (estimated from 6 s CPU at 2 t_g)",
+        cost_quick="9 s CPU (measured)",
         cost_full="about 20 min (estimated: 10x d, 10x time)",
         numbers=[_n("plateau_test_acc", 0.999, 0.01, "abs", "Fig. 1b: 99.9 % in the kernel "
                     "phase (read)"),
