@@ -151,3 +151,30 @@ def test_rerun_into_own_folder(run_cli, tmp_path):
     with open(out / "reproduce.json") as fh:
         rec = json.load(fh)
     assert rec["mode"] == "full" and math.isfinite(rec["elapsed_seconds"])
+
+
+def test_interrupted_run_resumes(run_cli, tmp_path, monkeypatch):
+    """A resumable entry stopped after its first checkpoint leaves only ``.checkpoint``;
+    a plain rerun is refused, ``--resume`` continues from the saved state and cleans up."""
+    from kernelphase.cli import reproduce as rp
+
+    def fake(kw, out, checkpoint):
+        ck = checkpoint({"x": kw["x"]})
+        state = ck.load("state.npz")
+        if state is None:
+            ck.save("state.npz", step=7)
+            raise ValueError("stopped after the first checkpoint")
+        return {"step": int(state["step"])}, {}, []
+
+    entry = dict(FIGURES["kumar-fig4"], runner="_fake_runner", quick={"x": 1}, full={"x": 1},
+                 numbers=[], resumable=True)
+    monkeypatch.setitem(rp.FIGURES, "fake-fig", entry)
+    monkeypatch.setattr(rp, "_fake_runner", fake, raising=False)
+    out = tmp_path / "o"
+    assert "stopped" in _one_line_exit_2(run_cli, "reproduce", "fake-fig", "--out", out)
+    assert os.listdir(out) == [".checkpoint"]
+    assert "--resume" in _one_line_exit_2(run_cli, "reproduce", "fake-fig", "--out", out)
+    status, stdout, err = run_cli("reproduce", "fake-fig", "--out", out, "--resume", "--json")
+    assert status == 0, err
+    assert json.loads(stdout)["result"] == {"step": 7}
+    assert sorted(os.listdir(out)) == ["kernelphase-run.json", "reproduce.json"]
