@@ -53,9 +53,11 @@ def test_every_entry_is_classified():
 def test_list(run_cli):
     status, out, err = run_cli("reproduce", "--list")
     assert status == 0 and not err
+    lines = out.splitlines()
     for name, e in FIGURES.items():
-        line = next(x for x in out.splitlines() if x.startswith(name + " "))
-        assert e["cost_quick"] in line and e["cost_full"] in line
+        i = next(i for i, x in enumerate(lines) if x.startswith(name + ": "))
+        assert e["figure"] in lines[i] and e["shows"] in lines[i + 1]
+        assert e["cost_quick"] in lines[i + 2] and e["cost_full"] in lines[i + 2]
     status, out, _ = run_cli("reproduce", "--list", "--json")
     rows = json.loads(out)["figures"]
     assert [r["name"] for r in rows] == list(FIGURES)

@@ -154,20 +154,6 @@ FIGURES = {
                 "20 000 of 110 000 steps",
         cost_quick="16 s CPU (measured)",
         cost_full="about 2.5 h CPU (estimated: 196 runs of 44 s)", numbers=[]),
-    "kumar-goldilocks": dict(
-        paper=_KUMAR, figure="Goldilocks appendix",
-        shows="data window: P = 50 never generalises, P = 120 groks, P = 500 learns train "
-              "and test together (eps = 0.1; see the known difference)",
-        runner="_kumar_goldilocks",
-        quick=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
-        full=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
-        reduced="none: the paper's size (D = 40, N = 100, 5e4 epochs) runs in seconds",
-        cost_quick="11 s CPU (measured)", cost_full="11 s CPU (measured)",
-        numbers=[_n("eps", 0.5, 0.0, "abs", "theory notes Sec. 8: Goldilocks eps = 0.5",
-                    known_difference="at eps = 0.5 the lazy fit is as fast as feature learning "
-                                     "and there is no window (README, 'Lazy to rich'); the "
-                                     "window is reproduced at eps <= 0.1, so this entry runs "
-                                     "eps = 0.1")]),
     "kumar-fig4": dict(
         paper=_KUMAR, figure="Fig. 4, Sec. 5",
         shows="the N = 2 network with the uncentred loss: the late test drop behind the "
@@ -199,6 +185,20 @@ FIGURES = {
         reduced="20 000 of the paper's 100 000 epochs",
         cost_quick="12 s CPU (measured)", cost_full="about 1 min CPU (estimated)",
         resumable=True, numbers=[]),
+    "kumar-goldilocks": dict(
+        paper=_KUMAR, figure="Goldilocks appendix",
+        shows="data window: P = 50 never generalises, P = 120 groks, P = 500 learns train "
+              "and test together (eps = 0.1; see the known difference)",
+        runner="_kumar_goldilocks",
+        quick=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
+        full=dict(Ps=(50, 120, 500), eps=0.1, steps=50000, threshold=0.5, seed=0),
+        reduced="none: the paper's size (D = 40, N = 100, 5e4 epochs) runs in seconds",
+        cost_quick="11 s CPU (measured)", cost_full="11 s CPU (measured)",
+        numbers=[_n("eps", 0.5, 0.0, "abs", "theory notes Sec. 8: Goldilocks eps = 0.5",
+                    known_difference="at eps = 0.5 the lazy fit is as fast as feature learning "
+                                     "and there is no window (README, 'Lazy to rich'); the "
+                                     "window is reproduced at eps <= 0.1, so this entry runs "
+                                     "eps = 0.1")]),
     "lyu-fig1a": dict(
         paper=_LYU, figure="Fig. 1a, Sec. 3.2.3",
         shows="diagonal linear net on a sparse teacher: kernel (L2 SVM) test accuracy, then "
@@ -625,8 +625,10 @@ def _main(args):
             print_json({"figures": rows, "status": 0, "message": "listed"})
             return 0
         for r in rows:
-            print(f"{r['name']:<20} quick: {r['cost_quick']:<28} full: {r['cost_full']}")
-            print(f"{'':<20} {r['paper']}, {r['figure']}: {r['shows']}")
+            print(f"{r['name']}: {r['paper']}, {r['figure']}")
+            print(f"    shows: {r['shows']}")
+            print(f"    quick: {r['cost_quick']}; full: {r['cost_full']}"
+                  f"{' (resumable)' if r['resumable'] else ''}")
         return 0
     if args.name is None:
         raise ValueError(f"give a NAME (one of {', '.join(FIGURES)}) or --list")
