@@ -73,6 +73,8 @@ def test_quick(run_cli, tmp_path, name):
     with open(out / "reproduce.json") as fh:
         assert json.load(fh) == rec
     assert rec["mode"] == "quick" and rec["size"] == FIGURES[name]["reduced"]
+    assert rec["status"] == 0 and rec["converged"], rec["message"]
+    assert rec["all_within_tolerance"]
     assert rec["provenance"]["versions"]["kernelphase"] and "seed" in rec["provenance"]
     assert rec["parameters"] == json.loads(json.dumps(FIGURES[name]["quick"]))
     for f in rec["files"]:

@@ -62,9 +62,9 @@ FIGURES = {
               "sigma^2_c",
         runner="_rubin_fig2_langevin",
         quick=dict(preset="fig2", scale=0.125, sigma2=(0.3, 0.1), nets=2, steps=1500,
-                   readout="gibbs", seed=0),
+                   readout="gibbs", seed=0, workers=1),
         full=dict(preset="fig2", scale=1.0, sigma2=(0.3, 0.25, 0.2, 0.15, 0.1), nets=200,
-                  steps=360000, readout="langevin", seed=0),
+                  steps=360000, readout="langevin", seed=0, workers=None),
         reduced="scale 1/8 of the Table 1 family (N = 88, d = 53, n = 375), 2 noise levels, "
                 "2 networks, 1500 Gibbs steps (paper: scale 1, 5 levels, 200 networks, "
                 "360 000 epochs)",
@@ -313,7 +313,9 @@ def _rubin_fig2(kw, out, checkpoint):
 def _rubin_fig2_langevin(kw, out, checkpoint):
     from ..solvers.cubic import cubic_transition
     from ..validation.teacher_student import plot_cubic_report, run_cubic
-    rep = run_cubic(run_dir=checkpoint(kw), progress=False, workers=1, **kw)
+    kw = dict(kw)
+    workers = kw.pop("workers")     # None: one process per core; not part of the result
+    rep = run_cubic(run_dir=checkpoint(kw), progress=False, workers=workers, **kw)
     plot_cubic_report(rep, os.path.join(out, "phi_and_b.png"))
     tr = cubic_transition(-0.3, 0.5, n=3000, d=150, width=700, sigma_a2=8 / 700)
     rows = [r for r in rep.rows if "b" in r]    # the fig2 preset keeps sigma^2 at every scale
@@ -547,9 +549,10 @@ def _lyu_diag(kw, out, checkpoint):
 
 
 def _lyu_mc(kw, out, checkpoint):
-    from ..validation.dichotomy_runs import plot_run, train_mc
-    res = train_mc(checkpoint=checkpoint(dict(kw, model="matrix_completion")), progress=False,
-                   **kw)
+    from ..validation.dichotomy_runs import check_mc_params, plot_run, train_mc
+    n_obs = check_mc_params(**kw)     # the key holds n, as for dichotomy train mc
+    key = dict(kw, model="matrix_completion", n=n_obs)
+    res = train_mc(checkpoint=checkpoint(key), progress=False, **kw)
     plot_run(res, os.path.join(out, "lyu_fig3.png"))
     d = {k: v for k, v in res.to_dict().items() if k != "curves"}
     ours = {k: d.get(k) for k in ("plateau_test_mse", "t_transition_measured_steps",
@@ -646,7 +649,9 @@ def _main(args):
               f"(tolerance {_fmt_tol(r)}): {verdict}{extra}")
     for c in rec["checks"]:
         print(f"  {'ok' if c['ok'] else 'FAILED'}: {c['check']} ({c['detail']})")
-    print(f"wrote {os.path.join(out, 'reproduce.json')} and {', '.join(rec['files'])}")
+    print(f"message: {rec['message']}")
+    print(f"wrote {os.path.join(out, 'reproduce.json')} and "
+          f"{', '.join(f for f in rec['files'] if f != 'reproduce.json')}")
     return 0
 
 
@@ -711,9 +716,12 @@ def run_entry(name, quick=False, out=None, resume=False):
                            all_within_tolerance=ok, seed=seed,
                            elapsed_seconds=round(time.time() - t0, 1),
                            files=files + ["reproduce.json"], provenance=prov,
-                           status=0, message="reproduced" if ok else
-                           "ran; some numbers or checks are outside the paper's tolerance",
                            result=result)
+                # the run's own status (e.g. 7: too short to measure) comes first
+                status = int(result.get("status") or 0)
+                rec.update(status=status, converged=status == 0, message=(
+                    result.get("message") if status else "reproduced" if ok else
+                    "ran; some numbers or checks are outside the paper's tolerance"))
                 rec = jsonable(rec)
                 atomic_write_json(os.path.join(stage, "reproduce.json"), rec)
         except BaseException:
