@@ -248,8 +248,10 @@ FIGURES = {
                   record_every=10000, seed=0),
         reduced="1.2e5 of the plotted 1e7 steps: the kernel-phase plateau only (the "
                 "transition is at 3.6e5 steps)",
-        cost_quick="50 s CPU (measured: 0.42 ms/step)",
-        cost_full="70 min CPU (estimated from 0.42 ms/step; checkpointed)",
+        cost_quick="about 50 s CPU (estimated: 24 s for the nuclear-norm completion, "
+                   "0.22 ms/step)",
+        cost_full="about 40 min CPU (estimated: 0.22 ms/step; 5e5 steps took 135 s; "
+                  "checkpointed)",
         resumable=True,
         numbers=[_n("plateau_test_mse", 0.1022, 0.01, source="Fig. 3: plateau ~ 0.1022 (read)"),
                  _n("t_transition_measured_steps", 3.6e5, 0.15, source="Fig. 3: half the "
