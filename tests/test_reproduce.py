@@ -182,3 +182,34 @@ def test_interrupted_run_resumes(run_cli, tmp_path, monkeypatch):
     assert status == 0, err
     assert json.loads(stdout)["result"] == {"step": 7}
     assert sorted(os.listdir(out)) == ["kernelphase-run.json", "reproduce.json"]
+
+
+def test_full_sizes_pass_the_parameter_checks():
+    """Every paper-size configuration is accepted by its function's own input checks (memory
+    included), so a full run does not fail on its parameters after hours."""
+    from kernelphase.validation.dichotomy_runs import check_diag_params, check_mc_params
+    from kernelphase.validation.lazy_rich_figs import FIG2, FIG5, FIG12
+    from kernelphase.validation.modular_net import alpha_from_scale, check_modular_params
+    from kernelphase.validation.polynomial_net import PRESETS, check_train_params
+    from kernelphase.validation.teacher_student import plan_cubic
+    for name, e in FIGURES.items():
+        kw = dict(e["full"])
+        if name.startswith("lyu-fig1"):
+            check_diag_params(**kw)
+        elif name == "lyu-fig3":
+            check_mc_params(**kw)
+        elif name == "rubin-fig2-langevin":
+            plan_cubic(**kw)
+        elif name == "kumar-fig2":
+            for s in kw["scales"]:
+                check_modular_params(kw["p"], kw["N"], alpha_from_scale(s), kw["steps"],
+                                     FIG2["train_fraction"], kw["seed"], 100, FIG2["lr0"])
+        elif name.startswith("kumar-"):
+            preset = {"kumar-fig5": dict(FIG5, convention="B"),
+                      "kumar-fig12": dict(FIG12, convention="A"),
+                      "kumar-goldilocks": dict(PRESETS["goldilocks"], eps=kw.get("eps"))}.get(
+                name, PRESETS.get(kw.get("preset", name.split("-")[1])))
+            for alpha in kw.get("alphas", (preset["alpha"],)):
+                check_train_params(preset["D"], preset["P"], preset["N"], alpha, preset["eps"],
+                                   preset["c"], kw["steps"], kw["seed"], preset["convention"],
+                                   "network", 10)
