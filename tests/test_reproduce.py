@@ -13,9 +13,10 @@ import pytest
 from kernelphase.cli.reproduce import FIGURES, compare
 
 # name -> {quantity: (paper value, tolerance, kind)}; sources:
-#   Rubin et al. 2023: Sec. 4 (u_c ~ 30.2 at eps = -0.3), Fig. 2 (sigma^2_c ~ 0.18), Sec. 2.4
+#   Rubin et al. 2023: u_c ~ 30.2 at eps = -0.3, Fig. 2 (sigma^2_c ~ 0.18), the text
 #   (saddles at Phi ~ +-1), Fig. 3 (GMFL-I from 0.227, GMFL-II from 0.175, a -> ~ -0.7),
-#   App. D (N = 2800 before, 1400 just after, 700 inside GMFL-I);
+#   App. D (N = 2800 before, 1400 just after, 700 inside GMFL-I); shared/theory/
+#   adaptive_kernel.md Sec. 9;
 #   Lyu et al. 2023: Fig. 1a (final norm 4.3, 100 % test accuracy, transition ~ 2.2/lambda
 #   before ln(alpha)/lambda), Fig. 1b (99.9 % kernel phase), Fig. 3 (plateau 0.1022, half the
 #   plateau at ~ 3.6e5 steps); readings in shared/theory/dichotomy.md Sec. 3.7 and 4.4.

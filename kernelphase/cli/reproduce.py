@@ -39,11 +39,13 @@ _KUMAR = "Kumar, Bordelon, Gershman & Pehlevan 2023"
 _LYU = "Lyu, Jin, Li, Du, Lee & Hu 2023"
 
 #: name -> entry. ``runner`` is the name of a function of this module taking
-#: ``(kw, out, checkpoint)``; ``quick``/``full`` are its keyword arguments; costs are wall
-#: times on the shared 2-core machine (measured where marked, else estimated).
+#: ``(kw, out, checkpoint)``; ``quick``/``full`` are its keyword arguments; costs are CPU or
+#: wall times as stated, on the shared 2-core machine (measured where marked, else estimated).
+#: Sources cite the paper as summarised in the theory notes (shared/theory/*.md, "What the
+#: paper states numerically" and the figure readings).
 FIGURES = {
     "rubin-fig2": dict(
-        paper=_RUBIN, figure="Fig. 2 (theory lines), Sec. 2.4 and 4",
+        paper=_RUBIN, figure="Fig. 2 (theory lines)",
         shows="teacher-student GFL -> GMFL-I transition of the cubic teacher (eps = -0.3): "
               "u_c, sigma^2_c, the droplet Phi*, action at u_c (EK theory)",
         runner="_rubin_fig2",
@@ -51,10 +53,10 @@ FIGURES = {
         full=dict(eps=-0.3, sigma_w2=0.5, n=3000, d=150, width=700, sigma_a2=8 / 700),
         reduced="none: the theory runs at the paper's parameters in both modes",
         cost_quick="5 s (measured)", cost_full="5 s (measured)",
-        numbers=[_n("u_c", 30.2, 0.05, source="Sec. 4: u_c(eps=-0.3) ~ 30.2"),
+        numbers=[_n("u_c", 30.2, 0.05, source="stated: u_c(eps = -0.3) ~ 30.2"),
                  _n("sigma2_c", 0.18, 0.05, source="Fig. 2: transition around sigma^2 ~ 0.18"),
                  _n("phi_star", 1.0, 0.35, "abs",
-                    source="Sec. 2.4: nontrivial saddles at Phi ~ +-1")]),
+                    source="stated: nontrivial saddles at Phi ~ +-1")]),
     "rubin-fig2-langevin": dict(
         paper=_RUBIN, figure="Fig. 2 (crosses), App. C",
         shows="Langevin-trained erf networks at the Fig. 2 point against the theory: the "
