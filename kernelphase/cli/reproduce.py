@@ -70,7 +70,7 @@ FIGURES = {
         reduced="scale 1/8 of the Table 1 family (N = 88, d = 53, n = 375), 2 noise levels, "
                 "2 networks, 1500 Gibbs steps (paper: scale 1, 5 levels, 200 networks, "
                 "360 000 epochs)",
-        cost_quick="about 60 s CPU (estimated; 4 networks x 2000 steps: 117 s CPU)",
+        cost_quick="81 s wall at load 5 (measured)",
         cost_full="months of CPU (estimated; checkpointed)",
         resumable=True,
         numbers=[_n("sigma2_c", 0.18, 0.05, source="Fig. 2: transition around sigma^2 ~ 0.18 "
@@ -113,7 +113,7 @@ FIGURES = {
                   seed=0),
         reduced="40 000 of the paper's 100 000 epochs and NTK alignment on 200 of 1000 test "
                 "points (same network, D = 100, P = 550, N = 500)",
-        cost_quick="45 s CPU, 90 s wall at load 7 (measured)",
+        cost_quick="45 s CPU; 64-90 s wall at load 5-7 (measured)",
         cost_full="2-4 min (README: 44 s CPU without alignment)",
         resumable=True,
         numbers=[_n("kernel_regression_mse", 0.41, 0.1, source="Fig. 1(b): kernel-regression "
@@ -153,7 +153,8 @@ FIGURES = {
                   eps_values=tuple(round(0.02 * i, 2) for i in range(1, 15)), steps=110000,
                   seed=0),
         reduced="a 2 x 2 grid (alpha 0.4, 4; eps 0.02, 0.2) of the paper's 14 x 14 and "
-                "20 000 of 110 000 steps",
+                "20 000 of 110 000 steps; the corner alpha 4, eps 0.2 never reaches the "
+                "threshold (lazy memorisation, as at full length), so the run's status is 7",
         cost_quick="16 s CPU (measured)",
         cost_full="about 2.5 h CPU (estimated: 196 runs of 44 s)", numbers=[]),
     "kumar-fig4": dict(
@@ -182,10 +183,10 @@ FIGURES = {
         shows="the Fig. 4 network with trained read-outs against the frozen (w_bar, M) "
               "reduction; the test loss t1 + t2 + t3 in (w_bar_a, M_a)",
         runner="_kumar_fig12",
-        quick=dict(steps=20000, seed=1),
+        quick=dict(steps=30000, seed=1),
         full=dict(steps=100000, seed=1),
-        reduced="20 000 of the paper's 100 000 epochs",
-        cost_quick="12 s CPU (measured)", cost_full="about 1 min CPU (estimated)",
+        reduced="30 000 of the paper's 100 000 epochs",
+        cost_quick="about 18 s CPU (estimated: 12 s for 20 000 epochs)", cost_full="about 1 min CPU (estimated)",
         resumable=True, numbers=[]),
     "kumar-goldilocks": dict(
         paper=_KUMAR, figure="Goldilocks appendix",
@@ -211,7 +212,7 @@ FIGURES = {
         full=dict(task="sparse", d=100000, n=256, n_test=2000, alpha=128.0, lam=1e-3,
                   lr=0.01, t_end_factor=2.0, seed=0),
         reduced="d = 1e4 of the paper's 1e5 (2000 test points in both modes)",
-        cost_quick="45 s CPU, 2 min wall at load 7 (measured)",
+        cost_quick="43 s CPU; 35 s wall at load 5, 150 s at load 9 (measured)",
         cost_full="about 10 min (estimated: 10x d)",
         numbers=[_n("final_test_acc", 1.0, 0.01, "abs", "Fig. 1a: test accuracy 100 % at the "
                     "end"),
@@ -244,14 +245,15 @@ FIGURES = {
         shows="matrix completion of the multiplication table: zero-fill plateau, then the "
               "minimum-nuclear-norm completion after ln(alpha)/lambda",
         runner="_lyu_mc",
-        quick=dict(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=120000,
+        quick=dict(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=60000,
                    record_every=1000, seed=0),
         full=dict(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10000000,
                   record_every=10000, seed=0),
-        reduced="1.2e5 of the plotted 1e7 steps: the kernel-phase plateau only (the "
-                "transition is at 3.6e5 steps)",
-        cost_quick="about 50 s CPU (estimated: 24 s for the nuclear-norm completion, "
-                   "0.22 ms/step)",
+        reduced="6e4 of the plotted 1e7 steps: the kernel-phase plateau only (the "
+                "transition is at 3.6e5 steps), so the run's status is 7 (too short to "
+                "measure the transition)",
+        cost_quick="about 40 s CPU (estimated: 24 s for the nuclear-norm completion, "
+                   "0.22 ms/step; 1.2e5 steps took 47-153 s wall at load 5-9)",
         cost_full="about 40 min CPU (estimated: 0.22 ms/step; 5e5 steps took 135 s; "
                   "checkpointed)",
         resumable=True,
