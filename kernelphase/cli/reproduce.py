@@ -252,8 +252,8 @@ FIGURES = {
         reduced="6e4 of the plotted 1e7 steps: the kernel-phase plateau only (the "
                 "transition is at 3.6e5 steps), so the run's status is 7 (too short to "
                 "measure the transition)",
-        cost_quick="about 40 s CPU (estimated: 24 s for the nuclear-norm completion, "
-                   "0.22 ms/step; 1.2e5 steps took 47-153 s wall at load 5-9)",
+        cost_quick="20 s wall at load 4 (measured; 24 s CPU of it can be the "
+                   "nuclear-norm completion under load)",
         cost_full="about 40 min CPU (estimated: 0.22 ms/step; 5e5 steps took 135 s; "
                   "checkpointed)",
         resumable=True,
