@@ -62,6 +62,7 @@ BASE = {
     "dichotomy train modular": ["--p", "5", "--width", "8", "--steps", "20",
                                 "--record-every", "10", "--no-progress"],
     "dichotomy sweep-alpha": ["--d", "20", "--n", "10", "--n-test", "20", "--alphas", "2,4"],
+    "reproduce": ["rubin-fig3", "--quick", "--out", "rp"],
 }
 
 

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "lazy_rich",
     "validate",
     "dichotomy",
+    "reproduce",
 )
 
 
