@@ -29,7 +29,8 @@ import numpy as np
 from kernelphase._checks import check_positive
 from kernelphase.results import Result, status_message
 
-__all__ = ["AutocorrResult", "autocorr_function", "integrated_time", "combined_error"]
+__all__ = ["AutocorrResult", "autocorr_function", "integrated_time", "combined_error",
+           "choose_burn_in", "ensemble_summary"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -155,3 +156,56 @@ def combined_error(values, time_errors, test_error=0.0):
     return {"std_error": float(math.sqrt(big ** 2 + float(test_error) ** 2)),
             "se_time": se_time, "se_spread": se_spread, "se_test": float(test_error),
             "spread_ratio": ratio}
+
+
+def _chains(series):
+    x = np.asarray(series, dtype=float)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 4:
+        raise ValueError(f"series has shape {x.shape}; need (chains >= 1, samples >= 4[, "
+                         f"observables])")
+    return x
+
+
+def choose_burn_in(series, floor=0, multiple=5.0, c=5.0):
+    r"""Burn-in, in samples, of an ensemble of runs: at least ``multiple`` autocorrelation times.
+
+    ``series`` has shape (chains, samples[, observables]). Tau is estimated on each chain and
+    observable after ``floor`` samples (:func:`integrated_time`); the burn-in is
+    :math:`\max(\text{floor},\lceil m\,\tau_{max}\rceil)`, capped so that a
+    quarter of the samples remain. Returns ``(burn_in, tau_max, enough)``, ``enough`` False when
+    the cap was needed (the run is too short for its start not to bias the averages).
+    """
+    x = _chains(series)
+    n = x.shape[1]
+    floor = int(min(max(0, floor), n - 4))
+    tau = max(integrated_time(x[k, floor:, j], c=c).tau
+              for k in range(x.shape[0]) for j in range(x.shape[2]))
+    want = max(floor, int(math.ceil(multiple * tau)))
+    cap = min(max(floor, (3 * n) // 4), n - 2)
+    return min(want, cap), float(tau), want <= cap
+
+
+def ensemble_summary(chains, discard=0, test_error=0.0, c=5.0, tol=50.0):
+    r"""Mean over an ensemble of runs of one scalar observable, with its trusted error.
+
+    ``chains`` (runs, samples): each run's series; the first ``discard`` samples are dropped.
+    Per run :func:`integrated_time` gives the time average, tau and its within-run standard
+    error; :func:`combined_error` combines those with the run-to-run spread and
+    ``test_error``. Returns a dict: ``mean`` (of the run averages), ``tau`` (mean over runs, in
+    samples), ``tau_max``, ``ess`` (summed over runs), ``std_error``, ``se_time``,
+    ``se_spread``, ``se_test``, ``spread_ratio``, ``samples`` (per run, after the discard) and
+    ``short`` (runs with fewer than ``tol`` tau samples, status 7 of :func:`integrated_time`).
+    """
+    x = _chains(chains)[:, :, 0]
+    discard = int(discard)
+    if not 0 <= discard <= x.shape[1] - 2:
+        raise ValueError(f"discard={discard} is outside the valid range [0, {x.shape[1] - 2}]")
+    res = [integrated_time(row[discard:], c=c, tol=tol) for row in x]
+    out = combined_error([r.mean for r in res], [r.std_error for r in res], test_error)
+    taus = [r.tau for r in res]
+    out.update(mean=float(np.mean([r.mean for r in res])), tau=float(np.mean(taus)),
+               tau_max=float(np.max(taus)), ess=float(sum(r.ess for r in res)),
+               samples=int(x.shape[1] - discard), short=int(sum(r.status == 7 for r in res)))
+    return out
