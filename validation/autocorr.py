@@ -39,7 +39,8 @@ class AutocorrResult(Result):
 
     ``tau`` is in units of the series' spacing; ``ess = n / tau``; ``std_error`` is the standard
     error of ``mean`` including the correlation, :math:`\\sqrt{\\tau\\,\\mathrm{Var}(x)/n}`;
-    ``window`` is Sokal's cut-off :math:`M`. ``status`` 7 when :math:`n < ` ``tol`` :math:`\\tau`
+    ``window`` is Sokal's cut-off :math:`M`. An estimate below 1 is reported as 1 (conservative:
+    ESS at most ``n``). ``status`` 7 when :math:`n < ` ``tol`` :math:`\\tau`
     (tau may then be underestimated); a constant series has ``tau = 1`` and ``std_error = 0``.
     """
     tau: float
@@ -116,7 +117,9 @@ def integrated_time(x, c=5.0, tol=50.0):
     taus = 2.0 * np.cumsum(rho) - 1.0          # taus[M] = 1 + 2 sum_{t=1}^{M} rho(t)
     ok = np.arange(n) >= c * taus
     window = int(np.argmax(ok)) if ok.any() else n - 1
-    tau = float(max(taus[window], 1.0 / n))    # an anticorrelated series may give tau < 1
+    # an anticorrelated (or short, noisy) series may give tau < 1: reported as 1, so that the
+    # error is never below the i.i.d. one and the ESS never above n
+    tau = float(max(taus[window], 1.0))
     var = float(np.var(x))
     status, detail = 0, None
     if n < tol * tau:
