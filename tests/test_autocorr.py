@@ -94,3 +94,22 @@ def test_combined_error_takes_the_larger_sampling_error():
     one = combined_error([1.0], [0.2], 0.1)
     assert one["std_error"] == pytest.approx(math.hypot(0.2, 0.1))
     assert math.isnan(one["spread_ratio"])
+
+
+def test_series_is_recorded_through_burn_in_and_survives_a_resume(tmp_path):
+    # the sampler's scalar series: one row per sample_every steps from the first step, and a
+    # run stopped at a checkpoint and resumed records exactly the uninterrupted series
+    from kernelphase.io import RunDir
+    from kernelphase.validation.langevin import ErfNetworkPosterior, langevin_run
+    rng = np.random.default_rng(0)
+    post = ErfNetworkPosterior(rng.standard_normal((20, 3)), rng.standard_normal(20), 0.5, 1.0,
+                               1.0, 4)
+    kw = dict(lr=1e-4, seed=5, burn_in=30, sample_every=3,
+              series=lambda a, W: [np.mean(W ** 2), a.sum()])
+    straight = langevin_run(post, steps=60, **kw)
+    assert straight.series.shape == (20, 2)
+    with RunDir(tmp_path, {"k": 1}) as run:
+        langevin_run(post, steps=30, checkpoint=(run, "s.npz"), checkpoint_every=15, **kw)
+    with RunDir(tmp_path, {"k": 1}, resume=True) as run:
+        resumed = langevin_run(post, steps=60, checkpoint=(run, "s.npz"), **kw)
+    assert np.array_equal(resumed.series, straight.series)
