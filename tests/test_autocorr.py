@@ -113,3 +113,23 @@ def test_series_is_recorded_through_burn_in_and_survives_a_resume(tmp_path):
     with RunDir(tmp_path, {"k": 1}, resume=True) as run:
         resumed = langevin_run(post, steps=60, checkpoint=(run, "s.npz"), **kw)
     assert np.array_equal(resumed.series, straight.series)
+
+
+def test_exact_discrepancy_equals_the_test_point_average():
+    # b = E[(y - f) He1], c = E[(y - f) He3]/6 in closed form (Stein's lemma for erf) against
+    # the Monte Carlo average over 4e5 Gaussian inputs, within 4 standard errors
+    from scipy.special import erf
+    from kernelphase.validation.teacher_student import cubic_data, exact_discrepancy
+    rng = np.random.default_rng(3)
+    a, W = rng.standard_normal(6), 0.6 * rng.standard_normal((6, 4))
+    X, y = cubic_data(400_000, 4, -0.3, 11)
+    z = X[:, 0]
+    r = y - erf(X @ W.T) @ a
+    for k, (mc, ex) in enumerate(zip((r * z, r * (z ** 3 - 3 * z) / 6),
+                                     exact_discrepancy(a, W, -0.3))):
+        se = mc.std() / math.sqrt(mc.size)
+        assert abs(mc.mean() - ex) <= 4 * se, (k, mc.mean(), ex, se)
+    # the same check rejects a wrong law (erf' averaged with variance q instead of 2q)
+    q = (W ** 2).sum(1)
+    wrong = 1 - 2 / math.sqrt(math.pi) * np.sum(a * W[:, 0] / np.sqrt(1 + q))
+    assert abs((r * z).mean() - wrong) > 4 * (r * z).std() / math.sqrt(r.size)

@@ -149,6 +149,7 @@ HELPERS = {
     "choose_burn_in": "burn-in in samples (building block)",
     "ensemble_summary": "dict of per-observable statistics (building block)",
     "series_statistics": "dicts of per-observable statistics (post-processing)",
+    "exact_discrepancy": "closed form (b, c)",
     "hot_start": "initialisation", "cubic_hysteresis_theory": "dict of theory numbers",
     "plan_hysteresis": "input check", "plot_hysteresis": "figure",
 }

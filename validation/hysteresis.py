@@ -185,7 +185,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
                 if init is None and branch == "hot":
                     init = hot_start(post, theory["phi_star"], hot_fraction,
                                      network_rng(seed, N, 1, k, 99))
-                obs = _CubicObserver(post, Xt, bins, yt)
+                obs = _CubicObserver(post, Xt, bins, yt, eps)
                 tasks.append(dict(
                     post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
                     burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
@@ -240,6 +240,9 @@ def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
                          "per_network": per_net},
         "b": {"theory": th.b, "sim_mean": stats["b"]["mean"],
               "std_error": stats["b"]["std_error"]},
+        "learned_cubic_exact": {"theory": th.learned_cubic,
+                                "sim_mean": 1 - stats["c_exact"]["mean"] / eps,
+                                "std_error": stats["c_exact"]["std_error"] / abs(eps)},
         "metastable_theory": {"learned_cubic": 0.0, "droplet_mass": 0.0} if th.metastable
         else None,
         "autocorr": ac}

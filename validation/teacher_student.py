@@ -32,7 +32,7 @@ from kernelphase.results import Result, status_message
 __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
            "plan_cubic", "run_cubic", "CubicValidation", "GrokkingSummary", "report_rows",
            "plot_cubic_report", "learning_curves", "loss_drop_times", "grokking_summary",
-           "plot_learning_curves"]
+           "plot_learning_curves", "exact_discrepancy", "series_statistics"]
 
 #: upper bounds of the integer inputs (memory is checked separately by :func:`plan_cubic`)
 MAX_NETS, MAX_STEPS, MAX_SEED, MAX_N_TEST = 10 ** 6, 10 ** 10, 2 ** 63 - 1 - 10 ** 6, 10 ** 8
@@ -74,17 +74,41 @@ def cubic_data(n, d, eps, seed):
 
 
 #: scalar series recorded per sample (:meth:`_CubicObserver.series`), in this order
-SERIES = ("b", "c", "droplet_mass")
+SERIES = ("b", "c", "droplet_mass", "b_exact", "c_exact")
 #: |Phi| above which a neuron counts as a droplet
 DROPLET_PHI = 0.5
+
+
+def exact_discrepancy(a, W, eps):
+    r"""Population discrepancies :math:`(b, c)` of the erf network
+    :math:`f=\sum_ia_i\,\mathrm{erf}(w_i\cdot x)` against the teacher
+    :math:`\mathrm{He}_1+\epsilon\,\mathrm{He}_3` of direction :math:`e_1`, in closed form:
+    no test-point error.
+
+    By Stein's lemma :math:`\mathbb E[\sigma(w\cdot x)\mathrm{He}_k(x_1)]=w_1^k\,
+    \mathbb E[\sigma^{(k)}(z)]`, :math:`z\sim\mathcal N(0,q)`, :math:`q=|w|^2`; for erf
+    :math:`\mathbb E[\mathrm{erf}^{(1)}(z)]=\frac{2}{\sqrt\pi}(1+2q)^{-1/2}` and
+    :math:`\mathbb E[\mathrm{erf}^{(3)}(z)]=-\frac{4}{\sqrt\pi}(1+2q)^{-3/2}`, so
+
+    .. math:: b=1-\frac{2}{\sqrt\pi}\sum_i\frac{a_iw_{i1}}{\sqrt{1+2q_i}},\qquad
+              c=\epsilon+\frac{4}{6\sqrt\pi}\sum_i\frac{a_iw_{i1}^3}{(1+2q_i)^{3/2}}
+
+    (:math:`b=\mathbb E[(y-f)\mathrm{He}_1]`, :math:`c=\mathbb E[(y-f)\mathrm{He}_3]/6`, the
+    definitions of :func:`run_cubic`; tested against test-point averages).
+    """
+    q = np.einsum("ij,ij->i", W, W)
+    s = 1.0 + 2.0 * q
+    w1 = W[:, 0]
+    return (1.0 - 2.0 / math.sqrt(math.pi) * float(np.sum(a * w1 / np.sqrt(s))),
+            eps + 4.0 / (6.0 * math.sqrt(math.pi)) * float(np.sum(a * w1 ** 3 / s ** 1.5)))
 
 
 class _CubicObserver:
     """Per-sample observables of one network: Phi histogram, test and train outputs; and the
     scalar series b, c (of the current output on the test points) and droplet mass."""
 
-    def __init__(self, post, Xt, bins, yt=None):
-        self.post, self.Xt, self.bins, self.yt = post, Xt, bins, yt
+    def __init__(self, post, Xt, bins, yt, eps):
+        self.post, self.Xt, self.bins, self.yt, self.eps = post, Xt, bins, yt, eps
         self._last = (None, None, None)
 
     def _f_test(self, a, W):
@@ -101,7 +125,8 @@ class _CubicObserver:
         z = self.Xt[:, 0]
         r = self.yt - self._f_test(a, W)
         return np.array([np.mean(r * z), np.mean(r * (z ** 3 - 3 * z)) / 6,
-                         np.mean(np.abs(W[:, 0]) > DROPLET_PHI)])
+                         np.mean(np.abs(W[:, 0]) > DROPLET_PHI),
+                         *exact_discrepancy(a, W, self.eps)])
 
     def __getstate__(self):
         return {**self.__dict__, "_last": (None, None, None)}
@@ -270,7 +295,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                 tasks.append(dict(
                     post=post, steps=steps, lr=step, seed=seed, key=(N, round(1e6 * s2), k),
                     burn_in=steps // 2, sample_every=max(1, steps // 200),
-                    observe=(obs := _CubicObserver(post, Xt, bins, yt)), series=obs.series,
+                    observe=(obs := _CubicObserver(post, Xt, bins, yt, eps)),
+                    series=obs.series,
                     trace=(rec, _CubicTracer(post, Xt)) if curves else None,
                     checkpoint=((run_dir, f"checkpoints/N{N}_s{s2:g}_net{k}.npz")
                                 if run_dir is not None else None),
@@ -330,6 +356,10 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, c
         "learned_cubic": _obs(th.learned_cubic, 1 - c_sim / eps, c_se / abs(eps), lc),
         "droplet_mass": _obs(th.droplet_fraction, stats["droplet_mass"]["mean"],
                              stats["droplet_mass"]["std_error"], stats["droplet_mass"]),
+        "b_exact": _obs(th.b, stats["b_exact"]["mean"], stats["b_exact"]["std_error"],
+                        stats["b_exact"]),
+        "c_exact": _obs(th.c, stats["c_exact"]["mean"], stats["c_exact"]["std_error"],
+                        stats["c_exact"]),
         "autocorr": ac,
         "train_loss": float(np.mean((f_train - y) ** 2)),
         "test_loss": float(np.mean(resid ** 2)),
