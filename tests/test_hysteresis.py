@@ -86,7 +86,8 @@ def test_sweep_continues_from_the_previous_state():
     masses = []
     for j, post in enumerate(posts):
         r = langevin_run(post, 40, 0.1 * 0.5 / d, 0, key=(N, 1, j, 0), sample_every=1,
-                         burn_in=20, init=init, series=lambda a, W: [np.mean(np.abs(W[:, 0]) > 0.5)])
+                         burn_in=20, init=init,
+                         series=lambda a, W: [np.mean(np.abs(W[:, 0]) > 0.5)])
         init = (r.a, r.W)
         masses.append(np.mean(r.series[20:, 0]))
     hot = [r for r in rep.rows if r["branch"] == "hot"]

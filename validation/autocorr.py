@@ -4,12 +4,13 @@ average, for the scalar series a Langevin run records (Sokal 1997, Sec. 3; Goodm
 For a stationary series :math:`x_1..x_n` with normalised autocorrelation
 :math:`\rho(t)=\mathrm{Cov}(x_s,x_{s+t})/\mathrm{Var}(x)`, the integrated autocorrelation time is
 
-.. math:: \tau=1+2\sum_{t\ge1}\rho(t),\qquad \mathrm{Var}(\bar x)\simeq\frac{\tau\,\mathrm{Var}(x)}{n},
+.. math:: \tau=1+2\sum_{t\ge1}\rho(t),\qquad
+          \mathrm{Var}(\bar x)\simeq\frac{\tau\,\mathrm{Var}(x)}{n},
           \qquad n_{\rm eff}=n/\tau .
 
 :math:`\hat\rho(t)` is computed by FFT (zero-padded to a power of two at least ``2n``, so the
-correlation is linear, not circular) with the biased :math:`1/n` normalisation, and the sum is cut at
-Sokal's automatic window: the smallest :math:`M` with :math:`M\ge c\,\hat\tau(M)`,
+correlation is linear, not circular) with the biased :math:`1/n` normalisation, and the sum is
+cut at Sokal's automatic window: the smallest :math:`M` with :math:`M\ge c\,\hat\tau(M)`,
 :math:`\hat\tau(M)=1+2\sum_{t=1}^{M}\hat\rho(t)` (Sokal 1997, "Monte Carlo methods in statistical
 mechanics", Eq. 3.19 and the text after it; ``c = 5`` as there and in emcee's
 ``autocorr.integrated_time``). The estimate is trusted when :math:`n\ge50\,\hat\tau` (emcee's

@@ -16,7 +16,8 @@ state of the previous one (:func:`~.langevin.langevin_run` with ``init``):
   droplet nucleates over the barrier :math:`d\,\Delta\hat S`.
 * **hot**: at the smallest :math:`\sigma^2` a fraction ``hot_fraction`` of the neurons starts in
   the droplet state, :math:`w=\pm\Phi_*w^*+w_\perp` (:math:`w_\perp` from the prior on the
-  :math:`d-1` other directions, :math:`\Phi_*` of :func:`~kernelphase.solvers.cubic.cubic_transition`),
+  :math:`d-1` other directions, :math:`\Phi_*` of
+  :func:`~kernelphase.solvers.cubic.cubic_transition`),
   then swept up. Its droplets should persist above :math:`\sigma^2_c` up to the spinodal
   :math:`\sigma^2_s` and melt beyond it.
 
@@ -249,15 +250,17 @@ def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
 
 
 def plot_hysteresis(report, path):
-    """The two branches of the droplet mass and the learned cubic against sigma^2, with the EK
-    stable branch, the first-order point and the spinodals."""
+    """The two branches of the droplet mass and the learned cubic (from the population c of
+    :func:`~.teacher_student.exact_discrepancy`, free of test-point error) against sigma^2,
+    with the EK stable branch, the first-order point and the spinodals."""
     from kernelphase.figures import subplots
     from kernelphase.io import savefig_atomic
     rows = report.rows if isinstance(report, Result) else report["rows"]
     th = report.theory if isinstance(report, Result) else report["theory"]
     fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, key, label in ((axes[0], "droplet_mass", r"droplet mass ($|\Phi|>0.5$)"),
-                           (axes[1], "learned_cubic", r"learned cubic $1-c/\epsilon$")):
+                           (axes[1], "learned_cubic_exact",
+                            r"learned cubic $1-c/\epsilon$ (population c)")):
         for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C3", "^-")):
             rs = sorted((r for r in rows if r["branch"] == branch and key in r),
                         key=lambda r: r["sigma2"])

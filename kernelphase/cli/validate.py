@@ -378,16 +378,17 @@ def _hysteresis_lines(report, as_json):
                         "message": r["message"]} if as_json else
                        f"{r['branch']} sigma2={r['sigma2']:g}: {r['message']}")
             continue
-        dm, lc = r["droplet_mass"], r["learned_cubic"]
+        dm, lc = r["droplet_mass"], r["learned_cubic_exact"]
         if as_json:
             out.append({k: r[k] for k in ("branch", "sigma2", "phase_theory", "droplet_mass",
-                                          "learned_cubic", "status", "message")})
+                                          "learned_cubic", "learned_cubic_exact", "status",
+                                          "message")})
             continue
         out.append(f"{r['branch']:4s} sigma2={r['sigma2']:.4g} ({r['phase_theory']}): droplet "
                    f"mass {dm['sim_mean']:.4f} +- {dm['std_error']:.4f} (theory "
                    f"{dm['theory']:.3g}, tau {dm['tau_steps']:.3g} steps, ESS {dm['ess']:.3g}); "
-                   f"learned cubic {lc['sim_mean']:.3f} +- {lc['std_error']:.3f} (theory "
-                   f"{lc['theory']:.3g})")
+                   f"learned cubic (population) {lc['sim_mean']:.3f} +- "
+                   f"{lc['std_error']:.3f} (theory {lc['theory']:.3g})")
         if r["status"]:
             out.append(f"  {r['message']}")
     return out
