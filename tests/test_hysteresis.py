@@ -69,6 +69,9 @@ def test_theory_orders_the_first_order_point_and_the_spinodal():
     assert cubic_phase(-0.3, 0.98 * th["sigma2_c"], *args).phase == "GMFL-I"
     # Phi = 0 stays a minimum of the GFL action far beyond u_c at this preset
     assert th["sigma2_spinodal_gfl"] is None and th["gfl_curvature_min"] > 0
+    # the barrier a neuron crosses at u_c is of order kT at this d: why the branches meet
+    assert 0.3 < th["barrier_at_uc_times_d"] < 1.0
+    assert th["barrier_at_uc_times_d"] == pytest.approx(p["d"] * th["barrier_at_uc"])
 
 
 def test_sweep_continues_from_the_previous_state():

@@ -84,6 +84,10 @@ def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5)
     :math:`\hat S''(0;u,b_{GFL}(u),\epsilon)=0`, scanned on a log grid; ``None`` when
     :math:`\hat S''(0)>0` throughout (then the Gaussian state is metastable for every
     :math:`\sigma^2<\sigma^2_c` in the EK theory, and only nucleation over the barrier ends it).
+    ``barrier_at_uc``: the per-d action barrier :math:`\Delta\hat S` between :math:`\Phi=0`
+    and :math:`\Phi_*` at :math:`u_c` (equal from both sides there), and
+    ``barrier_at_uc_times_d`` = :math:`d\,\Delta\hat S`, the barrier a single neuron crosses,
+    in units of the temperature.
     """
     from kernelphase.solvers.cubic import action, cubic_transition, gfl_b, sigma2_from_u
     tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)
@@ -95,6 +99,12 @@ def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5)
            "transition_status": tr.status, "transition_message": tr.message}
     if tr.status != 0:
         return out
+    # the single-neuron barrier at u_c, between Phi = 0 and Phi*: d * DeltaS in units of the
+    # temperature; hysteresis needs it well above the log of the run length in relaxation times
+    phi = np.linspace(0.0, tr.phi_star, 121)
+    S = action(phi, tr.u_c, tr.b_at_uc, eps, sigma_w2)[0]
+    out["barrier_at_uc"] = float(S.max() - S[0])
+    out["barrier_at_uc_times_d"] = float(d * (S.max() - S[0]))
     rho = tr.params["rho"]
     us = np.geomspace(tr.u_c, u_max, 60)
     curv = [action(np.zeros(1), u, gfl_b(u, rho, sigma_w2), eps, sigma_w2)[2][0] for u in us]

@@ -371,7 +371,9 @@ def _hysteresis_lines(report, as_json):
     out = [] if as_json else [
         f"theory: sigma2_c={th['sigma2_c']:.4g} (u_c={th['u_c']:.4g}), droplet spinodal "
         f"sigma2_s={th['sigma2_spinodal_droplet']:.4g}, Phi*={th['phi_star']:.3g}, GFL spinodal "
-        + (f"sigma2={gfl:.4g}" if gfl else "none (Phi=0 stays a minimum on the GFL branch)")]
+        + (f"sigma2={gfl:.4g}" if gfl else "none (Phi=0 stays a minimum on the GFL branch)")
+        + (f"; single-neuron barrier d*DeltaS={th['barrier_at_uc_times_d']:.3g} at u_c"
+           if "barrier_at_uc_times_d" in th else "")]
     for r in report.rows:
         if "droplet_mass" not in r:
             out.append({"branch": r["branch"], "sigma2": r["sigma2"], "status": r["status"],
