@@ -52,6 +52,8 @@ BASE = {
                              "20", "--workers", "1", "--out", "valw"],
     "validate modular": ["--scale", "0.02", "--sigma2", "0.2", "--nets", "1", "--steps", "20",
                          "--workers", "1", "--out", "valm"],
+    "validate hysteresis": ["cubic", "--scale", "0.02", "--sigma2", "0.15,0.2", "--nets", "1",
+                            "--steps", "20", "--n-test", "20", "--workers", "1", "--out", "vhy"],
     "validate single-index": ["--activation", "erf", "--n", "20", "--d", "4", "--width", "4",
                               "--sigma2", "0.5", "--nets", "1", "--steps", "20", "--n-test",
                               "20", "--workers", "1", "--out", "vsi"],

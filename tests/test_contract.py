@@ -23,7 +23,7 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "validation.dichotomy_runs", "validation.diagonal_net",
            "validation.matrix_factorization", "validation.polynomial_net",
            "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index",
-           "validation.modular_mlp"]
+           "validation.modular_mlp", "validation.autocorr", "validation.hysteresis"]
 
 
 def _sparse():
@@ -84,6 +84,11 @@ REGISTRY = {
         {"curves": {"time": np.linspace(0, 1, 30),
                     "ensemble_train_loss": 1 + np.exp(-20 * np.linspace(0, 1, 30)),
                     "ensemble_test_loss": 2 - np.linspace(0, 1, 30)}}),
+    "validation.autocorr.integrated_time": lambda m: [
+        m.integrated_time(np.random.default_rng(0).standard_normal(500)),
+        m.integrated_time(np.random.default_rng(0).standard_normal(30).cumsum())],
+    "validation.hysteresis.run_hysteresis": lambda m: m.run_hysteresis(
+        scale=0.02, sigma2=(0.15, 0.2), nets=1, steps=10, n_test=10, workers=1, progress=False),
     "validation.modular_addition.run_modular": lambda m: m.run_modular(
         scale=1.6e-4, sigma2=(3000.0,), nets=1, steps=10, workers=1, progress=False),
     "validation.lazy_rich_runs.train_and_report": lambda m: m.train_and_report(_lr_cfg(), kr_line=False),
@@ -149,6 +154,14 @@ HELPERS = {
     "ntk_gram": "kernel matrix", "t_below": "measure", "check_train_params": "input check",
     "activation_pair": "codegen handle", "single_index_data": "data",
     "plan_single_index": "input check",
+    "autocorr_function": "array (the normalised autocorrelation)",
+    "combined_error": "dict of standard errors (building block)",
+    "choose_burn_in": "burn-in in samples (building block)",
+    "ensemble_summary": "dict of per-observable statistics (building block)",
+    "series_statistics": "dicts of per-observable statistics (post-processing)",
+    "exact_discrepancy": "closed form (b, c)",
+    "hot_start": "initialisation", "cubic_hysteresis_theory": "dict of theory numbers",
+    "plan_hysteresis": "input check", "plot_hysteresis": "figure",
 }
 
 

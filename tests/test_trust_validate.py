@@ -109,7 +109,7 @@ def test_every_option_shows_its_default():
     validate = next(a for a in parser._subparsers._group_actions[0].choices.items()
                     if a[0] == "validate")[1]
     subs = validate._subparsers._group_actions[0].choices
-    assert set(subs) == {"cubic", "cubic-width", "modular", "single-index"}
+    assert set(subs) == {"cubic", "cubic-width", "modular", "single-index", "hysteresis"}
     for name, sub in subs.items():
         opts = {o for a in sub._actions for o in a.option_strings}
         assert {"--json", "--no-progress", "--workers", "--out", "--resume"} <= opts, name

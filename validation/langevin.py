@@ -596,7 +596,9 @@ class LangevinState(Result):
     """Final state of one network's Langevin run (:func:`langevin_run`).
 
     ``a``, ``W`` are the weights after ``step`` steps; ``acc`` the sums of the observables
-    (``acc["count"]`` samples); ``trace`` the recorded rows at ``trace_steps``. ``status`` is 0,
+    (``acc["count"]`` samples); ``trace`` the recorded rows at ``trace_steps``; ``series`` the
+    per-sample scalar series (row ``i`` at step ``(i + 1) * sample_every``, burn-in included),
+    for autocorrelation times (:mod:`.autocorr`). ``status`` is 0,
     or 6 ("run diverged") when the weights turned NaN or infinite, in which case the run stopped
     at that ``step`` and ``acc`` holds only the samples taken before. "Diverged" means a weight
     is NaN, infinite or beyond :data:`DIVERGED_STDS` prior standard deviations.
@@ -610,6 +612,7 @@ class LangevinState(Result):
     status: int = 0
     message: str = ""
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    series: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 0)))
 
 
 def _ou_coefficients(var, lr):
@@ -619,7 +622,8 @@ def _ou_coefficients(var, lr):
 
 
 def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, observe=None,
-                 trace=None, checkpoint=None, checkpoint_every=1000, params=None, bar=None):
+                 trace=None, checkpoint=None, checkpoint_every=1000, params=None, bar=None,
+                 series=None, init=None):
     r"""Run one network for ``steps`` Langevin steps of length ``lr``; return its final state.
 
     Parameters
@@ -638,6 +642,12 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         be below the saved step).
     params : recorded in the result's ``params``.
     bar : a tqdm bar advanced once per step, or None.
+    series : ``fn(a, W) -> 1-D array`` of scalars (e.g. b and c of the current output),
+        recorded at every ``sample_every``-th step from the first, burn-in included, so that
+        the burn-in can be judged from the autocorrelation time; returned as ``series``.
+    init : ``(a, W)`` starting weights, shapes ``(N,)`` and ``(N, d)`` (default: a draw from
+        the prior). The hysteresis protocol (:mod:`.hysteresis`) starts each point of a sweep
+        from the previous point's final state. A checkpoint, when present, takes precedence.
 
     Returns
     -------
@@ -653,10 +663,12 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
     seed = check_int("seed", seed, 0)
     key = tuple(check_int("key", k, 0) for k in key)
     rng = network_rng(seed, *key)
+    if init is not None:
+        init = _check_init(post, init)
     rec_steps, rec_fn = trace if trace is not None else ((), None)
     rec_steps = np.asarray(rec_steps, dtype=np.int64)
     store, name = checkpoint if checkpoint is not None else (None, None)
-    acc, rec = {}, {}
+    acc, rec, ser = {}, {}, []
     st = store.load(name) if store is not None else None
     if st is not None:
         a, W, step = st["a"], st["W"], int(st["step"])
@@ -666,8 +678,9 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
         rng.bit_generator.state = st["rng"]
         acc = {k[4:]: st[k] for k in st if k.startswith("acc_")}
         rec = {int(s): row for s, row in zip(st.get("rec_steps", ()), st.get("rec_rows", ()))}
+        ser = list(st.get("ser_rows", ()))
     else:
-        a, W = post.prior_sample(rng)
+        a, W = post.prior_sample(rng) if init is None else init
         step = 0
         if rec_fn is not None and 0 in rec_steps:
             rec[0] = np.asarray(rec_fn(a, W), float)
@@ -683,12 +696,14 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
             keys = sorted(rec)
             extra = dict(rec_steps=np.asarray(keys, np.int64),
                          rec_rows=np.asarray([rec[s] for s in keys])) if keys else {}
+            if ser:
+                extra["ser_rows"] = np.asarray(ser)
             store.save(name, a=a, W=W, step=step, rng=rng.bit_generator.state,
                        **{"acc_" + k: v for k, v in acc.items()}, **extra)
     with _blas_single(post):
         step, a, W, failure = _steps(post, steps, step, a, W, rng, (da, ka, na, dw, kw, nw),
                                      bounds, burn_in, sample_every, observe, acc, wanted, rec_fn,
-                                     rec, bar, save, checkpoint_every)
+                                     rec, bar, save, checkpoint_every, series, ser)
     if bar is not None and step < steps:
         bar.update(steps - step)
     keys = [s for s in rec_steps.tolist() if s in rec]
@@ -698,7 +713,25 @@ def langevin_run(post, steps, lr, seed, key=(), burn_in=0, sample_every=10, obse
                          trace=np.asarray([rec[s] for s in keys]), trace_steps=np.asarray(keys),
                          status=status, message=status_message(status, detail),
                          params=dict(params or {}, lr=lr, seed=seed, key=tuple(key),
-                                     burn_in=burn_in, sample_every=sample_every, steps=steps))
+                                     burn_in=burn_in, sample_every=sample_every, steps=steps,
+                                     init="given" if init is not None else "prior"),
+                         series=np.asarray(ser, float) if ser else np.empty((0, 0)))
+
+
+def _check_init(post, init):
+    """``init = (a, W)`` as float arrays of the posterior's shapes, finite; else ValueError."""
+    try:
+        a, W = init
+    except (TypeError, ValueError):
+        raise ValueError("init must be a pair (a, W) of arrays") from None
+    a = np.array(a, dtype=float)
+    W = np.array(W, dtype=float)
+    if a.shape != (post.N,) or W.shape != (post.N, post.d):
+        raise ValueError(f"init has shapes {a.shape} and {W.shape}; need a ({post.N},) and "
+                         f"W ({post.N}, {post.d})")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(W))):
+        raise ValueError("init contains NaN or inf; the starting weights must be finite")
+    return a, W
 
 
 #: a weight beyond this many prior standard deviations means the run diverged (its prior
@@ -723,7 +756,7 @@ def _in_bounds(a, W, bound_a, bound_w):
 
 
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
-           wanted, rec_fn, rec, bar, save, checkpoint_every):
+           wanted, rec_fn, rec, bar, save, checkpoint_every, series_fn=None, ser=None):
     """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
     run stopped early."""
     da, ka, na, dw, kw, nw = coef
@@ -745,6 +778,8 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
             if save is not None:
                 save(step, a, W)
             return step, a, W, _DIVERGED
+        if series_fn is not None and step % sample_every == 0:
+            ser.append(np.asarray(series_fn(a, W), float).ravel())
         if observe is not None and step > burn_in and step % sample_every == 0:
             for k, v in observe(a, W).items():
                 acc[k] = acc.get(k, 0) + np.asarray(v, float)

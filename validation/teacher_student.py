@@ -32,7 +32,7 @@ from kernelphase.results import Result, status_message
 __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
            "plan_cubic", "run_cubic", "CubicValidation", "GrokkingSummary", "report_rows",
            "plot_cubic_report", "learning_curves", "loss_drop_times", "grokking_summary",
-           "plot_learning_curves"]
+           "plot_learning_curves", "exact_discrepancy", "series_statistics"]
 
 #: upper bounds of the integer inputs (memory is checked separately by :func:`plan_cubic`)
 MAX_NETS, MAX_STEPS, MAX_SEED, MAX_N_TEST = 10 ** 6, 10 ** 10, 2 ** 63 - 1 - 10 ** 6, 10 ** 8
@@ -73,15 +73,63 @@ def cubic_data(n, d, eps, seed):
     return X, z + eps * (z ** 3 - 3 * z)
 
 
-class _CubicObserver:
-    """Per-sample observables of one network: Phi histogram, test and train outputs."""
+#: scalar series recorded per sample (:meth:`_CubicObserver.series`), in this order
+SERIES = ("b", "c", "droplet_mass", "b_exact", "c_exact")
+#: |Phi| above which a neuron counts as a droplet
+DROPLET_PHI = 0.5
 
-    def __init__(self, post, Xt, bins):
-        self.post, self.Xt, self.bins = post, Xt, bins
+
+def exact_discrepancy(a, W, eps):
+    r"""Population discrepancies :math:`(b, c)` of the erf network
+    :math:`f=\sum_ia_i\,\mathrm{erf}(w_i\cdot x)` against the teacher
+    :math:`\mathrm{He}_1+\epsilon\,\mathrm{He}_3` of direction :math:`e_1`, in closed form:
+    no test-point error.
+
+    By Stein's lemma :math:`\mathbb E[\sigma(w\cdot x)\mathrm{He}_k(x_1)]=w_1^k\,
+    \mathbb E[\sigma^{(k)}(z)]`, :math:`z\sim\mathcal N(0,q)`, :math:`q=|w|^2`; for erf
+    :math:`\mathbb E[\mathrm{erf}^{(1)}(z)]=\frac{2}{\sqrt\pi}(1+2q)^{-1/2}` and
+    :math:`\mathbb E[\mathrm{erf}^{(3)}(z)]=-\frac{4}{\sqrt\pi}(1+2q)^{-3/2}`, so
+
+    .. math:: b=1-\frac{2}{\sqrt\pi}\sum_i\frac{a_iw_{i1}}{\sqrt{1+2q_i}},\qquad
+              c=\epsilon+\frac{4}{6\sqrt\pi}\sum_i\frac{a_iw_{i1}^3}{(1+2q_i)^{3/2}}
+
+    (:math:`b=\mathbb E[(y-f)\mathrm{He}_1]`, :math:`c=\mathbb E[(y-f)\mathrm{He}_3]/6`, the
+    definitions of :func:`run_cubic`; tested against test-point averages).
+    """
+    q = np.einsum("ij,ij->i", W, W)
+    s = 1.0 + 2.0 * q
+    w1 = W[:, 0]
+    return (1.0 - 2.0 / math.sqrt(math.pi) * float(np.sum(a * w1 / np.sqrt(s))),
+            eps + 4.0 / (6.0 * math.sqrt(math.pi)) * float(np.sum(a * w1 ** 3 / s ** 1.5)))
+
+
+class _CubicObserver:
+    """Per-sample observables of one network: Phi histogram, test and train outputs; and the
+    scalar series b, c (of the current output on the test points) and droplet mass."""
+
+    def __init__(self, post, Xt, bins, yt, eps):
+        self.post, self.Xt, self.bins, self.yt, self.eps = post, Xt, bins, yt, eps
+        self._last = (None, None, None)
+
+    def _f_test(self, a, W):
+        # observe and series run at the same step on the same arrays: one forward pass
+        if self._last[0] is not a or self._last[1] is not W:
+            self._last = (a, W, self.post.forward(a, W, self.Xt))
+        return self._last[2]
 
     def __call__(self, a, W):
         return {"hist": np.histogram(W[:, 0], self.bins)[0],
-                "f_test": self.post.forward(a, W, self.Xt), "f_train": self.post.forward(a, W)}
+                "f_test": self._f_test(a, W), "f_train": self.post.forward(a, W)}
+
+    def series(self, a, W):
+        z = self.Xt[:, 0]
+        r = self.yt - self._f_test(a, W)
+        return np.array([np.mean(r * z), np.mean(r * (z ** 3 - 3 * z)) / 6,
+                         np.mean(np.abs(W[:, 0]) > DROPLET_PHI),
+                         *exact_discrepancy(a, W, self.eps)])
+
+    def __getstate__(self):
+        return {**self.__dict__, "_last": (None, None, None)}
 
 
 class _CubicTracer:
@@ -247,7 +295,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
                 tasks.append(dict(
                     post=post, steps=steps, lr=step, seed=seed, key=(N, round(1e6 * s2), k),
                     burn_in=steps // 2, sample_every=max(1, steps // 200),
-                    observe=_CubicObserver(post, Xt, bins),
+                    observe=(obs := _CubicObserver(post, Xt, bins, yt, eps)),
+                    series=obs.series,
                     trace=(rec, _CubicTracer(post, Xt)) if curves else None,
                     checkpoint=((run_dir, f"checkpoints/N{N}_s{s2:g}_net{k}.npz")
                                 if run_dir is not None else None),
@@ -286,16 +335,16 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, c
     hist = np.sum([r.acc["hist"] / c for r, c in zip(res, cnt)], 0)
     zt = Xt[:, 0]
     He1, He3 = zt, zt ** 3 - 3 * zt
-    # b, c of each network's posterior-mean output; the ensemble value is their mean and the
-    # standard error combines network-to-network and test-point fluctuations
-    b_i = ((yt - f_nets) * He1).mean(1)
-    c_i = ((yt - f_nets) * He3).mean(1) / 6
     resid = yt - f_nets.mean(0)
     n_test = len(yt)
-    spread = (lambda v: v.std(ddof=1) / math.sqrt(nets)) if nets > 1 else (lambda v: 0.0)
-    b_se = float(math.hypot(spread(b_i), np.std(resid * He1) / math.sqrt(n_test)))
-    c_se = float(math.hypot(spread(c_i), np.std(resid * He3) / 6 / math.sqrt(n_test)))
-    b_sim, c_sim = float(b_i.mean()), float(c_i.mean())
+    se_test = {"b": float(np.std(resid * He1) / math.sqrt(n_test)),
+               "c": float(np.std(resid * He3) / 6 / math.sqrt(n_test)), "droplet_mass": 0.0}
+    stats, ac = series_statistics(res, se_test, step)
+    b_sim, c_sim = stats["b"]["mean"], stats["c"]["mean"]
+    b_se, c_se = stats["b"]["std_error"], stats["c"]["std_error"]
+    lc = dict(stats["c"], mean=1 - c_sim / eps, std_error=c_se / abs(eps))
+    for k in ("se_time", "se_spread", "se_test"):
+        lc[k] = stats["c"][k] / abs(eps)
     dens = hist / hist.sum() / np.diff(bins)
     centres = 0.5 * (bins[1:] + bins[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):     # empty bins: +inf (or NaN)
@@ -303,8 +352,15 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, c
         mlogp = mlogp - mlogp[np.argmin(np.abs(centres))]
     row = {
         "width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase,
-        "b": _obs(th.b, b_sim, b_se), "c": _obs(th.c, c_sim, c_se),
-        "learned_cubic": _obs(th.learned_cubic, 1 - c_sim / eps, c_se / abs(eps)),
+        "b": _obs(th.b, b_sim, b_se, stats["b"]), "c": _obs(th.c, c_sim, c_se, stats["c"]),
+        "learned_cubic": _obs(th.learned_cubic, 1 - c_sim / eps, c_se / abs(eps), lc),
+        "droplet_mass": _obs(th.droplet_fraction, stats["droplet_mass"]["mean"],
+                             stats["droplet_mass"]["std_error"], stats["droplet_mass"]),
+        "b_exact": _obs(th.b, stats["b_exact"]["mean"], stats["b_exact"]["std_error"],
+                        stats["b_exact"]),
+        "c_exact": _obs(th.c, stats["c_exact"]["mean"], stats["c_exact"]["std_error"],
+                        stats["c_exact"]),
+        "autocorr": ac,
         "train_loss": float(np.mean((f_train - y) ** 2)),
         "test_loss": float(np.mean(resid ** 2)),
         "phi_hist": {"centres": centres, "minus_log_p": mlogp,
@@ -324,10 +380,46 @@ def report_rows(report):
     return report.rows if isinstance(report, Result) else report["rows"]
 
 
-def _obs(theory, mean, se):
+def _obs(theory, mean, se, stats=None):
     z = (mean - theory) / se if se > 0 else float("nan")
     rel = (mean - theory) / abs(theory) if theory else float("nan")
-    return {"theory": theory, "sim_mean": mean, "std_error": se, "z_score": z, "rel_diff": rel}
+    out = {"theory": theory, "sim_mean": mean, "std_error": se, "z_score": z, "rel_diff": rel}
+    if stats is not None:
+        out.update({k: stats[k] for k in ("tau_steps", "tau_time", "ess", "se_time",
+                                          "se_spread", "se_test", "spread_ratio")})
+    return out
+
+
+def series_statistics(res, se_test, lr, names=SERIES):
+    r"""Per-observable time averages with trusted errors from the networks' scalar series.
+
+    ``res``: finite :class:`~.langevin.LangevinState` results of one cell, each with ``series``
+    (columns ``names``) sampled every ``params["sample_every"]`` steps. The burn-in is chosen
+    from the autocorrelation times (:func:`.autocorr.choose_burn_in`): at least the run's own
+    (``params["burn_in"]``, over which the histogram and losses are accumulated) and at least
+    5 tau of the slowest observable. Each observable gets :func:`.autocorr.ensemble_summary`
+    with the test-point error ``se_test[name]``, and tau in steps and in Langevin time
+    (``lr`` the step). Returns ``(stats, autocorr)``: a dict per observable, and the burn-in
+    report (``burn_in_steps``, ``burn_in_tau`` = burn-in over the largest tau, ``enough``,
+    ``tau_max_steps``, ``samples_used``, ``note``).
+    """
+    from .autocorr import choose_burn_in, ensemble_summary
+    every = int(res[0].params["sample_every"])
+    floor = int(res[0].params["burn_in"]) // every
+    ser = np.array([r.series[:, :len(names)] for r in res])
+    burn, tau_max, enough = choose_burn_in(ser, floor=floor)
+    stats = {}
+    for j, name in enumerate(names):
+        s = ensemble_summary(ser[:, :, j], burn, se_test.get(name, 0.0))
+        s.update(tau_steps=s["tau"] * every, tau_time=s["tau"] * every * lr)
+        stats[name] = s
+    ac = {"burn_in_steps": burn * every, "burn_in_tau": burn / tau_max,
+          "tau_max_steps": tau_max * every, "sample_every": every,
+          "samples_used": int(ser.shape[1] - burn), "enough": bool(enough),
+          "note": ("burn-in >= 5 tau of every observable" if enough else
+                   f"5 tau = {5 * tau_max * every:.3g} steps is more than 3/4 of the run: the "
+                   f"burn-in is capped there, {burn / tau_max:.2g} tau; run longer")}
+    return stats, ac
 
 
 def plot_cubic_report(report, path):

@@ -1,5 +1,5 @@
-"""``kernelphase validate cubic|cubic-width|modular|single-index``: Langevin-sampled networks
-against the theory.
+"""``kernelphase validate cubic|cubic-width|modular|single-index|hysteresis``: Langevin-sampled
+networks against the theory.
 
 Every input is checked, and the memory of the run estimated, before anything is written; ``--out``
 is checked by :func:`kernelphase.io.check_output_dir` and then opened as a
@@ -103,6 +103,36 @@ def register(sub):
                         "(default 2000)")
     _add_common_options(q)
     q.set_defaults(func=_run_single_index)
+    q = vs.add_parser("hysteresis", help="first-order transition: cold start swept down beside "
+                                         "a hot (droplet) start swept up")
+    q.add_argument("model", choices=("cubic",),
+                   help="model: cubic (the Fig. 2 teacher-student); required")
+    q.add_argument("--preset", default="fig2", help="parameter set: fig2 (default fig2)")
+    q.add_argument("--scale", type=float, default=0.125,
+                   help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
+    q.add_argument("--data-scale", type=float,
+                   help="Table 1 data scale alpha, in [1e-6, 1e3] (default: beta)")
+    q.add_argument("--sigma2", help="comma-separated distinct noise levels sigma^2 in [1e-12, "
+                                    "1e12] at full scale, moved along the family with the "
+                                    "preset (default 0.12,0.15,0.17,0.185,0.2,0.25: around "
+                                    "sigma2_c = 0.178 and the droplet spinodal 0.190)")
+    q.add_argument("--nets", type=int, default=2,
+                   help="networks per branch, integer in [1, 5e5] (default 2)")
+    q.add_argument("--steps", type=int, default=4000,
+                   help="Langevin steps per network and noise level, integer in [10, 1e10] "
+                        "(default 4000)")
+    q.add_argument("--lr", type=float,
+                   help="step size in Langevin time, a number > 0 (default: 0.1 sigma_w^2/d "
+                        "with gibbs, else 0.1 / largest likelihood curvature)")
+    q.add_argument("--readout", default="gibbs",
+                   help="gibbs (default: exact Gaussian read-out every step) or langevin")
+    q.add_argument("--hot-fraction", type=float, default=0.3,
+                   help="fraction of neurons of the hot start placed at Phi = +-Phi*, in "
+                        "[0, 1] (default 0.3)")
+    q.add_argument("--n-test", type=int, default=1000,
+                   help="test points for b, c, integer in [1, 1e8] (default 1000)")
+    _add_common_options(q)
+    q.set_defaults(func=_run_hysteresis)
 
 
 def _add_common_options(q):
@@ -237,7 +267,8 @@ def _cubic_lines(report, as_json):
             continue
         out.append(f"N={r['width']} sigma2={r['sigma2']:g} ({r['phase_theory']}): b theory "
                    f"{b['theory']:.4f} sim {b['sim_mean']:.4f} +- {b['std_error']:.4f} "
-                   f"(rel {b['rel_diff']:+.1%}); droplet mass {r['droplet_mass_sim']:.3f}")
+                   f"(rel {b['rel_diff']:+.1%}; tau {b['tau_steps']:.3g} steps, ESS "
+                   f"{b['ess']:.3g}); droplet mass {r['droplet_mass_sim']:.3f}")
         if r["status"]:
             out.append(f"  {r['message']}")
         if "grokking" in r:
@@ -256,13 +287,20 @@ def _run_modular(args):
     sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
     kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
               steps=args.steps, lr=args.lr, seed=args.seed)
-    plan = plan_modular(workers=args.workers, scheduler=args.scheduler, **kw)
+    return _planned(args, plan_modular, run_modular, plot_modular_report, "modular.png",
+                    _modular_lines, kw)
+
+
+def _planned(args, plan_fn, run_fn, plot_fn, figure, lines, kw):
+    """Check the plan (inputs, memory) before any output, then :func:`_execute` with one
+    figure, ``figure`` in --out, drawn by ``plot_fn(report, path)``."""
+    plan = plan_fn(workers=args.workers, scheduler=args.scheduler, **kw)
 
     def plot(report):
-        path = os.path.join(args.out, "modular.png")
-        plot_modular_report(report, path)
+        path = os.path.join(args.out, figure)
+        plot_fn(report, path)
         return [path]
-    return _execute(args, plan, run_modular, plot, _modular_lines, **kw)
+    return _execute(args, plan, run_fn, plot, lines, **kw)
 
 
 def _modular_lines(report, as_json):
@@ -287,13 +325,8 @@ def _run_single_index(args):
               d=args.d, width=args.width, sigma_a2=args.sigma_a2,
               sigma2=_floats(args.sigma2, "--sigma2"), nets=args.nets, steps=args.steps,
               lr=args.lr, seed=args.seed, n_test=args.n_test, readout=args.readout)
-    plan = plan_single_index(workers=args.workers, scheduler=args.scheduler, **kw)
-
-    def plot(report):
-        path = os.path.join(args.out, "phi_and_b.png")
-        plot_single_index_report(report, path)
-        return [path]
-    return _execute(args, plan, run_single_index, plot, _single_index_lines, **kw)
+    return _planned(args, plan_single_index, run_single_index, plot_single_index_report,
+                    "phi_and_b.png", _single_index_lines, kw)
 
 
 def _single_index_lines(report, as_json):
@@ -317,6 +350,47 @@ def _single_index_lines(report, as_json):
                    + f"; droplet mass {r['droplet_mass_sim']:.4f} (GFL tail "
                      f"{r['droplet_mass_gfl']:.2g}, theory fraction "
                      f"{r['droplet_fraction_theory']:.3g})")
+        if r["status"]:
+            out.append(f"  {r['message']}")
+    return out
+
+
+def _run_hysteresis(args):
+    from ..validation.hysteresis import plan_hysteresis, plot_hysteresis, run_hysteresis
+    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
+    kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
+              steps=args.steps, lr=args.lr, seed=args.seed, n_test=args.n_test,
+              hot_fraction=args.hot_fraction, readout=args.readout, data_scale=args.data_scale)
+    return _planned(args, plan_hysteresis, run_hysteresis, plot_hysteresis, "hysteresis.png",
+                    _hysteresis_lines, kw)
+
+
+def _hysteresis_lines(report, as_json):
+    th = report.theory
+    gfl = th["sigma2_spinodal_gfl"]
+    out = [] if as_json else [
+        f"theory: sigma2_c={th['sigma2_c']:.4g} (u_c={th['u_c']:.4g}), droplet spinodal "
+        f"sigma2_s={th['sigma2_spinodal_droplet']:.4g}, Phi*={th['phi_star']:.3g}, GFL spinodal "
+        + (f"sigma2={gfl:.4g}" if gfl else "none (Phi=0 stays a minimum on the GFL branch)")
+        + (f"; single-neuron barrier d*DeltaS={th['barrier_at_uc_times_d']:.3g} at u_c"
+           if "barrier_at_uc_times_d" in th else "")]
+    for r in report.rows:
+        if "droplet_mass" not in r:
+            out.append({"branch": r["branch"], "sigma2": r["sigma2"], "status": r["status"],
+                        "message": r["message"]} if as_json else
+                       f"{r['branch']} sigma2={r['sigma2']:g}: {r['message']}")
+            continue
+        dm, lc = r["droplet_mass"], r["learned_cubic_exact"]
+        if as_json:
+            out.append({k: r[k] for k in ("branch", "sigma2", "phase_theory", "droplet_mass",
+                                          "learned_cubic", "learned_cubic_exact", "status",
+                                          "message")})
+            continue
+        out.append(f"{r['branch']:4s} sigma2={r['sigma2']:.4g} ({r['phase_theory']}): droplet "
+                   f"mass {dm['sim_mean']:.4f} +- {dm['std_error']:.4f} (theory "
+                   f"{dm['theory']:.3g}, tau {dm['tau_steps']:.3g} steps, ESS {dm['ess']:.3g}); "
+                   f"learned cubic (population) {lc['sim_mean']:.3f} +- "
+                   f"{lc['std_error']:.3f} (theory {lc['theory']:.3g})")
         if r["status"]:
             out.append(f"  {r['message']}")
     return out

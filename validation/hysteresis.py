@@ -1,0 +1,293 @@
+r"""Hysteresis protocol for the first-order GFL -> GMFL-I transition of the cubic model.
+
+Rubin, Seroussi & Ringel (2023), Sec. 2.4.1 and theory notes Sec. 6: the transition is first
+order, so between the spinodal :math:`u_s` (where the droplet minimum :math:`\Phi_*` of
+:math:`\hat S` first exists) and the first-order point :math:`u_c` (where it is degenerate with
+:math:`\Phi=0`) the droplet state is metastable, and beyond :math:`u_c` the Gaussian (GFL) state
+is metastable for as long as :math:`\Phi=0` stays a minimum (:math:`\hat S''(0)>0`). In noise
+level, :math:`u\propto\sigma^{-4}`: GFL is the large-:math:`\sigma^2` phase, GMFL-I the small one,
+:math:`\sigma^2_c=\sigma^2(u_c)<\sigma^2_s=\sigma^2(u_s)`.
+
+Two branches of the same ensemble, each a sweep in which every noise level starts from the final
+state of the previous one (:func:`~.langevin.langevin_run` with ``init``):
+
+* **cold**: from the prior at the largest :math:`\sigma^2`, swept down. It should stay GFL
+  (droplet mass at the Gaussian tail, learned cubic near 0) past :math:`\sigma^2_c`, until a
+  droplet nucleates over the barrier :math:`d\,\Delta\hat S`.
+* **hot**: at the smallest :math:`\sigma^2` a fraction ``hot_fraction`` of the neurons starts in
+  the droplet state, :math:`w=\pm\Phi_*w^*+w_\perp` (:math:`w_\perp` from the prior on the
+  :math:`d-1` other directions, :math:`\Phi_*` of
+  :func:`~kernelphase.solvers.cubic.cubic_transition`),
+  then swept up. Its droplets should persist above :math:`\sigma^2_c` up to the spinodal
+  :math:`\sigma^2_s` and melt beyond it.
+
+The order parameters per point are the droplet mass (fraction of neurons with
+:math:`|\Phi|>0.5`) and the learned cubic :math:`1-c/\epsilon`, time averages over the second half
+of each point's run (burn-in at least 5 autocorrelation times, :mod:`.autocorr`), with standard
+errors that include the time correlation, the network spread and the test points.
+"""
+import dataclasses
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from kernelphase._checks import check_int, check_range
+from kernelphase.results import Result, status_message
+
+__all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "plan_hysteresis",
+           "run_hysteresis", "plot_hysteresis"]
+
+#: default noise levels at full scale of the fig2 preset, around sigma2_c = 0.178 and the
+#: droplet spinodal sigma2_s = 0.190
+DEFAULT_SIGMA2 = (0.12, 0.15, 0.17, 0.185, 0.2, 0.25)
+BRANCHES = ("cold", "hot")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HysteresisResult(Result):
+    """Report of :func:`run_hysteresis`: ``rows`` (one per branch and noise level, in sweep
+    order) and ``theory`` (:func:`cubic_hysteresis_theory`). ``status`` 0; 6 when a network
+    diverged (its row says which)."""
+    preset: str
+    scale: float
+    theory: Mapping[str, Any]
+    rows: list
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def hot_start(post, phi_star, fraction, rng, direction=0):
+    r"""Weights with a fraction of the neurons in the droplet state.
+
+    ``round(fraction * N)`` neurons get :math:`w_i=s_i\Phi_*e_{\rm direction}+w_{\perp,i}` with
+    random signs :math:`s_i=\pm1` and :math:`w_\perp` drawn from the prior
+    :math:`\mathcal N(0,\sigma_w^2/d)` on the other coordinates; the rest, and the read-out, are
+    prior draws. Returns ``(a, W)``.
+    """
+    phi_star = check_range("phi_star", phi_star, 0.0, 10.0)
+    fraction = check_range("hot_fraction", fraction, 0.0, 1.0)
+    a, W = post.prior_sample(rng)
+    k = int(round(fraction * post.N))
+    idx = rng.choice(post.N, size=k, replace=False)
+    W[idx, direction] = phi_star * rng.choice((-1.0, 1.0), size=k)
+    return a, W
+
+
+def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5):
+    r"""First-order point and spinodals of the cubic model in noise level :math:`\sigma^2`.
+
+    ``sigma2_c`` from :math:`u_c`; ``sigma2_spinodal_droplet`` from :math:`u_s` (the droplet
+    minimum exists only for :math:`\sigma^2<\sigma^2_s`); ``sigma2_spinodal_gfl``: the largest
+    :math:`u\le` ``u_max`` at which :math:`\Phi=0` is no longer a minimum on the GFL branch,
+    :math:`\hat S''(0;u,b_{GFL}(u),\epsilon)=0`, scanned on a log grid; ``None`` when
+    :math:`\hat S''(0)>0` throughout (then the Gaussian state is metastable for every
+    :math:`\sigma^2<\sigma^2_c` in the EK theory, and only nucleation over the barrier ends it).
+    ``barrier_at_uc``: the per-d action barrier :math:`\Delta\hat S` between :math:`\Phi=0`
+    and :math:`\Phi_*` at :math:`u_c` (equal from both sides there), and
+    ``barrier_at_uc_times_d`` = :math:`d\,\Delta\hat S`, the barrier a single neuron crosses,
+    in units of the temperature.
+    """
+    from kernelphase.solvers.cubic import action, cubic_transition, gfl_b, sigma2_from_u
+    tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)
+    phys = (n, d, width, sigma_a2)
+    out = {"u_c": tr.u_c, "u_spinodal_droplet": tr.u_spinodal, "phi_star": tr.phi_star,
+           "sigma2_c": sigma2_from_u(tr.u_c, *phys),
+           "sigma2_spinodal_droplet": sigma2_from_u(tr.u_spinodal, *phys),
+           "u_spinodal_gfl": None, "sigma2_spinodal_gfl": None,
+           "transition_status": tr.status, "transition_message": tr.message}
+    if tr.status != 0:
+        return out
+    # the single-neuron barrier at u_c, between Phi = 0 and Phi*: d * DeltaS in units of the
+    # temperature; hysteresis needs it well above the log of the run length in relaxation times
+    phi = np.linspace(0.0, tr.phi_star, 121)
+    S = action(phi, tr.u_c, tr.b_at_uc, eps, sigma_w2)[0]
+    out["barrier_at_uc"] = float(S.max() - S[0])
+    out["barrier_at_uc_times_d"] = float(d * (S.max() - S[0]))
+    rho = tr.params["rho"]
+    us = np.geomspace(tr.u_c, u_max, 60)
+    curv = [action(np.zeros(1), u, gfl_b(u, rho, sigma_w2), eps, sigma_w2)[2][0] for u in us]
+    neg = [i for i, s in enumerate(curv) if not s > 0]
+    if neg:
+        u_sg = float(us[neg[0]])
+        out.update(u_spinodal_gfl=u_sg, sigma2_spinodal_gfl=sigma2_from_u(u_sg, *phys))
+    out["gfl_curvature_min"] = float(np.min(curv))
+    out["gfl_scan_u_max"] = float(u_max)
+    return out
+
+
+def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
+                    seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
+                    workers=None, scheduler=None):
+    """Check every input of :func:`run_hysteresis` before anything is allocated.
+
+    The checks and the memory estimate are those of
+    :func:`~kernelphase.validation.teacher_student.plan_cubic` (for both branches' networks),
+    plus ``hot_fraction`` in [0, 1]. ``sigma2`` is given at full scale (default
+    :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
+    hold distinct values. Returns the cubic plan with ``hot_fraction`` and the sweep.
+    """
+    from .teacher_student import MAX_NETS, plan_cubic
+    hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
+    nets = check_int("nets", nets, 1, MAX_NETS // 2)
+    if sigma2 is None:
+        sigma2 = DEFAULT_SIGMA2
+    sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
+    plan = plan_cubic(preset, scale, sigma2, 2 * nets, steps, lr, seed, n_test, None, False,
+                      readout, data_scale, workers, scheduler)
+    nets = plan["nets"] // 2
+    sweep = tuple(sorted(plan["sigma2s"]))
+    if len(set(sweep)) != len(sweep):
+        raise ValueError(f"sigma2={sigma2!r} has repeated values; give distinct noise levels")
+    if len(plan["widths"]) != 1:
+        raise ValueError(f"preset={preset!r} has {len(plan['widths'])} widths; the hysteresis "
+                         f"protocol takes a preset with one width (fig2)")
+    key = dict(plan["key"], nets=nets, hot_fraction=hot_fraction, sigma2=list(sweep),
+               protocol="hysteresis")
+    return dict(plan, nets=nets, sigma2s=sweep, hot_fraction=hot_fraction, key=key)
+
+
+def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
+                   seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
+                   run_dir=None, progress=None, scheduler=None, workers=None):
+    r"""Sweep the noise level down from a cold start and up from a hot start.
+
+    At each point of a sweep, every network of both branches is one task of
+    :func:`~kernelphase.validation.ensemble.run_ensemble` (so the branches run side by side),
+    started from that network's final state at the previous point; the first point of the cold
+    branch starts from the prior, of the hot branch from :func:`hot_start`. Each network runs
+    ``steps`` steps per point (burn-in ``steps // 2``). ``run_dir`` receives one state file per
+    network and point, ``checkpoints/{branch}_p{j}_net{k}.npz``, and resumes from them.
+
+    Returns
+    -------
+    HysteresisResult
+        ``rows``: per branch and point, ``sigma2``, ``u``, the EK theory (``phase_theory``,
+        ``learned_cubic`` and ``droplet_mass`` with their ``theory`` values on the stable
+        branch, and ``metastable_theory`` = the GFL values 0), and the simulated order
+        parameters with ``std_error``, ``tau_steps`` and ``ess``.
+    """
+    from kernelphase.solvers.cubic import cubic_phase, u_from_sigma2
+    from .ensemble import network_status, report_status, run_ensemble
+    from .langevin import ErfNetworkPosterior, network_rng
+    from .teacher_student import _CubicObserver, cubic_data, default_lr, series_statistics
+    plan = plan_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, n_test, hot_fraction,
+                           readout, data_scale, workers, scheduler)
+    p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
+    N = plan["widths"][0]
+    d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
+    theory = cubic_hysteresis_theory(eps, n, d, N, sa2, sw2)
+    X, y = cubic_data(n, d, eps, seed)
+    Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
+    bins = np.linspace(-1.6, 1.6, 65)
+    order = {"cold": sweep[::-1], "hot": sweep}
+    state = {(b, k): None for b in BRANCHES for k in range(nets)}
+    rows = {b: [] for b in BRANCHES}
+    for j in range(len(sweep)):
+        tasks, cells = [], []
+        for bi, branch in enumerate(BRANCHES):
+            s2 = order[branch][j]
+            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+            step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
+            cells.append((branch, s2, step, len(tasks)))
+            for k in range(nets):
+                init = state[branch, k]
+                if init is None and branch == "hot":
+                    init = hot_start(post, theory["phi_star"], hot_fraction,
+                                     network_rng(seed, N, 1, k, 99))
+                obs = _CubicObserver(post, Xt, bins, yt, eps)
+                tasks.append(dict(
+                    post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
+                    burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
+                    series=obs.series, init=init,
+                    checkpoint=((run_dir, f"checkpoints/{branch}_p{j}_net{k}.npz")
+                                if run_dir is not None else None),
+                    checkpoint_every=max(1, steps // 20),
+                    params={"preset": preset, "sigma2": s2, "width": N, "branch": branch,
+                            "point": j}))
+        results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress,
+                               desc=f"hysteresis point {j + 1}/{len(sweep)}")
+        for branch, s2, step, i0 in cells:
+            res = results[i0:i0 + nets]
+            for k, r in enumerate(res):     # a diverged network restarts from its branch's start
+                state[branch, k] = (r.a, r.W) if r.status == 0 else None
+            ok, st = network_status(res)
+            th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
+            row = {"branch": branch, "point": j, "sigma2": s2, "u": u_from_sigma2(s2, n, d, N, sa2),
+                   "phase_theory": th.phase, "lr": step, **st}
+            if ok:
+                row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
+                                        series_statistics))
+            rows[branch].append(row)
+    flat = rows["cold"] + rows["hot"]
+    status, detail = report_status(flat)
+    return HysteresisResult(
+        preset=preset, scale=float(scale), theory=theory, rows=flat, status=status,
+        message=status_message(status, detail),
+        params={**p, "width": N, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
+                "n_test": n_test, "readout": readout, "hot_fraction": plan["hot_fraction"],
+                "lr": lr})
+
+
+def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
+    """Order parameters of one point of one branch with their trusted errors."""
+    cnt = np.array([r.acc["count"] for r in res])
+    f_nets = np.array([r.acc["f_test"] / c for r, c in zip(res, cnt)])
+    z = Xt[:, 0]
+    resid = yt - f_nets.mean(0)
+    se_test = {"b": float(np.std(resid * z) / math.sqrt(len(yt))),
+               "c": float(np.std(resid * (z ** 3 - 3 * z)) / 6 / math.sqrt(len(yt)))}
+    stats, ac = series_statistics(res, se_test, lr)
+    c, dm = stats["c"], stats["droplet_mass"]
+    keys = ("tau_steps", "ess", "se_time", "se_spread", "spread_ratio")
+    per_net = [float(np.mean(r.series[len(r.series) // 2:, 2])) for r in res]
+    return {
+        "learned_cubic": {"theory": th.learned_cubic, "sim_mean": 1 - c["mean"] / eps,
+                          "std_error": c["std_error"] / abs(eps),
+                          **{k: c[k] / (abs(eps) if k.startswith("se_") else 1) for k in keys}},
+        "droplet_mass": {"theory": th.droplet_fraction, "sim_mean": dm["mean"],
+                         "std_error": dm["std_error"], **{k: dm[k] for k in keys},
+                         "per_network": per_net},
+        "b": {"theory": th.b, "sim_mean": stats["b"]["mean"],
+              "std_error": stats["b"]["std_error"]},
+        "learned_cubic_exact": {"theory": th.learned_cubic,
+                                "sim_mean": 1 - stats["c_exact"]["mean"] / eps,
+                                "std_error": stats["c_exact"]["std_error"] / abs(eps)},
+        "metastable_theory": {"learned_cubic": 0.0, "droplet_mass": 0.0} if th.metastable
+        else None,
+        "autocorr": ac}
+
+
+def plot_hysteresis(report, path):
+    """The two branches of the droplet mass and the learned cubic (from the population c of
+    :func:`~.teacher_student.exact_discrepancy`, free of test-point error) against sigma^2,
+    with the EK stable branch, the first-order point and the spinodals."""
+    from kernelphase.figures import subplots
+    from kernelphase.io import savefig_atomic
+    rows = report.rows if isinstance(report, Result) else report["rows"]
+    th = report.theory if isinstance(report, Result) else report["theory"]
+    fig, axes = subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((axes[0], "droplet_mass", r"droplet mass ($|\Phi|>0.5$)"),
+                           (axes[1], "learned_cubic_exact",
+                            r"learned cubic $1-c/\epsilon$ (population c)")):
+        for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C3", "^-")):
+            rs = sorted((r for r in rows if r["branch"] == branch and key in r),
+                        key=lambda r: r["sigma2"])
+            ax.errorbar([r["sigma2"] for r in rs], [r[key]["sim_mean"] for r in rs],
+                        [r[key]["std_error"] for r in rs], fmt=mk, color=col, capsize=2,
+                        label=f"{branch} start, swept {'down' if branch == 'cold' else 'up'}")
+        rs = sorted((r for r in rows if r["branch"] == "cold" and key in r),
+                    key=lambda r: r["sigma2"])
+        ax.plot([r["sigma2"] for r in rs], [r[key]["theory"] for r in rs], "k:", lw=1,
+                label="EK theory (stable branch)")
+        for name, ls, lab in (("sigma2_c", "-", r"$\sigma^2_c$ (first order)"),
+                              ("sigma2_spinodal_droplet", "--", "droplet spinodal"),
+                              ("sigma2_spinodal_gfl", "-.", "GFL spinodal")):
+            if th.get(name):
+                ax.axvline(th[name], color="0.4", ls=ls, lw=0.8, label=lab)
+        ax.set_xlabel(r"$\sigma^2$")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
