@@ -29,7 +29,7 @@ import sys
 from .io import atomic_write_text
 
 __all__ = ["numba_function", "generated_source", "specialised_module", "memoised_text",
-           "source_hash", "function_pointer", "cache_dir"]
+           "source_hash", "function_pointer", "module_from_source", "cache_dir"]
 
 _LOADED = {}
 
@@ -186,7 +186,14 @@ def specialised_module(template, header):
     """
     with open(template, encoding="utf-8") as fh:
         body = fh.read()
-    text = f"{header.rstrip()}\n\n# ---- template {os.path.basename(template)}\n{body}"
+    return module_from_source(
+        f"{header.rstrip()}\n\n# ---- template {os.path.basename(template)}\n{body}")
+
+
+def module_from_source(text):
+    """Import generated source ``text`` as a module, written once into :func:`cache_dir`
+    under a name hashed from the text and registered in ``sys.modules`` before it runs, so
+    that numba's ``cache=True`` works for its functions."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:20]
     return _load(f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text)
 

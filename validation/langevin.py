@@ -367,16 +367,11 @@ from {pair_module} import sigma_pair as _ACT
 @functools.lru_cache(maxsize=64)
 def _kernels(expr):
     """``(grad, pair)``: :func:`_generic_grad` and :func:`_generic_pair` bound to the activation
-    ``expr``, from a module written once (atomically, named by the hash of its text) into
-    :func:`kernelphase.codegen.cache_dir` and registered in ``sys.modules`` before it runs
-    (style guide Sec. 6)."""
+    ``expr``, from a generated module (:func:`kernelphase.codegen.module_from_source`: written
+    once, named by the hash of its text, cached by numba; style guide Sec. 6)."""
     import hashlib
-    import importlib.util
     import inspect
-    import os
-    import sys
-    from kernelphase.codegen import cache_dir
-    from kernelphase.io import atomic_write_text
+    from kernelphase.codegen import module_from_source
     act = _pair_of(expr)
     body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in (
         (_generic_block, ""), (_generic_grad, "parallel=True, "),
@@ -384,16 +379,7 @@ def _kernels(expr):
     helpers = "".join(inspect.getsource(f.py_func) for f in (_residual_pass, _sum_parts))
     text = _KERNEL_HEADER.format(digest=hashlib.sha256(helpers.encode()).hexdigest()[:20],
                                  pair_module=act.py_func.__module__) + body
-    name = "kernelphase_langevin_" + hashlib.sha256(text.encode()).hexdigest()[:20]
-    mod = sys.modules.get(name)
-    if mod is None:
-        path = os.path.join(cache_dir(), name + ".py")
-        if not os.path.exists(path):
-            atomic_write_text(path, text)
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod         # before exec: numba's cache locator needs it
-        spec.loader.exec_module(mod)
+    mod = module_from_source(text)
     return mod._generic_grad, mod._generic_pair
 
 
