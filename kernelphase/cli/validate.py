@@ -17,6 +17,24 @@ __all__ = ["register"]
 _NOT_IN_KEY = ("func", "command", "out", "resume", "workers", "scheduler", "no_progress", "json")
 
 
+def _add_sampler_options(q, nets, steps, observables):
+    """--nets, --steps, --lr, --readout, --n-test and the common options of a sampler run."""
+    q.add_argument("--nets", type=int, default=nets,
+                   help=f"networks per ensemble, integer in [1, 1e6] (default {nets})")
+    q.add_argument("--steps", type=int, default=steps,
+                   help=f"Langevin steps per network, integer in [10, 1e10] (default {steps})")
+    q.add_argument("--lr", type=float,
+                   help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
+                        "likelihood curvature)")
+    q.add_argument("--readout", default="langevin",
+                   help="langevin (default) or gibbs: draw the read-out from its exact "
+                        "Gaussian conditional every step, which allows a step ~n/d larger")
+    q.add_argument("--n-test", type=int, default=2000,
+                   help=f"test points for {observables} and the test loss, integer in [1, 1e8] "
+                        f"(default 2000)")
+    _add_common_options(q)
+
+
 def register(sub):
     p = sub.add_parser("validate", help="Langevin-trained networks vs the adaptive-kernel theory")
     vs = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
@@ -36,22 +54,7 @@ def register(sub):
         if name == "cubic-width":
             q.add_argument("--widths", help="comma-separated widths N, integers >= 1 "
                                             "(default: the preset's, scaled)")
-        q.add_argument("--nets", type=int, default=8,
-                       help="networks per ensemble, integer in [1, 1e6] (default 8)")
-        default_steps = 4000 if name == "cubic" else 40000
-        q.add_argument("--steps", type=int, default=default_steps,
-                       help=f"Langevin steps per network, integer in [10, 1e10] "
-                            f"(default {default_steps})")
-        q.add_argument("--lr", type=float,
-                       help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
-                            "likelihood curvature)")
-        q.add_argument("--readout", default="langevin",
-                       help="langevin (default) or gibbs: draw the read-out from its exact "
-                            "Gaussian conditional every step, which allows a step ~n/d larger")
-        q.add_argument("--n-test", type=int, default=2000,
-                       help="test points for b, c and the test loss, integer in [1, 1e8] "
-                            "(default 2000)")
-        _add_common_options(q)
+        _add_sampler_options(q, 8, 4000 if name == "cubic" else 40000, "b, c")
         q.set_defaults(func=_run)
     q = vs.add_parser("modular", help="modular addition, square activation (Fig. 3 parameters)")
     q.add_argument("--preset", default="fig3", help="parameter set: fig3 (default fig3)")
@@ -88,20 +91,7 @@ def register(sub):
                    help="summed read-out prior variance N Var(a_i), in (0, 1e12] (default 0.1)")
     q.add_argument("--sigma2", default="0.5",
                    help="comma-separated noise levels sigma^2 in [1e-12, 1e12] (default 0.5)")
-    q.add_argument("--nets", type=int, default=4,
-                   help="networks per noise level, integer in [1, 1e6] (default 4)")
-    q.add_argument("--steps", type=int, default=4000,
-                   help="Langevin steps per network, integer in [10, 1e10] (default 4000)")
-    q.add_argument("--lr", type=float,
-                   help="step size in Langevin time, a number > 0 (default: 0.1 / largest "
-                        "likelihood curvature)")
-    q.add_argument("--readout", default="langevin",
-                   help="langevin (default) or gibbs: draw the read-out from its exact "
-                        "Gaussian conditional every step, which allows a step ~n/d larger")
-    q.add_argument("--n-test", type=int, default=2000,
-                   help="test points for b_k and the test loss, integer in [1, 1e8] "
-                        "(default 2000)")
-    _add_common_options(q)
+    _add_sampler_options(q, 4, 4000, "b_k")
     q.set_defaults(func=_run_single_index)
     q = vs.add_parser("hysteresis", help="first-order transition: cold start swept down beside "
                                          "a hot (droplet) start swept up")
