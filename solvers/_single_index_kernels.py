@@ -148,14 +148,20 @@ def scan(mfun, u, sw2, b, xs, Mg, both, fine, far):
     if fine:
         lo = xs[best_i - 1] if best_i > 1 else 0.5 * xs[1]
         hi = xs[best_i + 1] if best_i + 1 < n else xs[n - 1]
+        # golden section on r(x)/x, one new evaluation per step (the interior point is kept)
+        p = hi - _GOLD * (hi - lo)
+        q = lo + _GOLD * (hi - lo)
+        fp = best_s * point(mfun, p, best_s, u, sw2, b)[1] / p
+        fq = best_s * point(mfun, q, best_s, u, sw2, b)[1] / q
         for _ in range(40):
-            p = hi - _GOLD * (hi - lo)
-            q = lo + _GOLD * (hi - lo)
-            if best_s * point(mfun, p, best_s, u, sw2, b)[1] / p < \
-                    best_s * point(mfun, q, best_s, u, sw2, b)[1] / q:
-                hi = q
+            if fp < fq:
+                hi, q, fq = q, p, fp
+                p = hi - _GOLD * (hi - lo)
+                fp = best_s * point(mfun, p, best_s, u, sw2, b)[1] / p
             else:
-                lo = p
+                lo, p, fp = p, q, fq
+                q = lo + _GOLD * (hi - lo)
+                fq = best_s * point(mfun, q, best_s, u, sw2, b)[1] / q
         x = 0.5 * (lo + hi)
         rx = best_s * point(mfun, x, best_s, u, sw2, b)[1] / x
         if rx < slope:
