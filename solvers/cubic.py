@@ -27,7 +27,7 @@ from kernelphase._checks import check_range
 from kernelphase.results import Result, status_message
 
 from . import _single_index_kernels as _ker
-from .single_index import (SingleIndexTransitionResult, _Model, _rho_from, _U_MAX,
+from .single_index import (SingleIndexTransitionResult, _Model, _U_MAX,
                            sigma2_from_u, single_index_phases, single_index_transition,
                            u_from_sigma2)
 

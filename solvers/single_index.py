@@ -83,10 +83,6 @@ class SingleIndexTransitionResult(Result):
     params: dict = field(default_factory=dict)
 
 
-#: invariants of a converged first-order result (checked before status 0 is given)
-INVARIANTS = {"abs_phi_star": (1e-3, math.inf), "S_at_phi_star": 1e-9, "curvature": (0.0, math.inf)}
-
-
 @functools.lru_cache(maxsize=64)
 def _setup(activation, sw2, degree):
     """Memoised per (activation, sigma_w2, teacher degree): the moments (m_0..m_7 for degrees

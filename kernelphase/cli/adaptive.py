@@ -215,7 +215,7 @@ def _single_index_phase(args):
     if (args.sigma2 is None) == (args.u is None):
         raise ValueError("phase single-index needs exactly one of --sigma2 (with --n --d --width "
                          "--sigma-a2) and --u (with --rho)")
-    from ..solvers.cubic import _rho_from, u_from_sigma2
+    from ..solvers.single_index import _rho_from, u_from_sigma2
     from ..solvers.single_index import single_index_phases
     rho, phys = _rho_from(args.rho, *phys)
     if args.sigma2 is not None:
