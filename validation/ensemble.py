@@ -12,12 +12,24 @@ workers must see the same file system for checkpoints. No distribution layer of 
 import os
 
 __all__ = ["connect", "run_ensemble", "local_cores", "worker_view", "concurrent_tasks",
-           "check_memory", "MEMORY_LIMIT", "network_status", "report_status"]
+           "check_memory", "MEMORY_LIMIT", "network_status", "report_status", "ensemble_means"]
 
 
 def _detail(message):
     """``message`` without its leading status text."""
     return message.split(": ", 1)[1] if ": " in message else message
+
+
+def ensemble_means(results):
+    """Per-network posterior means of a cell's accumulators: (sample counts, test outputs
+    (one row per network), the train output averaged over networks, the Phi histogram summed
+    over networks of per-network frequencies)."""
+    import numpy as np
+    cnt = np.array([r.acc["count"] for r in results])
+    f_nets = np.array([r.acc["f_test"] / c for r, c in zip(results, cnt)])
+    f_train = np.mean([r.acc["f_train"] / c for r, c in zip(results, cnt)], 0)
+    hist = np.sum([r.acc["hist"] / c for r, c in zip(results, cnt)], 0)
+    return cnt, f_nets, f_train, hist
 
 
 def network_status(results):

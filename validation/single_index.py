@@ -252,7 +252,7 @@ def _row(res, s2, step, u, ph, theory, N, y, Xt, yt, bins):
     """Ensemble statistics of one noise level against the theory, over its finite networks
     (a diverged network gives the row status 6 and is left out)."""
     from numpy.polynomial.hermite_e import hermeval
-    from .ensemble import network_status
+    from .ensemble import ensemble_means, network_status
     from .teacher_student import _obs
     ok, state = network_status(res)
     base = {"width": N, "sigma2": s2, "u": u, "phase_theory": ph.phase,
@@ -261,10 +261,7 @@ def _row(res, s2, step, u, ph, theory, N, y, Xt, yt, bins):
         return {**base, **state}
     res = [res[i] for i in ok]
     nets = len(res)
-    cnt = np.array([r.acc["count"] for r in res])
-    f_nets = np.array([r.acc["f_test"] / c for r, c in zip(res, cnt)])
-    f_train = np.mean([r.acc["f_train"] / c for r, c in zip(res, cnt)], 0)
-    hist = np.sum([r.acc["hist"] / c for r, c in zip(res, cnt)], 0)
+    cnt, f_nets, f_train, hist = ensemble_means(res)
     c = theory.teacher.vector()
     zt = Xt[:, 0]
     resid = yt - f_nets.mean(0)

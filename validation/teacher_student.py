@@ -319,7 +319,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
 
 
 def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, cubic_phase, rec):
-    from .ensemble import network_status
+    from .ensemble import ensemble_means, network_status
     """Ensemble statistics of one (width, sigma^2) cell against the theory, over its finite
     networks (a diverged network gives the row status 6 and is left out)."""
     ok, state = network_status(res)
@@ -328,11 +328,7 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, c
         return {"width": N, "sigma2": s2, "u": th.u, "phase_theory": th.phase, "lr": step,
                 **state}
     res = [res[i] for i in ok]
-    nets = len(res)
-    cnt = np.array([r.acc["count"] for r in res])
-    f_nets = np.array([r.acc["f_test"] / c for r, c in zip(res, cnt)])
-    f_train = np.mean([r.acc["f_train"] / c for r, c in zip(res, cnt)], 0)
-    hist = np.sum([r.acc["hist"] / c for r, c in zip(res, cnt)], 0)
+    cnt, f_nets, f_train, hist = ensemble_means(res)
     zt = Xt[:, 0]
     He1, He3 = zt, zt ** 3 - 3 * zt
     resid = yt - f_nets.mean(0)
