@@ -96,6 +96,7 @@ REGISTRY = {
     "validation.polynomial_net.train": lambda m: m.train(6, 20, 8, 1.0, 0.1, 1.0, 40),
     "validation.diagonal_net.diagonal_gd": lambda m: m.diagonal_gd(*_sparse(), 8.0, 1e-2, 0.01, 5),
     "validation.diagonal_net.diagonal_flow": lambda m: m.diagonal_flow(*_sparse(), 8.0, 1e-2, [0.5, 1.0]),
+    "validation.diagonal_net.flow_in_segments": lambda m: m.flow_in_segments(*_sparse(), 8.0, 1e-2, [0.5, 1.0, 1.5], segments=2),
     "validation.matrix_factorization.mf_gd": lambda m: m.mf_gd(*_mc(), 2.0, 1e-2, 0.05, 20, 10,
                                                                progress=False),
     "validation.modular_net.train_modular": lambda m: m.train_modular(p=5, N=10, steps=20,

@@ -33,7 +33,8 @@ from kernelphase._checks import check_choice, check_int, check_positive, check_r
 from kernelphase.results import Result, status_message
 
 __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "diagonal_flow",
-           "FlowTrajectory", "DepthFlowTrajectory", "GDResult", "misgrok_population_accuracy"]
+           "FlowTrajectory", "DepthFlowTrajectory", "GDResult", "misgrok_population_accuracy",
+           "flow_in_segments"]
 
 
 def sparse_dataset(d, n, n_test, k=3, seed=0):
@@ -245,7 +246,7 @@ class FlowTrajectory(Result):
 
 
 def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1e-8,
-                  atol=1e-12, depth=2, method=None):
+                  atol=1e-12, depth=2, method=None, start=None):
     r"""Exact gradient flow of the diagonal net through its n-dimensional reduction.
 
     .. math:: w(t)=-2a^2e^{-2\lambda t}\sinh\big(4X^\top\beta(t)\big),\qquad
@@ -263,13 +264,18 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         depth 4 from ``init="ones"``, alpha >= 64, LSODA's stiffness switching stalls for
         more than 10 minutes where BDF takes 14 s; at alpha = 32 the two agree to 1e-3 in
         the transition offset).
+    start : tuple, optional
+        Continue from a state of an earlier call instead of the initialisation:
+        ``(t0, beta0)`` at depth 2, ``(t0, u0, v0)`` at depth > 2 (a restart of the
+        reduction); every time in ``t_eval`` must be at least ``t0``. See
+        :func:`flow_in_segments`.
     """
     ODE_METHODS = (None, "LSODA", "BDF", "Radau")
     check_choice("method", method, ODE_METHODS)
     from kernelphase.dichotomy import check_depth
     if check_depth(depth) != 2:
         return _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol,
-                                    int(depth), method or "BDF")
+                                    int(depth), method or "BDF", start)
     method = method or "LSODA"
     from scipy.integrate import solve_ivp
     X = np.asarray(X, float)
@@ -277,11 +283,8 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
     n, d = X.shape
     a = init_scale(alpha, d, init)
     lam = check_range("lam", lam, 0.0)
-    t_eval = np.asarray(t_eval, float)
-    if (t_eval.ndim != 1 or t_eval.size < 1 or not np.all(np.isfinite(t_eval))
-            or np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0):
-        raise ValueError(f"t_eval={t_eval!r} must be a non-empty increasing array of finite "
-                         f"times >= 0")
+    t_eval = _check_times(t_eval)
+    t0, beta0 = (0.0, np.zeros(n)) if start is None else _check_start(start, t_eval, (n,))
     wf, dwf, _ = _flow_functions()
     _, dl, d2l = _loss_derivative(loss)
 
@@ -302,7 +305,7 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
                               status_message(6, f"initial scale a={a:g} overflows a^2"))
     try:
         with np.errstate(over="raise", invalid="raise"):
-            sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), np.zeros(n), method=method,
+            sol = solve_ivp(rhs, (t0, float(t_eval[-1])), beta0, method=method,
                             jac=jac, t_eval=t_eval, rtol=rtol, atol=atol)
     except (OverflowError, FloatingPointError) as exc:
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 6,
@@ -311,6 +314,21 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         return FlowTrajectory(t_eval, np.full((len(t_eval), n), np.nan), a, lam, X, 8,
                               status_message(8, f"{method}: {sol.message}"))
     return FlowTrajectory(t_eval, sol.y.T, a, lam, X, 0, status_message(0))
+
+
+def _check_start(start, t_eval, *shapes):
+    """``(t0, arrays...)`` of a continued flow: finite, the given shapes, t0 <= t_eval[0]."""
+    t0, *arrays = start
+    t0 = float(t0)
+    if not (math.isfinite(t0) and 0.0 <= t0 <= t_eval[0]):
+        raise ValueError(f"start time t0={t0!r} must be finite, >= 0 and at most the first "
+                         f"time of t_eval ({t_eval[0]!r})")
+    arrays = [np.asarray(a, float) for a in arrays]
+    if len(arrays) != len(shapes) or any(a.shape != sh or not np.all(np.isfinite(a))
+                                         for a, sh in zip(arrays, shapes)):
+        raise ValueError(f"start={start!r} must be (t0, {len(shapes)} finite arrays of shapes "
+                         f"{shapes})")
+    return (t0, *arrays)
 
 
 def _check_times(t_eval):
@@ -372,7 +390,8 @@ RESTART_RATIO = 0.1
 BASE_FLOOR = 1e-3
 
 
-def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, method="BDF"):
+def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, method="BDF",
+                         start=None):
     r"""Depth-L (L > 2) exact flow through the reduction of
     :func:`kernelphase.dichotomy.diagonal_net_flow`, piecewise in time.
 
@@ -403,7 +422,10 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, me
 
     if not (math.isfinite(a ** (2 * L - 2)) and a ** (2 - L) > 0):
         return done(6, f"initial scale a={a:g} overflows a^(2L-2) at depth {L}", 0)
-    au, av, t0 = np.full(d, a), np.full(d, a), 0.0
+    if start is None:
+        au, av, t0 = np.full(d, a), np.full(d, a), 0.0
+    else:
+        t0, au, av = _check_start(start, t_eval, (d,), (d,))
     j, restarts = 0, 0       # next t_eval index to fill
     while j < len(t_eval):
         # a trial step of the stiff solver may overshoot the restart event and drive a base
@@ -457,3 +479,81 @@ def _diagonal_flow_depth(X, y, alpha, lam, t_eval, init, loss, rtol, atol, L, me
     if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V))):
         return done(6, "non-finite weights", restarts)
     return done(0, None, restarts)
+
+
+def flow_in_segments(X, y, alpha, lam, t_eval, segments=10, checkpoint=None, progress=None,
+                     **kw):
+    r"""The exact flow of :func:`diagonal_flow` integrated in ``segments`` pieces of ``t_eval``,
+    each started from the state at the end of the previous one, with a checkpoint after each.
+
+    The state is :math:`(t,\beta)` at depth 2 and :math:`(t,u,v)` at depth > 2 (where a
+    segment boundary is a restart of the reduction). A fresh and a resumed run integrate the
+    same segments from the same states, so a resumed trajectory is bit-identical.
+
+    Parameters
+    ----------
+    segments : int
+        1 to ``len(t_eval)``.
+    checkpoint : kernelphase.io.RunDir, optional
+        Saves ``flow.npz`` (the rows so far) after each segment; on resume continues after the
+        last saved segment.
+    progress : bool or None
+        A bar over the segments (None: on a terminal).
+    **kw
+        ``init``, ``loss``, ``rtol``, ``atol``, ``depth``, ``method`` of :func:`diagonal_flow`.
+
+    Returns
+    -------
+    FlowTrajectory or DepthFlowTrajectory
+        As :func:`diagonal_flow` over the whole of ``t_eval``; rows after a failed segment are
+        NaN and its status is kept.
+
+    Examples
+    --------
+    >>> X, y, *_ = sparse_dataset(40, 12, 10, seed=0)
+    >>> t = np.linspace(1.0, 40.0, 8)
+    >>> one = diagonal_flow(X, y, 4.0, 1e-2, t)
+    >>> four = flow_in_segments(X, y, 4.0, 1e-2, t, segments=4)
+    >>> bool(np.allclose(one.beta, four.beta, rtol=1e-5, atol=1e-9)), four.status
+    (True, 0)
+    """
+    from kernelphase.progress import progress as bar
+    t_eval = _check_times(t_eval)
+    segments = check_int("segments", segments, 1, len(t_eval))
+    deep = kw.get("depth", 2) != 2
+    pieces = np.array_split(np.arange(len(t_eval)), segments)
+    names = ("u", "v") if deep else ("beta",)
+    rows, done, state, restarts = {k: [] for k in names}, 0, None, 0
+    st = checkpoint.load("flow.npz") if checkpoint is not None else None
+    if st is not None:
+        done, restarts = int(st["segment"]), int(st["restarts"])
+        rows = {k: list(st[k]) for k in names}
+        state = (float(st["t_last"]), *(st[k][-1] for k in names))
+    status = 0
+    for k in bar(range(done, segments), total=segments - done, desc="flow segments",
+                 enabled=progress):
+        last = diagonal_flow(X, y, alpha, lam, t_eval[pieces[k]], start=state, **kw)
+        for name in names:
+            rows[name].extend(getattr(last, name))
+        if last.status != 0:
+            status = last.status
+            break
+        restarts += getattr(last, "restarts", 0) + (k > 0)
+        state = (float(t_eval[pieces[k][-1]]), *(getattr(last, n)[-1] for n in names))
+        if checkpoint is not None:
+            checkpoint.save("flow.npz", segment=k + 1, restarts=restarts, t_last=state[0],
+                            **{n: np.asarray(rows[n]) for n in names})
+    n_rows = len(rows[names[0]])
+    full = {n: np.full((len(t_eval), *np.shape(rows[n][0])), np.nan) for n in names}
+    for n in names:
+        full[n][:n_rows] = rows[n]
+    message = last.message if status else status_message(0)
+    init, loss = kw.get("init", "unit"), kw.get("loss", "logistic")
+    X = np.asarray(X, float)
+    if deep:
+        L = int(kw["depth"])
+        return DepthFlowTrajectory(t_eval, full["u"], full["v"], float(lam), L, restarts, status,
+                                   message, dict(alpha=alpha, lam=lam, init=init, loss=loss,
+                                                 depth=L))
+    a = float(init_scale(alpha, X.shape[1], init))
+    return FlowTrajectory(t_eval, full["beta"], a, float(lam), X, status, message)

@@ -257,18 +257,21 @@ def _diag_problem(task, d, n, n_test, seed, gamma, depth=2):
 
 def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3, lr=0.01,
                t_end_factor=2.0, points=300, seed=0, gamma=25.0, init="unit", loss="logistic",
-               problem=None, depth=2):
+               problem=None, depth=2, segments=10, checkpoint=None, progress=False):
     """Diagonal net on the sparse (grokking) or L2-separated (misgrokking) task.
 
     Integrates the exact gradient flow (:func:`~kernelphase.validation.diagonal_net.diagonal_flow`)
     of the depth-``depth`` net (2 to 8) up to ``t_end_factor * t_g`` and compares with the
     max-L2 and max-L1 margin classifiers and (depth > 2) the depth-L late predictor.
     ``problem`` may pass a precomputed ``_diag_problem`` (a sweep solves it once).
-    Returns a :class:`DiagRunResult`.
+    The flow runs in ``segments`` pieces
+    (:func:`~kernelphase.validation.diagonal_net.flow_in_segments`); ``checkpoint``, a
+    :class:`kernelphase.io.RunDir`, saves the state after each and resumes after the last
+    saved one (bit-identical). Returns a :class:`DiagRunResult`.
     """
     from kernelphase.results import status_message
     from kernelphase.solvers.margins import cosine, linear_accuracy
-    from .diagonal_net import diagonal_flow
+    from .diagonal_net import flow_in_segments
     check_diag_params(task, d, n, n_test, alpha, lam, lr, t_end_factor, points, seed, gamma,
                       init, loss, depth)
     alpha, lam, lr, points, depth = float(alpha), float(lam), float(lr), int(points), int(depth)
@@ -285,7 +288,8 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
     w_late = l1.w if depth == 2 else late.w
     tg = _tg(alpha, lam)
     t = np.linspace(0.0, t_end_factor * tg, points + 1)[1:]
-    traj = diagonal_flow(X, y, alpha, lam, t, init=init, loss=loss, depth=depth)
+    traj = flow_in_segments(X, y, alpha, lam, t, segments, checkpoint, progress, init=init,
+                            loss=loss, depth=depth)
     acc, tr_acc, c2, c1, norm, pop = [], [], [], [], [], []
     for i in range(len(t)):
         w = traj.w(i)

@@ -75,6 +75,11 @@ def register(sub):
     q.add_argument("--t-end", type=float, default=2.0,
                    help="horizon in units of t_g = ln(alpha)/lambda, (0, 100]")
     _depth_opt(q)
+    q.add_argument("--run-dir", default=None,
+                   help="checkpoint folder (the flow's state after each tenth of the horizon); "
+                        "None: no checkpoints")
+    q.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir (same parameters and seed)")
     q.set_defaults(func=_train_diag)
     q = trs.add_parser("mc", help="matrix completion W = UU^T - VV^T by GD", **fmt)
     _common_mc(q)
@@ -275,12 +280,15 @@ def _train_diag(args):
     if depth != 2:
         kw["depth"] = depth
     check_diag_params(**kw)
+    kw["progress"] = False if args.no_progress else None
+    if args.resume and args.run_dir is None:
+        raise ValueError("--resume needs --run-dir, the folder of the run to continue")
     if args.out is None:
-        res = train_diag(**kw)
+        res = _checkpointed(args, train_diag, kw)
     else:
         check_output_dir(args.out, "--out")
         with locked_output(args.out):
-            res = train_diag(**kw)
+            res = _checkpointed(args, train_diag, kw)
             with staged_dir(args.out, manifest=provenance(res.params, args.seed)) as stage:
                 _write(stage, res)
     emit(args, _no_curves(res),
@@ -291,6 +299,26 @@ def _train_diag(args):
          + (("plateau_population_acc", "final_population_acc", "l2_svm_population_acc",
              "l1_margin_population_acc") if args.task == "misgrok" else ()))
     return 0
+
+
+def _checkpointed(args, run, kw):
+    """``run(**kw)``, with ``checkpoint=RunDir(--run-dir)`` when given; a new folder that got
+    no checkpoint is removed when the run fails."""
+    import shutil
+    from ..io import RunDir, check_output_dir
+    if args.run_dir is None:
+        return run(**kw)
+    check_output_dir(args.run_dir, "--run-dir", resumable=True)
+    key = {k: v for k, v in kw.items() if k != "progress"}
+    made = not os.path.exists(args.run_dir)
+    try:
+        with RunDir(args.run_dir, key, resume=args.resume, option="--run-dir") as rd:
+            return run(checkpoint=rd, **kw)
+    except BaseException:
+        if made and os.path.isdir(args.run_dir) and not any(
+                f.endswith(".npz") for f in os.listdir(args.run_dir)):
+            shutil.rmtree(args.run_dir, ignore_errors=True)
+        raise
 
 
 def _train_mc(args):
