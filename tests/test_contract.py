@@ -23,7 +23,8 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "validation.dichotomy_runs", "validation.diagonal_net",
            "validation.matrix_factorization", "validation.polynomial_net",
            "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index",
-           "validation.modular_mlp", "validation.autocorr", "validation.hysteresis"]
+           "validation.modular_mlp", "validation.autocorr", "validation.hysteresis",
+           "validation.step_size"]
 
 
 def _sparse():
@@ -97,6 +98,7 @@ REGISTRY = {
     "validation.diagonal_net.diagonal_gd": lambda m: m.diagonal_gd(*_sparse(), 8.0, 1e-2, 0.01, 5),
     "validation.diagonal_net.diagonal_flow": lambda m: m.diagonal_flow(*_sparse(), 8.0, 1e-2, [0.5, 1.0]),
     "validation.diagonal_net.flow_in_segments": lambda m: m.flow_in_segments(*_sparse(), 8.0, 1e-2, [0.5, 1.0, 1.5], segments=2),
+    "validation.step_size.extrapolate_step": lambda m: m.extrapolate_step([0.2, 0.1], [1.2, 1.1], [0.01, 0.01]),
     "validation.matrix_factorization.mf_gd": lambda m: m.mf_gd(*_mc(), 2.0, 1e-2, 0.05, 20, 10,
                                                                progress=False),
     "validation.modular_net.train_modular": lambda m: m.train_modular(p=5, N=10, steps=20,

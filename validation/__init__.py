@@ -2,14 +2,16 @@
 
 Installed as ``kernelphase.validation``. The error analysis of the sampled series
 (:mod:`.autocorr`: autocorrelation time, effective sample size, trusted standard errors) and
-the hysteresis protocol (:mod:`.hysteresis`) are re-exported here lazily.
+the hysteresis protocol (:mod:`.hysteresis`) and the step-size extrapolation
+(:mod:`.step_size`) are re-exported here lazily.
 """
 __all__ = ["integrated_time", "autocorr_function", "AutocorrResult", "run_hysteresis",
-           "HysteresisResult"]
+           "HysteresisResult", "extrapolate_step", "StepSizeExtrapolation"]
 
 _LAZY = {"integrated_time": "autocorr", "autocorr_function": "autocorr",
          "AutocorrResult": "autocorr", "run_hysteresis": "hysteresis",
-         "HysteresisResult": "hysteresis"}
+         "HysteresisResult": "hysteresis", "extrapolate_step": "step_size",
+         "StepSizeExtrapolation": "step_size"}
 
 
 def __getattr__(name):
