@@ -38,7 +38,7 @@ PAPER = {
 #: entries over ~30 s in --quick (the theory-only ones stay in the fast suite)
 SLOW = {"rubin-fig2-langevin", "kumar-fig1", "kumar-fig2", "kumar-fig3a", "kumar-fig3e",
         "kumar-fig4", "kumar-fig5", "kumar-fig12", "kumar-goldilocks", "lyu-fig1a",
-        "lyu-fig1b", "lyu-fig3"}
+        "lyu-fig1b", "lyu-fig3", "rubin-fig5", "lyu-fig2"}
 
 
 #: quick runs whose function reports status 7 by design (stated in the entry's size)
@@ -204,8 +204,12 @@ def test_full_sizes_pass_the_parameter_checks():
             check_diag_params(**kw)
         elif name == "lyu-fig3":
             check_mc_params(**kw)
-        elif name == "rubin-fig2-langevin":
+        elif name in ("rubin-fig2-langevin", "rubin-fig5"):
             plan_cubic(**kw)
+        elif name == "lyu-fig2":
+            from kernelphase.validation.modular_mlp import check_modular_mlp_params
+            for s in kw.pop("scales"):
+                check_modular_mlp_params(init_scale=s, **kw)
         elif name == "kumar-fig2":
             for s in kw["scales"]:
                 check_modular_params(kw["p"], kw["N"], alpha_from_scale(s), kw["steps"],

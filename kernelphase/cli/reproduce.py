@@ -214,6 +214,7 @@ FIGURES = {
         reduced="d = 1e4 of the paper's 1e5 (2000 test points in both modes)",
         cost_quick="43 s CPU; 35 s wall at load 5, 150 s at load 9 (measured)",
         cost_full="about 10 min (estimated: 10x d)",
+        resumable=True,
         numbers=[_n("final_test_acc", 1.0, 0.01, "abs", "Fig. 1a: test accuracy 100 % at the "
                     "end"),
                  _n("final_norm", 4.3, 0.05, source="Fig. 1a: final norm ~ 4.3 (read)"),
@@ -234,6 +235,7 @@ FIGURES = {
         reduced="d = 1e4 of 1e5, run to 4 t_g (1.9e6 steps) instead of 2e7 steps",
         cost_quick="9 s CPU (measured)",
         cost_full="about 20 min (estimated: 10x d, 10x time)",
+        resumable=True,
         numbers=[_n("plateau_test_acc", 0.999, 0.01, "abs", "Fig. 1b: 99.9 % in the kernel "
                     "phase (read)"),
                  _n("final_test_acc", 0.551, 0.05, "abs", "Fig. 1b: 55.1 % at 2e7 steps "
@@ -262,6 +264,41 @@ FIGURES = {
                     "plateau at ~ 3.6e5 steps (read)", applies="full"),
                  _n("final_norm", 5.62, 0.03, source="Fig. 3: final norm ~ 5.62 (read, 1e7 "
                     "steps)", applies="full")]),
+    "rubin-fig5": dict(
+        paper=_RUBIN, figure="Figs. 5 and 6, App. D",
+        shows="train and test loss over training at the three App. D widths (Fig. 5) and the "
+              "learned linear and cubic parts on test points (Fig. 6): the narrowest network "
+              "keeps lowering its test loss after its train loss has settled, by learning the "
+              "cubic part, and the widest (GFL) does not",
+        runner="_rubin_fig5",
+        quick=dict(preset="appD", scale=0.125, nets=2, steps=12000, readout="gibbs", seed=0,
+                   curves=True, workers=1),
+        full=dict(preset="appD", scale=1.0, nets=50, steps=7000000, readout="langevin",
+                  seed=0, curves=True, workers=None),
+        reduced="scale 1/8 of the App. D family (N = 350, 175, 88; d = 53, n = 212), 2 "
+                "networks, 12 000 Gibbs steps (paper: scale 1, 50 networks, 7e6 epochs)",
+        cost_quick="about 2 min wall (estimated: Gibbs steps of 0.35-1.1 ms, README)",
+        cost_full="years of CPU (estimated; checkpointed)",
+        resumable=True, numbers=[]),
+    "lyu-fig2": dict(
+        paper=_LYU, figure="Fig. 2b, Sec. 2",
+        shows="modular addition with a two-layer ReLU MLP, large initialisation and weight "
+              "decay: the test accuracy jumps long after the train accuracy, later for a "
+              "larger initialisation scale",
+        runner="_lyu_fig2",
+        quick=dict(p=23, scales=(1.0, 10.0, 100.0), lam=1e-3, lr=0.5, width=256,
+                   train_frac=0.8, steps=40000, record_every=50, seed=0),
+        full=dict(p=97, scales=(1.0, 10.0, 100.0), lam=1e-4, lr=0.002, width=1024,
+                  train_frac=0.4, steps=30000000, record_every=10000, seed=0),
+        reduced="p = 23, width 256, 80 % of the pairs, lr = 0.5, lambda = 1e-3 (paper: p = 97, "
+                "width 1024, 40 %, lr = 0.002, lambda = 1e-4, 1e7 steps and more)",
+        cost_quick="83 s CPU; 13 min wall at load 18 (measured)",
+        cost_full="months of CPU (estimated: 0.7-1.2 s per step, README; checkpointed)",
+        resumable=True,
+        numbers=[_n("t_train_scale1", 1e6, 0.5, source="Sec. 2: train accuracy 100 % by "
+                    "~1e6 steps (read)", applies="full"),
+                 _n("t_test_scale1", 1e7, 0.5, source="Sec. 2: the test jump near 1e7 steps "
+                    "(read)", applies="full")]),
 }
 
 
@@ -299,7 +336,7 @@ def _check(name, ok, detail):
 # --------------------------------------------------------------------------- runners
 # each takes (kw, out, checkpoint) and returns (result dict, our numbers, qualitative checks),
 # writing its figure into out; checkpoint(key) opens the run's RunDir with the key its
-# function checks (resumable entries only)
+# function checks (resumable entries only); checkpoint(key, part) one of several runs
 
 def _rubin_fig2(kw, out, checkpoint):
     from ..solvers.cubic import cubic_transition
@@ -532,7 +569,7 @@ def _kumar_fig12(kw, out, checkpoint):
 
 def _lyu_diag(kw, out, checkpoint):
     from ..validation.dichotomy_runs import plot_run, train_diag
-    res = train_diag(**kw)
+    res = train_diag(checkpoint=checkpoint(dict(kw, model="diagonal")), **kw)
     plot_run(res, os.path.join(out, f"lyu_{kw['task']}.png"))
     d = {k: v for k, v in res.to_dict().items() if k != "curves"}
     ours = {k: d.get(k) for k in ("final_test_acc", "final_norm", "plateau_test_acc",
@@ -574,6 +611,61 @@ def _lyu_mc(kw, out, checkpoint):
         checks.append(_check("final test MSE far below the plateau",
                              res.final_test_mse < 0.1 * res.plateau_test_mse,
                              f"final {res.final_test_mse:.3g}"))
+    return d, ours, checks
+
+
+def _rubin_fig5(kw, out, checkpoint):
+    from ..validation.teacher_student import plot_learning_curves, run_cubic
+    kw = dict(kw)
+    workers = kw.pop("workers")
+    rep = run_cubic(run_dir=checkpoint(kw), progress=False, workers=workers, **kw)
+    plot_learning_curves(rep, os.path.join(out, "rubin_fig5_6.png"))
+    rows = sorted((r for r in rep.rows if "grokking" in r), key=lambda r: r["width"])
+    d = rep.to_dict()
+    ours = {f"late_drop_N{r['width']}": r["grokking"].late_drop for r in rows}
+    ours.update({f"learned_cubic_N{r['width']}": r["learned_cubic"]["sim_mean"] for r in rows})
+    checks = []
+    if len(rows) >= 2:
+        narrow, wide = rows[0], rows[-1]
+        checks = [_check("the narrowest network's test loss falls further after its train "
+                         "loss has settled than the widest's (Fig. 5)",
+                         narrow["grokking"].late_drop > wide["grokking"].late_drop,
+                         f"late drop N={narrow['width']}: {narrow['grokking'].late_drop:.3g}, "
+                         f"N={wide['width']}: {wide['grokking'].late_drop:.3g}"),
+                  _check("the narrowest network learns more of the cubic part (Fig. 6)",
+                         narrow["learned_cubic"]["sim_mean"] > wide["learned_cubic"]["sim_mean"],
+                         f"learned cubic N={narrow['width']}: "
+                         f"{narrow['learned_cubic']['sim_mean']:.3g}, N={wide['width']}: "
+                         f"{wide['learned_cubic']['sim_mean']:.3g}")]
+    return d, ours, checks
+
+
+def _lyu_fig2(kw, out, checkpoint):
+    from ..validation.dichotomy_runs import plot_modular, train_modular
+    from ..validation.modular_mlp import modular_run_key
+    kw = dict(kw)
+    scales = kw.pop("scales")
+    rows = []
+    for sc in scales:
+        ck = checkpoint(modular_run_key(init_scale=sc, stop_when_grokked=True, **kw),
+                        part=f"scale{sc:g}")
+        r = train_modular(init_scale=sc, checkpoint=ck, stop_when_grokked=True, **kw)
+        plot_modular(r, os.path.join(out, f"lyu_fig2_scale{sc:g}.png"))
+        rows.append(dict(init_scale=sc, t_train=r.t_train, t_test=r.t_test, delay=r.delay,
+                         t_test_50=r.t_test_50, t_g_steps=r.t_g_steps,
+                         final_test_acc=r.final_test_acc, status=r.status, message=r.message))
+    status = next((r["status"] for r in rows if r["status"]), 0)
+    d = dict(rows=rows, status=status,
+             message=next((r["message"] for r in rows if r["status"]), "converged"))
+    ours = {"t_train_scale1": rows[0]["t_train"], "t_test_scale1": rows[0]["t_test"]}
+    delays = [r["delay"] for r in rows]
+    checks = [_check("every scale groks: test accuracy 95 % after train accuracy 95 %",
+                     all(r["status"] == 0 and r["t_test"] > r["t_train"] for r in rows),
+                     ", ".join(f"scale {r['init_scale']:g}: {r['t_train']} -> {r['t_test']}"
+                               for r in rows)),
+              _check("the delay grows with the initialisation scale (Fig. 2b)",
+                     all(math.isfinite(a) and a < b for a, b in zip(delays, delays[1:])),
+                     f"delays {delays}")]
     return d, ours, checks
 
 
@@ -700,8 +792,10 @@ def run_entry(name, quick=False, out=None, resume=False):
     t0 = time.time()
     opened = []
 
-    def checkpoint(key):
-        rd = RunDir(ck_path, dict(key, reproduce=name, mode=mode), resume=resume)
+    def checkpoint(key, part=None):
+        # part: a run of its own inside the entry (its own folder, key and lock)
+        path = ck_path if part is None else os.path.join(ck_path, part)
+        rd = RunDir(path, dict(key, reproduce=name, mode=mode), resume=resume)
         opened.append(rd.__enter__())
         return rd
 
