@@ -57,7 +57,7 @@ SYMBOLS = {
 #: axis labels: the symbol with the words or unit a reader needs (the symbol alone otherwise)
 LABELS = {
     "sigma2": r"noise variance $\sigma^2$",
-    "u": r"$u$ (signal-to-noise, $\propto 1/\sigma^2$)",
+    "u": r"interaction $u=n^2\sigma_a^2/(\sigma^4dN)$",
     "b": r"linear discrepancy $b$",
     "c": r"cubic discrepancy $c$",
     "learned_cubic": r"learned cubic $1-c/\epsilon$",
@@ -191,8 +191,8 @@ def label(name):
 def param_text(params, names=None, fmt=".4g"):
     r"""The parameters of a figure as one line of mathtext, e.g. ``$\epsilon=-0.3$, ...``.
 
-    Names in :data:`SYMBOLS` are printed as symbols, others as ``name=value``; ``None``
-    values are left out.
+    Names in :data:`SYMBOLS` are printed as symbols, numbers in mathtext (``2e-06`` as
+    :math:`2\times10^{-6}`); ``None`` values are left out.
 
     Parameters
     ----------
@@ -207,17 +207,20 @@ def param_text(params, names=None, fmt=".4g"):
     --------
     >>> param_text({"eps": -0.3, "sigma_w2": 0.5, "rho": 8 / 150, "n": None})
     '$\\epsilon=-0.3$, $\\sigma_w^2=0.5$, $\\rho=0.05333$'
-    >>> param_text({"activation": "erf", "P": 401}, ["P"])
-    '$P=401$'
+    >>> param_text({"activation": "erf", "P": 401, "sigma_a2": 2e-6}, ["P", "sigma_a2"])
+    '$P=401$, $\\sigma_a^2=2\\times10^{-6}$'
     """
     parts = []
     for k in params if names is None else names:
         v = params.get(k)
         if v is None:
             continue
-        text = format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) \
-            else str(v)
-        parts.append(f"${SYMBOLS[k]}={text}$" if k in SYMBOLS else f"{k}={text}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            mant, _, exp = format(v, fmt).partition("e")
+            text = rf"{mant}\times10^{{{int(exp)}}}" if exp else mant
+            parts.append(f"${SYMBOLS[k]}={text}$" if k in SYMBOLS else f"{k}=${text}$")
+        else:
+            parts.append(f"${SYMBOLS[k]}$={v}" if k in SYMBOLS else f"{k}={v}")
     return ", ".join(parts)
 
 
