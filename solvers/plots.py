@@ -80,15 +80,37 @@ def plot_modular(tr, path):
     save(fig, path, p)
 
 
+def _cubic_u_c(pd):
+    """u_c at each point of a cubic diagram (NaN where the transition fails), one
+    transition per distinct (eps, sigma_w2, rho)."""
+    from .cubic import cubic_transition
+    from .phase_diagram import _cubic_point
+    memo, out = {}, np.full(pd.phase.shape, np.nan)
+    for j, yv in enumerate(pd.y):
+        for i, xv in enumerate(pd.x):
+            try:
+                eps, sw2, rho, _, _ = _cubic_point({**pd.params, pd.x_name: xv, pd.y_name: yv})
+                key = (eps, sw2, rho)
+                if key not in memo:
+                    tr = cubic_transition(eps, sw2, rho=rho)
+                    memo[key] = tr.u_c if tr.converged else np.nan
+                out[j, i] = memo[key]
+            except (ValueError, ArithmeticError):
+                pass
+    return out
+
+
 @styled
 def plot_phase_diagram(pd, path):
     """Phase regions (GFL / GMFL-I / GMFL-II) coloured, unconverged points left as white gaps
-    (never coloured as a phase), an order parameter as thin contours and, for single-index,
-    the transition line :math:`u=u_c` of each point's parameters (dashed)."""
+    (never coloured as a phase), an order parameter as thin contours (positive levels: the
+    zero level would only trace the grid cells of the GFL region) and the first-order line
+    :math:`u=u_c` of each point's parameters (solid; single-index from the diagram's ``u_c``,
+    cubic from one :func:`~.cubic.cubic_transition` per distinct (eps, sigma_w2, rho))."""
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
-    fig, ax = subplots(figsize=(5.5, 4.2))
+    fig, ax = subplots(figsize=(6.6, 4.2))
     colours = ["#f4d6a0", "#8fbcd4", "#6a4c93"]
     cmap = ListedColormap(colours)
     bad = pd.phase < 0
@@ -100,7 +122,10 @@ def plot_phase_diagram(pd, path):
         hide |= pd.phase < 1
     vals = np.ma.masked_where(hide, pd.order[key])
     if vals.count() and np.ptp(vals.compressed()) > 0:
-        cs = ax.contour(pd.x, pd.y, vals, levels=6, colors="k", linewidths=0.5)
+        from matplotlib.ticker import MaxNLocator
+        lo, hi = vals.min(), vals.max()
+        levels = [v for v in MaxNLocator(6).tick_values(lo, hi) if lo < v < hi]
+        cs = ax.contour(pd.x, pd.y, vals, levels=levels, colors="k", linewidths=0.5)
         ax.clabel(cs, fontsize=7)
     handles, labels = [], []
     for code, name in enumerate(("GFL", "GMFL-I", "GMFL-II")):
@@ -110,17 +135,19 @@ def plot_phase_diagram(pd, path):
     if bad.any():
         handles.append(Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.5"))
         labels.append("unconverged (gap)")
-    if "u_c" in pd.order:
-        gap = pd.order["u"] - pd.order["u_c"]   # zero on the transition line, any two axes
+    u_c = pd.order["u_c"] if "u_c" in pd.order else _cubic_u_c(pd) if pd.model == "cubic" \
+        else None
+    if u_c is not None:
+        gap = pd.order["u"] - u_c   # zero on the transition line, any two axes
         if np.isfinite(gap).sum() and np.nanmin(gap) < 0 < np.nanmax(gap):
             ax.contour(pd.x, pd.y, np.ma.masked_invalid(gap), levels=[0.0], colors="k",
-                       linewidths=1.5, linestyles="--")
-            handles.append(Line2D([], [], color="k", lw=1.5, ls="--"))
+                       linewidths=1.5, linestyles="-")
+            handles.append(Line2D([], [], color="k", lw=1.5, ls="-"))
             labels.append("first-order line $u=u_c$")
     known = {**LABELS, **SYMBOLS}
     ax.set_xlabel(label(pd.x_name) if pd.x_name in known else pd.x_name)
     ax.set_ylabel(label(pd.y_name) if pd.y_name in known else pd.y_name)
-    ax.legend(handles, labels, loc="best")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fixed = {k: v for k, v in pd.params.items() if k in SYMBOLS and k not in (pd.x_name, pd.y_name)}
     ax.set_title(f"{pd.model}: phases; contours: {label(key)}\n{param_text(fixed)}")
     save(fig, path, pd.params)
