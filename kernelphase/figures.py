@@ -50,7 +50,8 @@ SYMBOLS = {
     **SYMBOL_LATEX,
     "sigma2_c": r"\sigma^2_c", "u": "u", "u_c": "u_c", "u_spinodal": "u_s", "b": "b", "c": "c",
     "a": "a", "g": "g", "rho": r"\rho", "alpha": r"\alpha", "phi": r"\Phi", "phi_star": r"\Phi^*",
-    "phi_plus": r"\Phi_+", "n": "n", "d": "d", "width": "N", "P": "P", "t": "t",
+    "phi_plus": r"\Phi_+", "n": "n", "d": "d", "width": "N", "N": "N", "D": "D", "P": "P",
+    "p": "p", "t": "t",
     "c3": "c_3", "learned_cubic": r"1-c/\epsilon",
 }
 
@@ -341,7 +342,7 @@ def _metadata(fmt, params):
     from .io import versions
     from .results import jsonable
     desc = json.dumps({"kernelphase": __version__, "parameters": jsonable(dict(params or {})),
-                       "versions": versions()}, sort_keys=True, allow_nan=False)
+                       "versions": versions()}, sort_keys=True, default=str)
     creator = f"kernelphase {__version__}"
     if fmt == "png":      # PNG text chunks
         return {"Software": creator, "Description": desc}
