@@ -444,9 +444,10 @@ def plot_run(summary, path):
     c = summary.curves
     lam = summary.params["lam"]
     lt = lam * np.asarray(c["t"])
-    fig, axes = subplots(1, 3, figsize=(12, 3.6))
+    diagonal = summary.model == "diagonal"
+    fig, axes = subplots(1, 3 if diagonal else 2, figsize=(12 if diagonal else 8.5, 3.6))
     ax = axes[0]
-    if summary.model == "diagonal":
+    if diagonal:
         ax.plot(lt, c["test_acc"], label="test acc")
         ax.plot(lt, c["train_acc"], "--", label="train acc")
         ax.axhline(summary.l2_svm_test_acc, color="C2", lw=0.8, label="L2 SVM")
@@ -455,22 +456,22 @@ def plot_run(summary, path):
         axes[1].plot(lt, c["cos_l2"], label="cos to L2 SVM")
         axes[1].plot(lt, c["cos_l1"], label="cos to L1 max-margin")
         axes[1].set_ylabel("cosine")
-        legend(axes[1])
     else:
         ax.semilogy(lt, c["test_mse"], label="test MSE")
         ax.semilogy(lt, np.maximum(c["train_loss"], 1e-16), "--", label="train loss")
         ax.axhline(summary.zero_fill_test_mse, color="C2", lw=0.8, label="zero-fill")
         ax.axhline(summary.nuclear_norm_test_mse, color="C3", lw=0.8, label="min nuclear norm")
         ax.set_ylabel("MSE")
-        axes[1].axis("off")
-    for a in axes[:2]:
+    for a in axes[:-1]:
         a.axvline(lam * summary.t_g_predicted, color="k", ls=":", lw=1, zorder=1,
                   label=r"$t_g=\ln\alpha/\lambda$")
     legend(ax, summary.params, ("alpha", "lam"), fontsize=7)
-    axes[2].semilogy(lt, c["norm"], label=r"$\|\theta\|$")
-    axes[2].semilogy(lt, c["norm_kernel"], ":", label=r"$\|\theta_0\|e^{-\lambda t}$")
-    axes[2].set_ylabel("parameter norm")
-    legend(axes[2])
+    if diagonal:
+        legend(axes[1])
+    axes[-1].semilogy(lt, c["norm"], label=r"$\|\theta\|$")
+    axes[-1].semilogy(lt, c["norm_kernel"], ":", label=r"$\|\theta_0\|e^{-\lambda t}$")
+    axes[-1].set_ylabel("parameter norm")
+    legend(axes[-1])
     for a in axes:
         a.set_xlabel(label("lam_t"))
     save(fig, path, summary.params)

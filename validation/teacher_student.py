@@ -426,17 +426,19 @@ def plot_cubic_report(report, path):
     not converge), with the theory's first-order sigma^2_c."""
     rows = [r for r in report_rows(report) if "b" in r]      # rows of diverged cells have none
     fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
+    widths = sorted({r["width"] for r in rows})
     for i, r in enumerate(rows):
         h = r["phi_hist"]
         col = f"C{i % 10}"
         a1.plot(h["centres"], h["minus_log_p"], "x", color=col, ms=4,
-                label=f"$N={r['width']}$, $\\sigma^2={r['sigma2']:g}$")
+                label=(f"$N={r['width']}$, " if len(widths) > 1 else "")
+                + f"$\\sigma^2={r['sigma2']:g}$")
         a1.plot(h["centres"], h["theory"], "-", color=col, lw=1)
     a1.set_ylim(-1, 12)
     a1.set_xlabel(label("phi"))
     a1.set_ylabel(r"$-\log p(\Phi)$ (x: simulation, line: $d\hat S$)")
-    legend(a1, fontsize=7, ncols=2)
-    for j, N in enumerate(sorted({r["width"] for r in rows})):
+    legend(a1, {"width": widths[0]} if len(widths) == 1 else None, fontsize=7, ncols=2)
+    for j, N in enumerate(widths):
         rs = sorted((r for r in rows if r["width"] == N), key=lambda r: r["sigma2"])
         s2 = [r["sigma2"] for r in rs]
         a2.errorbar(s2, [r["b"]["sim_mean"] for r in rs], [r["b"]["std_error"] for r in rs],
