@@ -310,8 +310,13 @@ def _plot_grid(runs, alphas, epss, path, params=None):
     fig, ax = subplots(figsize=(4.8, 3.8))
     cmap = matplotlib.colormaps["OrRd"].copy()
     cmap.set_bad("0.7")
-    im = ax.imshow(G, origin="lower", cmap=cmap, aspect="auto",
-                   extent=(min(epss), max(epss), min(alphas), max(alphas)))
+    ia, ie = np.argsort(alphas), np.argsort(epss)   # cells centred on the values run
+    xs, ys = np.asarray(epss, float)[ie], np.asarray(alphas, float)[ia]
+    im = ax.pcolormesh(xs, ys, np.ma.masked_invalid(G[ia][:, ie]), cmap=cmap, shading="nearest")
+    if len(xs) <= 8:
+        ax.set_xticks(xs)
+    if len(ys) <= 8:
+        ax.set_yticks(ys)
     fig.colorbar(im, label=r"$t_\mathrm{test}-t_\mathrm{train}$ (epochs; grey: not reached)")
     ax.set_xlabel(r"kernel alignment $\epsilon$")
     ax.set_ylabel(r"laziness $\alpha$")

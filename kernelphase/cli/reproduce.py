@@ -429,6 +429,8 @@ def _plot_lines(path, x, ys, xlabel, ylabel, title, logx=False, logy=False, labe
             ax.plot(x, y, "o-", label=name)
         for xi, yi, lab in labels or ():
             ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        if labels:
+            ax.margins(0.1, 0.15)       # room for the annotations inside the frame
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
         ax.set_xlabel(xlabel)
