@@ -38,7 +38,7 @@ _RC = {
     "lines.linewidth": 1.5, "lines.markersize": 5, "axes.linewidth": 0.8,
     "errorbar.capsize": 2,
     "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
-    "legend.frameon": True, "legend.framealpha": 0.85, "legend.edgecolor": "0.8",
+    "legend.frameon": True, "legend.framealpha": 1.0, "legend.edgecolor": "0.8",
     "legend.fancybox": False,
     "axes.formatter.use_mathtext": True, "axes.formatter.limits": (-3, 4),
     "image.cmap": "viridis", "pdf.fonttype": 42, "ps.fonttype": 42,

@@ -72,9 +72,13 @@ MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-", ".svg": b"<?xml", ".eps
 
 
 @pytest.mark.parametrize("ext", FORMATS + (".PDF",))
-def test_save_honours_the_extension_and_writes_provenance(tmp_path, ext):
+def test_save_honours_the_extension_and_writes_provenance(tmp_path, ext, caplog):
     path = str(tmp_path / f"f{ext}")
-    save(_figure(), path, PARAMS)
+    with style():
+        fig = _figure()
+        fig.axes[0].legend()
+    save(fig, path, PARAMS)
+    assert not [r for r in caplog.records if "transparency" in r.getMessage()]   # EPS: opaque
     data = open(path, "rb").read()
     assert data.startswith(MAGIC[ext.lower()])
     if ext == ".eps":
@@ -88,6 +92,11 @@ def test_save_honours_the_extension_and_writes_provenance(tmp_path, ext):
                                   "missing": None}
     assert desc["versions"]["numpy"] == np.__version__
     assert sorted(os.listdir(tmp_path)) == [f"f{ext}"]        # no temporary file left behind
+
+
+def test_cli_plot_suffixes_are_the_formats():
+    from kernelphase.cli.adaptive import _PLOT_SUFFIXES
+    assert _PLOT_SUFFIXES == FORMATS
 
 
 def test_pdf_keywords_name_each_parameter(tmp_path):
