@@ -279,3 +279,18 @@ def test_main_job_figure_marks_the_transition(run_cli, tmp_path, monkeypatch):
     desc, _ = _description(str(tmp_path / "cubic_transition.png"))
     assert desc["parameters"]["eps"] == -0.3 and desc["parameters"]["width"] == 700
     assert desc["kernelphase"] == kernelphase.__version__
+
+
+def test_learning_curves_with_an_unmeasured_delay(tmp_path):
+    """A run too short to measure the delay (NaN) still draws: no '\\timesnan' mathtext (found by
+    the CLI fuzz test)."""
+    from kernelphase.validation.teacher_student import grokking_summary, plot_learning_curves
+    t = np.linspace(0, 1, 30)
+    row = {"width": 10, "sigma2": 0.2, "learned_cubic": {"theory": 0.1},
+           "curves": {"time": t, "test_loss": np.array([2 - t, 2 - 0.9 * t]),
+                      "ensemble_train_loss": np.ones(30), "ensemble_test_loss": 2 - t,
+                      "linear_learned": t, "cubic_learned": 0 * t}}
+    assert math.isnan(grokking_summary(row).delay)
+    plot_learning_curves({"rows": [row], "params": {"eps": -0.3}}, tmp_path / "lc.png")
+    desc, _ = _description(str(tmp_path / "lc.png"))
+    assert desc["parameters"] == {"eps": -0.3}

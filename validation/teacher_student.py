@@ -557,8 +557,8 @@ def plot_learning_curves(report, path):
                 top.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
                 bottom.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
         top.set_yscale("log")
-        top.set_title(f"$N={r['width']}$, $\\sigma^2={r['sigma2']:.3g}$: "
-                      f"delay $\\times{g.delay:.1f}$")
+        top.set_title(f"$N={r['width']}$, $\\sigma^2={r['sigma2']:.3g}$: delay "
+                      + (f"$\\times{g.delay:.1f}$" if math.isfinite(g.delay) else "not measured"))
         bottom.plot(t, c["linear_learned"], color="C2", label="linear part")
         bottom.plot(t, c["cubic_learned"], color="C3", label="cubic part")
         bottom.axhline(r["learned_cubic"]["theory"], color="C3", lw=0.8, ls="--",
