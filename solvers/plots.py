@@ -73,7 +73,7 @@ def plot_modular(tr, path):
     mark_transition(a2, tr.sigma2_gmfl1, name="sigma2", label=r"GMFL-I onset $\sigma^2_c$")
     if np.isfinite(tr.sigma2_gmfl2):
         a2.axvline(tr.sigma2_gmfl2, color="0.35", ls=":", lw=1.0, zorder=1,
-                   label="GMFL-II onset (continuous)")
+                   label="GMFL-II onset")
     a2.set_xlabel(label("sigma2"))
     a2.set_ylabel(label("target_component"))
     legend(a2, p, ("P", "width", "sigma_a2", "gamma"), fontsize=7)
