@@ -4,8 +4,8 @@ r"""Figures: one style, one symbol table and one writer for every plot in the pa
   never touch pyplot's global state or the user's backend, so plotting from a notebook or a GUI
   session is unaffected (no ``matplotlib.use("Agg")`` inside the library) and nothing needs
   closing. :func:`subplots` makes them, with constrained layout.
-* One style. :func:`style` is an ``rc_context`` (serif STIX text and math, sizes for an 11 cm
-  panel, inward ticks on four sides, the colour-blind-safe palette of Okabe & Ito 2008);
+* One style. :func:`style` is an ``rc_context`` (serif STIX text and math, 8-11 pt type,
+  inward ticks on four sides, the colour-blind-safe palette of Okabe & Ito 2008);
   :func:`styled` wraps a plot function in it, because matplotlib reads most settings when an
   artist is made, some only when it is drawn.
 * One name per quantity. :func:`symbol` and :func:`label` give the mathtext of the quantities
@@ -13,7 +13,7 @@ r"""Figures: one style, one symbol table and one writer for every plot in the pa
   axis needs; :func:`param_text` and :func:`legend` name the parameters of a figure.
 * Physics marks. :func:`mark_transition` draws the first-order point (solid) and the spinodals
   (dashed), labelled for the legend; :func:`with_gaps` puts NaN where a solver did not
-  converge, so a curve breaks there and never interpolates over a failure (STYLE.md §9).
+  converge, so a curve breaks there and never interpolates over a failure.
 * One writer. :func:`save` honours the extension (``.png .pdf .svg .eps``), writes atomically
   and stores the parameters and the package versions in the file's metadata.
 """
@@ -304,8 +304,8 @@ def with_gaps(x, y, converged):
     """``(x, y)`` as float arrays with ``y`` NaN wherever ``converged`` is False.
 
     matplotlib breaks a line at NaN, so a curve through solver output shows a gap at each
-    failed point instead of a straight segment across it (STYLE.md §9: a failure is drawn
-    as a gap, not as data).
+    failed point instead of a straight segment across it: a failure is drawn as a gap, not
+    as data.
 
     Parameters
     ----------
