@@ -116,9 +116,9 @@ def write_csv(path, header, rows):
 
 
 def savefig_atomic(fig, path, **kw):
-    """Save a matplotlib figure atomically."""
+    """Save a matplotlib figure atomically (``format`` from the extension unless given)."""
     buf = io.BytesIO()
-    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    fmt = kw.pop("format", None) or os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
     fig.savefig(buf, format=fmt, **kw)
     atomic_write_bytes(path, buf.getvalue())
 

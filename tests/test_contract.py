@@ -24,7 +24,7 @@ MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers
            "validation.matrix_factorization", "validation.polynomial_net",
            "validation.modular_net", "validation.lazy_rich_figs", "validation.single_index",
            "validation.modular_mlp", "validation.autocorr", "validation.hysteresis",
-           "validation.step_size"]
+           "validation.step_size", "figures"]
 
 
 def _sparse():
@@ -165,6 +165,11 @@ HELPERS = {
     "exact_discrepancy": "closed form (b, c)",
     "hot_start": "initialisation", "cubic_hysteresis_theory": "dict of theory numbers",
     "plan_hysteresis": "input check", "plot_hysteresis": "figure",
+    "subplots": "figure factory", "style": "rc context", "styled": "decorator",
+    "symbol": "mathtext of a name", "label": "axis label of a name",
+    "param_text": "mathtext of parameters", "legend": "legend with parameters",
+    "mark_transition": "first-order point and spinodals on axes",
+    "with_gaps": "arrays with NaN at unconverged points", "save": "figure writer",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_range
+from kernelphase.figures import label, legend, save, styled, subplots
 from kernelphase.results import Result
 
 #: the kernel-phase plateau is read at this fraction of t_g (well inside the kernel phase:
@@ -441,42 +442,43 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
                             params=dict(kw, alphas=alphas))
 
 
+@styled
 def plot_run(summary, path):
     """Figure of a run: test metric, cosines and norm against lambda*t, t_g marked."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
     c = summary.curves
     lam = summary.params["lam"]
     lt = lam * np.asarray(c["t"])
-    fig, axes = subplots(1, 3, figsize=(13, 3.8))
+    diagonal = summary.model == "diagonal"
+    fig, axes = subplots(1, 3 if diagonal else 2, figsize=(12 if diagonal else 8.5, 3.6))
     ax = axes[0]
-    if summary.model == "diagonal":
+    if diagonal:
         ax.plot(lt, c["test_acc"], label="test acc")
         ax.plot(lt, c["train_acc"], "--", label="train acc")
         ax.axhline(summary.l2_svm_test_acc, color="C2", lw=0.8, label="L2 SVM")
         ax.axhline(summary.l1_margin_test_acc, color="C3", lw=0.8, label="L1 max-margin")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(label("accuracy"))
         axes[1].plot(lt, c["cos_l2"], label="cos to L2 SVM")
         axes[1].plot(lt, c["cos_l1"], label="cos to L1 max-margin")
         axes[1].set_ylabel("cosine")
-        axes[1].legend()
     else:
         ax.semilogy(lt, c["test_mse"], label="test MSE")
         ax.semilogy(lt, np.maximum(c["train_loss"], 1e-16), "--", label="train loss")
         ax.axhline(summary.zero_fill_test_mse, color="C2", lw=0.8, label="zero-fill")
         ax.axhline(summary.nuclear_norm_test_mse, color="C3", lw=0.8, label="min nuclear norm")
         ax.set_ylabel("MSE")
-        axes[1].axis("off")
-    for a in axes[:2]:
-        a.axvline(lam * summary.t_g_predicted, color="k", ls=":", label=r"$t_g=\ln\alpha/\lambda$")
-    ax.legend(fontsize=7)
-    axes[2].semilogy(lt, c["norm"], label=r"$\|\theta\|$")
-    axes[2].semilogy(lt, c["norm_kernel"], ":", label=r"$\|\theta_0\|e^{-\lambda t}$")
-    axes[2].legend()
+    for a in axes[:-1]:
+        a.axvline(lam * summary.t_g_predicted, color="k", ls=":", lw=1, zorder=1,
+                  label=r"$t_g=\ln\alpha/\lambda$")
+    legend(ax, summary.params, ("alpha", "lam"), fontsize=7)
+    if diagonal:
+        legend(axes[1])
+    axes[-1].semilogy(lt, c["norm"], label=r"$\|\theta\|$")
+    axes[-1].semilogy(lt, c["norm_kernel"], ":", label=r"$\|\theta_0\|e^{-\lambda t}$")
+    axes[-1].set_ylabel("parameter norm")
+    legend(axes[-1])
     for a in axes:
-        a.set_xlabel(r"$\lambda t$")
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+        a.set_xlabel(label("lam_t"))
+    save(fig, path, summary.params)
 
 
 # --------------------------------------------------------------------------- modular addition
@@ -582,28 +584,26 @@ def sweep_modular(scales=(1.0, 2.0, 4.0), lams=(3e-3,), scale_for_lams=1.0, lam_
                     scale_for_lams=scale_for_lams, lam_for_scales=lam0))
 
 
+@styled
 def plot_modular(res, path):
     """Figure of a modular run: train/test accuracy and the norm against steps (log axis),
     ``t_train``, ``t_test`` and the leading-order ``t_g`` marked."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
     c = res.curves
     s = np.maximum(np.asarray(c["step"], float), 1.0)
-    fig, axes = subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(9, 3.6))
     ax = axes[0]
     ax.semilogx(s, c["train_acc"], label="train acc")
     ax.semilogx(s, c["test_acc"], label="test acc")
-    for v, ls, lab in ((res.t_train, "--", "t_train"), (res.t_test, "-.", "t_test"),
+    for v, ls, lab in ((res.t_train, "--", r"$t_\mathrm{train}$"),
+                       (res.t_test, "-.", r"$t_\mathrm{test}$"),
                        (res.t_g_steps, ":", r"$\ln(\mathrm{scale})/(\eta\lambda)$")):
         if np.isfinite(v) and v > 0:
-            ax.axvline(v, color="k", ls=ls, lw=0.8, label=lab)
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7)
+            ax.axvline(v, color="k", ls=ls, lw=0.8, zorder=1, label=lab)
+    ax.set_xlabel(label("steps"))
+    ax.set_ylabel(label("accuracy"))
     pr = res.params
-    ax.set_title(f"p={pr['p']}, scale={pr['init_scale']:g}, lambda={pr['lam']:g}", fontsize=9)
+    legend(ax, {"p": pr["p"], "scale": pr["init_scale"], "lam": pr["lam"]}, fontsize=7)
     axes[1].loglog(s, c["norm"], label=r"$\|\theta\|$")
-    axes[1].set_xlabel("step")
-    axes[1].legend()
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+    axes[1].set_xlabel(label("steps"))
+    axes[1].set_ylabel(r"parameter norm $\|\theta\|$")
+    save(fig, path, pr)

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kernelphase._checks import check_int, check_range
+from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 
 __all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "plan_hysteresis",
@@ -259,35 +260,32 @@ def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
         "autocorr": ac}
 
 
+@styled
 def plot_hysteresis(report, path):
     """The two branches of the droplet mass and the learned cubic (from the population c of
     :func:`~.teacher_student.exact_discrepancy`, free of test-point error) against sigma^2,
-    with the EK stable branch, the first-order point and the spinodals."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
+    with the EK stable branch (gaps where it did not converge), the first-order point (solid)
+    and the spinodals (dashed)."""
     rows = report.rows if isinstance(report, Result) else report["rows"]
     th = report.theory if isinstance(report, Result) else report["theory"]
-    fig, axes = subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in ((axes[0], "droplet_mass", r"droplet mass ($|\Phi|>0.5$)"),
-                           (axes[1], "learned_cubic_exact",
-                            r"learned cubic $1-c/\epsilon$ (population c)")):
-        for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C3", "^-")):
+    fig, axes = subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in ((axes[0], "droplet_mass"), (axes[1], "learned_cubic_exact")):
+        for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C1", "^-")):
             rs = sorted((r for r in rows if r["branch"] == branch and key in r),
                         key=lambda r: r["sigma2"])
             ax.errorbar([r["sigma2"] for r in rs], [r[key]["sim_mean"] for r in rs],
-                        [r[key]["std_error"] for r in rs], fmt=mk, color=col, capsize=2,
+                        [r[key]["std_error"] for r in rs], fmt=mk, color=col,
                         label=f"{branch} start, swept {'down' if branch == 'cold' else 'up'}")
         rs = sorted((r for r in rows if r["branch"] == "cold" and key in r),
                     key=lambda r: r["sigma2"])
-        ax.plot([r["sigma2"] for r in rs], [r[key]["theory"] for r in rs], "k:", lw=1,
-                label="EK theory (stable branch)")
-        for name, ls, lab in (("sigma2_c", "-", r"$\sigma^2_c$ (first order)"),
-                              ("sigma2_spinodal_droplet", "--", "droplet spinodal"),
-                              ("sigma2_spinodal_gfl", "-.", "GFL spinodal")):
-            if th.get(name):
-                ax.axvline(th[name], color="0.4", ls=ls, lw=0.8, label=lab)
-        ax.set_xlabel(r"$\sigma^2$")
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+        ax.plot(*with_gaps([r["sigma2"] for r in rs], [r[key]["theory"] for r in rs],
+                           [r["phase_theory"] != "unknown" for r in rs]),
+                "k:", lw=1, label="EK theory (stable branch)")
+        mark_transition(ax, th.get("sigma2_c"), {
+            "droplet spinodal": th.get("sigma2_spinodal_droplet"),
+            "GFL spinodal": th.get("sigma2_spinodal_gfl")}, name="sigma2")
+        ax.set_xlabel(label("sigma2"))
+    axes[0].set_ylabel(label("droplet_mass"))
+    axes[1].set_ylabel(r"learned cubic $1-c/\epsilon$ (population $c$)")
+    legend(axes[0])
+    save(fig, path, report.params if isinstance(report, Result) else report.get("params"))

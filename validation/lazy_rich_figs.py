@@ -13,7 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from kernelphase.io import atomic_write_json, provenance, savefig_atomic, write_csv
+from kernelphase.figures import label, legend, save, styled, subplots
+from kernelphase.io import atomic_write_json, provenance, write_csv
 from kernelphase.results import Result
 
 __all__ = ["FIG2", "FIG5", "FIG12", "Fig2Result", "Fig5Result", "Fig12Result", "fig2", "fig5",
@@ -126,9 +127,10 @@ def fig2(scales=FIG2["scales"], p=FIG2["p"], N=FIG2["N"], steps=FIG2["steps"],
     return res
 
 
+@styled
 def _plot_fig2(scales, curves, res, path):
-    from kernelphase.figures import subplots
-    fig, ax = subplots(1, 3, figsize=(13, 3.6))
+    """Accuracy (and the weight norm), MSE against epoch per output scale; final accuracies."""
+    fig, ax = subplots(1, 3, figsize=(12, 3.6))
     for j, (s, r) in enumerate(zip(scales, curves)):
         ep = np.maximum(r.epoch, 1)
         ax[0].semilogx(ep, r.train_acc, f"C{j}--", lw=1)
@@ -138,17 +140,17 @@ def _plot_fig2(scales, curves, res, path):
     a2 = ax[0].twinx()
     i1 = scales.index(1.0) if 1.0 in scales else 0
     a2.semilogx(np.maximum(curves[i1].epoch, 1), curves[i1].weight_norm, "k:",
-                label=f"|W|+|A| (scale {scales[i1]:g})")
+                label=f"$|W|+|A|$ (scale {scales[i1]:g})")
     a2.set_ylabel("weight norm")
-    a2.legend(fontsize=7, loc="center right")
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("accuracy (dashed train)")
-    ax[0].legend(fontsize=7, loc="upper left")
-    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("MSE (dashed train)")
+    legend(a2, fontsize=7, loc="center right")
+    ax[0].set_xlabel(label("epoch")); ax[0].set_ylabel("accuracy (dashed: train)")
+    legend(ax[0], res.params, ("p", "N"), fontsize=7, loc="upper left")
+    ax[1].set_xlabel(label("epoch")); ax[1].set_ylabel("MSE (dashed: train)")
     ax[2].plot(scales, [r.train_acc[-1] for r in curves], "o--", label="train")
     ax[2].plot(scales, [r.test_acc[-1] for r in curves], "o-", label="test")
-    ax[2].set_xlabel("output scale"); ax[2].set_ylabel("final accuracy"); ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=100)
+    ax[2].set_xlabel("output scale"); ax[2].set_ylabel("final accuracy")
+    legend(ax[2], fontsize=7)
+    save(fig, path, res.params, dpi=120)
 
 
 # --------------------------------------------------------------------------- Fig. 5
@@ -299,24 +301,26 @@ def fig5(label_indices=FIG5["label_indices"], D=FIG5["D"], P=FIG5["P"], N=FIG5["
     return res
 
 
+@styled
 def _plot_fig5(ks, curves, res, path):
-    from kernelphase.figures import subplots
-    fig, ax = subplots(1, 2, figsize=(10, 3.6))
+    """Relative train (dashed) and test loss per label eigenvector k, the threshold dotted;
+    final test loss against the labels' alignment with the NTK at init."""
+    fig, ax = subplots(1, 2, figsize=(9, 3.6))
     for j, (k, (ep, tr, te)) in enumerate(zip(ks, curves)):
         e = np.maximum(ep, 1)
         ax[0].loglog(e, tr / tr[0], f"C{j}--", lw=1)
-        ax[0].loglog(e, te / te[0], f"C{j}-", label=f"k={k}")
-    ax[0].axhline(res.threshold, color="0.5", ls=":")
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("MSE / initial (dashed train)")
-    ax[0].legend(fontsize=7)
+        ax[0].loglog(e, te / te[0], f"C{j}-", label=f"$k={k}$")
+    ax[0].axhline(res.threshold, color="0.5", ls=":", label="threshold")
+    ax[0].set_xlabel(label("epoch")); ax[0].set_ylabel("MSE / initial (dashed: train)")
+    legend(ax[0], res.params, ("D", "P", "N"), fontsize=7)
     ax[1].semilogx([r["alignment"] for r in res.runs], [r["final_test_rel"] for r in res.runs],
                    "o")
     for r in res.runs:
-        ax[1].annotate(str(r["k"]), (r["alignment"], r["final_test_rel"]), fontsize=7)
-    ax[1].set_xlabel("label alignment with NTK at init")
+        ax[1].annotate(f"$k={r['k']}$", (r["alignment"], r["final_test_rel"]), fontsize=7,
+                       textcoords="offset points", xytext=(4, 4))
+    ax[1].set_xlabel("label alignment with the NTK at init")
     ax[1].set_ylabel("final test MSE / initial")
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=100)
+    save(fig, path, res.params, dpi=120)
 
 
 # --------------------------------------------------------------------------- Fig. 12
@@ -551,28 +555,31 @@ def _closure_defect(X, yeff, W, a, wb, M, alpha, eps, gamma, wb0, M0, T):
     return float(np.linalg.norm(M1 - rM) / step) if step > 0 else 0.0
 
 
+@styled
 def _plot_fig12(rec, res, path):
-    from kernelphase.figures import subplots
-    fig, ax = subplots(1, 3, figsize=(13, 3.6))
+    """Losses of the network and of the exact (w, M) reduction, the loss terms, the read-outs
+    and the closure defect of the reduction against epoch."""
+    fig, ax = subplots(1, 3, figsize=(12, 3.6))
     ep = np.maximum(rec["epoch"], 1)
     ax[0].loglog(ep, rec["train"], "C0--", label="train, read-outs trained")
     ax[0].loglog(ep, rec["test"], "C0-", label="test, read-outs trained")
     ax[0].loglog(ep, rec["frozen_train"], "k--", lw=1, label=r"train, $(\bar w, M)$ reduction")
     ax[0].loglog(ep, rec["frozen_test"], "k-", lw=1, label=r"test, $(\bar w, M)$ reduction")
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("MSE"); ax[0].legend(fontsize=7)
+    ax[0].set_xlabel(label("epoch")); ax[0].set_ylabel(label("loss"))
+    legend(ax[0], res.params, ("D", "P", "alpha", "eps"), fontsize=7)
     for k, lab in (("t1", "variance"), ("t2", "alignment"), ("t3", "linear term")):
         ax[1].loglog(ep, rec[k], label=lab)
     ax[1].loglog(ep, rec["test"], "k", label="full test loss")
-    ax[1].set_xlabel("epoch"); ax[1].set_title(r"terms in $(\bar w_a, M_a)$ (exact)",
-                                              fontsize=9)
-    ax[1].legend(fontsize=7)
+    ax[1].set_xlabel(label("epoch")); ax[1].set_ylabel("test-loss terms")
+    ax[1].set_title(r"terms in $(\bar w_a, M_a)$ (exact)")
+    legend(ax[1], fontsize=7)
     for k in rec:
         if k.startswith("a") and k[1:].isdigit():
             ax[2].semilogx(ep, rec[k], label=f"$a_{{{int(k[1:]) + 1}}}$")
     a2 = ax[2].twinx()
     ok = np.isfinite(rec["closure_defect"])
-    a2.loglog(ep[ok], np.maximum(rec["closure_defect"][ok], 1e-17), "0.5", lw=1)
+    a2.loglog(ep[ok], np.maximum(rec["closure_defect"][ok], 1e-17), color="0.5", lw=1)
     a2.set_ylabel("closure defect per step (grey)")
-    ax[2].set_xlabel("epoch"); ax[2].set_ylabel("read-outs"); ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=100)
+    ax[2].set_xlabel(label("epoch")); ax[2].set_ylabel("read-outs")
+    legend(ax[2], fontsize=7)
+    save(fig, path, res.params, dpi=120)

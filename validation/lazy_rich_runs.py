@@ -11,7 +11,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from kernelphase.io import atomic_write_json, provenance, savefig_atomic, write_csv
+from kernelphase.figures import label, legend, save, styled, subplots
+from kernelphase.io import atomic_write_json, provenance, write_csv
 
 from kernelphase.results import Result
 
@@ -173,32 +174,42 @@ def _write_run(out, run, lin, res):
     atomic_write_json(os.path.join(out, "summary.json"), res)
 
 
+@styled
 def _plot(run, lin, summary, path):
-    from kernelphase.figures import subplots
-    fig, ax = subplots(1, 3, figsize=(13, 3.6))
+    """Losses (with the linearised model and kernel regression), weight norm and alignment,
+    and the loss terms against epoch; the drop times t_train, t_test marked (dotted)."""
+    fig, ax = subplots(1, 3, figsize=(12, 3.6))
     ep = np.maximum(run.epoch, 1)
     ax[0].loglog(ep, run.train, "C0--", label="train")
     ax[0].loglog(ep, run.test, "C0-", label="test")
     if lin is not None:
         lep = np.maximum(lin.epoch, 1)
-        ax[0].loglog(lep, lin.train, "k--", label="linearised train")
-        ax[0].loglog(lep, lin.test, "k-", label="linearised test")
+        ax[0].loglog(lep, lin.train, "k--", lw=1, label="linearised train")
+        ax[0].loglog(lep, lin.test, "k-", lw=1, label="linearised test")
     kr = summary.kernel_regression_mse
     if kr:
-        ax[0].axhline(kr["empirical_ntk"], color="g", ls=":", label="kernel regression (NTK0)")
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("MSE"); ax[0].legend(fontsize=7)
-    ax[1].semilogx(ep, run.weight_norm, "C1--", label="|W|_F")
+        ax[0].axhline(kr["empirical_ntk"], color="C2", ls=":", label="kernel regression (NTK$_0$)")
+    for t, ls, lab in ((summary.t_train, "--", r"$t_\mathrm{train}$"),
+                       (summary.t_test, ":", r"$t_\mathrm{test}$")):
+        if math.isfinite(t):
+            ax[0].axvline(max(t, 1), color="0.35", ls=ls, lw=0.8, zorder=1, label=lab)
+    ax[0].set_xlabel(label("epoch"))
+    ax[0].set_ylabel(label("loss"))
+    legend(ax[0], summary.params, ("alpha", "eps", "P", "N"), fontsize=7)
+    ax[1].semilogx(ep, run.weight_norm, "C1--", label=r"$\|W\|_F$")
     if len(run.alignment):
         a2 = ax[1].twinx()
-        a2.semilogx(np.maximum(run.alignment_epoch, 1), run.alignment, "0.5")
-        a2.set_ylabel("NTK alignment")
-    ax[1].set_xlabel("epoch"); ax[1].legend(fontsize=7)
+        a2.semilogx(np.maximum(run.alignment_epoch, 1), run.alignment, color="0.5")
+        a2.set_ylabel("NTK alignment (grey)")
+    ax[1].set_xlabel(label("epoch"))
+    ax[1].set_ylabel(r"weight norm $\|W\|_F$")
     for k, lab in (("t1", "variance"), ("t2", "alignment"), ("t3", "linear")):
         ax[2].loglog(ep, getattr(run, k), label=lab)
     ax[2].loglog(ep, run.test, "k", label="test")
-    ax[2].set_xlabel("epoch"); ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=100)
+    ax[2].set_xlabel(label("epoch"))
+    ax[2].set_ylabel("test-loss terms")
+    legend(ax[2], fontsize=7)
+    save(fig, path, summary.params, dpi=120)
 
 
 @dataclass(frozen=True)
@@ -285,24 +296,28 @@ def sweep(cfg, alphas, epss, seed=0, out=None, threshold=0.1, record_every=10,
                   [list(r.values()) for r in runs])
         atomic_write_json(os.path.join(out, "sweep.json"), res)
         if len(epss) > 1 and len(alphas) > 1:
-            _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"))
+            _plot_grid(runs, alphas, epss, os.path.join(out, "grokking_grid.png"), params)
     return res
 
 
-def _plot_grid(runs, alphas, epss, path):
+@styled
+def _plot_grid(runs, alphas, epss, path, params=None):
     """Fig. 3(e): amount of grokking over (eps, alpha), nan (never below threshold) grey."""
     import matplotlib
-    from kernelphase.figures import subplots
     G = np.full((len(alphas), len(epss)), np.nan)
     for r in runs:
         G[alphas.index(r["alpha"]), epss.index(r["eps"])] = r["grokking"]
-    fig, ax = subplots(figsize=(4.5, 3.8))
+    fig, ax = subplots(figsize=(4.8, 3.8))
     cmap = matplotlib.colormaps["OrRd"].copy()
     cmap.set_bad("0.7")
-    im = ax.imshow(G, origin="lower", cmap=cmap, aspect="auto",
-                   extent=(min(epss), max(epss), min(alphas), max(alphas)))
-    fig.colorbar(im, label="t_test - t_train")
-    ax.set_xlabel("kernel alignment eps")
-    ax.set_ylabel("laziness alpha")
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=100)
+    ia, ie = np.argsort(alphas), np.argsort(epss)   # cells centred on the values run
+    xs, ys = np.asarray(epss, float)[ie], np.asarray(alphas, float)[ia]
+    im = ax.pcolormesh(xs, ys, np.ma.masked_invalid(G[ia][:, ie]), cmap=cmap, shading="nearest")
+    if len(xs) <= 8:
+        ax.set_xticks(xs)
+    if len(ys) <= 8:
+        ax.set_yticks(ys)
+    fig.colorbar(im, label=r"$t_\mathrm{test}-t_\mathrm{train}$ (epochs; grey: not reached)")
+    ax.set_xlabel(r"kernel alignment $\epsilon$")
+    ax.set_ylabel(r"laziness $\alpha$")
+    save(fig, path, params, dpi=120)

@@ -56,6 +56,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive
+from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 from .langevin import gaussian_readout
 
@@ -464,38 +465,39 @@ def _modular_row(res, P, N, s2, sa2, gamma, step, tr, network_status):
     }
 
 
+@styled
 def plot_modular_report(report, path):
-    """``|a|`` against sigma^2 (simulation points, theory line) and the log10(Phi) histograms."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
+    """``|a|`` against sigma^2 (simulation points, theory line with gaps where it did not
+    converge, the GMFL-I onset solid and the GMFL-II onset dotted) and the log10(Phi)
+    histograms."""
     from .teacher_student import report_rows
-    rows = [r for r in report_rows(report) if "a" in r]       # rows of diverged cells have none
-    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
+    rows = sorted((r for r in report_rows(report) if "a" in r),   # diverged cells have none
+                  key=lambda r: r["sigma2"])
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
     s2 = [r["sigma2"] for r in rows]
     a1.errorbar(s2, [abs(r["a"]["sim_mean"]) for r in rows], [r["a"]["std_error"] for r in rows],
-                fmt="o", label="|a| simulation")
-    order = np.argsort(s2)
-    a1.plot(np.asarray(s2)[order], [abs(rows[i]["a"]["theory"]) for i in order], "-",
-            label="|a| theory")
+                fmt="o", label="simulation")
+    a1.plot(*with_gaps(s2, [abs(r["a"]["theory"]) for r in rows],
+                       [r["phase_theory"] != "unknown" for r in rows]), "-", label="EK theory")
     tr = report.transition if isinstance(report, Result) else report.get("transition", {})
-    for key, ls in (("sigma2_gmfl1", ":"), ("sigma2_gmfl2", "--")):
-        if tr.get(key) is not None:
-            a1.axvline(tr[key], color="0.5", ls=ls, lw=0.8)
-    a1.set_xlabel(r"$\sigma^2$")
+    mark_transition(a1, tr.get("sigma2_gmfl1"), name="sigma2", label=r"GMFL-I onset $\sigma^2_c$")
+    if tr.get("sigma2_gmfl2") is not None and math.isfinite(tr["sigma2_gmfl2"]):
+        a1.axvline(tr["sigma2_gmfl2"], color="0.35", ls=":", lw=1.0, zorder=1,
+                   label="GMFL-II onset")
+    a1.set_xlabel(label("sigma2"))
     a1.set_ylabel(r"$|a|$ (residual fraction)")
-    a1.legend()
+    legend(a1)
     for i, r in enumerate(rows):
         h = r["phi_hist"]
         edges = np.asarray(h["log10_edges"], float)
         counts = np.asarray(h["counts"], float)
         dens = counts / max(counts.sum(), 1e-300) / np.diff(edges)
         a2.step(edges[:-1], dens, where="post", color=f"C{i % 10}",
-                label=f"sigma2={r['sigma2']:g}")
+                label=f"$\\sigma^2={r['sigma2']:g}$")
     if rows:
         a2.axvline(math.log10(rows[0]["phi_hist"]["phi_plus"]), color="k", ls="--", lw=0.8,
                    label=r"theory $\Phi_+$")
     a2.set_xlabel(r"$\log_{10}\Phi$, $\Phi=|w_k|^2$")
     a2.set_ylabel("density")
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+    legend(a2, fontsize=7)
+    save(fig, path, report.params if isinstance(report, Result) else report.get("params"))

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive, check_range
+from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 
 __all__ = ["single_index_data", "plan_single_index", "run_single_index",
@@ -292,36 +293,36 @@ def _row(res, s2, step, u, ph, theory, N, y, Xt, yt, bins):
         "samples": float(cnt.min()), **state}
 
 
+@styled
 def plot_single_index_report(report, path):
     """-log p(Phi) of the simulation (points) and d [S(Phi) - S(0)] of the theory (lines); b_k
-    against sigma^2, simulation with error bars and theory, the theory's sigma^2_c dashed."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
+    against sigma^2, simulation with error bars and theory (gaps where the theory did not
+    converge), the theory's first-order sigma^2_c (solid)."""
     rep = report if isinstance(report, dict) else {
-        "rows": report.rows, "transition": report.transition}
-    rows = [r for r in rep["rows"] if "b" in r]
-    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
+        "rows": report.rows, "transition": report.transition, "params": report.params}
+    rows = sorted((r for r in rep["rows"] if "b" in r), key=lambda r: r["sigma2"])
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
     for i, r in enumerate(rows):
         h = r["phi_hist"]
         col = f"C{i % 10}"
-        a1.plot(h["centres"], h["minus_log_p"], "x", color=col, label=f"sigma2={r['sigma2']:g}")
-        a1.plot(h["centres"], h["theory"], "-", color=col, lw=0.8)
+        a1.plot(h["centres"], h["minus_log_p"], "x", color=col, ms=4,
+                label=f"$\\sigma^2={r['sigma2']:g}$")
+        a1.plot(h["centres"], h["theory"], "-", color=col, lw=1)
     a1.set_ylim(-1, 12)
-    a1.set_xlabel(r"$\Phi=w\cdot w^*$")
+    a1.set_xlabel(label("phi"))
     a1.set_ylabel(r"$-\log p(\Phi)$ (x: simulation, line: $d\hat S$)")
-    a1.legend(fontsize=7)
+    legend(a1, fontsize=7)
     s2 = [r["sigma2"] for r in rows]
+    ok = [r["phase_theory"] != "unknown" for r in rows]
     for j, k in enumerate(sorted({k for r in rows for k in r["learned"]}, key=int)):
         col = f"C{j % 10}"
         a2.errorbar(s2, [r["b"][k]["sim_mean"] for r in rows],
                     [r["b"][k]["std_error"] for r in rows], fmt="o", color=col,
-                    label=f"b_{k} simulation")
-        a2.plot(s2, [r["b"][k]["theory"] for r in rows], "s-", color=col, mfc="none",
-                label=f"b_{k} theory")
-    s2c = rep["transition"].get("sigma2_c")
-    if s2c:
-        a2.axvline(s2c, color="0.5", ls="--", lw=0.8, label=r"$\sigma^2_c$ (theory)")
-    a2.set_xlabel(r"$\sigma^2$")
-    a2.legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+                    label=f"$b_{k}$ simulation")
+        a2.plot(*with_gaps(s2, [r["b"][k]["theory"] for r in rows], ok), "s-", color=col,
+                mfc="none", label=f"$b_{k}$ theory")
+    mark_transition(a2, rep["transition"].get("sigma2_c"), name="sigma2")
+    a2.set_xlabel(label("sigma2"))
+    a2.set_ylabel(r"discrepancy $b_k$")
+    legend(a2, fontsize=7)
+    save(fig, path, rep.get("params"))

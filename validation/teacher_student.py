@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kernelphase._checks import check_choice, check_int, check_positive, check_range
+from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 
 __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
@@ -418,30 +419,39 @@ def series_statistics(res, se_test, lr, names=SERIES):
     return stats, ac
 
 
+@styled
 def plot_cubic_report(report, path):
-    """-log p(Phi) of the simulation (points) and d*S(Phi) of the theory (lines); b vs sigma^2."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
+    """-log p(Phi) of the simulation (points) and d*S(Phi) of the theory (lines); b against
+    sigma^2 per width, simulation with standard errors and theory (gaps where the theory did
+    not converge), with the theory's first-order sigma^2_c."""
     rows = [r for r in report_rows(report) if "b" in r]      # rows of diverged cells have none
-    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
+    widths = sorted({r["width"] for r in rows})
     for i, r in enumerate(rows):
         h = r["phi_hist"]
         col = f"C{i % 10}"
-        a1.plot(h["centres"], h["minus_log_p"], "x", color=col,
-                label=f"N={r['width']}, sigma2={r['sigma2']:g}")
-        a1.plot(h["centres"], h["theory"], "-", color=col, lw=0.8)
+        a1.plot(h["centres"], h["minus_log_p"], "x", color=col, ms=4,
+                label=(f"$N={r['width']}$, " if len(widths) > 1 else "")
+                + f"$\\sigma^2={r['sigma2']:g}$")
+        a1.plot(h["centres"], h["theory"], "-", color=col, lw=1)
     a1.set_ylim(-1, 12)
-    a1.set_xlabel(r"$\Phi=w\cdot w^*$")
+    a1.set_xlabel(label("phi"))
     a1.set_ylabel(r"$-\log p(\Phi)$ (x: simulation, line: $d\hat S$)")
-    a1.legend(fontsize=7)
-    s2 = [r["sigma2"] for r in rows]
-    a2.errorbar(s2, [r["b"]["sim_mean"] for r in rows], [r["b"]["std_error"] for r in rows],
-                fmt="o", label="b simulation")
-    a2.plot(s2, [r["b"]["theory"] for r in rows], "s-", label="b theory")
-    a2.set_xlabel(r"$\sigma^2$")
-    a2.legend()
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+    legend(a1, {"width": widths[0]} if len(widths) == 1 else None, fontsize=7, ncols=2)
+    for j, N in enumerate(widths):
+        rs = sorted((r for r in rows if r["width"] == N), key=lambda r: r["sigma2"])
+        s2 = [r["sigma2"] for r in rs]
+        a2.errorbar(s2, [r["b"]["sim_mean"] for r in rs], [r["b"]["std_error"] for r in rs],
+                    fmt="o", color=f"C{j}", label=f"simulation, $N={N}$")
+        a2.plot(*with_gaps(s2, [r["b"]["theory"] for r in rs],
+                           [r["phase_theory"] != "unknown" for r in rs]),
+                "-", color=f"C{j}", lw=1, label=f"EK theory, $N={N}$")
+    tr = report.transition if isinstance(report, Result) else report.get("transition", {})
+    mark_transition(a2, tr.get("sigma2_c_last_width"), name="sigma2")
+    a2.set_xlabel(label("sigma2"))
+    a2.set_ylabel(label("b"))
+    legend(a2)
+    save(fig, path, report.params if isinstance(report, Result) else report.get("params"))
 
 
 def learning_curves(outputs, y, yt, zt, eps):
@@ -526,39 +536,37 @@ def grokking_summary(row):
                            final_train_loss=last[0], final_test_loss=last[1])
 
 
+@styled
 def plot_learning_curves(report, path):
     """Per width, against Langevin time: train (dashed) and test (solid) loss, of the ensemble-mean
     output in colour and of individual networks in grey (Fig. 5 of the paper); below, the learned
     linear and cubic parts of the ensemble-mean output on test points (Fig. 6; 1 = learned)."""
-    from kernelphase.figures import subplots
-    from kernelphase.io import savefig_atomic
     rows = [r for r in report_rows(report) if "curves" in r]
-    fig, axes = subplots(2, len(rows), figsize=(4.2 * len(rows), 6.4), squeeze=False,
-                             sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
+    fig, axes = subplots(2, len(rows), figsize=(3.6 * len(rows) + 0.8, 5.6), squeeze=False,
+                         sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
     for top, bottom, r in zip(axes[0], axes[1], rows):
         c = r["curves"]
         t = np.maximum(np.asarray(c["time"], float), np.asarray(c["time"], float)[1] / 2)
         for net in np.asarray(c["test_loss"]):
             top.plot(t, net, color="0.8", lw=0.5)
         top.plot(t, c["ensemble_train_loss"], "--", color="C0", label="train (ensemble mean)")
-        top.plot(t, c["ensemble_test_loss"], "-", color="C3", label="test (ensemble mean)")
+        top.plot(t, c["ensemble_test_loss"], "-", color="C1", label="test (ensemble mean)")
         g = grokking_summary(r)
-        for key, col in (("t_train", "C0"), ("t_test", "C3")):
+        for key, col in (("t_train", "C0"), ("t_test", "C1")):
             if math.isfinite(getattr(g, key)):
                 top.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
                 bottom.axvline(getattr(g, key), color=col, lw=0.6, ls=":")
         top.set_yscale("log")
-        top.set_title(f"N={r['width']}, sigma2={r['sigma2']:.3g}: delay x{g.delay:.1f}",
-                      fontsize=9)
+        top.set_title(f"$N={r['width']}$, $\\sigma^2={r['sigma2']:.3g}$: delay "
+                      + (f"$\\times{g.delay:.1f}$" if math.isfinite(g.delay) else "not measured"))
         bottom.plot(t, c["linear_learned"], color="C2", label="linear part")
-        bottom.plot(t, c["cubic_learned"], color="C4", label="cubic part")
-        bottom.axhline(r["learned_cubic"]["theory"], color="C4", lw=0.6, ls="--",
+        bottom.plot(t, c["cubic_learned"], color="C3", label="cubic part")
+        bottom.axhline(r["learned_cubic"]["theory"], color="C3", lw=0.8, ls="--",
                        label="cubic part, EK theory")
         bottom.set_xscale("log")
-        bottom.set_xlabel("Langevin time")
-    axes[0][0].set_ylabel("loss")
+        bottom.set_xlabel(label("time"))
+    axes[0][0].set_ylabel(label("loss"))
     axes[1][0].set_ylabel("learned fraction (test)")
-    axes[0][0].legend(fontsize=8)
-    axes[1][0].legend(fontsize=8)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=110)
+    legend(axes[0][0])
+    legend(axes[1][0])
+    save(fig, path, report.params if isinstance(report, Result) else report.get("params"))

@@ -59,7 +59,8 @@ def register(sub):
                 q.add_argument("--sigma2", type=float, required=True,
                                help="noise level sigma^2 > 0 (the posterior temperature)")
             q.add_argument("--json", action="store_true", help="print one JSON object")
-            q.add_argument("--plot", help="write the figure to this file (.png, .pdf or .svg)")
+            q.add_argument("--plot", help="write the figure to this file (.png, .pdf, .svg or "
+                                          ".eps; parameters and versions in its metadata)")
             q.set_defaults(func=_transition if cmd == "transition" else _phase)
         q = ms.add_parser("single-index", help="any activation and single-index Hermite "
                                                 "teacher (equivalent-kernel limit)")
@@ -106,7 +107,7 @@ def _single_index_diagram_args(p):
                         "0.25 or 1/3")
 
 
-_PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".eps")     # kernelphase.figures.FORMATS
 
 
 def _cubic_transition(args):

@@ -389,14 +389,16 @@ def _rubin_fig3(kw, out, checkpoint):
 
 
 def _rubin_fig4(kw, out, checkpoint):
+    from ..figures import label, param_text
     from ..solvers.cubic import cubic_phase
     rs = [cubic_phase(kw["eps"], kw["sigma2"], kw["n"], kw["d"], N, kw["sigma_a2"],
                       kw["sigma_w2"]) for N in kw["widths"]]
     _plot_lines(os.path.join(out, "rubin_fig4.png"), kw["widths"],
-                {"EK": [r.learned_cubic for r in rs]}, "width N",
-                "learned cubic component (EK)",
-                f"App. D: eps = {kw['eps']}, sigma^2 = {kw['sigma2']}",
-                labels=[(N, r.learned_cubic, r.phase) for N, r in zip(kw["widths"], rs)])
+                {"EK": [r.learned_cubic for r in rs]}, label("width"),
+                r"learned cubic $1-c/\epsilon$ (EK theory)",
+                f"App. D: {param_text(kw, ('eps', 'sigma2'))}",
+                labels=[(N, r.learned_cubic, r.phase) for N, r in zip(kw["widths"], rs)],
+                params=kw)
     ours = {f"phase_N{N}": r.phase for N, r in zip(kw["widths"], rs)}
     checks = [_check(f"N = {N} converged", r.converged, r.message)
               for N, r in zip(kw["widths"], rs)]
@@ -451,27 +453,30 @@ def _kumar_fig2(kw, out, checkpoint):
     return res.to_dict(), {}, checks
 
 
-def _plot_lines(path, x, ys, xlabel, ylabel, title, logx=False, logy=False, labels=None):
-    """A small line figure (``ys``: name -> values over ``x``), written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from ..io import savefig_atomic
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, y in ys.items():
-        ax.plot(x, y, "o-", label=name)
-    for xi, yi, lab in labels or ():
-        ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 6))
-    ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if len(ys) > 1:
-        ax.legend()
-    fig.tight_layout()
-    savefig_atomic(fig, path)
-    plt.close(fig)
+def _plot_lines(path, x, ys, xlabel, ylabel, title, logx=False, logy=False, labels=None,
+                params=None):
+    """A small line figure (``ys``: name -> values over ``x``), styled and written atomically
+    with ``params`` in its metadata."""
+    from ..figures import legend, save, styled, subplots
+
+    @styled
+    def draw():
+        fig, ax = subplots(figsize=(5, 3.6))
+        for name, y in ys.items():
+            ax.plot(x, y, "o-", label=name)
+        for xi, yi, lab in labels or ():
+            ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        if labels:
+            ax.margins(0.1, 0.15)       # room for the annotations inside the frame
+        ax.set_xscale("log" if logx else "linear")
+        ax.set_yscale("log" if logy else "linear")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if len(ys) > 1:
+            legend(ax)
+        save(fig, path, params)
+    draw()
 
 
 def _kumar_fig3a(kw, out, checkpoint):
@@ -482,9 +487,10 @@ def _kumar_fig3a(kw, out, checkpoint):
                 threshold=kw["threshold"], relative=True)
     runs = res.runs
     _plot_lines(os.path.join(out, "kumar_fig3a.png"), [r["alpha"] for r in runs],
-                {"t_train": [r["t_train"] for r in runs], "t_test": [r["t_test"] for r in runs]},
-                "alpha", f"epochs to {kw['threshold']:g} x initial loss",
-                "Fig. 3(a): drop times over alpha", logx=True, logy=True)
+                {r"$t_\mathrm{train}$": [r["t_train"] for r in runs],
+                 r"$t_\mathrm{test}$": [r["t_test"] for r in runs]},
+                r"laziness $\alpha$", f"epochs to {kw['threshold']:g}" + r" $\times$ initial loss",
+                r"Fig. 3(a): drop times over $\alpha$", logx=True, logy=True, params=kw)
     done = [r for r in runs if math.isfinite(r["gap"])]
     gaps = [r["gap"] for r in done]
     checks = [_check("at least three alpha measured", len(done) >= 3,
@@ -511,6 +517,7 @@ def _kumar_fig3e(kw, out, checkpoint):
 
 
 def _kumar_goldilocks(kw, out, checkpoint):
+    from ..figures import param_text
     from ..validation.lazy_rich_runs import train_and_report
     from ..validation.polynomial_net import PRESETS
     rs = {}
@@ -520,9 +527,9 @@ def _kumar_goldilocks(kw, out, checkpoint):
                                  relative=True, kr_line=False)
     rel = {P: r.final_test_loss / r.initial_test_loss for P, r in rs.items()}
     _plot_lines(os.path.join(out, "kumar_goldilocks.png"), list(rs),
-                {"final test / initial": [rel[P] for P in rs]}, "training points P",
-                "final test loss / initial", f"Goldilocks window (eps = {kw['eps']:g})",
-                logx=True, logy=True)
+                {"final test / initial": [rel[P] for P in rs]}, r"training points $P$",
+                "final test loss / initial", f"Goldilocks window ({param_text(kw, ('eps',))})",
+                logx=True, logy=True, params=kw)
     lo, mid, hi = sorted(rs)
     checks = [_check(f"P = {lo}: never generalises (final test above its initial value)",
                      rel[lo] > 1, f"final/initial {rel[lo]:.3g}"),
