@@ -32,3 +32,33 @@ def test_kernelphase_lines_parse():
                     parser.parse_args(words[1:])
                 except SystemExit as exc:  # argparse rejected the line
                     raise AssertionError(f"README line does not parse: {line}") from exc
+
+
+def _inline_commands():
+    """``kernelphase ...`` commands quoted inline (the "What I want to know" table)."""
+    with open(README) as fh:
+        text = fh.read()
+    return re.findall(r"`(kernelphase [^`]+)`", text)
+
+
+def test_inline_kernelphase_commands_parse():
+    parser = build_parser()
+    found = _inline_commands()
+    assert len(found) >= 10, found          # the question table quotes a command per row
+    for cmd in found:
+        words = shlex.split(cmd)
+        try:
+            parser.parse_args(words[1:])
+        except SystemExit as exc:
+            raise AssertionError(f"README inline command does not parse: {cmd}") from exc
+
+
+def test_links_point_to_files():
+    """Every relative link of the README names a file of the repository (the docs pages)."""
+    with open(README) as fh:
+        text = fh.read()
+    root = os.path.dirname(README)
+    links = [t for t in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in t]
+    assert links
+    missing = [t for t in links if not os.path.exists(os.path.join(root, t))]
+    assert not missing, missing
