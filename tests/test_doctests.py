@@ -36,7 +36,9 @@ def _modules():
     for pkg in (kernelphase, kernelphase.solvers, kernelphase.validation):
         names.append(pkg.__name__)
         for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
-            if info.ispkg or info.name.endswith("__main__"):
+            # private modules (helpers, and code templates that are not importable as they
+            # stand, such as kernelphase/_moments_vector.py) are not part of the API
+            if info.ispkg or info.name.rsplit(".", 1)[1].startswith("_"):
                 continue
             names.append(info.name)
     return sorted(names)
