@@ -40,7 +40,15 @@ def _umask():
 
 
 def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``).
+
+    Examples
+    --------
+    >>> from kernelphase.io import atomic_write_bytes
+    >>> atomic_write_bytes("data.bin", b"abc")
+    >>> open("data.bin", "rb").read()
+    b'abc'
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
