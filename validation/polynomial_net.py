@@ -38,7 +38,18 @@ PRESETS = {
 
 
 def make_data(D, P, rng, convention="A", beta=None, normalise=False):
-    r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``."""
+    r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import make_data
+    >>> X, y, beta, s = make_data(D=4, P=3, rng=np.random.default_rng(0))
+    >>> X.shape, y.shape, beta.shape, s
+    ((3, 4), (3,), (4,), 1.0)
+    >>> bool(np.allclose(y, s / 2 * (X @ beta) ** 2))      # y = (s/2) (beta.x)^2
+    True
+    """
     from kernelphase._checks import check_choice, check_int
     from kernelphase.solvers.matrix_completion import check_memory
     D, P = check_int("D", D, 1, 10**6), check_int("P", P, 1, 10**8)
@@ -61,7 +72,16 @@ def make_data(D, P, rng, convention="A", beta=None, normalise=False):
 
 
 def init_weights(N, D, rng, scale=1.0):
-    """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`."""
+    """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import init_weights
+    >>> W = init_weights(1000, 10, np.random.default_rng(0), scale=2.0)
+    >>> W.shape, round(float(W.std()), 1)
+    ((1000, 10), 2.0)
+    """
     from kernelphase._checks import check_int, check_range
     from kernelphase.solvers.matrix_completion import check_memory
     N, D = check_int("N", N, 1, 10**8), check_int("D", D, 1, 10**6)
