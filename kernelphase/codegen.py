@@ -150,6 +150,20 @@ def function_pointer(dispatcher):
     called through a pointer: the calling kernel is compiled once for every such function.
     Passing the dispatcher itself works too but looks the address up on every call
     (about 0.2 ms each).
+
+    Examples
+    --------
+    >>> from numba import njit, types
+    >>> from kernelphase.codegen import function_pointer
+    >>> @njit(types.float64(types.float64))
+    ... def square(x):
+    ...     return x * x
+    >>> f = function_pointer(square)
+    >>> @njit
+    ... def apply(g, x):
+    ...     return g(x) + 1.0
+    >>> apply(f, 3.0), f(2.0)
+    (10.0, 4.0)
     """
     from numba.core import types
 
@@ -234,6 +248,15 @@ def specialised_module(template, header):
     moments, say) and still cached on disk: the function is a global of the generated module,
     not an argument (numba cannot cache a function that takes a dispatcher argument). Modules
     that ``header`` imports by their ``kernelphase_generated_*`` name must be loaded first.
+
+    Examples
+    --------
+    >>> from kernelphase.codegen import specialised_module
+    >>> with open("template.py", "w") as fh:
+    ...     _ = fh.write("def twice_scale(x):\\n    return 2 * SCALE * x\\n")
+    >>> mod = specialised_module("template.py", "SCALE = 3")
+    >>> mod.twice_scale(1.5)
+    9.0
     """
     with open(template, encoding="utf-8") as fh:
         body = fh.read()
