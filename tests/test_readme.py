@@ -1,19 +1,33 @@
 """The README's shell lines paste as written: no placeholders, and every ``kernelphase`` line
-is accepted by the CLI's own parser (options exist, values have the right types)."""
+is accepted by the CLI's own parser (options exist, values have the right types). The same holds
+for the pages of measured numbers the README links to (``docs/validation/*.md``), which hold
+the commands that produced them."""
+import glob
 import os
 import re
 import shlex
 
 from kernelphase.cli import build_parser
 
-README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+README = os.path.join(ROOT, "README.md")
+PAGES = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "validation", "*.md")))
 
 
 def _shell_lines():
-    with open(README) as fh:
-        for line in fh:
-            if re.match(r"^    (kernelphase|pip|python)\b", line):
-                yield line.strip()
+    for page in PAGES:
+        with open(page) as fh:
+            for line in fh:
+                if re.match(r"^    (kernelphase|pip|python)\b", line):
+                    yield line.strip()
+
+
+def test_pages_hold_commands():
+    """Each page of measured numbers quotes the commands behind them."""
+    for page in PAGES:
+        with open(page) as fh:
+            assert re.search(r"^    kernelphase ", fh.read(), flags=re.M) or \
+                page.endswith("speed.md"), page
 
 
 def test_no_placeholders():
