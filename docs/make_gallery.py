@@ -3,8 +3,9 @@
 Runs ``kernelphase reproduce NAME --quick --out docs/_static/gallery/NAME`` for every entry of
 ``kernelphase reproduce --list`` (or only the ones given with ``--only``), skipping entries
 whose folder already holds a ``reproduce.json`` unless ``--force``. Each run is niced
-(``nice -n 5``). Only the figure (PNG) and ``reproduce.json`` are kept: other curve files are
-removed so the committed gallery stays small.
+(``nice -n 5``). Only the figures (PNG), ``reproduce.json`` and the folder's manifest
+(``kernelphase-run.json``, which lets a later run write into the folder again) are kept: curve
+files are removed so the committed gallery stays small.
 
 Usage (from the repository root; about 15-30 minutes on 2 cores for all entries)::
 
@@ -25,7 +26,7 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 GALLERY = HERE / "_static" / "gallery"
-KEEP = (".png", ".json")
+KEEP = ("reproduce.json", "kernelphase-run.json")   # and the PNG figures
 MAX_PNG_BYTES = 400_000
 
 
@@ -68,10 +69,10 @@ def run(name, force=False):
     for f in out.iterdir():
         if f.is_dir():
             shutil.rmtree(f)
-        elif not f.name.endswith(KEEP) or f.name.startswith("."):
-            f.unlink()
         elif f.suffix == ".png":
             _shrink(f)
+        elif f.name not in KEEP:
+            f.unlink()
     return 0
 
 

@@ -83,9 +83,11 @@ def entry_nodes(name, rec, env_docname):
     sec += nodes.title(text=f"{name}: {rec['paper']}, {rec['figure']}")
     sec += _para("Shows:", rec["shows"])
     size = rec.get("size", "")
-    sec += _para("Run:", f"kernelphase reproduce {name} --quick ({rec['mode']}; {size}); "
-                         f"{rec.get('elapsed_seconds', '?')} s wall; status "
-                         f"{rec.get('status')}: {rec.get('message')}")
+    run = _para("Run:", "")
+    run += nodes.literal(text=f"kernelphase reproduce {name} --quick")
+    run += nodes.Text(f" ({rec['mode']}; {size}); {rec.get('elapsed_seconds', '?')} s wall on "
+                      f"the shared machine; status {rec.get('status')}: {rec.get('message')}")
+    sec += run
     for f in rec.get("files", []):
         if f.endswith(".png"):
             img = nodes.image(uri=f"/{GALLERY}/{name}/{f}", alt=f"{name}: {f}",
