@@ -80,7 +80,8 @@ def atomic_write_text(path, text):
 
 
 def atomic_write_json(path, obj):
-    r"""Write ``obj`` as JSON to ``path`` atomically, after :func:`kernelphase.results.jsonable` (numpy scalars and arrays, tuples, dataclasses).
+    r"""Write ``obj`` as JSON to ``path`` atomically, after
+    :func:`kernelphase.results.jsonable` (numpy scalars and arrays, tuples, dataclasses).
 
     Examples
     --------

@@ -97,8 +97,12 @@ def target_sector_power(D=None, b2=None, s=1):
     Examples
     --------
     >>> from kernelphase.lazy_rich import target_sector_power
-    >>> target_sector_power()
-    {'linear': 0, 'radial quadratic': b2**2*(D + 2)/(4*D**3), 'traceless quadratic': b2**2*(D - 1)/(2*D**3), 'null': 0}
+    >>> for name, power in target_sector_power().items():
+    ...     print(f"{name}: {power}")
+    linear: 0
+    radial quadratic: b2**2*(D + 2)/(4*D**3)
+    traceless quadratic: b2**2*(D - 1)/(2*D**3)
+    null: 0
     """
     import sympy as sp
     from .parse import as_sympy

@@ -91,7 +91,8 @@ def init_weights(N, D, rng, scale=1.0):
 
 
 def network_output(W, X, alpha, eps):
-    r"""Output :math:`f(x)=\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)`, :math:`\varphi(h)=h+\frac\varepsilon2h^2`, for the rows of ``X`` (Kumar et al. 2023, Sec. 3).
+    r"""Output :math:`f(x)=\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)`,
+    :math:`\varphi(h)=h+\frac\varepsilon2h^2`, for the rows of ``X`` (Kumar et al. 2023, Sec. 3).
 
     Examples
     --------
@@ -221,8 +222,10 @@ def t_below(epochs, loss, threshold):
     --------
     >>> import numpy as np
     >>> from kernelphase.validation.polynomial_net import t_below
-    >>> t_below(np.array([0, 10, 20]), np.array([1.0, 0.2, 0.05]), 0.1), t_below([0, 10], [1.0, 0.5], 0.1)
-    (20.0, nan)
+    >>> t_below(np.array([0, 10, 20]), np.array([1.0, 0.2, 0.05]), 0.1)
+    20.0
+    >>> t_below([0, 10], [1.0, 0.5], 0.1)                 # never below: run too short
+    nan
     """
     idx = np.flatnonzero(np.asarray(loss) < threshold)
     return float(epochs[idx[0]]) if idx.size else float("nan")
