@@ -8,8 +8,11 @@ npm package ``mathjax@3.2.2``, Apache-2.0, in ``_static/mathjax``), so the pages
 access, neither to build nor to read.
 """
 import os
+import sys
 
 import kernelphase
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
 project = "kernelphase"
 author = "the kernelphase developers"
@@ -22,12 +25,14 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "reproduce_gallery",            # docs/_ext: the gallery page, read from its JSON files
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints",
-                    "_static/mathjax/**"]
+                    "_static/mathjax/**",
+                    "_static/gallery/**", "make_gallery.py"]
 templates_path = ["_templates"]
 
 # -- math: MathJax 3 served from this site, never from a CDN -----------------------------------

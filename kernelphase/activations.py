@@ -114,6 +114,15 @@ def parse_activation(text, params=None):
 
     Raises ``ValueError`` for text outside that grammar, parameter names that do not occur in
     the expression, and values that are not finite real numbers.
+
+    Examples
+    --------
+    >>> from kernelphase.activations import parse_activation
+    >>> act = parse_activation("z + eps*z**2/2", {"eps": 0.25})
+    >>> act.expr
+    eps*z**2/2 + z
+    >>> parse_activation("tanh").expr
+    tanh(z)
     """
     expr = _parse(text)
     names = {str(s) for s in expr.free_symbols} - {"z"}
@@ -128,7 +137,19 @@ def parse_activation(text, params=None):
 
 def as_activation(activation, params=None):
     """The :class:`Activation` of a spec (returned as is), a SymPy expression in ``z``, or
-    text for :func:`parse_activation`."""
+    text for :func:`parse_activation`.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.activations import as_activation, parse_activation
+    >>> z = sp.Symbol("z")
+    >>> as_activation(z**3 / 3).expr
+    z**3/3
+    >>> act = parse_activation("erf")
+    >>> as_activation(act) is act
+    True
+    """
     if isinstance(activation, Activation):
         return activation
     if isinstance(activation, sp.Basic):

@@ -35,7 +35,15 @@ _LOADED = {}
 
 
 def cache_dir():
-    """Folder holding generated modules (and, beside them, numba's cache)."""
+    """Folder holding generated modules (and, beside them, numba's cache).
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.codegen import cache_dir
+    >>> os.path.isdir(cache_dir())
+    True
+    """
     root = os.environ.get("KERNELPHASE_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "kernelphase")
     path = os.path.join(root, "codegen")
@@ -55,6 +63,19 @@ def generated_source(exprs, args, name="f"):
 
     ``exprs`` is one SymPy expression (the function returns a float) or a
     tuple/list of them (the function returns a tuple).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.codegen import generated_source
+    >>> x = sp.Symbol("x")
+    >>> src, key = generated_source(x**2 + 1, (x,), name="g")
+    >>> print(src[src.index("@njit"):].replace(chr(34), ""))   # without the docstring quotes
+    @njit(cache=True)
+    def g(x):
+        x^{2} + 1
+        x = float(x)
+        return x**2 + 1
     """
     import sympy as sp
     from .parse import as_sympy
@@ -105,6 +126,15 @@ def numba_function(exprs, args, name="f", recipe=None):
     -------
     numba.core.registry.CPUDispatcher
         Callable from Python and from other ``@njit`` code (hot loops).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.codegen import numba_function
+    >>> x, y = sp.symbols("x y")
+    >>> f = numba_function(x**2 + sp.sin(y), (x, y))
+    >>> round(f(3.0, 0.0), 12)
+    9.0
     """
     build = lambda: generated_source(exprs() if callable(exprs) else exprs, args, name)[0]
     text = build() if recipe is None else memoised_text(("numba_function", name) + tuple(recipe),
@@ -120,6 +150,20 @@ def function_pointer(dispatcher):
     called through a pointer: the calling kernel is compiled once for every such function.
     Passing the dispatcher itself works too but looks the address up on every call
     (about 0.2 ms each).
+
+    Examples
+    --------
+    >>> from numba import njit, types
+    >>> from kernelphase.codegen import function_pointer
+    >>> @njit(types.float64(types.float64))
+    ... def square(x):
+    ...     return x * x
+    >>> f = function_pointer(square)
+    >>> @njit
+    ... def apply(g, x):
+    ...     return g(x) + 1.0
+    >>> apply(f, 3.0), f(2.0)
+    (10.0, 4.0)
     """
     from numba.core import types
 
@@ -147,7 +191,16 @@ def function_pointer(dispatcher):
 
 def source_hash(*modules):
     """Hash of the source files of ``modules``: put it in a recipe, so that editing the
-    code that builds a formula invalidates what was memoised from it."""
+    code that builds a formula invalidates what was memoised from it.
+
+    Examples
+    --------
+    >>> import kernelphase.gaussian
+    >>> from kernelphase.codegen import source_hash
+    >>> h = source_hash(kernelphase.gaussian)
+    >>> isinstance(h, str), h == source_hash(kernelphase.gaussian)
+    (True, True)
+    """
     h = hashlib.sha256()
     for mod in modules:
         with open(mod.__file__, "rb") as fh:
@@ -162,6 +215,18 @@ def memoised_text(recipe, build):
     ``srepr``, :func:`source_hash` of the modules that derive it, the SymPy version). This
     spares each new process the SymPy derivation behind a generated module (seconds), so
     that a cached kernel loads in milliseconds.
+
+    Examples
+    --------
+    >>> from kernelphase.codegen import memoised_text
+    >>> calls = []
+    >>> def build():
+    ...     calls.append(1)
+    ...     return "x**2 + 1"
+    >>> memoised_text(("doctest-memo", 1), build), memoised_text(("doctest-memo", 1), build)
+    ('x**2 + 1', 'x**2 + 1')
+    >>> len(calls) <= 1
+    True
     """
     import sympy
     key = repr(tuple(recipe) + (sympy.__version__,))
@@ -183,6 +248,15 @@ def specialised_module(template, header):
     moments, say) and still cached on disk: the function is a global of the generated module,
     not an argument (numba cannot cache a function that takes a dispatcher argument). Modules
     that ``header`` imports by their ``kernelphase_generated_*`` name must be loaded first.
+
+    Examples
+    --------
+    >>> from kernelphase.codegen import specialised_module
+    >>> with open("template.py", "w") as fh:
+    ...     _ = fh.write("def twice_scale(x):\\n    return 2 * SCALE * x\\n")
+    >>> mod = specialised_module("template.py", "SCALE = 3")
+    >>> mod.twice_scale(1.5)
+    9.0
     """
     with open(template, encoding="utf-8") as fh:
         body = fh.read()
@@ -193,7 +267,15 @@ def specialised_module(template, header):
 def module_from_source(text):
     """Import generated source ``text`` as a module, written once into :func:`cache_dir`
     under a name hashed from the text and registered in ``sys.modules`` before it runs, so
-    that numba's ``cache=True`` works for its functions."""
+    that numba's ``cache=True`` works for its functions.
+
+    Examples
+    --------
+    >>> from kernelphase.codegen import module_from_source
+    >>> mod = module_from_source("def twice(x):\\n    return 2 * x\\n")
+    >>> mod.twice(21)
+    42
+    """
     digest = hashlib.sha256(text.encode()).hexdigest()[:20]
     return _load(f"# generated from {digest} by kernelphase.codegen; do not edit\n" + text)
 

@@ -30,7 +30,16 @@ SYMBOLS["G"] = sp.Symbol("G", real=True)
 
 
 def grokking_time():
-    r""":math:`t_g=\frac{1}{\lambda}\ln\alpha` (Lyu et al. 2023, Sec. 3.2, Thm 3.4/3.5)."""
+    r""":math:`t_g=\frac{1}{\lambda}\ln\alpha` (Lyu et al. 2023, Sec. 3.2, Thm 3.4/3.5).
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import grokking_time, SYMBOLS
+    >>> grokking_time()
+    log(alpha)/lambda
+    >>> round(float(grokking_time().subs({SYMBOLS["alpha"]: 128, SYMBOLS["lam"]: 1e-3})), 2)
+    4852.03
+    """
     s = SYMBOLS
     return sp.log(s["alpha"]) / s["lam"]
 
@@ -40,6 +49,12 @@ def grokking_time_second_order():
 
     .. math:: t \ge \frac1\lambda\Big(\ln\alpha-\frac1L\ln\ln\frac{\alpha^{2(L-1)}}{\lambda}\Big)
               \quad(\text{up to the constant }\Delta T/\lambda).
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import grokking_time_second_order
+    >>> grokking_time_second_order()
+    (log(alpha) - log(log(alpha**(2*L - 2)/lambda))/L)/lambda
     """
     s = SYMBOLS
     A = s["alpha"] ** (2 * (s["L"] - 1)) / s["lam"]
@@ -51,7 +66,18 @@ MAX_DEPTH = 8
 
 
 def check_depth(L):
-    """Return ``int(L)`` if it is an integer depth in ``[2, MAX_DEPTH]``, else raise ``ValueError``."""
+    """Return ``int(L)`` if it is an integer depth in ``[2, MAX_DEPTH]``, else raise ``ValueError``.
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import check_depth
+    >>> check_depth(3.0)
+    3
+    >>> check_depth(1)
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
+    """
     from ._checks import check_int
     return check_int("depth", L, 2, MAX_DEPTH)
 
@@ -123,6 +149,12 @@ def kernel_exit_time(L=2):
     so the kernel phase *shortens* with depth; ``"ones"``: 0). Sparse task,
     :math:`\|w_2\|_\infty\approx n/(2d)`. Symbols: ``a``, ``lambda``, ``m`` and ``W`` for
     :math:`\|w_2\|_\infty`.
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import kernel_exit_time
+    >>> kernel_exit_time(2)
+    (log(a) + log(4/(W*m))/2)/lambda
     """
     L = check_depth(L)
     s = SYMBOLS
@@ -142,6 +174,12 @@ def diagonal_net_ntk(L=2):
     :math:`u^{2(L-1)}+v^{2(L-1)}` is constant at a symmetric init). The early predictor is
     therefore the max-L2-margin classifier at every depth; only the kernel's scale, hence
     the length of the kernel phase at finite alpha, depends on L. L = 2: :math:`8a^2`.
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import diagonal_net_ntk
+    >>> diagonal_net_ntk(), diagonal_net_ntk(3)
+    (8*a**2, 18*a**4)
     """
     L = check_depth(L)
     return 2 * L**2 * SYMBOLS["a"] ** (2 * (L - 1))
@@ -156,6 +194,12 @@ def diagonal_net_min_norm(L=2):
     :math:`y_i\langle w,x_i\rangle\ge1`: the L1 max margin at L = 2, an
     :math:`\ell_{2/L}` quasi-norm (non-convex) problem for L > 2. Returns the expression in
     a real symbol ``w``.
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import diagonal_net_min_norm
+    >>> diagonal_net_min_norm(2), diagonal_net_min_norm(4)
+    (Abs(w), sqrt(Abs(w)))
     """
     L = check_depth(L)
     w = sp.Symbol("w", real=True)
@@ -166,6 +210,12 @@ def l1_margin_error_bound():
     r"""App. E, max-L1-margin classifier on :math:`\{\pm1\}^d` with a k-sparse teacher:
 
     .. math:: 4k\sqrt{\frac{2\log(2d)}{n}}+3\sqrt{\frac{\log(2/\delta)}{2n}} .
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import l1_margin_error_bound
+    >>> l1_margin_error_bound()
+    4*sqrt(2)*k*sqrt(log(2*d))/sqrt(n) + 3*sqrt(2)*sqrt(log(2/delta))/(2*sqrt(n))
     """
     s = SYMBOLS
     return (4 * s["k"] * sp.sqrt(2 * sp.log(2 * s["d"]) / s["n"])
@@ -173,7 +223,14 @@ def l1_margin_error_bound():
 
 
 def l2_margin_error_bound():
-    r"""App. E, max-L2-margin classifier: :math:`4\sqrt{kd/n}+3\sqrt{\log(2/\delta)/(2n)}`."""
+    r"""App. E, max-L2-margin classifier: :math:`4\sqrt{kd/n}+3\sqrt{\log(2/\delta)/(2n)}`.
+
+    Examples
+    --------
+    >>> from kernelphase.dichotomy import l2_margin_error_bound
+    >>> l2_margin_error_bound()
+    4*sqrt(d)*sqrt(k)/sqrt(n) + 3*sqrt(2)*sqrt(log(2/delta))/(2*sqrt(n))
+    """
     s = SYMBOLS
     return (4 * sp.sqrt(s["k"] * s["d"] / s["n"])
             + 3 * sp.sqrt(sp.log(2 / s["delta"]) / (2 * s["n"])))

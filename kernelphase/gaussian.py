@@ -20,6 +20,14 @@ def erf_gaussian_exp_moment(power, var):
               \qquad \text{odd moments vanish.}
 
     Completing the square: :math:`e^{-u^2}\mathcal N(u;0,s)=(1+2s)^{-1/2}\mathcal N(u;0,s/(1+2s))`.
+
+    Examples
+    --------
+    >>> from kernelphase.gaussian import erf_gaussian_exp_moment
+    >>> erf_gaussian_exp_moment(0, 1)      # 1/sqrt(1 + 2s)
+    sqrt(3)/3
+    >>> erf_gaussian_exp_moment(2, 1)
+    sqrt(3)/9
     """
     var = as_sympy(var, "var")
     if power % 2:
@@ -49,6 +57,12 @@ def erf_hermite_expectation(k, var, cov):
         Hermite degree, ``k >= 0``.
     var, cov : sympy.Expr or number
         :math:`s>0` and :math:`c` (with :math:`c^2\le s`).
+
+    Examples
+    --------
+    >>> from kernelphase.gaussian import erf_hermite_expectation
+    >>> erf_hermite_expectation(1, 1, 1)   # 2/sqrt(pi (1 + 2 var))
+    2*sqrt(3)/(3*sqrt(pi))
     """
     if int(k) != k or k < 0:
         raise ValueError(f"k={k!r} is outside the valid range [0, inf) (integers)")
@@ -74,6 +88,15 @@ def bivariate_moment(a, b, var_u, var_v, cov):
     the coefficient :math:`a!\,b!\,[s^at^b]` of the moment generating function
     :math:`\exp\big(\tfrac12(s^2\Sigma_{uu}+2st\Sigma_{uv}+t^2\Sigma_{vv})\big)`, in
     :math:`O(\min(a,b))` terms (no polynomial expansion, so high degrees stay cheap).
+
+    Examples
+    --------
+    >>> from kernelphase.gaussian import bivariate_moment
+    >>> import sympy as sp
+    >>> bivariate_moment(2, 2, 1, 1, sp.Rational(1, 2))   # 1 + 2 cov^2
+    3/2
+    >>> bivariate_moment(1, 3, 2, 1, 1)
+    3
     """
     if (a + b) % 2:
         return sp.Integer(0)
@@ -89,7 +112,18 @@ def bivariate_moment(a, b, var_u, var_v, cov):
 
 def expect_product(p, q, z, var_u, var_v, cov):
     r""":math:`\mathbb E[p(u)\,q(v)]` for polynomials ``p``, ``q`` in the symbol ``z`` (``q=1``
-    gives :math:`\mathbb E[p(u)]`), :math:`(u,v)` centred Gaussian with the given (co)variances."""
+    gives :math:`\mathbb E[p(u)]`), :math:`(u,v)` centred Gaussian with the given (co)variances.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.gaussian import expect_product
+    >>> z = sp.Symbol("z")
+    >>> expect_product(z**3 - 3*z, z**3 - 3*z, z, 1, 1, 1)
+    6
+    >>> expect_product(z**4, 1, z, 2, 1, 0)
+    12
+    """
     var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
                          as_sympy(cov, "cov"))
     names = {z.name: z} if isinstance(z, sp.Symbol) else ()
@@ -105,7 +139,14 @@ def expect_product(p, q, z, var_u, var_v, cov):
 
 def erf_erf_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}(u)\mathrm{erf}(v)]=\frac2\pi\arcsin\frac{2\Sigma_{uv}}
-    {\sqrt{(1+2\Sigma_{uu})(1+2\Sigma_{vv})}}` (Williams 1997)."""
+    {\sqrt{(1+2\Sigma_{uu})(1+2\Sigma_{vv})}}` (Williams 1997).
+
+    Examples
+    --------
+    >>> from kernelphase.gaussian import erf_erf_expectation
+    >>> erf_erf_expectation(1, 1, 1)
+    2*asin(2/3)/pi
+    """
     var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
                          as_sympy(cov, "cov"))
     return 2 / sp.pi * sp.asin(2 * cov / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v)))
@@ -113,7 +154,17 @@ def erf_erf_expectation(var_u, var_v, cov):
 
 def erf_prime_expectation(var_u, var_v, cov):
     r""":math:`\mathbb E[\mathrm{erf}'(u)\mathrm{erf}'(v)]=\frac4\pi\big((1+2\Sigma_{uu})
-    (1+2\Sigma_{vv})-4\Sigma_{uv}^2\big)^{-1/2}` (Gaussian integral of :math:`e^{-u^2-v^2}`)."""
+    (1+2\Sigma_{vv})-4\Sigma_{uv}^2\big)^{-1/2}` (Gaussian integral of :math:`e^{-u^2-v^2}`).
+
+    Examples
+    --------
+    >>> from kernelphase.gaussian import erf_prime_expectation
+    >>> erf_prime_expectation(0, 0, 0)
+    4/pi
+    >>> import sympy as sp
+    >>> erf_prime_expectation(1, 1, sp.Rational(1, 2))
+    sqrt(2)/pi
+    """
     var_u, var_v, cov = (as_sympy(var_u, "var_u"), as_sympy(var_v, "var_v"),
                          as_sympy(cov, "cov"))
     return 4 / sp.pi / sp.sqrt((1 + 2 * var_u) * (1 + 2 * var_v) - 4 * cov ** 2)

@@ -40,7 +40,15 @@ def _umask():
 
 
 def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``).
+
+    Examples
+    --------
+    >>> from kernelphase.io import atomic_write_bytes
+    >>> atomic_write_bytes("data.bin", b"abc")
+    >>> open("data.bin", "rb").read()
+    b'abc'
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -59,10 +67,31 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_text(path, text):
+    r"""Write the string ``text`` to ``path`` atomically (UTF-8; see :func:`atomic_write_bytes`).
+
+    Examples
+    --------
+    >>> from kernelphase.io import atomic_write_text
+    >>> atomic_write_text("note.txt", "u_c = 30.67\n")
+    >>> open("note.txt").read()
+    'u_c = 30.67\n'
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj):
+    r"""Write ``obj`` as JSON to ``path`` atomically, after
+    :func:`kernelphase.results.jsonable` (numpy scalars and arrays, tuples, dataclasses).
+
+    Examples
+    --------
+    >>> import json
+    >>> import numpy as np
+    >>> from kernelphase.io import atomic_write_json
+    >>> atomic_write_json("result.json", {"u_c": np.float64(30.67), "phases": ("GFL", "GMFL-I")})
+    >>> json.load(open("result.json"))
+    {'phases': ['GFL', 'GMFL-I'], 'u_c': 30.67}
+    """
     atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
@@ -81,7 +110,17 @@ def _keep_nan(obj):
 
 def atomic_savez(path, **arrays):
     """``numpy.savez`` written atomically; values may be arrays or JSON-able objects
-    (NaN and inf inside those survive :func:`load_npz`)."""
+    (NaN and inf inside those survive :func:`load_npz`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.io import atomic_savez, load_npz
+    >>> atomic_savez("state.npz", W=np.eye(2), meta={"step": 10, "loss": float("nan")})
+    >>> d = load_npz("state.npz")
+    >>> d["W"].tolist(), d["meta"]["step"], d["meta"]["loss"]
+    ([[1.0, 0.0], [0.0, 1.0]], 10, nan)
+    """
     buf = io.BytesIO()
     packed = {}
     for k, v in arrays.items():
@@ -95,7 +134,16 @@ def atomic_savez(path, **arrays):
 
 
 def load_npz(path):
-    """Inverse of :func:`atomic_savez`: a dict of arrays and JSON objects."""
+    """Inverse of :func:`atomic_savez`: a dict of arrays and JSON objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.io import atomic_savez, load_npz
+    >>> atomic_savez("run.npz", x=np.arange(3), info={"seed": 0})
+    >>> sorted(load_npz("run.npz")), load_npz("run.npz")["x"].tolist()
+    (['info', 'x'], [0, 1, 2])
+    """
     out = {}
     with np.load(path, allow_pickle=False) as z:
         for k in z.files:
@@ -107,7 +155,17 @@ def load_npz(path):
 
 
 def write_csv(path, header, rows):
-    """Write a CSV atomically from a header list and an iterable of rows."""
+    """Write a CSV atomically from a header list and an iterable of rows.
+
+    Examples
+    --------
+    >>> from kernelphase.io import write_csv
+    >>> write_csv("curve.csv", ["step", "loss"], [(0, 1.0), (10, 0.5)])
+    >>> print(open("curve.csv").read().strip())
+    step,loss
+    0,1.0
+    10,0.5
+    """
     lines = [",".join(header)]
     for r in rows:
         lines.append(",".join(repr(float(x)) if isinstance(x, (float, np.floating))
@@ -116,7 +174,22 @@ def write_csv(path, header, rows):
 
 
 def savefig_atomic(fig, path, **kw):
-    """Save a matplotlib figure atomically (``format`` from the extension unless given)."""
+    """Save a matplotlib figure atomically (``format`` from the extension unless given).
+
+    Examples
+    --------
+    >>> import os
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from kernelphase.io import savefig_atomic
+    >>> fig, ax = plt.subplots(figsize=(2, 2))
+    >>> _ = ax.plot([0, 1], [1, 0])
+    >>> savefig_atomic(fig, "line.png", dpi=50)
+    >>> plt.close(fig)
+    >>> os.path.getsize("line.png") > 0
+    True
+    """
     buf = io.BytesIO()
     fmt = kw.pop("format", None) or os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
     fig.savefig(buf, format=fmt, **kw)
@@ -124,7 +197,14 @@ def savefig_atomic(fig, path, **kw):
 
 
 def versions():
-    """Versions of kernelphase, Python and the numerical libraries that made a result."""
+    """Versions of kernelphase, Python and the numerical libraries that made a result.
+
+    Examples
+    --------
+    >>> from kernelphase.io import versions
+    >>> sorted(versions())
+    ['kernelphase', 'numba', 'numpy', 'python', 'scipy', 'sympy']
+    """
     from importlib.metadata import PackageNotFoundError, version
     from . import __version__
     out = {"kernelphase": __version__, "python": sys.version.split()[0]}
@@ -137,7 +217,15 @@ def versions():
 
 
 def provenance(params, seed=None):
-    """Record of what made an output: parameters, seed, versions, time."""
+    """Record of what made an output: parameters, seed, versions, time.
+
+    Examples
+    --------
+    >>> from kernelphase.io import provenance
+    >>> rec = provenance({"eps": -0.3}, seed=0)
+    >>> rec["parameters"], rec["seed"], sorted(rec["versions"])
+    ({'eps': -0.3}, 0, ['kernelphase', 'numba', 'numpy', 'python', 'scipy', 'sympy'])
+    """
     from . import __version__
     rec = {"kernelphase_version": __version__, "parameters": jsonable(params),
            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
@@ -175,6 +263,16 @@ def check_output_file(path, option="--plot", suffixes=None):
     It must be a non-empty path that is not a folder, whose nearest existing parent is a
     writable folder; an existing regular file is replaced. ``suffixes`` (e.g. ``(".png",
     ".pdf")``) restricts the extension. Returns the path as a string.
+
+    Examples
+    --------
+    >>> from kernelphase.io import check_output_file
+    >>> check_output_file("figure.png", "--plot", suffixes=(".png", ".pdf")).endswith("figure.png")
+    True
+    >>> check_output_file("figure.txt", "--plot", suffixes=(".png", ".pdf"))
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
     """
     if path is None or not str(path).strip():
         raise ValueError(f"{option}={path!r} is empty; give a file name")
@@ -198,6 +296,18 @@ def check_output_dir(path, option="--out", resumable=False):
     It must not be a file, and an existing non-empty folder must be one that kernelphase
     made (it holds the run manifest, or, for non-resumable outputs, only files a previous
     run of kernelphase wrote, which are replaced). Returns the path as a string.
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.io import check_output_dir
+    >>> check_output_dir("runs/new", "--out").endswith(os.path.join("runs", "new"))
+    True
+    >>> os.makedirs("theirs"); open(os.path.join("theirs", "a.txt"), "w").close()
+    >>> check_output_dir("theirs", "--out")      # not empty, not written by kernelphase
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
     """
     if path is None or not str(path).strip():
         raise ValueError(f"{option}={path!r} is empty; give a folder name")
@@ -225,6 +335,24 @@ def staged_dir(path, manifest=None):
     The manifest (a dict, e.g. the provenance) is written last, so a folder holding it is
     complete. On any exception the staging folder is removed and ``path`` is untouched
     (a folder this call created is removed again).
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.io import staged_dir
+    >>> with staged_dir("out") as stage:
+    ...     open(os.path.join(stage, "a.txt"), "w").close()
+    ...     os.path.exists("out")                   # nothing visible until the block succeeds
+    False
+    >>> os.listdir("out")
+    ['a.txt']
+    >>> try:
+    ...     with staged_dir("failed") as stage:
+    ...         raise RuntimeError("run failed")
+    ... except RuntimeError:
+    ...     pass
+    >>> os.path.exists("failed")
+    False
     """
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)

@@ -80,7 +80,14 @@ def _closed_family(expr):
 
 def has_closed_form(activation):
     """True if :func:`nngp_kernel` and :func:`ntk_kernel` have a closed form for ``activation``:
-    a polynomial in ``z``, :math:`k\\,\\mathrm{erf}(az)` or :math:`k\\max(0,az)`."""
+    a polynomial in ``z``, :math:`k\\,\\mathrm{erf}(az)` or :math:`k\\max(0,az)`.
+
+    Examples
+    --------
+    >>> from kernelphase.kernels import has_closed_form
+    >>> has_closed_form("relu"), has_closed_form("2*erf(3*z)"), has_closed_form("tanh")
+    (True, True, False)
+    """
     expr = as_activation(activation).expr
     return bool(expr.is_polynomial(Z)) or _closed_family(expr) is not None
 

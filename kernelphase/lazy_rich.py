@@ -93,6 +93,16 @@ def target_sector_power(D=None, b2=None, s=1):
     -------
     dict
         sector name -> SymPy expression (numbers if ``D``, ``b2`` are given).
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import target_sector_power
+    >>> for name, power in target_sector_power().items():
+    ...     print(f"{name}: {power}")
+    linear: 0
+    radial quadratic: b2**2*(D + 2)/(4*D**3)
+    traceless quadratic: b2**2*(D - 1)/(2*D**3)
+    null: 0
     """
     import sympy as sp
     from .parse import as_sympy
@@ -132,7 +142,14 @@ def _exact(value, name):
 
 
 def target_second_moment(s=1):
-    r""":math:`E[y^2]` for :math:`y=\frac s2(\beta\cdot x)^2`: :math:`\frac{3s^2}{4}(|\beta|^2/D)^2`."""
+    r""":math:`E[y^2]` for :math:`y=\frac s2(\beta\cdot x)^2`: :math:`\frac{3s^2}{4}(|\beta|^2/D)^2`.
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import target_second_moment
+    >>> target_second_moment()
+    3*b2**2/(4*D**2)
+    """
     import sympy as sp
     from .parse import as_sympy
     Ds, bs = sp.symbols("D b2", positive=True)
@@ -151,6 +168,12 @@ def grokking_time(alpha, eps, D, c, b2=None, s=1):
     :math:`\alpha\varepsilon\,\hat\beta^\top\Delta M\hat\beta \approx s|\beta|^2`.
     Source: theory note Sec. 6 (derived; the paper gives no exponent). ``b2``
     defaults to ``D``.
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import grokking_time
+    >>> round(grokking_time(1.0, 0.02, 100, 0.1))
+    70977
     """
     import math
     b2 = D if b2 is None else b2
@@ -159,7 +182,14 @@ def grokking_time(alpha, eps, D, c, b2=None, s=1):
 
 
 def grokking_time_exponent(alpha, eps, D, b2=None, s=1):
-    r"""Local slope :math:`d\ln t_{\rm grok}/d\ln\alpha = 1 - 1/\ln(s|\beta|^2/(\alpha\varepsilon))`."""
+    r"""Local slope :math:`d\ln t_{\rm grok}/d\ln\alpha = 1 - 1/\ln(s|\beta|^2/(\alpha\varepsilon))`.
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import grokking_time_exponent
+    >>> round(grokking_time_exponent(1.0, 0.02, 100), 4)
+    0.8826
+    """
     import math
     b2 = D if b2 is None else b2
     return 1.0 - 1.0 / math.log(s * b2 / (alpha * eps))
@@ -188,6 +218,12 @@ def ntk_dot_kernel(phi, h=None):
     -------
     sympy.Expr
         Polynomial in ``sympy.Symbol("u")``.
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import ntk_dot_kernel
+    >>> ntk_dot_kernel("z + eps*z**2/2")
+    eps**2*u**2 + u
     """
     import sympy as sp
     from .activations import Z
@@ -222,6 +258,15 @@ def spectrum_report(D, eps, activation="z + eps*z**2/2"):
                = \frac{\sum_k\lambda_kp_k}{\sqrt{\sum_km_k\lambda_k^2}\,\sum_kp_k}
 
     (theory note Sec. 3.6, population version of the paper's CKA).
+
+    Examples
+    --------
+    >>> from kernelphase.lazy_rich import spectrum_report
+    >>> rep = spectrum_report(10, 0.1)
+    >>> sorted(rep)
+    ['D', 'activation', 'alignment', 'eps', 'kernel', 'sectors', 'target_power_total']
+    >>> rep["target_power_total"], round(rep["alignment"], 6)
+    (0.75, 0.001897)
     """
     import sympy as sp
     from ._checks import check_int

@@ -84,6 +84,12 @@ def activation_expr(activation):
 
     The Gaussian moments below handle numbers and the functions erf, tanh, sin, cos, exp, log,
     sqrt, Max, Abs, cosh, sinh, erfc, atan of ``z``.
+
+    Examples
+    --------
+    >>> from kernelphase.moments import activation_expr
+    >>> activation_expr("erf"), activation_expr("z + z**3/3")
+    (erf(z), z**3/3 + z)
     """
     import sympy as sp
     from .activations import Z, as_activation
@@ -174,7 +180,14 @@ def moment_exprs(activation, kmax):
 
 
 def moment_method(activation):
-    """``'closed form'`` or ``'quadrature'``: how :func:`moments_function` evaluates m_k."""
+    """``'closed form'`` or ``'quadrature'``: how :func:`moments_function` evaluates m_k.
+
+    Examples
+    --------
+    >>> from kernelphase.moments import moment_method
+    >>> moment_method("erf"), moment_method("tanh")
+    ('closed form', 'quadrature')
+    """
     return "closed form" if moment_exprs(activation, 2) is not None else "quadrature"
 
 
@@ -308,7 +321,18 @@ def moments_vector(activation, kmax=12):
 
 
 def moments(activation, v, kmax):
-    """:math:`m_0(v),\\dots,m_{k_{\\max}}(v)` as a numpy array (``v > 0``)."""
+    """:math:`m_0(v),\\dots,m_{k_{\\max}}(v)` as a numpy array (``v > 0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.moments import moments
+    >>> np.round(moments("z + z**2/2", 2.0, 3), 10)
+    array([1., 1., 1., 0.])
+    >>> m = moments("erf", 0.5, 1)
+    >>> round(m[1], 10) == round(2 / np.sqrt(np.pi * (1 + 2 * 0.5)), 10)
+    True
+    """
     from ._checks import check_positive
     v = check_positive("v", v)
     return np.asarray(moments_function(activation, kmax)(v), dtype=float)

@@ -458,6 +458,18 @@ def as_sympy(value, name="value", variables=(), params=True):
     rationals, finite ``float`` a ``sympy.Float``; ``str`` goes through :func:`parse_formula`
     with the given ``variables`` and ``params`` (any plain name by default). Anything else,
     ``bool`` and non-finite floats raise ``ValueError``.
+
+    Examples
+    --------
+    >>> from kernelphase.parse import as_sympy
+    >>> as_sympy("2*x + 1", variables=("x",))
+    2*x + 1
+    >>> as_sympy(0.5)
+    0.500000000000000
+    >>> as_sympy("__import__('os')", variables=("x",))
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
     """
     import sympy as sp
     if isinstance(value, sp.Basic):

@@ -18,6 +18,13 @@ def latex(expr, **settings):
     >>> import sympy as sp
     >>> latex(sp.Symbol("eps") * sp.Symbol("sigma_w2"))
     '\\epsilon \\sigma_w^2'
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.printing import latex
+    >>> latex(sp.Symbol("sigma_w2") + sp.Symbol("eps"))
+    '\\epsilon + \\sigma_w^2'
     """
     import sympy as sp
     names = {s: SYMBOL_LATEX[s.name] for s in getattr(expr, "free_symbols", ())

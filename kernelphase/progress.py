@@ -9,6 +9,12 @@ def progress(iterable=None, total=None, desc=None, enabled=None):
 
     ``enabled=None`` shows the bar only when stderr is a terminal; ``True``
     forces it (the CLI's long runs), ``False`` silences it (tests, library use).
+
+    Examples
+    --------
+    >>> from kernelphase.progress import progress
+    >>> sum(progress(range(5), enabled=False))
+    10
     """
     from tqdm.auto import tqdm
     if enabled is None:

@@ -29,13 +29,30 @@ STATUS = {
 
 
 def status_message(status, detail=None):
-    """``STATUS[status]``, with ``": detail"`` appended when a detail is given."""
+    """``STATUS[status]``, with ``": detail"`` appended when a detail is given.
+
+    Examples
+    --------
+    >>> from kernelphase.results import status_message
+    >>> status_message(0)
+    'converged'
+    >>> status_message(1, "no transition up to u_max = 1e6")
+    'no solution in the range searched: no transition up to u_max = 1e6'
+    """
     base = STATUS[int(status)]
     return f"{base}: {detail}" if detail else base
 
 
 def jsonable(obj):
-    """Convert numpy scalars/arrays, dataclasses and tuples to plain JSON types."""
+    """Convert numpy scalars/arrays, dataclasses and tuples to plain JSON types.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.results import jsonable
+    >>> jsonable({"a": np.float64(0.5), "b": np.arange(3), "c": (1, 2)})
+    {'a': 0.5, 'b': [0, 1, 2], 'c': [1, 2]}
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         if isinstance(obj, Result):

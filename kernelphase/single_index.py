@@ -105,6 +105,14 @@ def action_expr(activation, degrees):
 
     For erf and degrees (1, 3) this equals :func:`kernelphase.actions.cubic_action` with
     ``b = b1``, ``c = b3`` (Sec. 4.4; checked in the tests).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from kernelphase.single_index import action_expr, symbols
+    >>> S = action_expr("erf", (1,))
+    >>> sorted(str(s) for s in S.free_symbols)
+    ['Phi', 'b1', 'sigma_w2', 'u']
     """
     degrees = tuple(sorted(set(int(k) for k in degrees)))
     if not degrees or degrees[0] < 0 or degrees[-1] > K_MAX:
@@ -121,6 +129,15 @@ def kernel_entries(activation, degrees):
 
     Source: theory Sec. 12; for erf on (1, 3) these are App. A.3's entries with the (1,1)
     misprint corrected (:func:`kernelphase.actions.cubic_kernel_entries`).
+
+    Examples
+    --------
+    >>> from kernelphase.single_index import kernel_entries
+    >>> Q = kernel_entries("z", (1, 2))
+    >>> sorted(Q)
+    [(1, 1), (1, 2), (2, 2)]
+    >>> Q[(1, 1)]
+    Phi**2
     """
     import sympy as sp
     degrees = tuple(sorted(set(int(k) for k in degrees)))

@@ -90,7 +90,16 @@ class Sector:
 
 
 def harmonic_multiplicity(D, ell):
-    r""":math:`N(D,\ell)`, the dimension of degree-:math:`\ell` harmonics in :math:`\mathbb R^D`."""
+    r""":math:`N(D,\ell)`, the dimension of degree-:math:`\ell` harmonics in :math:`\mathbb R^D`.
+
+    Examples
+    --------
+    >>> from kernelphase.spectra import harmonic_multiplicity
+    >>> [harmonic_multiplicity(3, l) for l in range(4)]
+    [1, 3, 5, 7]
+    >>> harmonic_multiplicity(100, 2) == 100 * 101 // 2 - 1
+    True
+    """
     D = as_sympy(D, "D")
     if ell == 0:
         return sp.Integer(1)

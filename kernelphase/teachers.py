@@ -123,7 +123,17 @@ class Teacher:
 
 
 def as_teacher(teacher):
-    """Teacher from a :class:`Teacher`, a mapping ``{k: c_k}``, or a polynomial in ``z``."""
+    """Teacher from a :class:`Teacher`, a mapping ``{k: c_k}``, or a polynomial in ``z``.
+
+    Examples
+    --------
+    >>> from kernelphase.teachers import as_teacher
+    >>> t = as_teacher({1: 1.0, 3: -0.3})
+    >>> t.degree
+    3
+    >>> as_teacher(t) is t
+    True
+    """
     if isinstance(teacher, Teacher):
         return teacher
     if hasattr(teacher, "items"):

@@ -112,14 +112,34 @@ def _engine_transition(tr, eps):
 
 
 def gfl_b(u, rho, sigma_w2=0.5):
-    """Linear discrepancy b on the GFL branch (c = eps there; b does not depend on eps)."""
+    """Linear discrepancy b on the GFL branch (c = eps there; b does not depend on eps).
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.cubic import gfl_b
+    >>> round(gfl_b(1e-9, 8/150), 6)       # no interaction: nothing is learned, b = 1
+    0.999998
+    >>> round(gfl_b(20.0, 8/150), 4)
+    0.3581
+    """
     from .single_index import gfl_discrepancy
     return gfl_discrepancy(_ACT, {1: 1.0}, u, rho, sigma_w2)[1]
 
 
 def action(phi, u, b, c, sigma_w2=0.5):
     r"""Per-d action :math:`\hat S(\Phi)` and its two Phi-derivatives (arrays, shape of
-    ``phi``) at discrepancy :math:`(b, c)` (Eq. 8)."""
+    ``phi``) at discrepancy :math:`(b, c)` (Eq. 8).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.cubic import action
+    >>> S, dS, d2S = action(np.array([0.0, 1.0]), u=30.0, b=0.5, c=-0.3)
+    >>> float(S[0]), float(dS[0])                    # Phi = 0 is always stationary
+    (0.0, 0.0)
+    >>> round(float(d2S[0]), 6) == round(1 / 0.5 - 2 * (2 * 30.0 / np.pi) * 0.5**2 / 2, 6)
+    True
+    """
     m = _Model(_ACT, {1: 1.0, 3: 1.0}, sigma_w2)
     bb = np.zeros(9)
     bb[1], bb[3] = b, c
@@ -128,7 +148,16 @@ def action(phi, u, b, c, sigma_w2=0.5):
 
 
 def action_minima(u, b, c, sigma_w2=0.5):
-    """All local minima of the per-d action with Phi >= 0: array of rows (Phi, S, S'')."""
+    """All local minima of the per-d action with Phi >= 0: array of rows (Phi, S, S'').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.cubic import action_minima
+    >>> m = action_minima(40.0, 0.3, -0.3)
+    >>> m.shape[1], bool(np.all(m[:, 2] > 0))        # rows (Phi, S, S''), all minima
+    (3, True)
+    """
     m = _Model(_ACT, {1: 1.0, 3: 1.0}, sigma_w2)
     bb = np.zeros(9)
     bb[1], bb[3] = b, c
@@ -171,6 +200,13 @@ def cubic_phases(eps, us, rho, sigma_w2=0.5, d=150, transition=None):
     (:func:`kernelphase.solvers.single_index.single_index_phases`, whose invariants decide
     ``converged``; for this model the GPR contraction reads :math:`b^2+6c^2\le1+6\epsilon^2`).
     An unconverged point has phase ``"unknown"``.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.cubic import cubic_phases
+    >>> rs = cubic_phases(-0.3, [10.0, 40.0], rho=8/150)
+    >>> [r.phase for r in rs]
+    ['GFL', 'GMFL-I']
     """
     eps = check_range("eps", eps, -100, 100)
     tr = _engine_transition(transition, eps) if transition is not None else None
@@ -193,6 +229,13 @@ def cubic_phase_scaled(eps, u, rho, sigma_w2=0.5, d=150, transition=None):
     ``d`` converts :math:`\varphi` (droplet weight times d) to the droplet fraction.
     ``transition`` may pass a precomputed :func:`cubic_transition` result for these invariants.
     See :func:`cubic_phases` for the branches and the invariants checked.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.cubic import cubic_phase_scaled
+    >>> r = cubic_phase_scaled(-0.3, 20.0, rho=8/150)
+    >>> r.phase, round(r.b, 4), r.converged
+    ('GFL', 0.3581, True)
     """
     return cubic_phases(eps, [u], rho, sigma_w2, d, transition)[0]
 
@@ -204,6 +247,15 @@ def cubic_phase(eps, sigma2, n, d, width, sigma_a2, sigma_w2=0.5):
     Phi = 0 one, between the spinodal and u_c: the hysteresis window); above it the GMFL-I
     (Maxwell) system is continued from :math:`u_c`; GMFL-II is reported when the droplet
     fraction reaches 1.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.cubic import cubic_phase
+    >>> r = cubic_phase(-0.3, 0.1, n=3000, d=150, width=700, sigma_a2=8/700)
+    >>> r.phase, round(r.b, 4), round(r.phi_star, 4), r.converged
+    ('GMFL-I', 0.1304, 0.9794, True)
+    >>> cubic_phase(-0.3, 0.3, n=3000, d=150, width=700, sigma_a2=8/700).phase
+    'GFL'
     """
     sigma2 = check_range("sigma2", sigma2, 0, 1e12, lo_open=True)
     tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)

@@ -49,6 +49,15 @@ def learning_curve(eigenvalues, multiplicities, powers, P, ridge=0.0, null_power
         :math:`\\lambda\\ge0` (the regulariser is ``ridge * P * I`` on the Gram matrix).
     null_power : float
         Target power outside the kernel's range (never learned).
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.learning_curve import learning_curve
+    >>> r = learning_curve([1.0, 0.1], [1, 10], [1.0, 0.5], P=5)
+    >>> round(r.test_mse, 4), round(r.kappa, 4), r.converged
+    (0.3715, 0.1424, True)
+    >>> round(learning_curve([1.0], [1], [1.0], P=1000).test_mse, 6)   # one mode, many samples
+    0.0
     """
     from scipy.optimize import brentq
     from kernelphase._checks import check_range

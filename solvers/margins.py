@@ -82,6 +82,16 @@ def l2_max_margin(X, y, tol=1e-12):
     ----------
     X : (n, d) array
     y : (n,) array of +-1
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import l2_max_margin
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    >>> y = np.array([1.0, 1.0, -1.0])
+    >>> r = l2_max_margin(X, y)
+    >>> np.round(r.w, 6), round(r.margin, 6), r.converged
+    (array([1., 1.]), 0.707107, True)
     """
     from scipy.optimize import minimize
     X, y = _check_data(X, y)
@@ -117,6 +127,16 @@ def l1_max_margin(X, y):
     r"""Max-L1-margin linear classifier: :math:`\min\|w\|_1` s.t. :math:`y_i\langle w,x_i\rangle\ge1`.
 
     Solved as a linear program with scipy's HiGHS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import l1_max_margin
+    >>> X = np.array([[1.0, 0.5], [1.0, -0.5], [-1.0, 0.5], [-1.0, -0.5]])
+    >>> y = np.array([1.0, 1.0, -1.0, -1.0])
+    >>> r = l1_max_margin(X, y)
+    >>> np.round(r.w, 6), r.converged                # all weight on the one relevant coordinate
+    (array([1., 0.]), True)
     """
     from scipy.optimize import linprog
     X, y = _check_data(X, y)
@@ -134,13 +154,32 @@ def l1_max_margin(X, y):
 
 
 def linear_accuracy(w, X, y):
-    """Accuracy of ``sign(X w)``; a tie (score exactly 0) counts as one half."""
+    """Accuracy of ``sign(X w)``; a tie (score exactly 0) counts as one half.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import linear_accuracy
+    >>> X = np.array([[1.0], [-2.0], [0.0], [3.0]])
+    >>> linear_accuracy(np.array([1.0]), X, np.array([1, -1, 1, -1]))   # 2 right, 1 tie, 1 wrong
+    0.625
+    """
     s = np.sign(np.asarray(X) @ np.asarray(w))
     return float(np.mean(np.where(s == 0, 0.5, s == np.asarray(y))))
 
 
 def cosine(a, b):
-    """Cosine of the angle between two vectors (0 if either is zero)."""
+    """Cosine of the angle between two vectors (0 if either is zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import cosine
+    >>> round(cosine(np.array([1.0, 0.0]), np.array([1.0, 1.0])), 6)
+    0.707107
+    >>> cosine(np.zeros(2), np.ones(2))
+    0.0
+    """
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
@@ -202,6 +241,16 @@ def diagonal_kkt_residual(w, X, y, depth, active_tol=1e-7):
     Returns ``(residual, mu)``: the larger of the relative stationarity error
     :math:`\|2\theta-J_A^\top\mu\|/\|2\theta\|` and the primal violation
     :math:`\max(0,1-\min_iy_i\langle w,x_i\rangle)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import diagonal_kkt_residual
+    >>> X = np.array([[1.0, 0.5], [1.0, -0.5], [-1.0, 0.5], [-1.0, -0.5]])
+    >>> y = np.array([1.0, 1.0, -1.0, -1.0])
+    >>> residual, mu = diagonal_kkt_residual(np.array([1.0, 0.0]), X, y, depth=2)
+    >>> round(float(residual), 10)                   # the L1 max-margin solution is a KKT point
+    0.0
     """
     from scipy.optimize import nnls
     X, y = _check_data(X, y)
@@ -366,6 +415,16 @@ def depth_max_margin(X, y, depth=3, n_random=4, n_drop=20, maxiter=200, tol=1e-1
 
     Returns a :class:`DepthMarginResult` (status 4 if no start gave a KKT residual below
     ``kkt_tol``, 5 if not separable, 8 if HiGHS failed on every start).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.margins import depth_max_margin
+    >>> X = np.array([[1.0, 0.5], [1.0, -0.5], [-1.0, 0.5], [-1.0, -0.5]])
+    >>> y = np.array([1.0, 1.0, -1.0, -1.0])
+    >>> r = depth_max_margin(X, y, depth=3)
+    >>> np.round(r.w, 6), round(r.margin, 6), r.converged
+    (array([1., 0.]), 1.0, True)
     """
     from kernelphase._checks import check_choice, check_int, check_range
     from kernelphase.dichotomy import check_depth

@@ -34,6 +34,16 @@ def check_memory(what, nbytes, limit=None):
     ``what`` names the sizes, e.g. ``"d=100000"``; the message reads
     ``d=100000 needs 596 GiB of memory; the limit is 8 GiB``. (Shared by the lazy-rich
     and dichotomy runs; it belongs beside the other checks in ``kernelphase._checks``.)
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.matrix_completion import check_memory
+    >>> check_memory("a small table", 8 * 100**2)
+    80000.0
+    >>> check_memory("a huge table", 8 * 10**12)
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
     """
     limit = MEMORY_LIMIT if limit is None else limit
     nbytes = float(nbytes)
@@ -55,7 +65,16 @@ class CompletionResult(Result):
 
 
 def multiplication_table(d):
-    r"""Scaled multiplication table :math:`X^*_{ij}=ij/d^2`, :math:`i,j=0..d-1` (rank one)."""
+    r"""Scaled multiplication table :math:`X^*_{ij}=ij/d^2`, :math:`i,j=0..d-1` (rank one).
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.matrix_completion import multiplication_table
+    >>> multiplication_table(3) * 9
+    array([[0., 0., 0.],
+           [0., 1., 2.],
+           [0., 2., 4.]])
+    """
     d = check_int("d", d, 2)
     check_memory(f"multiplication table d={d}", 8.0 * d * d)
     u = np.arange(d) / d
@@ -63,7 +82,15 @@ def multiplication_table(d):
 
 
 def observation_mask(d, n_obs, seed=0):
-    """Boolean (d, d) mask of ``n_obs`` ordered entries drawn uniformly without replacement."""
+    """Boolean (d, d) mask of ``n_obs`` ordered entries drawn uniformly without replacement.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.matrix_completion import observation_mask
+    >>> m = observation_mask(5, 7, seed=0)
+    >>> m.shape, int(m.sum())
+    ((5, 5), 7)
+    """
     d = check_int("d", d, 2)
     n_obs = check_int("n_obs", n_obs, 1, d * d - 1)
     check_memory(f"observation mask d={d}", 9.0 * d * d)
@@ -85,14 +112,35 @@ def _check(Xstar, mask):
 
 
 def zero_fill_completion(Xstar, mask):
-    """Kernel-phase predictor of Cor. 3.11: observed entries and their mirrors, zeros elsewhere."""
+    """Kernel-phase predictor of Cor. 3.11: observed entries and their mirrors, zeros elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.matrix_completion import multiplication_table, zero_fill_completion
+    >>> X = multiplication_table(3)
+    >>> mask = np.zeros((3, 3), bool); mask[1, 2] = True
+    >>> zero_fill_completion(X, mask) * 9           # the observed entry and its mirror
+    array([[0., 0., 0.],
+           [0., 0., 2.],
+           [0., 2., 0.]])
+    """
     Xstar, mask = _check(Xstar, mask)
     sym = mask | mask.T
     return np.where(sym, Xstar, 0.0)
 
 
 def heldout_mse(W, Xstar, mask):
-    """Mean squared error over the unobserved ordered entries (the paper's test set)."""
+    """Mean squared error over the unobserved ordered entries (the paper's test set).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.matrix_completion import heldout_mse
+    >>> X = np.ones((2, 2)); mask = np.eye(2, dtype=bool)
+    >>> heldout_mse(np.zeros((2, 2)), X, mask)       # two unobserved entries, each off by 1
+    1.0
+    """
     Xstar, mask = _check(Xstar, mask)
     return float(np.mean((np.asarray(W) - Xstar)[~mask] ** 2))
 
@@ -105,6 +153,17 @@ def nuclear_norm_completion(Xstar, mask, rho=None, tol=1e-8, maxiter=20000):
     converged when :math:`\|W-Z\|_F` and :math:`\rho\|Z-Z_{\rm prev}\|_F` fall below
     ``tol`` times :math:`\max(1,\|Z\|_F)`. The residual reported is the larger of the two
     and of the constraint violation of the returned ``Z``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.matrix_completion import (multiplication_table, observation_mask,
+    ...     nuclear_norm_completion, heldout_mse)
+    >>> X = multiplication_table(8)
+    >>> mask = observation_mask(8, 40, seed=0)
+    >>> r = nuclear_norm_completion(X, mask)
+    >>> r.converged, heldout_mse(r.W, X, mask) < 1e-3    # the rank-one table is recovered
+    (True, True)
     """
     Xstar, mask = _check(Xstar, mask)
     check_memory(f"nuclear-norm completion d={Xstar.shape[0]}", 12 * 8.0 * Xstar.size)

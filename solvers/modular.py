@@ -61,7 +61,15 @@ def _closed_forms():
 
 
 def degenerate_point(gamma):
-    r"""(g_c, Phi_+(g_c)) where the nontrivial per-mode minimum is degenerate with Phi = 0."""
+    r"""(g_c, Phi_+(g_c)) where the nontrivial per-mode minimum is degenerate with Phi = 0.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.modular import degenerate_point
+    >>> g_c, phi = degenerate_point(1e-4)
+    >>> round(g_c, 6), round(phi, 4)
+    (0.011547, 173.2051)
+    """
     gc, phic = _closed_forms()[0](float(gamma))
     return float(gc), float(phic)
 
@@ -95,7 +103,15 @@ class ModularTransitionResult(Result):
 
 
 def modular_transition(P, width, sigma_a2, gamma):
-    """GMFL-I onset, GMFL-II onset and the discrepancy amplitude there (Fig. 3 of the paper)."""
+    """GMFL-I onset, GMFL-II onset and the discrepancy amplitude there (Fig. 3 of the paper).
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.modular import modular_transition
+    >>> r = modular_transition(401, 1000, 2e-6, 1e-4)
+    >>> round(r.sigma2_gmfl1, 4), round(r.sigma2_gmfl2, 4), round(r.a_at_gmfl2, 3)
+    (0.236, 0.176, -0.746)
+    """
     P, width, sigma_a2, gamma = _check(P, width, sigma_a2, gamma)
     params = dict(P=P, width=width, sigma_a2=sigma_a2, gamma=gamma)
     gc, phic = degenerate_point(gamma)
@@ -140,6 +156,12 @@ def modular_phase(P, width, sigma_a2, gamma, sigma2):
     Converged only when the invariants hold: :math:`a\in[-1,0]`, droplet weight
     :math:`p\in[0,1]`, and the closure :math:`|a|=\sigma^2/(\sigma^2+\sigma_a^2p\Phi_+^2)`
     satisfied (``residual``); otherwise the status says why and the phase is ``"unknown"``.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.modular import modular_phase
+    >>> [modular_phase(401, 1000, 2e-6, 1e-4, s2).phase for s2 in (0.3, 0.2, 0.1)]
+    ['GFL', 'GMFL-I', 'GMFL-II']
     """
     from scipy.optimize import brentq
     sigma2 = check_range("sigma2", sigma2, 0, 1e12, lo_open=True)

@@ -214,6 +214,16 @@ def population_loss(wbar, M, beta, alpha, eps, s=1.0, wbar0=None, M0=None, model
     Centred when ``wbar0``/``M0`` are given (the state enters as differences). For the
     linearised model (``model=1``, state :math:`(\Delta\bar w, S)`) the quadratic matrix
     is :math:`2S`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.order_dynamics import population_loss
+    >>> D = 4
+    >>> beta = np.ones(D)
+    >>> loss, terms = population_loss(np.zeros(D), np.zeros((D, D)), beta, alpha=1.0, eps=0.1)
+    >>> round(loss, 6), round(3 / 4 * (beta @ beta / D) ** 2, 6)   # f = 0: the loss is E[y^2]
+    (0.75, 0.75)
     """
     from kernelphase.lazy_rich import loss_terms_function
     fn = loss_terms_function()
@@ -249,6 +259,23 @@ def run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha, eps, lr, N, steps,
     Returns
     -------
     DynamicsResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.order_dynamics import run_order_dynamics
+    >>> rng = np.random.default_rng(0)
+    >>> D, P, N = 5, 20, 10
+    >>> X = rng.standard_normal((P, D)) / np.sqrt(D)
+    >>> beta = rng.standard_normal(D)
+    >>> y = 0.5 * (X @ beta) ** 2
+    >>> W = rng.standard_normal((N, D))
+    >>> wbar0, M0 = W.mean(0), W.T @ W / N
+    >>> f0 = X @ wbar0 + 0.5 * 0.1 * np.einsum("pi,ij,pj->p", X, M0, X)
+    >>> r = run_order_dynamics(X, y, f0, wbar0, M0, beta, alpha=1.0, eps=0.1, lr=1.0, N=N,
+    ...                        steps=200, record_every=100)
+    >>> r.epochs.tolist(), bool(r.train_loss[-1] < r.train_loss[0])
+    ([0, 100, 200], True)
     """
     from threadpoolctl import threadpool_limits
     from kernelphase._checks import check_choice, check_int, check_range
@@ -371,7 +398,18 @@ def readout_order_parameters(W, a):
     r""":math:`(\bar w_a, M_a) = (W^\top a/N,\ W^\top\mathrm{diag}(a)W/N)`: the network
     :math:`\frac\alpha N\sum_ia_i\varphi(w_i\cdot x)` is
     :math:`\alpha\bar w_a\cdot x + \frac{\alpha\varepsilon}2x^\top M_ax`, so the test-loss
-    decomposition :func:`population_loss` stays exact in them with trained read-outs."""
+    decomposition :func:`population_loss` stays exact in them with trained read-outs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.order_dynamics import readout_order_parameters
+    >>> W = np.array([[1.0, 0.0], [0.0, 2.0]]); a = np.array([1.0, -1.0])
+    >>> wbar, M = readout_order_parameters(W, a)
+    >>> wbar, M
+    (array([ 0.5, -1. ]), array([[ 0.5,  0. ],
+           [ 0. , -2. ]]))
+    """
     W = np.asarray(W, float)
     a = np.asarray(a, float)
     N = W.shape[0]

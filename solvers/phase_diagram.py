@@ -288,6 +288,16 @@ def phase_diagram(model, x, y, fixed, workers=2, progress=None, scheduler=None):
         parameters (single-index: ``u``, the transition ``u_c`` of the point's parameters,
         ``phi_star``, ``droplet_fraction``, and ``b_k``, ``learned_k`` for degree 1 and
         the degrees the teachers carry), ``status`` and ``residual`` per point.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.phase_diagram import phase_diagram
+    >>> pd = phase_diagram("cubic", ("eps", -0.6, -0.3, 2), ("u", 10.0, 60.0, 2),
+    ...                    {"rho": 8/150}, workers=1, progress=False)
+    >>> pd.phase.shape, pd.x.tolist(), pd.y.tolist()
+    ((2, 2), [-0.6, -0.3], [10.0, 60.0])
+    >>> pd.phase.tolist(), pd.message
+    ([[1, 0], [1, 1]], 'converged')
     """
     from kernelphase.progress import progress as _pb
     check_choice("model", model, tuple(AXES))

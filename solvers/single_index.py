@@ -192,7 +192,19 @@ class _Model:
 
 
 def gfl_discrepancy(activation, teacher, u, rho, sigma_w2=0.5):
-    """Discrepancy ``(b_0, ..., b_8)`` on the GFL branch at interaction ``u``."""
+    """Discrepancy ``(b_0, ..., b_8)`` on the GFL branch at interaction ``u``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.single_index import gfl_discrepancy
+    >>> from kernelphase.solvers.cubic import gfl_b
+    >>> b = gfl_discrepancy("erf", "He1 - 0.3*He3", 20.0, 8/150)
+    >>> np.round(b[:4], 4)                           # b_1 learned in part, b_3 = c_3
+    array([ 0.    ,  0.3581,  0.    , -0.3   ])
+    >>> round(b[1] - gfl_b(20.0, 8/150), 12)         # the cubic model is the erf preset
+    0.0
+    """
     m = _Model(activation, teacher, sigma_w2)
     u = check_range("u", u, 0, _U_MAX, lo_open=True)
     rho = check_range("rho", rho, 0, 1e12, lo_open=True)
@@ -206,7 +218,15 @@ def _key(activation):
 
 
 def single_index_minima(activation, teacher, u, rho, sigma_w2=0.5, stabiliser=None):
-    """Lowest nontrivial minimum on the GFL branch at u: dict(phi, S, curvature, count, b)."""
+    """Lowest nontrivial minimum on the GFL branch at u: dict(phi, S, curvature, count, b).
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.single_index import single_index_minima
+    >>> m = single_index_minima("erf", "He1 - 0.3*He3", 40.0, 8/150)
+    >>> sorted(m), round(m["phi"], 3)
+    (['S', 'b', 'count', 'curvature', 'edge', 'kappa', 'phi', 'unbounded'], 0.903)
+    """
     m = _Model(activation, teacher, sigma_w2, stabiliser)
     st = m.state(check_range("u", u, 0, _U_MAX, lo_open=True),
                  check_range("rho", rho, 0, 1e12, lo_open=True))
@@ -353,6 +373,13 @@ def single_index_phases(activation, teacher, us, rho, sigma_w2=0.5, d=150, trans
     :math:`\kappa>0` (GMFL-I) or :math:`\hat S(\Phi_*)\le0` (GMFL-II), and the GPR
     contraction :math:`|r|\le|y|`, :math:`r\cdot y>0`. Otherwise the status says what failed
     and the phase is ``"unknown"``.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.single_index import single_index_phases
+    >>> rs = single_index_phases("erf", "He1 - 0.3*He3", [10.0, 40.0], rho=8/150)
+    >>> [r.phase for r in rs]
+    ['GFL', 'GMFL-I']
     """
     m = _Model(activation, teacher, sigma_w2, stabiliser)
     rho = check_range("rho", rho, 0, 1e12, lo_open=True)

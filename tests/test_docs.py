@@ -96,3 +96,42 @@ def test_sympy_output_is_latex(site):
     """SymPy results in the closed-forms tutorial reach the page as LaTeX for MathJax."""
     html = (site["out"] / "tutorials" / "closed-forms.html").read_text()
     assert "\\operatorname{asin}" in html
+
+
+# -- gallery of reproduced figures (docs/gallery.md, docs/_ext/reproduce_gallery.py) -----------
+
+GALLERY = DOCS / "_static" / "gallery"
+
+
+def test_gallery_has_every_reproduce_entry():
+    """Every `kernelphase reproduce` entry has its quick run's JSON and figure in the gallery,
+    and the committed files stay small."""
+    from kernelphase.cli.reproduce import FIGURES
+    missing = [n for n in FIGURES if not (GALLERY / n / "reproduce.json").is_file()]
+    assert not missing, f"run: python docs/make_gallery.py (missing {missing})"
+    for name in FIGURES:
+        rec = json.loads((GALLERY / name / "reproduce.json").read_text())
+        assert rec["name"] == name and rec["mode"] == "quick"
+        pngs = [f for f in rec["files"] if f.endswith(".png")]
+        assert pngs and all((GALLERY / name / f).is_file() for f in pngs), name
+    total = sum(p.stat().st_size for p in GALLERY.rglob("*") if p.is_file())
+    assert total < 5 * 2**20, f"gallery is {total / 2**20:.1f} MiB"
+
+
+def test_gallery_page_shows_every_entry(site):
+    """The page is generated from the JSON files: each entry's figure, and its numbers with the
+    paper's value, tolerance and verdict."""
+    from kernelphase.cli.reproduce import FIGURES
+    html = (site["out"] / "gallery.html").read_text()
+    for name in FIGURES:
+        path = GALLERY / name / "reproduce.json"
+        if not path.is_file():
+            continue
+        rec = json.loads(path.read_text())
+        assert f'id="gallery-{name}"' in html, name
+        for f in rec["files"]:
+            if f.endswith(".png"):
+                stem = re.escape(f[:-4])            # Sphinx numbers clashing names: a1.png
+                assert re.search(rf'<img[^>]+src="[^"]*{stem}\d*\.png"', html), (name, f)
+        for row in rec["numbers"]:
+            assert row["quantity"] in html, (name, row["quantity"])

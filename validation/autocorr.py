@@ -69,7 +69,17 @@ def _series(x):
 def autocorr_function(x):
     r"""Normalised autocorrelation :math:`\hat\rho(t)`, :math:`t=0..n-1`, of a 1-D series by FFT
     (biased estimator: lag sums divided by :math:`n`; :math:`\hat\rho(0)=1`; zeros for a
-    constant series)."""
+    constant series).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.autocorr import autocorr_function
+    >>> np.round(autocorr_function(np.array([1.0, -1.0, 1.0, -1.0])), 4)   # alternating series
+    array([ 1.  , -0.75,  0.5 , -0.25])
+    >>> autocorr_function(np.ones(3))                                      # constant: zeros
+    array([0., 0., 0.])
+    """
     x = _series(x)
     n = x.size
     size = 1 << (2 * n - 1).bit_length()
@@ -149,6 +159,14 @@ def combined_error(values, time_errors, test_error=0.0):
 
     Returns a dict ``std_error``, ``se_time``, ``se_spread``, ``se_test`` and ``spread_ratio``
     :math:`s_n/s_t` (about 1 in equilibrium; NaN for one network).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.autocorr import combined_error
+    >>> e = combined_error(np.array([1.0, 1.2, 0.8, 1.0]), np.array([0.05, 0.05, 0.05, 0.05]))
+    >>> round(e["se_time"], 4), round(e["se_spread"], 4), round(e["std_error"], 4)
+    (0.025, 0.0816, 0.0816)
     """
     v = np.asarray(values, dtype=float)
     e = np.asarray(time_errors, dtype=float)
@@ -180,6 +198,15 @@ def choose_burn_in(series, floor=0, multiple=5.0, c=5.0):
     :math:`\max(\text{floor},\lceil m\,\tau_{max}\rceil)`, capped so that a
     quarter of the samples remain. Returns ``(burn_in, tau_max, enough)``, ``enough`` False when
     the cap was needed (the run is too short for its start not to bias the averages).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.autocorr import choose_burn_in
+    >>> rng = np.random.default_rng(0)
+    >>> burn_in, tau, enough = choose_burn_in(rng.standard_normal((4, 2000)))   # i.i.d.: tau = 1
+    >>> burn_in, round(tau, 1), enough
+    (7, 1.3, True)
     """
     x = _chains(series)
     n = x.shape[1]
@@ -201,6 +228,15 @@ def ensemble_summary(chains, discard=0, test_error=0.0, c=5.0, tol=50.0):
     samples), ``tau_max``, ``ess`` (summed over runs), ``std_error``, ``se_time``,
     ``se_spread``, ``se_test``, ``spread_ratio``, ``samples`` (per run, after the discard) and
     ``short`` (runs with fewer than ``tol`` tau samples, status 7 of :func:`integrated_time`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.autocorr import ensemble_summary
+    >>> rng = np.random.default_rng(0)
+    >>> s = ensemble_summary(0.5 + rng.standard_normal((4, 4000)))
+    >>> round(s["mean"], 2), round(s["tau"], 1), 0.005 < s["std_error"] < 0.02   # ~ 1/sqrt(16000)
+    (0.5, 1.0, True)
     """
     x = _chains(chains)[:, :, 0]
     discard = int(discard)

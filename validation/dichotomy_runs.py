@@ -31,7 +31,16 @@ __all__ = ["train_diag", "train_mc", "sweep_alpha", "crossing_time", "transition
 def crossing_time(t, metric, start_index):
     """First time after ``t[start_index]`` where ``metric`` crosses halfway between its value at
     ``start_index`` (the plateau) and its final value, linearly interpolated; NaN if none
-    (also when ``start_index`` is not inside the run)."""
+    (also when ``start_index`` is not inside the run).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.dichotomy_runs import crossing_time
+    >>> t = np.array([0.0, 1.0, 2.0, 3.0]); acc = np.array([0.5, 0.5, 0.9, 1.0])
+    >>> crossing_time(t, acc, 0)                     # halfway (0.75) between 0.5 and 1.0
+    1.625
+    """
     t = np.asarray(t, float)
     m = np.asarray(metric, float)
     if not 0 <= start_index < len(m) - 1:
@@ -57,6 +66,16 @@ def transition_time(t, metric, t_g):
     ``status`` 7 (run too short to measure, time NaN) when the run ends before the plateau
     or before the predicted :math:`t_g`, the metric never leaves the plateau, or the metric is still moving at the end of the run (a
     halfway point taken then would be spurious).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.dichotomy_runs import transition_time
+    >>> t = np.linspace(0.0, 10.0, 101)
+    >>> acc = np.where(t < 5.0, 0.5, 1.0)
+    >>> time, plateau_index, status, detail = transition_time(t, acc, t_g=4.0)
+    >>> round(time, 3), status
+    (4.95, 0)
     """
     t = np.asarray(t, float)
     m = np.asarray(metric, float)
@@ -269,6 +288,13 @@ def train_diag(task="sparse", d=10000, n=256, n_test=2000, alpha=128.0, lam=1e-3
     (:func:`~kernelphase.validation.diagonal_net.flow_in_segments`); ``checkpoint``, a
     :class:`kernelphase.io.RunDir`, saves the state after each and resumes after the last
     saved one (bit-identical). Returns a :class:`DiagRunResult`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.dichotomy_runs import train_diag
+    >>> r = train_diag(d=50, n=16, n_test=100, alpha=8.0, lam=0.05, lr=0.01, points=40)
+    >>> r.task, r.model, r.status, round(r.final_test_acc, 2)
+    ('sparse', 'diagonal', 0, 0.72)
     """
     from kernelphase.results import status_message
     from kernelphase.solvers.margins import cosine, linear_accuracy
@@ -348,6 +374,13 @@ def train_mc(d=97, frac=0.05, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_
     ``checkpoint``: a :class:`kernelphase.io.RunDir` (see
     :func:`~kernelphase.validation.matrix_factorization.mf_gd`). Returns an
     :class:`MCRunResult`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.dichotomy_runs import train_mc
+    >>> r = train_mc(d=8, frac=0.4, alpha=2.0, lam=1e-2, lr=0.1, steps=2000, record_every=500)
+    >>> r.model, round(r.zero_fill_test_mse, 4), r.status
+    ('matrix_completion', 0.0793, 7)
     """
     from kernelphase.results import status_message
     from kernelphase.solvers.matrix_completion import (multiplication_table, nuclear_norm_completion,
@@ -396,7 +429,15 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
     """Run :func:`train_diag` for each alpha; report lambda*t_transition - ln(alpha).
 
     ``alphas``: 2 to 50 distinct values in (1, 1e6]; ``depth`` (in ``kw``) 2 to 8. Returns a
-    :class:`SweepAlphaResult`."""
+    :class:`SweepAlphaResult`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.dichotomy_runs import sweep_alpha
+    >>> r = sweep_alpha(alphas=(4, 8), d=50, n=16, n_test=100, lam=0.05, lr=0.01, points=40)
+    >>> len(r.rows), r.status
+    (2, 7)
+    """
     from kernelphase.results import status_message
     alphas = [float(a) for a in alphas]
     if len(alphas) < 2 or len(set(alphas)) != len(alphas) or len(alphas) > 50:
@@ -444,7 +485,17 @@ def sweep_alpha(alphas=(32, 64, 128), **kw):
 
 @styled
 def plot_run(summary, path):
-    """Figure of a run: test metric, cosines and norm against lambda*t, t_g marked."""
+    """Figure of a run: test metric, cosines and norm against lambda*t, t_g marked.
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.validation.dichotomy_runs import plot_run, train_diag
+    >>> r = train_diag(d=50, n=16, n_test=100, alpha=8.0, lam=0.05, lr=0.01, points=40)
+    >>> plot_run(r, "diag.png")
+    >>> os.path.isfile("diag.png")
+    True
+    """
     c = summary.curves
     lam = summary.params["lam"]
     lt = lam * np.asarray(c["t"])
@@ -503,6 +554,13 @@ def train_modular(p=23, init_scale=1.0, lam=1e-3, lr=0.5, steps=40000, seed=0, w
     returns its :class:`~kernelphase.validation.modular_mlp.ModularMLPResult`: ``t_train``,
     ``t_test`` (first steps with 95 % accuracy), ``delay = t_test - t_train`` and ``t_g_steps``
     :math:`=\ln(\text{scale})/(\eta\lambda)`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.dichotomy_runs import train_modular
+    >>> r = train_modular(p=5, width=16, steps=200, record_every=50, train_frac=0.8)
+    >>> r.n_train, r.status
+    (20, 7)
     """
     from .modular_mlp import train_modular_mlp
     return train_modular_mlp(p=p, init_scale=init_scale, lam=lam, lr=lr, steps=steps,
@@ -552,7 +610,16 @@ def sweep_modular(scales=(1.0, 2.0, 4.0), lams=(3e-3,), scale_for_lams=1.0, lam_
                   stop_when_grokked=True, **kw):
     """:func:`train_modular` over ``scales`` at ``lam_for_scales`` (default ``lams[0]``) and over
     ``lams`` at ``scale_for_lams``; returns a :class:`ModularSweepResult`. ``kw`` as
-    :func:`train_modular` (``steps`` must cover the slowest run)."""
+    :func:`train_modular` (``steps`` must cover the slowest run).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.dichotomy_runs import sweep_modular
+    >>> r = sweep_modular(scales=(1.0, 2.0), lams=(1e-3,), p=5, width=16, steps=200,
+    ...                   record_every=50, train_frac=0.8)
+    >>> len(r.rows), r.status
+    (2, 7)
+    """
     from kernelphase.results import status_message
     from .modular_mlp import check_modular_mlp_params
     scales = [float(s) for s in scales]
@@ -587,7 +654,17 @@ def sweep_modular(scales=(1.0, 2.0, 4.0), lams=(3e-3,), scale_for_lams=1.0, lam_
 @styled
 def plot_modular(res, path):
     """Figure of a modular run: train/test accuracy and the norm against steps (log axis),
-    ``t_train``, ``t_test`` and the leading-order ``t_g`` marked."""
+    ``t_train``, ``t_test`` and the leading-order ``t_g`` marked.
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.validation.dichotomy_runs import plot_modular, train_modular
+    >>> r = train_modular(p=5, width=16, steps=200, record_every=50, train_frac=0.8)
+    >>> plot_modular(r, "modular.png")
+    >>> os.path.isfile("modular.png")
+    True
+    """
     c = res.curves
     s = np.maximum(np.asarray(c["step"], float), 1.0)
     fig, axes = subplots(1, 2, figsize=(9, 3.6))

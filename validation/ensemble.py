@@ -23,7 +23,19 @@ def _detail(message):
 def ensemble_means(results):
     """Per-network posterior means of a cell's accumulators: (sample counts, test outputs
     (one row per network), the train output averaged over networks, the Phi histogram summed
-    over networks of per-network frequencies)."""
+    over networks of per-network frequencies).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as NS
+    >>> from kernelphase.validation.ensemble import ensemble_means
+    >>> acc = lambda c, f: {"count": c, "f_test": c * np.array(f), "f_train": c * np.array(f),
+    ...                     "hist": c * np.array([1.0, 0.0])}
+    >>> cnt, f_nets, f_train, hist = ensemble_means([NS(acc=acc(10, [1.0])), NS(acc=acc(5, [3.0]))])
+    >>> cnt.tolist(), f_nets.tolist(), f_train.tolist(), hist.tolist()
+    ([10, 5], [[1.0], [3.0]], [2.0], [2.0, 0.0])
+    """
     import numpy as np
     cnt = np.array([r.acc["count"] for r in results])
     f_nets = np.array([r.acc["f_test"] / c for r, c in zip(results, cnt)])
@@ -35,7 +47,20 @@ def ensemble_means(results):
 def network_status(results):
     """Indices of the networks of one cell that can be averaged (status 0, at least one
     sample), and the cell's ``status``/``message`` (6 with ``diverged_networks`` when a
-    network diverged)."""
+    network diverged).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> from kernelphase.validation.ensemble import network_status
+    >>> ok = NS(status=0, message="converged", acc={"count": 10})
+    >>> bad = NS(status=6, message="run diverged: NaN at step 5", acc={"count": 0})
+    >>> network_status([ok, ok])
+    ([0, 1], {'status': 0, 'message': 'converged'})
+    >>> idx, cell = network_status([ok, bad, ok])
+    >>> idx, cell["status"], cell["diverged_networks"]
+    ([0, 2], 6, [1])
+    """
     from kernelphase.results import status_message
     ok = [i for i, r in enumerate(results) if r.status == 0 and r.acc.get("count", 0) > 0]
     bad = [i for i, r in enumerate(results) if r.status != 0]
@@ -49,7 +74,16 @@ def network_status(results):
 
 def report_status(rows):
     """Status and detail of a report from its rows: 6 (a network diverged) before 7 (a
-    learning curve too short to measure, in ``row["grokking"]``) before 0."""
+    learning curve too short to measure, in ``row["grokking"]``) before 0.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import report_status
+    >>> report_status([{"sigma2": 0.3, "status": 0}, {"sigma2": 0.1, "status": 0}])
+    (0, None)
+    >>> report_status([{"sigma2": 0.3, "status": 6, "message": "run diverged: NaN"}])[0]
+    6
+    """
     for code in (6, 7):
         bad, first = [], None
         for r in rows:
@@ -71,7 +105,14 @@ MEMORY_LIMIT = 8 * 2 ** 30
 
 def concurrent_tasks(n_tasks, workers=None, scheduler=None):
     """How many tasks run at once in this machine's memory: one per local worker process
-    (default one per core), or one per Dask worker (counted per worker) with a scheduler."""
+    (default one per core), or one per Dask worker (counted per worker) with a scheduler.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import concurrent_tasks
+    >>> concurrent_tasks(8, workers=1), concurrent_tasks(1, workers=2)
+    (1, 1)
+    """
     if scheduler is not None:
         return 1
     return max(1, min(int(n_tasks), local_cores() if workers is None else int(workers)))
@@ -79,7 +120,18 @@ def concurrent_tasks(n_tasks, workers=None, scheduler=None):
 
 def check_memory(nbytes, what, limit=None):
     """Refuse a run whose memory estimate ``nbytes`` exceeds ``limit`` (default
-    :data:`MEMORY_LIMIT`) with a one-line ValueError: ``the run needs X GiB ...``."""
+    :data:`MEMORY_LIMIT`) with a one-line ValueError: ``the run needs X GiB ...``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import check_memory
+    >>> check_memory(2**20, "one network")
+    1048576
+    >>> check_memory(2**40, "a huge ensemble")
+    Traceback (most recent call last):
+        ...
+    ValueError: the run needs ...
+    """
     limit = MEMORY_LIMIT if limit is None else limit
     if nbytes > limit:
         raise ValueError(f"the run needs {nbytes / 2 ** 30:.3g} GiB of memory ({what}), above "
@@ -90,7 +142,17 @@ def check_memory(nbytes, what, limit=None):
 
 def worker_view(run_dir):
     """An unlocked, picklable :class:`~kernelphase.io.RunDir` on the same folder, key and
-    resume flag, for worker processes (the caller keeps the lock)."""
+    resume flag, for worker processes (the caller keeps the lock).
+
+    Examples
+    --------
+    >>> from kernelphase.io import RunDir
+    >>> from kernelphase.validation.ensemble import worker_view
+    >>> with RunDir("run", {"seed": 0}) as rd:
+    ...     view = worker_view(rd)
+    ...     view.path == rd.path, view.key == rd.key
+    (True, True)
+    """
     from kernelphase.io import RunDir
     return RunDir(run_dir.path, run_dir.key, resume=run_dir.resume, option=run_dir.option)
 
@@ -102,7 +164,14 @@ def _portable(task):
 
 
 def local_cores():
-    """Cores this process may use."""
+    """Cores this process may use.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import local_cores
+    >>> local_cores() >= 1
+    True
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -110,7 +179,16 @@ def local_cores():
 
 
 def connect(address, timeout=5.0):
-    """A ``dask.distributed.Client`` for ``address``; a one-line ValueError if it cannot be had."""
+    """A ``dask.distributed.Client`` for ``address``; a one-line ValueError if it cannot be had.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import connect
+    >>> connect("tcp://127.0.0.1:9", timeout=0.2)   # no scheduler there
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
+    """
     try:
         from dask.distributed import Client
     except ImportError:
@@ -191,6 +269,16 @@ def run_ensemble(tasks, scheduler=None, workers=None, progress=None, desc="Lange
         where the fused kernel uses every core).
     progress : tqdm bar over the Langevin steps of all networks (None: only on a terminal);
         updated as the steps are taken, locally, and per finished network on Dask.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.ensemble import run_ensemble
+    >>> run_ensemble([], workers=1, progress=False)    # tasks are langevin_run keyword dicts
+    []
+    >>> run_ensemble([], workers=0)
+    Traceback (most recent call last):
+        ...
+    ValueError: workers=0 is outside the valid range ...
     """
     from kernelphase.progress import progress as _bar
     tasks = list(tasks)

@@ -78,6 +78,13 @@ def fig2(scales=FIG2["scales"], p=FIG2["p"], N=FIG2["N"], steps=FIG2["steps"],
     ``checkpoint``: a :class:`kernelphase.io.RunDir` (one state file per scale). With
     ``out``: ``curves_scale<s>.csv``, ``fig2.png`` (accuracy and weight norm, MSE, accuracy
     against scale) and ``summary.json``. Returns a :class:`Fig2Result`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_figs import fig2
+    >>> r = fig2(scales=(0.5, 1.0), p=5, N=10, steps=300, record_every=100)
+    >>> [run["scale"] for run in r.runs], sorted(r.runs[0])[:5]
+    ([0.5, 1.0], ['alpha', 'delay', 'final_test_acc', 'final_test_loss', 'final_train_acc'])
     """
     from kernelphase._checks import check_int
     from kernelphase.results import status_message
@@ -161,6 +168,15 @@ def eigenvector_labels(K, k):
 
     Sign fixed so that the entry of largest magnitude is positive. Returns
     ``(y, eigenvalues_descending)``; ``y`` has the eigenvector's unit norm before centring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.lazy_rich_figs import eigenvector_labels
+    >>> K = np.diag([3.0, 2.0, 1.0])
+    >>> y, eigenvalues = eigenvector_labels(K, 1)    # e_1 with its mean removed
+    >>> np.round(y, 6), round(float(y.sum()), 12), eigenvalues.tolist()
+    (array([ 0.666667, -0.333333, -0.333333]), 0.0, [3.0, 2.0, 1.0])
     """
     from kernelphase._checks import check_int
     n = K.shape[0]
@@ -181,6 +197,20 @@ def train_on_labels(W0, X, y, Xt, yt, alpha, eps, lr, steps, record_every=10, ce
     Plain numpy (the reduced dynamics of :mod:`kernelphase.solvers.order_dynamics` assumes
     the quadratic teacher for its test loss). Returns ``(epochs, train, test)`` arrays;
     losses are ``nan`` after the first non-finite one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.lazy_rich_figs import train_on_labels
+    >>> rng = np.random.default_rng(0)
+    >>> X, Xt = rng.standard_normal((10, 4)) / 2, rng.standard_normal((10, 4)) / 2
+    >>> w = rng.standard_normal(4)
+    >>> y, yt = X @ w, Xt @ w                        # a linear rule
+    >>> out = train_on_labels(rng.standard_normal((2, 4)), X, y, Xt, yt, alpha=1.0, eps=0.25,
+    ...                       lr=0.5, steps=200, record_every=100)
+    >>> epochs, train, test = out
+    >>> epochs.tolist(), bool(train[-1] < train[0])
+    ([0.0, 100.0, 200.0], True)
     """
     W = np.array(W0, float)
     N = W.shape[0]
@@ -242,6 +272,13 @@ def fig5(label_indices=FIG5["label_indices"], D=FIG5["D"], P=FIG5["P"], N=FIG5["
     first P points from :math:`W_0` (:func:`train_on_labels`, centred loss,
     :math:`\eta = cN/\alpha^2`) and test on the other P. With ``out``: ``curves_k<k>.csv``,
     ``fig5.png``, ``summary.json``. Returns a :class:`Fig5Result`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_figs import fig5
+    >>> r = fig5(label_indices=(1, 10), D=10, P=10, steps=200, record_every=50)
+    >>> [run["k"] for run in r.runs], r.status
+    ([1, 10], 0)
     """
     from kernelphase._checks import check_int, check_range
     from kernelphase.results import status_message
@@ -405,6 +442,13 @@ def fig12(D=FIG12["D"], P=FIG12["P"], N=FIG12["N"], alpha=FIG12["alpha"], eps=FI
     holds every parameter; saved atomically at most every ``checkpoint_seconds`` and at the
     end, resumed bit for bit. With ``out``: ``curves.csv``, ``fig12.png``, ``summary.json``.
     Returns a :class:`Fig12Result`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_figs import fig12
+    >>> r = fig12(D=5, P=20, steps=200, record_every=100, n_test=100)
+    >>> r.readouts_initial, len(r.readouts_final), r.threshold
+    ((1.0, 1.0), 2, 0.1)
     """
     import time
     from threadpoolctl import threadpool_limits

@@ -29,6 +29,15 @@ def kernel_regression_line(cfg, seed, n_test=1000):
     Two versions: the paper's (empirical finite-N NTK of the seed's :math:`W_0`,
     uncentred labels) and the infinite-width kernel :math:`u+\varepsilon^2u^2`.
     Same training data and :math:`W_0` as :func:`train` with this seed.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_runs import kernel_regression_line
+    >>> cfg = dict(D=5, P=30, N=10, alpha=1.0, eps=0.1, c=1.0, steps=100, convention="A",
+    ...            centred=True)
+    >>> line = kernel_regression_line(cfg, seed=0, n_test=200)
+    >>> sorted(line)
+    ['empirical_ntk', 'infinite_width']
     """
     rng = np.random.default_rng(seed)
     X, y, beta, s = make_data(cfg["D"], cfg["P"], rng, cfg["convention"])
@@ -50,7 +59,16 @@ def kernel_regression_line(cfg, seed, n_test=1000):
 
 
 def fit_exponent(x, t):
-    """Least-squares slope of log t against log x over finite, positive t."""
+    """Least-squares slope of log t against log x over finite, positive t.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.lazy_rich_runs import fit_exponent
+    >>> x = np.array([1.0, 2.0, 4.0, 8.0])
+    >>> round(fit_exponent(x, 3 * x**1.5), 6), round(fit_exponent(x, [1.0, np.nan, 4.0, 8.0]), 6)
+    (1.5, 1.0)
+    """
     x, t = np.asarray(x, float), np.asarray(t, float)
     ok = np.isfinite(t) & (t > 0)
     if ok.sum() < 2 or np.unique(x[ok]).size < 2:
@@ -120,6 +138,15 @@ def train_and_report(cfg, seed=0, model="network", out=None, threshold=0.1,
 
     ``checkpoint``: a :class:`kernelphase.io.RunDir` (see
     :func:`~kernelphase.validation.polynomial_net.train`).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_runs import train_and_report
+    >>> cfg = dict(D=5, P=20, N=10, alpha=1.0, eps=0.1, c=1.0, steps=300, convention="A",
+    ...            centred=True)
+    >>> r = train_and_report(cfg, seed=0, record_every=100, threshold=0.5, kr_line=False)
+    >>> r.model, r.t_train <= r.t_test or r.status == 7, r.final_test_loss < r.initial_test_loss
+    ('network', True, True)
     """
     from kernelphase._checks import check_int, check_range
     from kernelphase.results import status_message
@@ -242,7 +269,17 @@ def sweep(cfg, alphas, epss, seed=0, out=None, threshold=0.1, record_every=10,
     ``relative``: the threshold is a fraction of each curve's initial value (Fig. 3(a)
     plots curves divided by their initial value); otherwise absolute (Fig. 3(e)).
     With ``out`` (an existing folder) ``sweep.csv``, ``sweep.json`` and, for a grid,
-    ``grokking_grid.png`` are written into it. Returns a :class:`LazyRichSweepResult`."""
+    ``grokking_grid.png`` are written into it. Returns a :class:`LazyRichSweepResult`.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.lazy_rich_runs import sweep
+    >>> cfg = dict(D=5, P=20, N=10, alpha=1.0, eps=0.1, c=1.0, steps=200, convention="A",
+    ...            centred=True)
+    >>> r = sweep(cfg, alphas=[0.5, 1.0], epss=[0.1], record_every=100, threshold=0.5)
+    >>> len(r.runs), sorted(r.runs[0])[:4]
+    (2, ['alpha', 'diverged', 'eps', 'gap'])
+    """
     from kernelphase._checks import check_range
     from kernelphase.lazy_rich import grokking_time
     from kernelphase.results import status_message

@@ -52,7 +52,21 @@ def _mf_steps(U, V, rows, cols, vals, lr, lam, steps):
 
 
 def mf_gd_reference(Xstar, mask, alpha, lam, lr, steps):
-    """Plain dense numpy GD, the slow reference for :func:`mf_gd` (tests, benchmarks)."""
+    """Plain dense numpy GD, the slow reference for :func:`mf_gd` (tests, benchmarks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.solvers.matrix_completion import multiplication_table, observation_mask
+    >>> from kernelphase.validation.matrix_factorization import mf_gd, mf_gd_reference
+    >>> X, mask = multiplication_table(6), observation_mask(6, 12, seed=0)
+    >>> ref = mf_gd_reference(X, mask, alpha=1.0, lam=1e-3, lr=0.1, steps=20)
+    >>> fast = mf_gd(X, mask, alpha=1.0, lam=1e-3, lr=0.1, steps=20, record_every=20)
+    >>> U, V = ref
+    >>> W_ref = fast.U @ fast.U.T - fast.V @ fast.V.T
+    >>> bool(abs(U @ U.T - V @ V.T - W_ref).max() < 1e-10)     # the fast GD is the plain one
+    True
+    """
     d = Xstar.shape[0]
     n = int(mask.sum())
     U = alpha * np.eye(d)
@@ -89,7 +103,17 @@ def check_mf_params(d, alpha, lam, lr, steps, record_every, checkpoint_every=Non
     """Check the arguments of :func:`mf_gd` (and its memory need); raise ``ValueError``.
 
     ``alpha`` in (0, 1e8], ``lam`` in [0, 1e3], ``lr`` in (0, 1e3], ``1 <= steps <= 1e9``,
-    at most 1e6 records, at most 8 GiB of arrays."""
+    at most 1e6 records, at most 8 GiB of arrays.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.matrix_factorization import check_mf_params
+    >>> check_mf_params(d=97, alpha=10.0, lam=1e-4, lr=0.1, steps=1000, record_every=100)
+    >>> check_mf_params(d=97, alpha=10.0, lam=1e-4, lr=-0.1, steps=1000, record_every=100)
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
+    """
     from kernelphase.solvers.matrix_completion import check_memory
     d = check_int("d", d, 2)
     check_memory(f"matrix factorisation d={d}", 8.0 * 12 * d * d)
@@ -120,6 +144,15 @@ def mf_gd(Xstar, mask, alpha=10.0, lam=1e-4, lr=0.1, steps=10**6, record_every=1
     that much work and resuming gives bit-identical results (GD is deterministic).
 
     Returns an :class:`MFResult`.
+
+    Examples
+    --------
+    >>> from kernelphase.solvers.matrix_completion import multiplication_table, observation_mask
+    >>> from kernelphase.validation.matrix_factorization import mf_gd
+    >>> X, mask = multiplication_table(8), observation_mask(8, 30, seed=0)
+    >>> r = mf_gd(X, mask, alpha=1.0, lam=1e-4, lr=0.1, steps=200, record_every=100)
+    >>> r.step.tolist(), bool(r.train_loss[-1] < r.train_loss[0]), r.status
+    ([0, 100, 200], True, 0)
     """
     from kernelphase.results import status_message
     from .polynomial_net import _check_key

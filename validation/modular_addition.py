@@ -83,7 +83,14 @@ def _is_prime(n):
 
 
 def nearest_prime(x):
-    """The prime closest to ``x`` (the smaller one on a tie); at least 2."""
+    """The prime closest to ``x`` (the smaller one on a tie); at least 2.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_addition import nearest_prime
+    >>> nearest_prime(100), nearest_prime(12), nearest_prime(0.5)
+    (101, 11, 2)
+    """
     x = float(x)
     lo = max(2, math.floor(x))
     hi = max(2, math.ceil(x))
@@ -97,7 +104,16 @@ def nearest_prime(x):
 
 
 def modular_targets(P):
-    """Target table ``y`` of shape (P^2, P), row ``n*P+m`` (for tests and small P)."""
+    """Target table ``y`` of shape (P^2, P), row ``n*P+m`` (for tests and small P).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_addition import modular_targets
+    >>> y = modular_targets(3)
+    >>> y.shape, np.round(y[0], 4).tolist()        # one-hot of (0 + 0) mod 3, centred
+    ((9, 3), [0.6667, -0.3333, -0.3333])
+    """
     P = _check_prime(P)
     n, m = np.divmod(np.arange(P * P), P)
     y = np.full((P * P, P), -1.0 / P)
@@ -261,6 +277,13 @@ def default_modular_lr(P, width, sigma2, sigma_a2):
     :math:`\approx8P^2\sigma_a^2/(N\sigma^2)` (prior-typical :math:`h^2=2`, :math:`a^2=\sigma_a^2/N`),
     so :math:`\eta=0.1/(1+8P^2\sigma_a^2/(N\sigma^2))`; the read-in prior relaxes in about ten
     steps.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_addition import default_modular_lr
+    >>> lr = default_modular_lr(401, 1000, 0.2, 2e-6)
+    >>> lr > 0
+    True
     """
     return 0.1 / (1 + 8 * P * P * sigma_a2 / (width * sigma2))
 
@@ -270,6 +293,15 @@ def scaled_modular_preset(name, scale):
 
     ``N -> beta^2 N`` (at least 1), ``P -> sqrt(beta) P`` (nearest prime),
     ``sigma2 -> sigma2/beta``, ``sigma_a2 -> sigma_a2/beta``; ``gamma`` unchanged.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_addition import scaled_modular_preset
+    >>> p = scaled_modular_preset("fig3", 0.125)
+    >>> sorted(p)
+    ['P', 'gamma', 'sigma2', 'sigma_a2', 'width']
+    >>> p["width"], p["P"]
+    (16, 139)
     """
     check_choice("preset", name, tuple(MODULAR_PRESETS))
     s = check_positive("scale", scale)
@@ -328,6 +360,13 @@ def plan_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr
     once and the results kept) is above :data:`~kernelphase.validation.ensemble.MEMORY_LIMIT`.
     Returns a dict with the scaled preset ``p``, ``sigma2s``, the checked inputs, ``key``
     (every parameter that determines the result) and ``memory_gib``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_addition import plan_modular
+    >>> plan = plan_modular(scale=0.125, sigma2=(0.3,), nets=1, steps=10)
+    >>> sorted(plan)[:6]
+    ['key', 'lr', 'memory_gib', 'nets', 'p', 'seed']
     """
     from .ensemble import _MAX_WORKERS, check_memory, concurrent_tasks
     from kernelphase._checks import check_range
@@ -394,6 +433,13 @@ def run_modular(preset="fig3", scale=0.125, sigma2=None, nets=4, steps=1500, lr=
     ``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``) when using several local workers: the
     worker processes do not limit BLAS threads for this posterior, and oversubscription was
     measured to slow the run by an order of magnitude on 2 cores.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_addition import run_modular
+    >>> rep = run_modular(scale=0.05, sigma2=(0.3,), nets=1, steps=10, workers=1, progress=False)
+    >>> rep.preset, [row["sigma2"] for row in rep.rows]
+    ('fig3', [0.3])
     """
     from kernelphase.solvers.modular import modular_transition
     from .ensemble import network_status, report_status, run_ensemble
@@ -469,7 +515,17 @@ def _modular_row(res, P, N, s2, sa2, gamma, step, tr, network_status):
 def plot_modular_report(report, path):
     """``|a|`` against sigma^2 (simulation points, theory line with gaps where it did not
     converge, the GMFL-I onset solid and the GMFL-II onset dotted) and the log10(Phi)
-    histograms."""
+    histograms.
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.validation.modular_addition import plot_modular_report, run_modular
+    >>> rep = run_modular(scale=0.05, sigma2=(0.3,), nets=1, steps=10, workers=1, progress=False)
+    >>> plot_modular_report(rep, "modular.png")
+    >>> os.path.isfile("modular.png")
+    True
+    """
     from .teacher_student import report_rows
     rows = sorted((r for r in report_rows(report) if "a" in r),   # diverged cells have none
                   key=lambda r: r["sigma2"])

@@ -63,6 +63,16 @@ def check_modular_mlp_params(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5
     ``steps`` 1 to 1e9, ``width`` 1 to 1e5, ``train_frac`` in (0, 1) with at least one
     training and one test pair, ``record_every`` >= 1 with at most 1e6 records,
     ``checkpoint_every`` a multiple of ``record_every``; at most 8 GiB of arrays.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_mlp import check_modular_mlp_params
+    >>> check_modular_mlp_params(p=23, width=256, train_frac=0.5)   # the number of training pairs
+    264
+    >>> check_modular_mlp_params(p=1)
+    Traceback (most recent call last):
+        ...
+    ValueError: p=1 ...
     """
     from kernelphase.solvers.matrix_completion import check_memory
     p = check_int("p", p, 2, MAX_P)
@@ -95,7 +105,15 @@ def check_modular_mlp_params(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5
 
 def modular_pairs(p, train_frac, seed):
     """All :math:`p^2` pairs ``(a, b)``, their labels ``(a+b) mod p`` and a boolean training
-    mask of ``round(train_frac p^2)`` pairs drawn by ``numpy.random.default_rng(seed)``."""
+    mask of ``round(train_frac p^2)`` pairs drawn by ``numpy.random.default_rng(seed)``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_mlp import modular_pairs
+    >>> a, b, labels, train = modular_pairs(5, 0.4, seed=0)
+    >>> len(a), int(train.sum()), bool(((a + b) % 5 == labels).all())
+    (25, 10, True)
+    """
     a, b = np.divmod(np.arange(p * p), p)
     labels = (a + b) % p
     n = int(round(train_frac * p * p))
@@ -121,14 +139,32 @@ class MLPState:
 def init_mlp(p, width, init_scale, seed):
     r"""He-normal :math:`W_1` times ``init_scale``, :math:`b_1=0`, :math:`W_2=0`.
 
-    The weight stream is ``default_rng([seed, 1])``, independent of the split's stream."""
+    The weight stream is ``default_rng([seed, 1])``, independent of the split's stream.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_mlp import init_mlp
+    >>> s = init_mlp(5, 8, init_scale=10.0, seed=0)
+    >>> s.W1T.shape, s.W2T.shape, float(abs(s.W2T).max()), float(abs(s.b1).max())
+    ((10, 8), (8, 5), 0.0, 0.0)
+    """
     rng = np.random.default_rng([int(seed), 1])
     W1T = rng.standard_normal((2 * p, width)) * (init_scale * math.sqrt(2.0 / (2 * p)))
     return MLPState(W1T, np.zeros(width), np.zeros((width, p)))
 
 
 def mlp_logits(state, a, b):
-    """Logits ``(len(a), p)`` of the pairs ``(a, b)``."""
+    """Logits ``(len(a), p)`` of the pairs ``(a, b)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_mlp import init_mlp, mlp_logits
+    >>> s = init_mlp(5, 8, init_scale=1.0, seed=0)
+    >>> mlp_logits(s, np.array([1, 2]), np.array([3, 4])).tolist()   # W2 = 0 at the start
+    [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]
+    """
     p = state.W2T.shape[1]
     H = np.maximum(state.W1T[a] + state.W1T[p + np.asarray(b)] + state.b1, 0.0)
     return H @ state.W2T
@@ -142,7 +178,17 @@ def _log_softmax(Z):
 
 def mlp_loss_grad(state, a, b, labels):
     """Mean cross-entropy of the pairs and its gradient, an :class:`MLPState` (no weight
-    decay). Straightforward numpy; the fast step is :class:`_Stepper`."""
+    decay). Straightforward numpy; the fast step is :class:`_Stepper`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_mlp import init_mlp, mlp_loss_grad
+    >>> s = init_mlp(5, 8, init_scale=1.0, seed=0)
+    >>> loss, grad = mlp_loss_grad(s, np.array([1, 2]), np.array([3, 4]), np.array([4, 1]))
+    >>> round(loss, 6) == round(np.log(5), 6)        # zero logits: cross-entropy ln p
+    True
+    """
     p = state.W2T.shape[1]
     n = len(a)
     pre = state.W1T[a] + state.W1T[p + np.asarray(b)] + state.b1
@@ -162,7 +208,17 @@ def mlp_loss_grad(state, a, b, labels):
 
 
 def mlp_gd_reference(state, a, b, labels, lr, lam, steps):
-    """Slow reference GD (tests): :func:`mlp_loss_grad` plus weight decay, ``steps`` times."""
+    """Slow reference GD (tests): :func:`mlp_loss_grad` plus weight decay, ``steps`` times.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_mlp import init_mlp, mlp_gd_reference, modular_pairs
+    >>> a, b, labels, train = modular_pairs(5, 0.8, seed=0)
+    >>> s0 = init_mlp(5, 16, init_scale=1.0, seed=0)
+    >>> s1 = mlp_gd_reference(s0, a[train], b[train], labels[train], lr=0.5, lam=1e-3, steps=30)
+    >>> type(s1).__name__, s1.W2T.shape, bool(abs(s1.W2T).max() > 0)
+    ('MLPState', (16, 5), True)
+    """
     s = state.copy()
     for _ in range(steps):
         _, g = mlp_loss_grad(s, a, b, labels)
@@ -234,7 +290,17 @@ def _measure(state, a, b, labels, mask):
 
 
 def first_step_at_least(steps, values, level=ACC_LEVEL):
-    """First recorded step with ``values >= level``; NaN if never."""
+    """First recorded step with ``values >= level``; NaN if never.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_mlp import first_step_at_least
+    >>> first_step_at_least(np.array([0, 50, 100]), np.array([0.2, 0.96, 1.0]))
+    50.0
+    >>> first_step_at_least(np.array([0, 50]), np.array([0.2, 0.5]))
+    nan
+    """
     v = np.asarray(values, float)
     idx = np.flatnonzero(v >= level)
     return float(np.asarray(steps)[idx[0]]) if idx.size else float("nan")
@@ -285,7 +351,15 @@ def modular_run_key(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=0,
                     train_frac=0.5, record_every=100, stop_when_grokked=False):
     """Checked parameters that determine a run of :func:`train_modular_mlp`: its ``params``
     and the key of its :class:`kernelphase.io.RunDir` (``checkpoint_every`` is not part of
-    it: it does not change the result)."""
+    it: it does not change the result).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_mlp import modular_run_key
+    >>> key = modular_run_key(p=23, init_scale=10.0)
+    >>> key["model"], key["init_scale"], key["n_train"]
+    ('modular_mlp', 10.0, 264)
+    """
     n = check_modular_mlp_params(p, init_scale, lam, lr, steps, seed, width, train_frac,
                                  record_every)
     return dict(model="modular_mlp", p=int(p), init_scale=float(init_scale), lam=float(lam),
@@ -305,6 +379,13 @@ def train_modular_mlp(p=23, init_scale=1.0, lam=1e-3, lr=0.1, steps=10**5, seed=
     from it bit for bit (GD is deterministic; the random numbers are drawn only at the
     start, from ``seed``). ``stop_when_grokked``: stop at the first record at which the
     test accuracy has reached ``ACC_LEVEL`` (and the training accuracy has too).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_mlp import train_modular_mlp
+    >>> r = train_modular_mlp(p=5, width=16, steps=200, record_every=50, lr=0.5, train_frac=0.8)
+    >>> r.n_train, r.final_train_acc, r.status
+    (20, 1.0, 7)
     """
     from .polynomial_net import _check_key
     check_modular_mlp_params(p, init_scale, lam, lr, steps, seed, width, train_frac,

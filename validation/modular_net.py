@@ -43,13 +43,29 @@ LR0 = 100.0
 
 
 def alpha_from_scale(scale, power=2):
-    """Read-out multiplier of the authors' code: ``scale`` applied ``power`` times (Sec. 10)."""
+    """Read-out multiplier of the authors' code: ``scale`` applied ``power`` times (Sec. 10).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_net import alpha_from_scale
+    >>> alpha_from_scale(1.5), alpha_from_scale(1.5, power=1)
+    (2.25, 1.5)
+    """
     from kernelphase._checks import check_range
     return check_range("scale", scale, 0, 1e3, lo_open=True) ** power
 
 
 def modular_split(p, train_fraction, rng):
-    """Boolean mask (p*p,) of the training pairs, index ``n*p + m``; ``round(frac p^2)`` of them."""
+    """Boolean mask (p*p,) of the training pairs, index ``n*p + m``; ``round(frac p^2)`` of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_net import modular_split
+    >>> m = modular_split(5, 0.6, np.random.default_rng(0))
+    >>> m.shape, int(m.sum())                        # round(0.6 * 25) training pairs
+    ((25,), 15)
+    """
     n_train = int(round(train_fraction * p * p))
     mask = np.zeros(p * p, bool)
     mask[rng.permutation(p * p)[:n_train]] = True
@@ -60,13 +76,33 @@ def first_epoch_at_least(epochs, values, level):
     """First recorded epoch with ``values >= level``; ``nan`` if never (run too short).
 
     The accuracy-jump time of Fig. 2, one definition for train and test accuracy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_net import first_epoch_at_least
+    >>> first_epoch_at_least(np.array([0, 100, 200]), np.array([0.1, 0.95, 1.0]), 0.9)
+    100.0
     """
     idx = np.flatnonzero(np.asarray(values) >= level)
     return float(epochs[idx[0]]) if idx.size else float("nan")
 
 
 def check_modular_params(p, N, alpha, steps, train_fraction, seed, record_every, lr0=LR0):
-    """Check every argument of :func:`train_modular`; raise one-line ``ValueError``."""
+    """Check every argument of :func:`train_modular`; raise one-line ``ValueError``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_net import check_modular_params
+    >>> check_modular_params(p=23, N=100, alpha=1.0, steps=1000, train_fraction=0.9, seed=0,
+    ...                      record_every=100) is None
+    True
+    >>> check_modular_params(p=23, N=100, alpha=1.0, steps=1000, train_fraction=1.5, seed=0,
+    ...                      record_every=100)
+    Traceback (most recent call last):
+        ...
+    ValueError: ...
+    """
     from kernelphase._checks import check_int, check_range
     p = check_int("p", p, 2, 500)
     N = check_int("N", N, 1, 10**5)
@@ -154,7 +190,19 @@ def _measure(F, lab, mask):
 
 def modular_gd_reference(W, A, X, Y, alpha, lr, steps):
     r"""Slow plain-numpy GD on explicit inputs ``X`` (P, D) and targets ``Y`` (P, p); the
-    reference of the table step. Returns (W, A, losses per step)."""
+    reference of the table step. Returns (W, A, losses per step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.modular_net import modular_gd_reference
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.eye(4); Y = np.eye(4)[:, :2]
+    >>> W, A = rng.standard_normal((3, 4)), rng.standard_normal((2, 3))
+    >>> W1, A1, losses = modular_gd_reference(W, A, X, Y, alpha=1.0, lr=0.1, steps=20)
+    >>> len(losses), bool(losses[-1] < losses[0])
+    (20, True)
+    """
     W, A = np.array(W, float), np.array(A, float)
     N, D = W.shape
     c = alpha / (D * N)
@@ -185,6 +233,15 @@ def train_modular(p=23, N=100, alpha=1.0, steps=50_000, train_fraction=0.9, seed
     parameter of the run; the state is saved at most every ``checkpoint_seconds`` and at
     the end, and a run opened with ``resume=True`` continues from it bit for bit. BLAS is
     held to one thread (small matrices; more threads only oversubscribe the cores).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.modular_net import train_modular
+    >>> r = train_modular(p=5, N=10, alpha=1.0, steps=200, record_every=100, seed=0)
+    >>> r.epoch.tolist(), r.n_train, r.status                    # 200 epochs: too short to grok
+    ([0.0, 100.0, 200.0], 22, 7)
+    >>> bool(r.train_loss[-1] < r.train_loss[0])
+    True
     """
     from threadpoolctl import threadpool_limits
     from kernelphase._checks import check_range

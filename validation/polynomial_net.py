@@ -38,7 +38,18 @@ PRESETS = {
 
 
 def make_data(D, P, rng, convention="A", beta=None, normalise=False):
-    r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``."""
+    r"""Inputs (P, D) in A form, labels, teacher ``beta`` and the label factor ``s``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import make_data
+    >>> X, y, beta, s = make_data(D=4, P=3, rng=np.random.default_rng(0))
+    >>> X.shape, y.shape, beta.shape, s
+    ((3, 4), (3,), (4,), 1.0)
+    >>> bool(np.allclose(y, s / 2 * (X @ beta) ** 2))      # y = (s/2) (beta.x)^2
+    True
+    """
     from kernelphase._checks import check_choice, check_int
     from kernelphase.solvers.matrix_completion import check_memory
     D, P = check_int("D", D, 1, 10**6), check_int("P", P, 1, 10**8)
@@ -61,7 +72,16 @@ def make_data(D, P, rng, convention="A", beta=None, normalise=False):
 
 
 def init_weights(N, D, rng, scale=1.0):
-    """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`."""
+    """:math:`W_{ij}\\sim\\mathcal N(0, \\sigma^2)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import init_weights
+    >>> W = init_weights(1000, 10, np.random.default_rng(0), scale=2.0)
+    >>> W.shape, round(float(W.std()), 1)
+    ((1000, 10), 2.0)
+    """
     from kernelphase._checks import check_int, check_range
     from kernelphase.solvers.matrix_completion import check_memory
     N, D = check_int("N", N, 1, 10**8), check_int("D", D, 1, 10**6)
@@ -71,6 +91,17 @@ def init_weights(N, D, rng, scale=1.0):
 
 
 def network_output(W, X, alpha, eps):
+    r"""Output :math:`f(x)=\frac{\alpha}{N}\sum_i\varphi(w_i\cdot x)`,
+    :math:`\varphi(h)=h+\frac\varepsilon2h^2`, for the rows of ``X`` (Kumar et al. 2023, Sec. 3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import network_output
+    >>> W = np.array([[1.0, 0.0], [0.0, 2.0]]); X = np.array([[1.0, 1.0]])
+    >>> network_output(W, X, alpha=1.0, eps=0.5)      # (1/2) [(1 + 1/4) + (2 + 1)]
+    array([2.125])
+    """
     H = X @ W.T
     return alpha * np.mean(H + 0.5 * eps * H * H, axis=1)
 
@@ -81,6 +112,16 @@ def full_gd(W, X, y, alpha, eps, lr, steps, centred=True, linearised=False):
     Gradient :math:`\partial L/\partial w_i = \frac{2\alpha}{NP}\sum_\mu e_\mu\varphi'(h_{i\mu})x_\mu`;
     linearised: :math:`\varphi'` frozen at :math:`W_0` and
     :math:`f = f_0 + \nabla f(W_0)\cdot(W-W_0)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import full_gd, init_weights, make_data
+    >>> rng = np.random.default_rng(0)
+    >>> X, y, beta, s = make_data(5, 20, rng)
+    >>> W, losses = full_gd(init_weights(10, 5, rng), X, y, alpha=1.0, eps=0.1, lr=1.0, steps=50)
+    >>> W.shape, len(losses), bool(losses[-1] < losses[0])
+    ((10, 5), 50, True)
     """
     from kernelphase._checks import check_int, check_range
     check_range("alpha", alpha, 0, 1e6, lo_open=True)
@@ -110,7 +151,18 @@ def full_gd(W, X, y, alpha, eps, lr, steps, centred=True, linearised=False):
 
 
 def ntk_gram(W, X1, X2, alpha, eps):
-    r"""Empirical NTK :math:`\frac{\alpha^2}{N^2}\sum_i\varphi'(h_i)\varphi'(h_i')\,x\cdot x'`."""
+    r"""Empirical NTK :math:`\frac{\alpha^2}{N^2}\sum_i\varphi'(h_i)\varphi'(h_i')\,x\cdot x'`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import ntk_gram
+    >>> W = np.zeros((4, 3)); X = np.eye(3)
+    >>> ntk_gram(W, X, X, alpha=2.0, eps=0.5)        # phi'(0) = 1: (alpha^2/N) x.x'
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    """
     N = W.shape[0]
     A1 = 1.0 + eps * (X1 @ W.T)
     A2 = 1.0 + eps * (X2 @ W.T)
@@ -122,6 +174,14 @@ def alignment(K, y):
 
     .. math::  A = \frac{y_c^\top K_c y_c}{\|K_c\|_F\,\|y_c\|^2},\quad y_c = y-\bar y,\quad
                K_c = K - \tfrac1P\mathbf 1\mathbf 1^\top K\ \text{(column means removed)}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import alignment
+    >>> y = np.array([1.0, -1.0, 2.0])
+    >>> round(alignment(np.outer(y, y), y), 6)       # a kernel made of the labels
+    0.881917
     """
     yc = y - y.mean()
     Kc = K - K.mean(axis=0, keepdims=True)
@@ -129,7 +189,19 @@ def alignment(K, y):
 
 
 def kernel_regression_empirical(kernel, X, y, Xt, yt, ridge=0.0):
-    """Test MSE of kernel regression ``K c = y`` (``(K + ridge P I)`` with a ridge)."""
+    """Test MSE of kernel regression ``K c = y`` (``(K + ridge P I)`` with a ridge).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import kernel_regression_empirical
+    >>> X = np.eye(3); Xt = np.array([[1.0, 1.0, 0.0]])
+    >>> y = np.array([1.0, 2.0, 3.0]); yt = np.array([3.0])
+    >>> kernel_regression_empirical(lambda u: u, X, y, Xt, yt)   # linear kernel of u = x.x'
+    0.0
+    >>> kernel_regression_empirical(lambda u: u, X, y, Xt, np.array([2.0]))   # off by one
+    1.0
+    """
     K = kernel(X @ X.T)
     P = X.shape[0]
     if ridge > 0:
@@ -145,6 +217,15 @@ def t_below(epochs, loss, threshold):
     The lazy-rich grokking time (Kumar et al. 2023, Fig. 1 and 3): train and test loss each
     measured by this one definition. A ``nan`` means the run ended before the loss fell
     below the threshold; callers report it as status 7, never as a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.polynomial_net import t_below
+    >>> t_below(np.array([0, 10, 20]), np.array([1.0, 0.2, 0.05]), 0.1)
+    20.0
+    >>> t_below([0, 10], [1.0, 0.5], 0.1)                 # never below: run too short
+    nan
     """
     idx = np.flatnonzero(np.asarray(loss) < threshold)
     return float(epochs[idx[0]]) if idx.size else float("nan")
@@ -188,6 +269,16 @@ def check_train_params(D, P, N, alpha, eps, c, steps, seed=0, convention="A", mo
     Ranges: ``alpha`` in (0, 1e6], ``eps`` in [0, 1e6], ``c`` in (0, 1e6] (beyond them
     ``lr = c N / alpha^2`` and the quadratic term overflow double precision), at most
     ``1e9`` steps and ``1e6`` records, and at most 8 GiB of arrays.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.polynomial_net import check_train_params
+    >>> check_train_params(D=5, P=20, N=10, alpha=1.0, eps=0.1, c=1.0, steps=100) is None
+    True
+    >>> check_train_params(D=5, P=20, N=10, alpha=-1.0, eps=0.1, c=1.0, steps=100)
+    Traceback (most recent call last):
+        ...
+    ValueError: alpha=-1.0 is outside the valid range (0, 1e+06]
     """
     from kernelphase._checks import check_choice, check_int, check_range
     from kernelphase.solvers.matrix_completion import check_memory
@@ -241,6 +332,13 @@ def train(D, P, N, alpha, eps, c, steps, seed=0, convention="A", centred=True,
     ``stop_threshold``: stop once both losses are below it (sweeps only need t_train and
     t_test). BLAS is held to one thread inside the loop (the numba stepper calls it on
     small matrices, where more threads only oversubscribe the cores).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.polynomial_net import train
+    >>> r = train(D=5, P=20, N=10, alpha=1.0, eps=0.1, c=1.0, steps=200, seed=0, record_every=100)
+    >>> r.epoch.tolist(), bool(r.test[-1] < r.test[0]), r.status
+    ([0.0, 100.0, 200.0], True, 0)
     """
     from threadpoolctl import threadpool_limits
     from kernelphase.results import status_message

@@ -48,7 +48,17 @@ SIGMA2_RANGE = (1e-12, 1e12)
 
 def single_index_data(teacher, n, d, seed):
     """``(X, y)``: ``n`` inputs :math:`\\mathcal N(0,I_d)` from ``default_rng(seed)`` and the
-    targets of ``teacher`` along :math:`w^*=e_1` (``numpy.polynomial.hermite_e``)."""
+    targets of ``teacher`` along :math:`w^*=e_1` (``numpy.polynomial.hermite_e``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kernelphase.validation.single_index import single_index_data
+    >>> X, y = single_index_data("He1 - 0.5*He3", n=4, d=3, seed=0)
+    >>> x1 = X[:, 0]
+    >>> X.shape, bool(np.allclose(y, x1 - 0.5 * (x1**3 - 3 * x1)))
+    ((4, 3), True)
+    """
     from numpy.polynomial.hermite_e import hermeval
     from kernelphase.teachers import as_teacher
     c = as_teacher(teacher).vector()
@@ -94,6 +104,14 @@ def plan_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, 
     memory the run would need). Returns a dict with the checked inputs, the activation's SymPy
     expression ``expr``, the teacher, and ``key`` (every parameter that determines the result,
     for :class:`kernelphase.io.RunDir`).
+
+    Examples
+    --------
+    >>> from kernelphase.validation.single_index import plan_single_index
+    >>> plan = plan_single_index(activation="erf", teacher="He1 - 0.3*He3", n=50, d=5, width=10,
+    ...                          sigma2=(0.5,), nets=1, steps=20)
+    >>> sorted(plan)[:5]
+    ['d', 'expr', 'key', 'lr', 'memory_gib']
     """
     from kernelphase.moments import activation_expr
     from kernelphase.teachers import as_teacher
@@ -175,6 +193,15 @@ def run_single_index(activation="tanh", teacher="He1 - 0.3*He3", sigma_w2=0.5, n
     -------
     SingleIndexValidation
         ``rows`` (one per noise level, JSON-ready) and the theory's ``transition``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.single_index import run_single_index
+    >>> rep = run_single_index(activation="erf", teacher="He1 - 0.3*He3", n=50, d=5, width=10,
+    ...                        sigma2=(0.5,), nets=1, steps=20, n_test=50, workers=1,
+    ...                        progress=False)
+    >>> rep.activation, [row["sigma2"] for row in rep.rows], rep.transition["order"]
+    ('erf(z)', [0.5], 'first')
     """
     from .ensemble import report_status, run_ensemble
     from .langevin import NetworkPosterior
@@ -297,7 +324,19 @@ def _row(res, s2, step, u, ph, theory, N, y, Xt, yt, bins):
 def plot_single_index_report(report, path):
     """-log p(Phi) of the simulation (points) and d [S(Phi) - S(0)] of the theory (lines); b_k
     against sigma^2, simulation with error bars and theory (gaps where the theory did not
-    converge), the theory's first-order sigma^2_c (solid)."""
+    converge), the theory's first-order sigma^2_c (solid).
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.validation.single_index import plot_single_index_report, run_single_index
+    >>> rep = run_single_index(activation="erf", teacher="He1 - 0.3*He3", n=50, d=5, width=10,
+    ...                        sigma2=(0.5,), nets=1, steps=20, n_test=50, workers=1,
+    ...                        progress=False)
+    >>> plot_single_index_report(rep, "single_index.png")
+    >>> os.path.isfile("single_index.png")
+    True
+    """
     rep = report if isinstance(report, dict) else {
         "rows": report.rows, "transition": report.transition, "params": report.params}
     rows = sorted((r for r in rep["rows"] if "b" in r), key=lambda r: r["sigma2"])
