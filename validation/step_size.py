@@ -78,7 +78,7 @@ def extrapolate_step(steps, values, std_errors, order=1):
     >>> round(r.value, 10), round(r.coefficients[0], 10), r.dof
     (1.0, 1.0, 1)
     >>> round(r.std_error, 4)
-    0.0134
+    0.0122
     """
     order = check_int("order", order, 1, 2)
     eta = np.asarray(steps, float)
