@@ -229,7 +229,7 @@ def finite_d_averages(u, b, c, d, sigma_w2=0.5, perp="chi2", width=None, rho=Non
     --------
     >>> a = finite_d_averages(10.0, 0.5, -0.3, d=150)
     >>> round(a["q"], 3), a["droplet_mass"] < 1e-6
-    (0.497, True)
+    (0.489, True)
     """
     u = check_range("u", u, 0, 1e6)
     b = check_range("b", b, -10, 10)
@@ -294,7 +294,7 @@ def finite_d_state(eps, u, rho, d, sigma_w2=0.5, perp="chi2", width=None, branch
     --------
     >>> r = finite_d_state(-0.3, 20.0, 8 / 150, d=150)
     >>> r.converged, round(r.b, 3), r.droplet_mass < 1e-3
-    (True, 0.359, True)
+    (True, 0.342, True)
     """
     eps = check_range("eps", eps, -100, 100)
     u = check_range("u", u, 0, 1e6, lo_open=True)
@@ -353,14 +353,15 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
 
     with (b, c) self-consistent over the Phi = 0 basin (:func:`finite_d_state`,
     ``branch="gfl"``) and :math:`\Phi_b` the barrier of the Phi-marginal. Brent in u on
-    ``[u_lo, u_hi]`` after a scan of ``n_scan`` points for the first sign change. ``width`` switches on the cavity factor;
+    ``[u_lo, u_hi]`` after a scan of ``n_scan`` points for the first sign change; the GFL
+    branch is continued upward from ``u_lo`` (start ``u_lo`` where the law has one peak). ``width`` switches on the cavity factor;
     with ``n`` and ``sigma_a2`` too, :math:`\sigma^2_c=\sqrt{n^2\sigma_a^2/(u_cdN)}` is given.
 
     Examples
     --------
-    >>> r = finite_d_transition(-0.3, 8 / 150, d=150, u_lo=26, u_hi=29, n_scan=4)
+    >>> r = finite_d_transition(-0.3, 8 / 150, d=150, u_lo=20, u_hi=29, n_scan=10)
     >>> r.converged, round(r.u_c, 1), r.q_droplet < 0.5
-    (True, 27.3, True)
+    (True, 27.2, True)
     """
     from scipy.optimize import brentq
     eps = check_range("eps", eps, -100, 100)
@@ -371,8 +372,12 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
     cache = {}
 
     def state(u):
+        # continuation: start from the nearest state already solved below u (the GFL-basin
+        # equations can have a second root with a smaller basin and a larger b)
         if u not in cache:
-            cache[u] = finite_d_state(eps, u, rho, d, sigma_w2, perp, width, "gfl")
+            below = [x for x in cache if x < u and cache[x].converged]
+            g = (cache[max(below)].b, cache[max(below)].c) if below else None
+            cache[u] = finite_d_state(eps, u, rho, d, sigma_w2, perp, width, "gfl", g)
             nit[0] += 1
         return cache[u]
 
