@@ -194,8 +194,8 @@ def _moments_of(law, u, b, c, basin):
             else math.nan,
             "q_droplet": float((wd * q[bar:]).sum() / wd.sum()) if (bar is not None and md > 0)
             else math.nan,
-            "dF": float(-math.log(md / m0) / law.d) if (bar is not None and md > 0)
-            else math.inf,
+            "dF": float((logsumexp(lw[:bar]) - logsumexp(lw[bar:])) / law.d)
+            if bar is not None else math.inf,
             "edge": float(lmarg[-1] - lmarg.max())}
 
 
