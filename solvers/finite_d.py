@@ -170,17 +170,17 @@ def _basins(lmarg):
 
 def _moments_of(law, u, b, c, basin):
     """Averages over the law (all, or the Phi = 0 basin only with basin='gfl')."""
+    from scipy.special import logsumexp
     lw, m1, m3, phi, q = law.grid(u, b, c)
     lmax = lw.max()
     w = np.exp(lw - lmax)
-    from scipy.special import logsumexp
     lmarg = logsumexp(lw, axis=1)
     bar = _basins(lmarg)
     m0 = w[:bar].sum() if bar is not None else w.sum()
     md = w[bar:].sum() if bar is not None else 0.0
-    wd = w[bar:] if bar is not None else None
-    if basin == "gfl" and bar is not None:
-        w = w.copy()
+    wd = np.exp(lw[bar:] - lw[bar:].max()) if bar is not None else None
+    if basin == "gfl" and bar is not None:   # renormalised on the basin: no underflow
+        w = np.exp(lw - lw[:bar].max())
         w[bar:] = 0.0
     Z = w.sum()
     p2 = phi * phi
@@ -192,7 +192,7 @@ def _moments_of(law, u, b, c, basin):
             "barrier": float(law.phi[bar]) if bar is not None else math.nan,
             "droplet_phi": float(law.phi[bar + np.argmax(lmarg[bar:])]) if bar is not None
             else math.nan,
-            "q_droplet": float((wd * q[bar:]).sum() / wd.sum()) if (bar is not None and md > 0)
+            "q_droplet": float((wd * q[bar:]).sum() / wd.sum()) if bar is not None
             else math.nan,
             "dF": float((logsumexp(lw[:bar]) - logsumexp(lw[bar:])) / law.d)
             if bar is not None else math.inf,
@@ -222,7 +222,8 @@ def finite_d_averages(u, b, c, d, sigma_w2=0.5, perp="chi2", width=None, rho=Non
     basin. Returns a dict: ``K`` (the 2x2 matrix :math:`\hat K`), ``phi2`` =
     :math:`\langle\Phi^2\rangle`, ``q`` = :math:`\langle q\rangle`, ``V`` =
     :math:`\langle|w|^2\rangle`, ``droplet_mass`` (mass beyond the barrier), ``barrier``,
-    ``droplet_phi`` (peak of the Phi-marginal), ``q_droplet`` (mean q there), ``dF`` (:math:`-\ln(M_{\rm drop}/M_0)/d`) and
+    ``droplet_phi`` (peak of the Phi-marginal), ``q_droplet`` (mean q there), ``dF``
+    (:math:`-\ln(M_{\rm drop}/M_0)/d`) and
     ``edge`` (log-marginal at the grid end relative to its maximum).
 
     Examples
@@ -354,8 +355,10 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
     with (b, c) self-consistent over the Phi = 0 basin (:func:`finite_d_state`,
     ``branch="gfl"``) and :math:`\Phi_b` the barrier of the Phi-marginal. Brent in u on
     ``[u_lo, u_hi]`` after a scan of ``n_scan`` points for the first sign change; the GFL
-    branch is continued upward from ``u_lo`` (start ``u_lo`` where the law has one peak). ``width`` switches on the cavity factor;
-    with ``n`` and ``sigma_a2`` too, :math:`\sigma^2_c=\sqrt{n^2\sigma_a^2/(u_cdN)}` is given.
+    branch is continued upward from ``u_lo`` (start ``u_lo`` where the law has one peak).
+    ``width`` switches on the cavity factor;
+    with ``n`` and ``sigma_a2``, :math:`\sigma^2_c=\sqrt{n^2\sigma_a^2/(u_cdN)}` is given
+    (:math:`N=\rho d/\sigma_a^2`).
 
     Examples
     --------
@@ -399,9 +402,13 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
     law = _setup(d, sigma_w2, perp, width, uc, rho)
     a = _moments_of(law, uc, s.b, s.c, "all")
     s2 = None
-    if n is not None and sigma_a2 is not None and width is not None:
-        s2 = math.sqrt(n * n * sigma_a2 / (uc * law.d * width))
+    if n is not None and sigma_a2 is not None:
+        n = check_int("n", n, 1, 10 ** 12)
+        sigma_a2 = check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True)
+        s2 = math.sqrt(n * n * sigma_a2 * sigma_a2 / (uc * law.d * law.d * rho))
     status = s.status if s.status else (0 if abs(s.dF) < 1e-8 else 2)
-    msg = status_message(status, None if status == 0 else s.message)
-    return FiniteDTransitionResult(uc, s.b, s.c, a["droplet_phi"], a["q_droplet"], s2, abs(s.dF), status, msg,
-                                   nit[0], params)
+    detail = s.message if s.status else (None if status == 0 else
+                                         f"|Delta F(u_c)|={abs(s.dF):.3g} (a jump in u)")
+    return FiniteDTransitionResult(uc, s.b, s.c, a["droplet_phi"], a["q_droplet"], s2,
+                                   abs(s.dF), status, status_message(status, detail), nit[0],
+                                   params)

@@ -21,7 +21,8 @@ def _g(phi, q, b, c):
 
 
 def _mc(u, b, c, d, width=None, M=400_000, seed=3):
-    """Self-normalised importance sampling: w ~ N(0, sw2/d I_d), weight exp(d u g^2 / 2L)/sqrt(L)."""
+    """Self-normalised importance sampling: w ~ N(0, sw2/d I_d), weight
+    exp(d u g^2 / 2L) / sqrt(L)."""
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((M, d)) * math.sqrt(SW2 / d)
     phi, q = w[:, 0], (w[:, 1:] ** 2).sum(axis=1)
@@ -33,8 +34,11 @@ def _mc(u, b, c, d, width=None, M=400_000, seed=3):
     wt = np.exp(lw - lw.max())
     wt /= wt.sum()
     m1 = 2 / SQPI / np.sqrt(1 + 2 * V)
+    m3 = -4 / SQPI / (1 + 2 * V) ** 1.5
     out = {}
-    for name, f in (("phi2", phi * phi), ("q", q), ("K11", phi * phi * m1 * m1)):
+    for name, f in (("phi2", phi * phi), ("q", q), ("K11", phi * phi * m1 * m1),
+                    ("K13", phi ** 4 * m1 * m3 / math.sqrt(6)),
+                    ("K33", phi ** 6 * m3 * m3 / 6)):
         mean = float(wt @ f)
         se = math.sqrt(float((wt * wt) @ (f - mean) ** 2))   # delta-method standard error
         out[name] = (mean, se)
@@ -43,17 +47,41 @@ def _mc(u, b, c, d, width=None, M=400_000, seed=3):
 
 @pytest.mark.parametrize("width", [None, 50])
 def test_small_d_averages_match_reweighted_monte_carlo(width):
-    """d = 10: <Phi^2>, <q>, <Phi^2 m1^2> of the quadrature within 4 standard errors of MC;
+    """d = 10: <Phi^2>, <q> and the kernel entries of the quadrature within 4 standard errors of MC;
     the law with q frozen at sigma_w^2 (the EK assumption) is rejected by the same check."""
     u, b, c, d = 5.0, 0.5, -0.5, 10
     mc = _mc(u, b, c, d, width)
     a = fd.finite_d_averages(u, b, c, d, SW2, "chi2", width, RHO)
-    got = {"phi2": a["phi2"], "q": a["q"], "K11": a["K"][0, 0]}
+    got = {"phi2": a["phi2"], "q": a["q"], "K11": a["K"][0, 0], "K13": a["K"][0, 1],
+           "K33": a["K"][1, 1]}
     for k, (mean, se) in mc.items():
         assert abs(got[k] - mean) <= 4 * se, (k, got[k], mean, se)
     wrong = fd.finite_d_averages(u, b, c, d, SW2, "fixed", width, RHO)
     assert abs(wrong["q"] - mc["q"][0]) > 20 * mc["q"][1]
     assert abs(wrong["phi2"] - mc["phi2"][0]) > 4 * mc["phi2"][1]
+
+
+def test_self_consistent_state_solves_gpr_with_monte_carlo_kernel():
+    """d = 10: the (b, c) of finite_d_state satisfy (I + v d K) (b, sqrt6 c) = (1, sqrt6 eps)
+    with K from the reweighted Monte Carlo, within 4 standard errors; the EK GFL (b, eps)
+    does not."""
+    from kernelphase.solvers.cubic import gfl_b
+    u, d, eps = 4.0, 10, -0.3
+    r = fd.finite_d_state(eps, u, RHO, d, SW2)
+    assert r.converged
+    vd = math.sqrt(u * RHO) * d
+    y = np.array([1.0, math.sqrt(6) * eps])
+
+    def resid(b, c, mc):
+        K = np.array([[mc["K11"][0], mc["K13"][0]], [mc["K13"][0], mc["K33"][0]]])
+        se = np.array([[mc["K11"][1], mc["K13"][1]], [mc["K13"][1], mc["K33"][1]]])
+        x = np.array([b, math.sqrt(6) * c])
+        return np.abs(x + vd * K @ x - y), vd * se @ np.abs(x)
+    res, tol = resid(r.b, r.c, _mc(u, r.b, r.c, d))
+    assert np.all(res <= 4 * tol + 1e-12), (res, tol)
+    b0 = gfl_b(u, RHO, SW2)
+    res0, tol0 = resid(b0, eps, _mc(u, b0, eps, d))
+    assert np.any(res0 > 4 * tol0)
 
 
 def test_quadrature_matches_mpmath_double_integral():
@@ -66,7 +94,7 @@ def test_quadrature_matches_mpmath_double_integral():
     def dens(phi, q):
         V = 1 + 2 * (phi * phi + q)
         g = b * phi * 2 / mp.sqrt(mp.pi * V) - c * phi ** 3 * 4 / (mp.sqrt(mp.pi) * V ** 1.5)
-        return q ** mp.mpf(d - 3) / 2 * 0 + mp.power(q, mp.mpf(d - 3) / 2) * mp.exp(
+        return mp.power(q, mp.mpf(d - 3) / 2) * mp.exp(
             -d * (phi * phi + q) / (2 * SW2) + d * u * g * g / 2)
     Z = mp.quad(dens, [0, 0.5, 1, 2.5], [0, 0.3, 0.6, 1.2, 4])
     p2 = mp.quad(lambda p, q: p * p * dens(p, q), [0, 0.5, 1, 2.5], [0, 0.3, 0.6, 1.2, 4]) / Z
@@ -100,7 +128,8 @@ def _joint_saddle_uc(eps=-0.3):
                       min(1, math.sqrt(1 / (SW2 * u * A))) * (1 - 1e-12))
 
     def S(phi, u, b):
-        f = lambda q: (phi * phi + q) / (2 * SW2) - 0.5 * math.log(q) - u / 2 * _g(phi, q, b, eps) ** 2
+        f = lambda q: ((phi * phi + q) / (2 * SW2) - 0.5 * math.log(q)
+                       - u / 2 * _g(phi, q, b, eps) ** 2)
         r = minimize_scalar(f, bounds=(1e-6, 5 * SW2), method="bounded",
                             options={"xatol": 1e-12})
         return r.fun - (0.5 - 0.5 * math.log(SW2)), r.x
