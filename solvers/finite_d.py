@@ -57,6 +57,19 @@ minimum of the Phi-marginal between the two peaks): the metastable GFL phase. Th
 first-order point :math:`u_c(d)` is where, on that branch, the two basins have equal free
 energy, :math:`\Delta F=-\frac1d\ln(M_{\rm droplet}/M_0)=0` (:math:`M` the basin masses of
 the integrated law): the finite-d counterpart of :math:`\hat S(\Phi_*)=\hat S(0)`.
+The GFL-basin equations can have a second root (a smaller basin and a larger b), so the
+branch is followed by continuation in u. When the droplet peak of the Phi-marginal appears
+only where it already dominates, :math:`\Delta F` jumps from :math:`+\infty` to a negative
+value; the point of the jump is returned with status 2.
+
+**Measured** (eps = -0.3, :math:`\sigma_w^2=0.5`, :math:`\rho=8/150`; EK
+:math:`u_c=30.669`, paper 30.2): exact law :math:`u_c(d)=27.243` at d = 150 (:math:`\sigma^2_c
+=0.1896` for n = 3000, N = 700), 22.40 (d = 600), 21.20 (2000), 20.86 (1e4), tending to the
+joint saddle 20.784 as about :math:`20.78+970/d`; with q frozen (``perp="fixed"``) 30.81
+(1e4), 30.684 (1e5), about :math:`30.669+1450/d`, and a jump at 40.5 at d = 150; with the
+cavity factor (N = 700) 33.157 at d = 150 (:math:`\sigma^2_c=0.1719`). The full
+self-consistent solution (``branch="full"``) is unique along u at d = 150 (sweeps up and
+down agree): a smooth crossover, droplet mass 1.4 % at u = 30.2 and 2.5 % at u = 98.
 """
 import functools
 import math
