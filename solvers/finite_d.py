@@ -40,7 +40,7 @@ does not see.
 spectrally accurate full-line one) and, for each Phi, a trapezoid in y centred at the
 maximum of the log-density over y with a step of 0.63 of its local width (Newton), or for
 :math:`d\le400` one y grid of step :math:`0.35\sqrt{2/d}` on
-:math:`[\ln\sigma_w^2-14,\ln\sigma_w^2+2]` (robust when the tilt makes the law of q skewed
+:math:`[\ln\sigma_w^2-\ell,\ln\sigma_w^2+2]`, :math:`\ell=\min(14,\max(3,150/(d-1)))` (robust when the tilt makes the law of q skewed
 or bimodal at small d).
 
 **Self-consistency** (App. A.3, Eq. 12 with the corrected (1,1) entry, notes Sec. 4.5):
@@ -160,7 +160,8 @@ class _Law:
         else:
             if self.d <= _D_GLOBAL:   # one y grid for all Phi: robust to a skewed or
                 hy = 0.35 * math.sqrt(2.0 / self.d)  # bimodal law of q at small d
-                yg = np.arange(math.log(self.sw2) - 14.0, math.log(self.sw2) + 2.0, hy)
+                lo = min(14.0, max(3.0, 150.0 / (self.d - 1)))
+                yg = np.arange(math.log(self.sw2) - lo, math.log(self.sw2) + 2.0, hy)
                 y = np.broadcast_to(yg[None, :], (self.phi.size, yg.size))
                 lw, m1, m3 = self.logp(phi, y, u, b, c)
                 lw = lw + np.log(self.wphi * hy)[:, None]
@@ -193,8 +194,8 @@ def _moments_of(law, u, b, c, basin):
     md = w[bar:].sum() if bar is not None else 0.0
     wd = np.exp(lw[bar:] - lw[bar:].max()) if bar is not None else None
     if basin == "gfl" and bar is not None:   # renormalised on the basin: no underflow
-        w = np.exp(lw - lw[:bar].max())
-        w[bar:] = 0.0
+        w = np.zeros_like(lw)
+        w[:bar] = np.exp(lw[:bar] - lw[:bar].max())
     Z = w.sum()
     p2 = phi * phi
     avg = lambda f: float((w * f).sum() / Z)
