@@ -16,7 +16,7 @@ import pytest
 from kernelphase.results import STATUS, Result
 
 MODULES = ["solvers.cubic", "solvers.modular", "solvers.phase_diagram", "solvers.single_index",
-           "solvers.finite_kernel",
+           "solvers.finite_kernel", "solvers.finite_d",
            "solvers.learning_curve", "solvers.order_dynamics", "solvers.margins",
            "solvers.matrix_completion", "validation.langevin", "validation.teacher_student",
            "validation.modular_addition", "validation.lazy_rich_runs",
@@ -64,6 +64,9 @@ REGISTRY = {
         thin=5, anneal=1, maxiter=2, tol=0.5, seed=1),
     "solvers.finite_kernel.tilted_kernel": lambda m: m.tilted_kernel(
         np.eye(10, 3) + 0.1, np.zeros(10), 5, 1.0, chains=64, burn=10, steps=20),
+    "solvers.finite_d.finite_d_state": lambda m: m.finite_d_state(-0.3, 10.0, 8 / 150, 20),
+    "solvers.finite_d.finite_d_transition": lambda m: m.finite_d_transition(
+        -0.3, 8 / 150, 20, u_lo=5, u_hi=6, n_scan=2),
     "solvers.learning_curve.learning_curve": lambda m: [m.learning_curve([1.0, 0.1], [1, 5], [1.0, 0.5], 3),
                                                         m.learning_curve([1.0], [3], [1.0], 5)],
     "solvers.order_dynamics.run_order_dynamics": None,   # covered through lazy_rich_runs
@@ -124,6 +127,7 @@ REGISTRY = {
 
 # public functions that are not entry points of a computation, with the reason
 HELPERS = {
+    "finite_d_averages": "averages of the law at fixed (b, c) (dict)",
     "u_from_sigma2": "unit conversion", "sigma2_from_u": "unit conversion",
     "gfl_b": "scalar building block (tested in test_adaptive)",
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",
