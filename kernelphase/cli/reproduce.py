@@ -271,12 +271,13 @@ FIGURES = {
               "keeps lowering its test loss after its train loss has settled, by learning the "
               "cubic part, and the widest (GFL) does not",
         runner="_rubin_fig5",
-        quick=dict(preset="appD", scale=0.125, nets=2, steps=12000, readout="gibbs", seed=0,
-                   curves=True, workers=1),
+        quick=dict(preset="appD", scale=0.125, nets=2, steps=6000, readout="gibbs", seed=0,
+                   curves=True, n_test=500, workers=2),
         full=dict(preset="appD", scale=1.0, nets=50, steps=7000000, readout="langevin",
                   seed=0, curves=True, workers=None),
         reduced="scale 1/8 of the App. D family (N = 350, 175, 88; d = 53, n = 212), 2 "
-                "networks, 12 000 Gibbs steps (paper: scale 1, 50 networks, 7e6 epochs)",
+                "networks, 6000 Gibbs steps, 500 test points (paper: scale 1, 50 networks, "
+                "7e6 epochs)",
         cost_quick="about 2 min wall (estimated: Gibbs steps of 0.35-1.1 ms, README)",
         cost_full="years of CPU (estimated; checkpointed)",
         resumable=True, numbers=[]),
