@@ -128,11 +128,11 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
     :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
     hold distinct values. Returns the cubic plan with ``hot_fraction`` and the sweep.
     """
-    from .teacher_student import MAX_NETS, plan_cubic
+    from .teacher_student import MAX_NETS, PRESETS, plan_cubic
     hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
     nets = check_int("nets", nets, 1, MAX_NETS // 2)
     if sigma2 is None:
-        sigma2 = DEFAULT_SIGMA2
+        sigma2 = DEFAULT_SIGMA2 if preset == "fig2" else PRESETS.get(preset, {}).get("sigma2", ())
     sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
     plan = plan_cubic(preset, scale, sigma2, 2 * nets, steps, lr, seed, n_test, None, False,
                       readout, data_scale, workers, scheduler)
@@ -169,7 +169,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         parameters with ``std_error``, ``tau_steps`` and ``ess``.
     """
     from kernelphase.solvers.cubic import cubic_phase, u_from_sigma2
-    from .ensemble import network_status, report_status, run_ensemble
+    from .ensemble import network_status, report_status
     from .langevin import ErfNetworkPosterior, network_rng
     from .teacher_student import _CubicObserver, cubic_data, default_lr, series_statistics
     plan = plan_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, n_test, hot_fraction,
@@ -181,45 +181,27 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
     bins = np.linspace(-1.6, 1.6, 65)
-    order = {"cold": sweep[::-1], "hot": sweep}
-    state = {(b, k): None for b in BRANCHES for k in range(nets)}
+
+    def cell(branch, s2):
+        post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+        return (post, lr or default_lr(n, d, s2, sw2, N, sa2, readout),
+                lambda: _CubicObserver(post, Xt, bins, yt, eps))
+
+    def start(post, k):
+        return hot_start(post, theory["phi_star"], hot_fraction, network_rng(seed, N, 1, k, 99))
+
     rows = {b: [] for b in BRANCHES}
-    for j in range(len(sweep)):
-        tasks, cells = [], []
-        for bi, branch in enumerate(BRANCHES):
-            s2 = order[branch][j]
-            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
-            step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
-            cells.append((branch, s2, step, len(tasks)))
-            for k in range(nets):
-                init = state[branch, k]
-                if init is None and branch == "hot":
-                    init = hot_start(post, theory["phi_star"], hot_fraction,
-                                     network_rng(seed, N, 1, k, 99))
-                obs = _CubicObserver(post, Xt, bins, yt, eps)
-                tasks.append(dict(
-                    post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
-                    burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
-                    series=obs.series, init=init,
-                    checkpoint=((run_dir, f"checkpoints/{branch}_p{j}_net{k}.npz")
-                                if run_dir is not None else None),
-                    checkpoint_every=max(1, steps // 20),
-                    params={"preset": preset, "sigma2": s2, "width": N, "branch": branch,
-                            "point": j}))
-        results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress,
-                               desc=f"hysteresis point {j + 1}/{len(sweep)}")
-        for branch, s2, step, i0 in cells:
-            res = results[i0:i0 + nets]
-            for k, r in enumerate(res):     # a diverged network restarts from its branch's start
-                state[branch, k] = (r.a, r.W) if r.status == 0 else None
-            ok, st = network_status(res)
-            th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
-            row = {"branch": branch, "point": j, "sigma2": s2, "u": u_from_sigma2(s2, n, d, N, sa2),
-                   "phase_theory": th.phase, "lr": step, **st}
-            if ok:
-                row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
-                                        series_statistics))
-            rows[branch].append(row)
+    for branch, j, s2, step, res in _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir,
+                                            {"preset": preset, "width": N}, scheduler, workers,
+                                            progress):
+        ok, st = network_status(res)
+        th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
+        row = {"branch": branch, "point": j, "sigma2": s2, "u": u_from_sigma2(s2, n, d, N, sa2),
+               "phase_theory": th.phase, "lr": step, **st}
+        if ok:
+            row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
+                                    series_statistics))
+        rows[branch].append(row)
     flat = rows["cold"] + rows["hot"]
     status, detail = report_status(flat)
     return HysteresisResult(
@@ -228,6 +210,47 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         params={**p, "width": N, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
                 "n_test": n_test, "readout": readout, "hot_fraction": plan["hot_fraction"],
                 "lr": lr})
+
+
+def _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir, params, scheduler, workers,
+            progress):
+    """The two branches side by side: yields ``(branch, j, sigma2, lr, results)`` per point.
+
+    ``cell(branch, sigma2) -> (post, lr, observer)``, ``observer()`` a new observer with a
+    ``series`` method for each network; ``start(post, k)`` the hot start
+    of network ``k``. Point ``j`` of a branch starts every network from its final state at
+    point ``j - 1`` (a diverged network from its branch's start); the cold branch from the
+    prior at the largest sigma^2, the hot one from ``start`` at the smallest.
+    """
+    from .ensemble import run_ensemble
+    order = {"cold": sweep[::-1], "hot": sweep}
+    state = {(b, k): None for b in BRANCHES for k in range(nets)}
+    for j in range(len(sweep)):
+        tasks, cells = [], []
+        for bi, branch in enumerate(BRANCHES):
+            s2 = order[branch][j]
+            post, step, observer = cell(branch, s2)
+            cells.append((branch, s2, step, len(tasks)))
+            for k in range(nets):
+                init = state[branch, k]
+                if init is None and branch == "hot":
+                    init = start(post, k)
+                obs = observer()
+                tasks.append(dict(
+                    post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
+                    burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
+                    series=obs.series, init=init,
+                    checkpoint=((run_dir, f"checkpoints/{branch}_p{j}_net{k}.npz")
+                                if run_dir is not None else None),
+                    checkpoint_every=max(1, steps // 20),
+                    params={**params, "sigma2": s2, "branch": branch, "point": j}))
+        results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress,
+                               desc=f"hysteresis point {j + 1}/{len(sweep)}")
+        for branch, s2, step, i0 in cells:
+            res = results[i0:i0 + nets]
+            for k, r in enumerate(res):     # a diverged network restarts from its branch's start
+                state[branch, k] = (r.a, r.W) if r.status == 0 else None
+            yield branch, j, s2, step, res
 
 
 def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
