@@ -36,7 +36,9 @@ from kernelphase._checks import check_int, check_range
 from kernelphase.results import Result, status_message
 
 __all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "plan_hysteresis",
-           "run_hysteresis", "plot_hysteresis"]
+           "run_hysteresis", "plot_hysteresis", "modular_hysteresis_theory",
+           "modular_hysteresis_point", "plan_modular_hysteresis", "run_modular_hysteresis",
+           "plot_modular_hysteresis"]
 
 #: default noise levels at full scale of the fig2 preset, around sigma2_c = 0.178 and the
 #: droplet spinodal sigma2_s = 0.190
@@ -307,6 +309,241 @@ def plot_hysteresis(report, path):
         for name, ls, lab in (("sigma2_c", "-", r"$\sigma^2_c$ (first order)"),
                               ("sigma2_spinodal_droplet", "--", "droplet spinodal"),
                               ("sigma2_spinodal_gfl", "-.", "GFL spinodal")):
+            if th.get(name):
+                ax.axvline(th[name], color="0.4", ls=ls, lw=0.8, label=lab)
+        ax.set_xlabel(r"$\sigma^2$")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=110)
+
+
+# -- modular addition ---------------------------------------------------------------------------
+
+#: default hot-start droplet weight per mode of the modular protocol
+MODULAR_HOT_FRACTION = 0.25
+
+
+def modular_hysteresis_theory(P, width, sigma_a2, gamma, hot_fraction=MODULAR_HOT_FRACTION):
+    r"""Phase boundaries, spinodals and barriers of the modular model with the network's kernel.
+
+    Per mode the action is :math:`\mathcal S_k/P=\Phi-g\Phi^2+\frac\gamma3\Phi^3`,
+    :math:`g=ua^2`, :math:`u=2\sigma_a^2P^2/(N\sigma^4)` (Rubin et al. App. B; theory notes
+    Sec. 5.5), with saddles :math:`\Phi_\pm=(g\pm\sqrt{g^2-\gamma})/\gamma` (Eq. 40) and the
+    closure :math:`|a|=\sigma^2/(\sigma^2+\Lambda p\Phi_+^2)` with the network's
+    :math:`\Lambda=4P^2\sigma_a^2` (:func:`~.modular_addition.target_eigenvalue`; the printed
+    :math:`\Lambda=\sigma_a^2` of :func:`kernelphase.solvers.modular.modular_phase` is
+    :math:`4P^2` smaller). Then
+
+    * GMFL-I onset :math:`\sigma_1^2=\sqrt{2\sigma_a^2P^2/(Ng_c)}` (unchanged), GMFL-II onset
+      :math:`\sigma_2^2=\sigma_1^2-\Lambda\Phi_+(g_c)^2` (``None`` when not positive);
+    * a hot state with droplet weight :math:`p_0` per mode (:func:`modular_hot_start`) keeps
+      its droplets while their minimum exists, :math:`ua^2\ge\sqrt\gamma`, where
+      :math:`\Phi_+=1/\sqrt\gamma`; with the closure this gives the droplet spinodal
+      :math:`\sigma^2_s(p_0)=\sqrt{2\sigma_a^2P^2/(N\sqrt\gamma)}-\Lambda p_0/\gamma`
+      (``sigma2_spinodal_hot``; for a lone droplet, :math:`p_0\to0`, ``sigma2_spinodal_lone``);
+    * the barrier of one mode pair of one neuron between :math:`\Phi=0` and :math:`\Phi_+` at
+      :math:`g_c`, :math:`2P\,\mathcal S_k(\Phi_-)/P` in units of the temperature (both
+      :math:`k` and :math:`P-k` carry the action).
+
+    Examples
+    --------
+    >>> th = modular_hysteresis_theory(23, 40, 1.75e-8, 1 / 3, 0.25)
+    >>> round(th["sigma2_gmfl1"], 7), round(th["sigma2_spinodal_hot"] / th["sigma2_gmfl1"], 3)
+    (0.0008333, 1.041)
+    """
+    from kernelphase.solvers.modular import _check, _action_numeric, degenerate_point
+    P, width, sigma_a2, gamma = _check(P, width, sigma_a2, gamma)
+    p0 = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
+    lam = 4.0 * P * P * sigma_a2
+    K = 2.0 * sigma_a2 * P * P / width
+    g_c, phi_c = degenerate_point(gamma)
+    s1 = math.sqrt(K / g_c)
+    s2 = s1 - lam * phi_c ** 2
+    lone = math.sqrt(K / math.sqrt(gamma))
+    phi_minus = 1.0 / (gamma * phi_c)
+    return {"Lambda": lam, "K": K, "g_c": g_c, "phi_plus": phi_c, "hot_fraction": p0,
+            "sigma2_gmfl1": s1, "sigma2_gmfl2": s2 if s2 > 0 else None,
+            "sigma2_spinodal_lone": lone, "sigma2_spinodal_hot": lone - lam * p0 / gamma,
+            "barrier_pair_at_gc": 2 * P * _action_numeric()(phi_minus, g_c, gamma)[0],
+            "P": P, "width": width, "sigma_a2": sigma_a2, "gamma": gamma}
+
+
+def _closure_abs_a(sigma2, u, lam_p, gamma):
+    r"""Largest root :math:`|a|\in(0,1]` of :math:`|a|=\sigma^2/(\sigma^2+\Lambda p\,
+    \Phi_+(ua^2)^2)` with the droplet minimum present (:math:`ua^2\ge\sqrt\gamma`); None when
+    there is none (beyond the spinodal)."""
+    from scipy.optimize import brentq
+    from kernelphase.solvers.modular import _phi_plus
+    lo = math.sqrt(math.sqrt(gamma) / u)
+    if lo > 1.0:
+        return None
+    f = lambda x: x - sigma2 / (sigma2 + lam_p * _phi_plus(max(u * x * x, math.sqrt(gamma)),
+                                                           gamma) ** 2)
+    xs = np.linspace(1.0, lo, 400)
+    fs = [f(x) for x in xs]
+    for i in range(1, len(xs)):
+        if fs[i - 1] >= 0 >= fs[i] or fs[i - 1] <= 0 <= fs[i]:
+            return float(brentq(f, xs[i], xs[i - 1], xtol=1e-14)) if fs[i] != fs[i - 1] \
+                else float(xs[i])
+    return None
+
+
+def modular_hysteresis_point(theory, sigma2):
+    r"""The three states of the modular protocol at noise level :math:`\sigma^2`.
+
+    ``equilibrium``: GFL / GMFL-I / GMFL-II with the network's :math:`\Lambda`
+    (:func:`modular_hysteresis_theory`); ``hot``: the hot start's droplet weight :math:`p_0`
+    kept, :math:`|a|` from the closure, or melted (``p`` 0, ``|a|`` 1) beyond
+    ``sigma2_spinodal_hot``; ``cold``: GFL (:math:`a=-1`, no droplets) with the barrier
+    :math:`2P\,\mathcal S_k(\Phi_-(u))/P` a neuron crosses to nucleate a droplet.
+    """
+    from kernelphase.solvers.modular import _action_numeric
+    th = theory
+    sigma2 = check_range("sigma2", sigma2, 0, 1e12, lo_open=True)
+    u = th["K"] / sigma2 ** 2
+    lam, gamma, s1, s2 = th["Lambda"], th["gamma"], th["sigma2_gmfl1"], th["sigma2_gmfl2"]
+    if sigma2 >= s1:
+        eq = {"phase": "GFL", "a": -1.0, "p": 0.0}
+    elif s2 is not None and sigma2 < s2:
+        x = _closure_abs_a(sigma2, u, lam, gamma)
+        eq = {"phase": "GMFL-II", "a": -x if x is not None else float("nan"), "p": 1.0}
+    else:
+        eq = {"phase": "GMFL-I", "a": -sigma2 / s1,
+              "p": (s1 - sigma2) / (lam * th["phi_plus"] ** 2)}
+    x = _closure_abs_a(sigma2, u, lam * th["hot_fraction"], gamma) \
+        if th["hot_fraction"] > 0 else None
+    hot = ({"a": -x, "p": th["hot_fraction"], "g": u * x * x} if x is not None
+           else {"a": -1.0, "p": 0.0, "g": u})
+    if u * u > gamma:
+        phi_minus = (u - math.sqrt(u * u - gamma)) / gamma
+        barrier = 2 * th["P"] * _action_numeric()(phi_minus, u, gamma)[0]
+    else:
+        barrier = None
+    return {"sigma2": sigma2, "u": u, "equilibrium": eq, "hot": hot,
+            "cold": {"a": -1.0, "p": 0.0, "nucleation_barrier": barrier}}
+
+
+def plan_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=3000, lr=None,
+                            seed=0, hot_fraction=MODULAR_HOT_FRACTION, workers=None,
+                            scheduler=None):
+    """Check every input of :func:`run_modular_hysteresis` before anything is allocated.
+
+    The checks and the memory estimate are those of
+    :func:`~kernelphase.validation.modular_addition.plan_modular` (for both branches'
+    networks), plus ``hot_fraction`` in [0, 1] and distinct noise levels (sorted; absolute,
+    default: the preset's, scaled).
+    """
+    from .modular_addition import MAX_NETS, plan_modular
+    hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
+    nets = check_int("nets", nets, 1, MAX_NETS // 2)
+    plan = plan_modular(preset, scale, sigma2, 2 * nets, steps, lr, seed, workers, scheduler)
+    sweep = tuple(sorted(plan["sigma2s"]))
+    if len(set(sweep)) != len(sweep):
+        raise ValueError(f"sigma2={sigma2!r} has repeated values; give distinct noise levels")
+    key = dict(plan["key"], nets=nets, hot_fraction=hot_fraction, sigma2=list(sweep),
+               protocol="hysteresis")
+    return dict(plan, nets=nets, sigma2s=sweep, hot_fraction=hot_fraction, key=key)
+
+
+def run_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=3000, lr=None,
+                           seed=0, hot_fraction=MODULAR_HOT_FRACTION, run_dir=None,
+                           progress=None, scheduler=None, workers=None):
+    r"""The hysteresis protocol for modular addition: a cold branch from the prior swept down
+    in :math:`\sigma^2`, a hot branch from :func:`~.modular_addition.modular_hot_start`
+    (droplet weight ``hot_fraction`` in every mode, at :math:`\Phi_+(g_c)`) swept up.
+
+    Each point of a branch starts from its final state at the previous point (as in
+    :func:`run_hysteresis`; checkpoints ``checkpoints/{branch}_p{j}_net{k}.npz`` in
+    ``run_dir``). Step (default) :func:`~.modular_addition.default_modular_lr` divided by
+    :math:`1+5\gamma\Phi_+^2`, the stabiliser's curvature at the droplet.
+
+    Returns
+    -------
+    HysteresisResult
+        ``theory`` from :func:`modular_hysteresis_theory`; ``rows`` per branch and point with
+        the states of :func:`modular_hysteresis_point` and the simulated ``a``,
+        ``droplet_fraction`` (modes with :math:`\Phi>\Phi_+/2`) and ``mode_power`` as time
+        averages over each network's series after a burn-in of at least 5 autocorrelation
+        times, with standard errors (:func:`~.teacher_student.series_statistics`).
+    """
+    from .ensemble import network_status, report_status
+    from .langevin import network_rng
+    from .modular_addition import (MODULAR_SERIES, LOG_PHI_BINS, ModularNetworkPosterior,
+                                   _ModularObserver, default_modular_lr, modular_hot_start)
+    from .teacher_student import series_statistics
+    plan = plan_modular_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, hot_fraction,
+                                   workers, scheduler)
+    p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
+    P, N, sa2, gamma = p["P"], p["width"], p["sigma_a2"], p["gamma"]
+    theory = modular_hysteresis_theory(P, N, sa2, gamma, plan["hot_fraction"])
+    phi_plus = theory["phi_plus"]
+
+    def cell(branch, s2):
+        post = ModularNetworkPosterior(P, N, s2, sa2, gamma)
+        step = lr or default_modular_lr(P, N, s2, sa2) / (1 + 5 * gamma * phi_plus ** 2)
+        return post, step, lambda: _ModularObserver(post, LOG_PHI_BINS, phi_plus / 2)
+
+    def start(post, k):
+        return modular_hot_start(post, phi_plus, plan["hot_fraction"],
+                                 network_rng(seed, N, 1, k, 99))
+
+    rows = {b: [] for b in BRANCHES}
+    for branch, j, s2, step, res in _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir,
+                                            {"preset": preset, "width": N, "P": P,
+                                             "model": "modular"}, scheduler, workers, progress):
+        ok, st = network_status(res)
+        th = modular_hysteresis_point(theory, s2)
+        row = {"branch": branch, "point": j, "sigma2": s2, "u": th["u"],
+               "phase_theory": th["equilibrium"]["phase"], "theory": th, "lr": step, **st}
+        if ok:
+            stats, ac = series_statistics([res[i] for i in ok], {}, step, MODULAR_SERIES)
+            keys = ("mean", "std_error", "tau_steps", "ess", "se_time", "se_spread")
+            row.update({name: {"sim_mean" if k == "mean" else k: stats[name][k] for k in keys}
+                        for name in MODULAR_SERIES})
+            row["per_network"] = {name: [float(np.mean(res[i].series[len(res[i].series) // 2:,
+                                                                      c])) for i in ok]
+                                  for c, name in enumerate(MODULAR_SERIES)}
+            row["autocorr"] = ac
+        rows[branch].append(row)
+    flat = rows["cold"] + rows["hot"]
+    status, detail = report_status(flat)
+    from kernelphase.results import jsonable
+    return HysteresisResult(
+        preset=preset, scale=float(scale), theory=theory, rows=jsonable(flat), status=status,
+        message=status_message(status, detail),
+        params={**p, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
+                "hot_fraction": plan["hot_fraction"], "lr": lr, "model": "modular"})
+
+
+def plot_modular_hysteresis(report, path):
+    """Droplet fraction and |a| of the two branches against sigma^2, with the equilibrium
+    (GMFL-I window) and hot-state theory, sigma_1^2, sigma_2^2 and the hot droplet spinodal."""
+    from kernelphase.figures import subplots
+    from kernelphase.io import savefig_atomic
+    rows = report.rows if isinstance(report, Result) else report["rows"]
+    th = report.theory if isinstance(report, Result) else report["theory"]
+    fig, axes = subplots(1, 2, figsize=(11, 4))
+    for ax, key, label, f in ((axes[0], "droplet_fraction", r"droplet fraction ($\Phi>\Phi_+/2$)",
+                               lambda s: s["p"]),
+                              (axes[1], "a", r"$|a|$ (residual fraction)",
+                               lambda s: abs(s["a"]))):
+        for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C3", "^-")):
+            rs = sorted((r for r in rows if r["branch"] == branch and key in r),
+                        key=lambda r: r["sigma2"])
+            sgn = -1 if key == "a" else 1
+            ax.errorbar([r["sigma2"] for r in rs], [sgn * r[key]["sim_mean"] for r in rs],
+                        [r[key]["std_error"] for r in rs], fmt=mk, color=col, capsize=2,
+                        label=f"{branch} start, swept {'down' if branch == 'cold' else 'up'}")
+        rs = sorted((r for r in rows if r["branch"] == "hot"), key=lambda r: r["sigma2"])
+        s2 = [r["sigma2"] for r in rs]
+        ax.plot(s2, [f(r["theory"]["equilibrium"]) for r in rs], "k:", lw=1,
+                label="theory, equilibrium")
+        ax.plot(s2, [f(r["theory"]["hot"]) for r in rs], "--", color="C3", lw=0.8,
+                label="theory, hot state (p fixed)")
+        for name, ls, lab in (("sigma2_gmfl1", "-", r"$\sigma_1^2$ (GMFL-I onset)"),
+                              ("sigma2_gmfl2", "--", r"$\sigma_2^2$ (GMFL-II)"),
+                              ("sigma2_spinodal_hot", "-.", "hot droplet spinodal")):
             if th.get(name):
                 ax.axvline(th[name], color="0.4", ls=ls, lw=0.8, label=lab)
         ax.set_xlabel(r"$\sigma^2$")
