@@ -135,3 +135,11 @@ def test_cli_writes_the_loop_and_refuses_bad_input(run_cli, tmp_path):
     assert st == 2 and stdout == "" and len(err.strip().splitlines()) == 1
     assert "hot_fraction=-0.1 is outside the valid range [0, 1]" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_doctests():
+    import doctest
+    from kernelphase.validation import hysteresis, modular_addition
+    for mod in (hysteresis, modular_addition):
+        res = doctest.testmod(mod)
+        assert res.failed == 0 and res.attempted > 0

@@ -25,6 +25,20 @@ The order parameters per point are the droplet mass (fraction of neurons with
 :math:`|\Phi|>0.5`) and the learned cubic :math:`1-c/\epsilon`, time averages over the second half
 of each point's run (burn-in at least 5 autocorrelation times, :mod:`.autocorr`), with standard
 errors that include the time correlation, the network spread and the test points.
+
+The single-neuron barrier :math:`d\,\Delta\hat S` at :math:`u_c` sets whether a loop can open:
+0.55 at scale 1/8 of the fig2 preset (the branches meet), :math:`0.18\,d` for the ``hyst``
+preset of :data:`~.teacher_student.PRESETS` (:math:`\epsilon=-3`, :math:`\sigma_w^2=0.25`,
+:math:`\rho=1`; 9.5 at scale 1/8).
+
+**Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
+:func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
+Fourier mode at :math:`|w_k|^2=|v_k|^2=\Phi_+`). Per mode pair the barrier is
+:math:`2P\,\mathcal S_k(\Phi_-)/P`, about 20 at the ``hyst`` modular preset (:math:`3.6\times10^3`
+at scale 1/8 of fig3, where in addition one droplet at :math:`\Phi_+=173` would carry a kernel
+eigenvalue far above :math:`\sigma^2`, outside the mean-field regime). The theory
+(:func:`modular_hysteresis_theory`) uses the network's target eigenvalue
+:math:`4P^2\sigma_a^2\langle\Phi\Psi\rangle` (:func:`~.modular_addition.target_eigenvalue`).
 """
 import dataclasses
 import math
@@ -397,6 +411,13 @@ def modular_hysteresis_point(theory, sigma2):
     kept, :math:`|a|` from the closure, or melted (``p`` 0, ``|a|`` 1) beyond
     ``sigma2_spinodal_hot``; ``cold``: GFL (:math:`a=-1`, no droplets) with the barrier
     :math:`2P\,\mathcal S_k(\Phi_-(u))/P` a neuron crosses to nucleate a droplet.
+
+    Examples
+    --------
+    >>> th = modular_hysteresis_theory(23, 40, 1.75e-8, 1 / 3, 0.25)
+    >>> pt = modular_hysteresis_point(th, 0.9 * th["sigma2_gmfl1"])
+    >>> pt["equilibrium"]["phase"], round(pt["equilibrium"]["p"], 3), round(pt["hot"]["a"], 3)
+    ('GMFL-I', 0.25, -0.9)
     """
     from kernelphase.solvers.modular import _action_numeric
     th = theory
@@ -433,6 +454,12 @@ def plan_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps
     :func:`~kernelphase.validation.modular_addition.plan_modular` (for both branches'
     networks), plus ``hot_fraction`` in [0, 1] and distinct noise levels (sorted; absolute,
     default: the preset's, scaled).
+
+    Examples
+    --------
+    >>> plan = plan_modular_hysteresis(sigma2=(9e-4, 8e-4), nets=2)
+    >>> plan["sigma2s"], plan["nets"], plan["p"]["P"]
+    ((0.0008, 0.0009), 2, 23)
     """
     from .modular_addition import MAX_NETS, plan_modular
     hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
