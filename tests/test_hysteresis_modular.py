@@ -37,6 +37,7 @@ def test_hot_start_puts_the_same_neurons_in_w_and_v_of_every_mode():
     hot = np.isclose(Phi, 3.0)
     assert np.array_equal(hot, np.isclose(Psi, 3.0)) and not hot[:, 0].any()
     assert list(hot[:, 1:].sum(0)) == [5] * 12                 # round(0.25 * 20) per mode
+    assert set(hot[:, 1:7].sum(1)) == {1, 2}                    # 30 pairs spread over 20 neurons
     assert np.array_equal(hot[:, 1:7], hot[:, 12:6:-1])         # k and P - k together
     # the other coefficients keep the prior's power, E|w_k|^2 = 1/P
     assert np.mean(Phi[:, 1:][~hot[:, 1:]]) == pytest.approx(1 / 13, rel=0.15)

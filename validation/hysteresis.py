@@ -34,7 +34,7 @@ preset of :data:`~.teacher_student.PRESETS` (:math:`\epsilon=-3`, :math:`\sigma_
 **Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
 :func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
 Fourier mode at :math:`|w_k|^2=|v_k|^2=\Phi_+`). Per mode pair the barrier is
-:math:`2P\,\mathcal S_k(\Phi_-)/P`, about 20 at the ``hyst`` modular preset (:math:`3.6\times10^3`
+:math:`2P\,\mathcal S_k(\Phi_-)/P`, about 15 at the ``hyst`` modular preset (:math:`3.6\times10^3`
 at scale 1/8 of fig3, where in addition one droplet at :math:`\Phi_+=173` would carry a kernel
 eigenvalue far above :math:`\sigma^2`, outside the mean-field regime). The theory
 (:func:`modular_hysteresis_theory`) uses the network's target eigenvalue
@@ -335,7 +335,7 @@ def plot_hysteresis(report, path):
 # -- modular addition ---------------------------------------------------------------------------
 
 #: default hot-start droplet weight per mode of the modular protocol
-MODULAR_HOT_FRACTION = 0.25
+MODULAR_HOT_FRACTION = 0.125
 
 
 def modular_hysteresis_theory(P, width, sigma_a2, gamma, hot_fraction=MODULAR_HOT_FRACTION):
@@ -459,7 +459,7 @@ def plan_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps
     --------
     >>> plan = plan_modular_hysteresis(sigma2=(9e-4, 8e-4), nets=2)
     >>> plan["sigma2s"], plan["nets"], plan["p"]["P"]
-    ((0.0008, 0.0009), 2, 23)
+    ((0.0008, 0.0009), 2, 17)
     """
     from .modular_addition import MAX_NETS, plan_modular
     hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)

@@ -66,13 +66,14 @@ __all__ = ["ModularNetworkPosterior", "MODULAR_PRESETS", "scaled_modular_preset"
 MODULAR_PRESETS = {
     "fig3": dict(width=1000, P=401, sigma_a2=0.002 / 1000, gamma=1e-4,
                  sigma2=(0.30, 0.236, 0.2, 0.176, 0.15)),
-    # hysteresis preset (mean-field regime at small P): gamma = 1/3, so Phi_+(g_c) = 3; the
-    # network's target eigenvalue 4 P^2 sigma_a^2 <Phi Psi> (:func:`target_eigenvalue`) gives
-    # sigma_1^2 = 8.33e-4 and a GMFL-I window 0.6 sigma_1^2 < sigma^2 < sigma_1^2; one droplet
-    # moves its mode's eigenvalue by 1 % of sigma_1^2; barrier 20 per mode pair at g_c
-    "hyst": dict(width=40, P=23, sigma_a2=0.16 / (4 * 40 * 27) / (4 * 23 ** 2), gamma=1 / 3,
-                 sigma2=tuple(f * 0.4 / (4 * 40 * 3) for f in
-                              (0.7, 0.8, 0.9, 0.97, 1.01, 1.03, 1.06, 1.1, 1.2))),
+    # hysteresis preset, near the mean-field regime at small P: gamma = 1/3, so Phi_+(g_c) = 3;
+    # with the network's target eigenvalue 4 P^2 sigma_a^2 <Phi Psi> (:func:`target_eigenvalue`)
+    # sigma_1^2 = 4.17e-4 and GMFL-I for 0.7 sigma_1^2 < sigma^2 < sigma_1^2; barrier 15 per
+    # mode pair at g_c; a neuron with one droplet pair has a kernel norm (sigma_a^2/N)|h^2|^2 of
+    # 0.08 sigma_1^2 (the mean field needs it << sigma^2)
+    "hyst": dict(width=60, P=17, sigma_a2=0.09 / (4 * 60 * 27) / (4 * 17 ** 2), gamma=1 / 3,
+                 sigma2=tuple(f * 0.3 / (4 * 60 * 3) for f in
+                              (0.75, 0.85, 0.93, 0.98, 1.02, 1.05, 1.08, 1.12, 1.2))),
 }
 
 #: log10(Phi) bins of the Fourier-power histogram
@@ -328,7 +329,8 @@ def modular_hot_start(post, phi_plus, fraction, rng):
     r"""Weights with a fraction of the neurons in the droplet state of every Fourier mode.
 
     For each mode pair :math:`(k,P-k)`, :math:`k=1..(P-1)/2`, ``round(fraction * N)`` neurons
-    (drawn anew per pair) get :math:`|w_k|^2=|v_k|^2=\Phi_+` with uniform random phases (the
+    (consecutive in one random order of the neurons, so every neuron holds as many droplet pairs
+    as any other, up to one) get :math:`|w_k|^2=|v_k|^2=\Phi_+` with uniform random phases (the
     saddle of the per-mode action, Rubin et al. App. B, Eq. 40); every other Fourier
     coefficient, and the read-out, are prior draws. So the droplet weight of every mode is
     ``fraction`` (the theory's :math:`p`, up to the rounding). Returns ``(a, W)``.
@@ -349,8 +351,9 @@ def modular_hot_start(post, phi_plus, fraction, rng):
     P, N = post.P, post.N
     k_hot = int(round(fraction * N))
     F = np.fft.fft(W.reshape(N, 2, P), axis=2)               # w_k and v_k of every neuron
-    for k in range(1, (P - 1) // 2 + 1):
-        idx = rng.choice(N, size=k_hot, replace=False)       # the same neurons in w and v
+    order = rng.permutation(N)
+    for k in range(1, (P - 1) // 2 + 1):                     # the same neurons in w and v
+        idx = order[((k - 1) * k_hot + np.arange(k_hot)) % N]
         F[idx, :, k] = P * math.sqrt(phi_plus) * np.exp(2j * math.pi * rng.random((k_hot, 2)))
         F[idx, :, P - k] = np.conj(F[idx, :, k])
     W = np.fft.ifft(F, axis=2).real.reshape(N, 2 * P)

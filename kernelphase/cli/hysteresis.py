@@ -15,7 +15,7 @@ def add_hysteresis_modular(sub):
     q = sub.add_parser("modular", help="modular addition: droplets of a Fourier mode held by "
                                        "a hot start, never formed from a cold one")
     q.add_argument("--preset", default="hyst",
-                   help="parameter set: hyst (P=23, N=40, gamma=1/3, the mean-field regime) or "
+                   help="parameter set: hyst (P=17, N=60, gamma=1/3, near the mean-field regime) or "
                         "fig3 (default hyst)")
     q.add_argument("--scale", type=float, default=1.0,
                    help="Table 1 scale beta, in [1e-6, 1e3] (default 1)")
@@ -29,9 +29,9 @@ def add_hysteresis_modular(sub):
     q.add_argument("--lr", type=float,
                    help="step size in Langevin time, a number > 0 (default: 0.1 / read-in "
                         "curvature at the droplet)")
-    q.add_argument("--hot-fraction", type=float, default=0.25,
+    q.add_argument("--hot-fraction", type=float, default=0.125,
                    help="droplet weight per Fourier mode of the hot start, in [0, 1] "
-                        "(default 0.25)")
+                        "(default 0.125)")
     _add_common_options(q)
     q.set_defaults(func=_run)
 
