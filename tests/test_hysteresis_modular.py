@@ -144,3 +144,24 @@ def test_doctests():
     for mod in (hysteresis, modular_addition):
         res = doctest.testmod(mod)
         assert res.failed == 0 and res.attempted > 0
+
+
+def test_hot_branch_holds_its_droplets_below_the_spinodal_and_melts_above():
+    # hyst preset: at 0.93 sigma_1^2 (GMFL-I) the hot start keeps its droplet weight
+    # p0 = 8/60 and learns |a| of the hot-state closure (4P^2 sigma_a^2 normalisation: the
+    # printed one would give |a| = 1 - 3e-5); the cold start stays GFL (a = -1, no droplet);
+    # at 1.2 sigma_1^2, beyond the hot spinodal 1.062 sigma_1^2, the droplets have melted
+    th = modular_hysteresis_theory(*ARGS, hot_fraction=8 / 60)
+    s1 = th["sigma2_gmfl1"]
+    rep = run_modular_hysteresis(sigma2=(0.93 * s1, 1.2 * s1), nets=1, steps=300, workers=1,
+                                 progress=False)
+    assert rep.theory["hot_fraction"] == pytest.approx(8 / 60)
+    row = {(r["branch"], round(r["sigma2"] / s1, 2)): r for r in rep.rows}
+    hot, cold = row["hot", 0.93], row["cold", 0.93]
+    assert hot["droplet_fraction"]["sim_mean"] == pytest.approx(8 / 60, abs=0.01)
+    assert -hot["a"]["sim_mean"] == pytest.approx(-hot["theory"]["hot"]["a"], abs=0.01)
+    assert -hot["a"]["sim_mean"] < 0.97 < 0.998 < -cold["a"]["sim_mean"]
+    assert cold["droplet_fraction"]["sim_mean"] == 0
+    assert 1.0 < th["sigma2_spinodal_hot"] / s1 < 1.2
+    assert row["hot", 1.2]["droplet_fraction"]["sim_mean"] < 0.01
+    assert row["hot", 1.2]["theory"]["hot"]["p"] == 0

@@ -503,7 +503,8 @@ def run_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=
                                    workers, scheduler)
     p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
     P, N, sa2, gamma = p["P"], p["width"], p["sigma_a2"], p["gamma"]
-    theory = modular_hysteresis_theory(P, N, sa2, gamma, plan["hot_fraction"])
+    # the droplet weight the hot start realises: round(hot_fraction * N) neurons per mode
+    theory = modular_hysteresis_theory(P, N, sa2, gamma, round(plan["hot_fraction"] * N) / N)
     phi_plus = theory["phi_plus"]
 
     def cell(branch, s2):
