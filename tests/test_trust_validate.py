@@ -113,7 +113,8 @@ def test_every_option_shows_its_default():
     leaves = []
     for name, sub in subs.items():        # validate hysteresis has one leaf per model
         leaves += ([(name, sub)] if sub._subparsers is None else
-                   [(f"{name} {k}", v) for k, v in sub._subparsers._group_actions[0].choices.items()])
+                   [(f"{name} {k}", v)
+                    for k, v in sub._subparsers._group_actions[0].choices.items()])
     assert {n for n, _ in leaves} >= {"hysteresis cubic", "hysteresis modular"}
     for name, sub in leaves:
         opts = {o for a in sub._actions for o in a.option_strings}

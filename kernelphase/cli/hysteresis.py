@@ -15,8 +15,8 @@ def add_hysteresis_modular(sub):
     q = sub.add_parser("modular", help="modular addition: droplets of a Fourier mode held by "
                                        "a hot start, never formed from a cold one")
     q.add_argument("--preset", default="hyst",
-                   help="parameter set: hyst (P=17, N=60, gamma=1/3, near the mean-field regime) or "
-                        "fig3 (default hyst)")
+                   help="parameter set: hyst (P=17, N=60, gamma=1/3, near the mean-field "
+                        "regime) or fig3 (default hyst)")
     q.add_argument("--scale", type=float, default=1.0,
                    help="Table 1 scale beta, in [1e-6, 1e3] (default 1)")
     q.add_argument("--sigma2", help="comma-separated distinct noise levels sigma^2 in [1e-12, "

@@ -96,10 +96,10 @@ def register(sub):
     hs = vs.add_parser("hysteresis", help="first-order transition: cold start swept down "
                                           "beside a hot (droplet) start swept up")
     hs = hs.add_subparsers(dest="model", metavar="MODEL", required=True)
-    q = hs.add_parser("cubic", help="the Fig. 2 teacher-student (presets fig2, hyst)")
+    q = hs.add_parser("cubic", help="the Fig. 2 teacher-student (presets fig2, hyst, hyst-wide)")
     q.add_argument("--preset", default="fig2",
-                   help="parameter set: fig2, or hyst (eps=-3, sigma_w^2=0.25, rho=1: barrier "
-                        "0.18 d at u_c) (default fig2)")
+                   help="parameter set: fig2, hyst (eps=-3, sigma_w^2=0.25, rho=1: barrier "
+                        "0.18 d at u_c) or hyst-wide (hyst with N/d 6x larger) (default fig2)")
     q.add_argument("--scale", type=float, default=0.125,
                    help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
     q.add_argument("--data-scale", type=float,
