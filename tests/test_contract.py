@@ -93,6 +93,8 @@ REGISTRY = {
         m.integrated_time(np.random.default_rng(0).standard_normal(30).cumsum())],
     "validation.hysteresis.run_hysteresis": lambda m: m.run_hysteresis(
         scale=0.02, sigma2=(0.15, 0.2), nets=1, steps=10, n_test=10, workers=1, progress=False),
+    "validation.hysteresis.run_modular_hysteresis": lambda m: m.run_modular_hysteresis(
+        sigma2=(8e-4, 9e-4), nets=1, steps=10, workers=1, progress=False),
     "validation.modular_addition.run_modular": lambda m: m.run_modular(
         scale=1.6e-4, sigma2=(3000.0,), nets=1, steps=10, workers=1, progress=False),
     "validation.lazy_rich_runs.train_and_report": lambda m: m.train_and_report(_lr_cfg(), kr_line=False),
@@ -174,6 +176,10 @@ HELPERS = {
     "param_text": "mathtext of parameters", "legend": "legend with parameters",
     "mark_transition": "first-order point and spinodals on axes",
     "with_gaps": "arrays with NaN at unconverged points", "save": "figure writer",
+    "modular_hysteresis_theory": "dict of theory numbers",
+    "modular_hysteresis_point": "dict of theory states", "plan_modular_hysteresis": "input check",
+    "plot_modular_hysteresis": "figure", "modular_hot_start": "initialisation",
+    "target_eigenvalue": "pair of numbers (closed form and direct)",
 }
 
 

@@ -129,3 +129,29 @@ def test_cli_writes_the_loop_and_refuses_bad_input(run_cli, tmp_path):
     assert st == 2 and stdout == "" and len(err.strip().splitlines()) == 1
     assert "hot_fraction=-0.1 is outside the valid range [0, 1]" in err
     assert not (tmp_path / "bad").exists()
+
+
+def _closed_form_action(phi, u, b, c, sw2):
+    # Rubin et al. App. A.2, Eq. 8 in closed form (kernelphase.actions.cubic_action docstring)
+    D = 1 + 2 * (sw2 + phi ** 2)
+    return phi ** 2 / (2 * sw2) - 2 * u / math.pi * phi ** 2 / D * (b - 2 * c * phi ** 2 / D) ** 2
+
+
+@pytest.mark.parametrize("preset, scale, lo, hi", [("fig2", 0.125, 0.4, 0.7),
+                                                   ("hyst", 0.125, 9.0, 10.0),
+                                                   ("hyst", 0.25, 13.0, 14.0),
+                                                   ("hyst-wide", 0.125, 9.0, 10.0)])
+def test_barrier_of_the_presets_against_the_closed_form_action(preset, scale, lo, hi):
+    # the single-neuron barrier d * DeltaS between Phi = 0 and Phi* at u_c, from the printed
+    # action on a fine grid: ~0.5 kT for fig2 at 1/8 (no loop), 9.5 kT for hyst
+    from kernelphase.solvers.cubic import cubic_transition
+    p = scaled_preset(preset, scale)
+    args = (p["n"], p["d"], p["width"][0], p["sigma_a2"])
+    th = cubic_hysteresis_theory(p["eps"], *args, sigma_w2=p["sigma_w2"])
+    tr = cubic_transition(p["eps"], p["sigma_w2"], n=p["n"], d=p["d"], width=p["width"][0],
+                          sigma_a2=p["sigma_a2"])
+    phi = np.linspace(0, tr.phi_star, 20001)
+    S = _closed_form_action(phi, tr.u_c, tr.b_at_uc, p["eps"], p["sigma_w2"])
+    assert S[-1] == pytest.approx(0, abs=1e-6)                  # degenerate at u_c
+    assert th["barrier_at_uc"] == pytest.approx(S.max(), rel=2e-3)
+    assert lo < th["barrier_at_uc_times_d"] < hi

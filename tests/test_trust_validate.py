@@ -110,7 +110,13 @@ def test_every_option_shows_its_default():
                     if a[0] == "validate")[1]
     subs = validate._subparsers._group_actions[0].choices
     assert set(subs) == {"cubic", "cubic-width", "modular", "single-index", "hysteresis"}
-    for name, sub in subs.items():
+    leaves = []
+    for name, sub in subs.items():        # validate hysteresis has one leaf per model
+        leaves += ([(name, sub)] if sub._subparsers is None else
+                   [(f"{name} {k}", v)
+                    for k, v in sub._subparsers._group_actions[0].choices.items()])
+    assert {n for n, _ in leaves} >= {"hysteresis cubic", "hysteresis modular"}
+    for name, sub in leaves:
         opts = {o for a in sub._actions for o in a.option_strings}
         assert {"--json", "--no-progress", "--workers", "--out", "--resume"} <= opts, name
         for action in sub._actions:

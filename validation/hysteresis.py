@@ -25,6 +25,20 @@ The order parameters per point are the droplet mass (fraction of neurons with
 :math:`|\Phi|>0.5`) and the learned cubic :math:`1-c/\epsilon`, time averages over the second half
 of each point's run (burn-in at least 5 autocorrelation times, :mod:`.autocorr`), with standard
 errors that include the time correlation, the network spread and the test points.
+
+The single-neuron barrier :math:`d\,\Delta\hat S` at :math:`u_c` sets whether a loop can open:
+0.55 at scale 1/8 of the fig2 preset (the branches meet), :math:`0.18\,d` for the ``hyst``
+preset of :data:`~.teacher_student.PRESETS` (:math:`\epsilon=-3`, :math:`\sigma_w^2=0.25`,
+:math:`\rho=1`; 9.5 at scale 1/8).
+
+**Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
+:func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
+Fourier mode at :math:`|w_k|^2=|v_k|^2=\Phi_+`). Per mode pair the barrier is
+:math:`2P\,\mathcal S_k(\Phi_-)/P`, about 15 at the ``hyst`` modular preset (:math:`3.6\times10^3`
+at scale 1/8 of fig3, where in addition one droplet at :math:`\Phi_+=173` would carry a kernel
+eigenvalue far above :math:`\sigma^2`, outside the mean-field regime). The theory
+(:func:`modular_hysteresis_theory`) uses the network's target eigenvalue
+:math:`4P^2\sigma_a^2\langle\Phi\Psi\rangle` (:func:`~.modular_addition.target_eigenvalue`).
 """
 import dataclasses
 import math
@@ -37,7 +51,9 @@ from kernelphase.figures import label, legend, mark_transition, save, styled, su
 from kernelphase.results import Result, status_message
 
 __all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "plan_hysteresis",
-           "run_hysteresis", "plot_hysteresis"]
+           "run_hysteresis", "plot_hysteresis", "modular_hysteresis_theory",
+           "modular_hysteresis_point", "plan_modular_hysteresis", "run_modular_hysteresis",
+           "plot_modular_hysteresis"]
 
 #: default noise levels at full scale of the fig2 preset, around sigma2_c = 0.178 and the
 #: droplet spinodal sigma2_s = 0.190
@@ -129,11 +145,11 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
     :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
     hold distinct values. Returns the cubic plan with ``hot_fraction`` and the sweep.
     """
-    from .teacher_student import MAX_NETS, plan_cubic
+    from .teacher_student import MAX_NETS, PRESETS, plan_cubic
     hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
     nets = check_int("nets", nets, 1, MAX_NETS // 2)
     if sigma2 is None:
-        sigma2 = DEFAULT_SIGMA2
+        sigma2 = DEFAULT_SIGMA2 if preset == "fig2" else PRESETS.get(preset, {}).get("sigma2", ())
     sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
     plan = plan_cubic(preset, scale, sigma2, 2 * nets, steps, lr, seed, n_test, None, False,
                       readout, data_scale, workers, scheduler)
@@ -170,7 +186,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         parameters with ``std_error``, ``tau_steps`` and ``ess``.
     """
     from kernelphase.solvers.cubic import cubic_phase, u_from_sigma2
-    from .ensemble import network_status, report_status, run_ensemble
+    from .ensemble import network_status, report_status
     from .langevin import ErfNetworkPosterior, network_rng
     from .teacher_student import _CubicObserver, cubic_data, default_lr, series_statistics
     plan = plan_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, n_test, hot_fraction,
@@ -182,45 +198,27 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
     bins = np.linspace(-1.6, 1.6, 65)
-    order = {"cold": sweep[::-1], "hot": sweep}
-    state = {(b, k): None for b in BRANCHES for k in range(nets)}
+
+    def cell(branch, s2):
+        post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+        return (post, lr or default_lr(n, d, s2, sw2, N, sa2, readout),
+                lambda: _CubicObserver(post, Xt, bins, yt, eps))
+
+    def start(post, k):
+        return hot_start(post, theory["phi_star"], hot_fraction, network_rng(seed, N, 1, k, 99))
+
     rows = {b: [] for b in BRANCHES}
-    for j in range(len(sweep)):
-        tasks, cells = [], []
-        for bi, branch in enumerate(BRANCHES):
-            s2 = order[branch][j]
-            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
-            step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
-            cells.append((branch, s2, step, len(tasks)))
-            for k in range(nets):
-                init = state[branch, k]
-                if init is None and branch == "hot":
-                    init = hot_start(post, theory["phi_star"], hot_fraction,
-                                     network_rng(seed, N, 1, k, 99))
-                obs = _CubicObserver(post, Xt, bins, yt, eps)
-                tasks.append(dict(
-                    post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
-                    burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
-                    series=obs.series, init=init,
-                    checkpoint=((run_dir, f"checkpoints/{branch}_p{j}_net{k}.npz")
-                                if run_dir is not None else None),
-                    checkpoint_every=max(1, steps // 20),
-                    params={"preset": preset, "sigma2": s2, "width": N, "branch": branch,
-                            "point": j}))
-        results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress,
-                               desc=f"hysteresis point {j + 1}/{len(sweep)}")
-        for branch, s2, step, i0 in cells:
-            res = results[i0:i0 + nets]
-            for k, r in enumerate(res):     # a diverged network restarts from its branch's start
-                state[branch, k] = (r.a, r.W) if r.status == 0 else None
-            ok, st = network_status(res)
-            th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
-            row = {"branch": branch, "point": j, "sigma2": s2, "u": u_from_sigma2(s2, n, d, N, sa2),
-                   "phase_theory": th.phase, "lr": step, **st}
-            if ok:
-                row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
-                                        series_statistics))
-            rows[branch].append(row)
+    for branch, j, s2, step, res in _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir,
+                                            {"preset": preset, "width": N}, scheduler, workers,
+                                            progress):
+        ok, st = network_status(res)
+        th = cubic_phase(eps, s2, n, d, N, sa2, sw2)
+        row = {"branch": branch, "point": j, "sigma2": s2, "u": u_from_sigma2(s2, n, d, N, sa2),
+               "phase_theory": th.phase, "lr": step, **st}
+        if ok:
+            row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
+                                    series_statistics))
+        rows[branch].append(row)
     flat = rows["cold"] + rows["hot"]
     status, detail = report_status(flat)
     return HysteresisResult(
@@ -229,6 +227,47 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         params={**p, "width": N, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
                 "n_test": n_test, "readout": readout, "hot_fraction": plan["hot_fraction"],
                 "lr": lr})
+
+
+def _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir, params, scheduler, workers,
+            progress):
+    """The two branches side by side: yields ``(branch, j, sigma2, lr, results)`` per point.
+
+    ``cell(branch, sigma2) -> (post, lr, observer)``, ``observer()`` a new observer with a
+    ``series`` method for each network; ``start(post, k)`` the hot start
+    of network ``k``. Point ``j`` of a branch starts every network from its final state at
+    point ``j - 1`` (a diverged network from its branch's start); the cold branch from the
+    prior at the largest sigma^2, the hot one from ``start`` at the smallest.
+    """
+    from .ensemble import run_ensemble
+    order = {"cold": sweep[::-1], "hot": sweep}
+    state = {(b, k): None for b in BRANCHES for k in range(nets)}
+    for j in range(len(sweep)):
+        tasks, cells = [], []
+        for bi, branch in enumerate(BRANCHES):
+            s2 = order[branch][j]
+            post, step, observer = cell(branch, s2)
+            cells.append((branch, s2, step, len(tasks)))
+            for k in range(nets):
+                init = state[branch, k]
+                if init is None and branch == "hot":
+                    init = start(post, k)
+                obs = observer()
+                tasks.append(dict(
+                    post=post, steps=steps, lr=step, seed=seed, key=(N, bi, j, k),
+                    burn_in=steps // 2, sample_every=max(1, steps // 200), observe=obs,
+                    series=obs.series, init=init,
+                    checkpoint=((run_dir, f"checkpoints/{branch}_p{j}_net{k}.npz")
+                                if run_dir is not None else None),
+                    checkpoint_every=max(1, steps // 20),
+                    params={**params, "sigma2": s2, "branch": branch, "point": j}))
+        results = run_ensemble(tasks, scheduler=scheduler, workers=workers, progress=progress,
+                               desc=f"hysteresis point {j + 1}/{len(sweep)}")
+        for branch, s2, step, i0 in cells:
+            res = results[i0:i0 + nets]
+            for k, r in enumerate(res):     # a diverged network restarts from its branch's start
+                state[branch, k] = (r.a, r.W) if r.status == 0 else None
+            yield branch, j, s2, step, res
 
 
 def _point_stats(res, th, eps, Xt, yt, lr, series_statistics):
@@ -287,5 +326,252 @@ def plot_hysteresis(report, path):
         ax.set_xlabel(label("sigma2"))
     axes[0].set_ylabel(label("droplet_mass"))
     axes[1].set_ylabel(r"learned cubic $1-c/\epsilon$ (population $c$)")
+    legend(axes[0])
+    save(fig, path, report.params if isinstance(report, Result) else report.get("params"))
+
+
+# -- modular addition ---------------------------------------------------------------------------
+
+#: default hot-start droplet weight per mode of the modular protocol
+MODULAR_HOT_FRACTION = 0.125
+
+
+def modular_hysteresis_theory(P, width, sigma_a2, gamma, hot_fraction=MODULAR_HOT_FRACTION):
+    r"""Phase boundaries, spinodals and barriers of the modular model with the network's kernel.
+
+    Per mode the action is :math:`\mathcal S_k/P=\Phi-g\Phi^2+\frac\gamma3\Phi^3`,
+    :math:`g=ua^2`, :math:`u=2\sigma_a^2P^2/(N\sigma^4)` (Rubin et al. App. B; theory notes
+    Sec. 5.5), with saddles :math:`\Phi_\pm=(g\pm\sqrt{g^2-\gamma})/\gamma` (Eq. 40) and the
+    closure :math:`|a|=\sigma^2/(\sigma^2+\Lambda p\Phi_+^2)` with the network's
+    :math:`\Lambda=4P^2\sigma_a^2` (:func:`~.modular_addition.target_eigenvalue`; the printed
+    :math:`\Lambda=\sigma_a^2` of :func:`kernelphase.solvers.modular.modular_phase` is
+    :math:`4P^2` smaller). Then
+
+    * GMFL-I onset :math:`\sigma_1^2=\sqrt{2\sigma_a^2P^2/(Ng_c)}` (unchanged), GMFL-II onset
+      :math:`\sigma_2^2=\sigma_1^2-\Lambda\Phi_+(g_c)^2` (``None`` when not positive);
+    * a hot state with droplet weight :math:`p_0` per mode (:func:`modular_hot_start`) keeps
+      its droplets while their minimum exists, :math:`ua^2\ge\sqrt\gamma`, where
+      :math:`\Phi_+=1/\sqrt\gamma`; with the closure this gives the droplet spinodal
+      :math:`\sigma^2_s(p_0)=\sqrt{2\sigma_a^2P^2/(N\sqrt\gamma)}-\Lambda p_0/\gamma`
+      (``sigma2_spinodal_hot``; for a lone droplet, :math:`p_0\to0`, ``sigma2_spinodal_lone``);
+    * the barrier of one mode pair of one neuron between :math:`\Phi=0` and :math:`\Phi_+` at
+      :math:`g_c`, :math:`2P\,\mathcal S_k(\Phi_-)/P` in units of the temperature (both
+      :math:`k` and :math:`P-k` carry the action).
+
+    Examples
+    --------
+    >>> th = modular_hysteresis_theory(23, 40, 1.75e-8, 1 / 3, 0.25)
+    >>> round(th["sigma2_gmfl1"], 7), round(th["sigma2_spinodal_hot"] / th["sigma2_gmfl1"], 3)
+    (0.0008333, 1.041)
+    """
+    from kernelphase.solvers.modular import _check, _action_numeric, degenerate_point
+    P, width, sigma_a2, gamma = _check(P, width, sigma_a2, gamma)
+    p0 = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
+    lam = 4.0 * P * P * sigma_a2
+    K = 2.0 * sigma_a2 * P * P / width
+    g_c, phi_c = degenerate_point(gamma)
+    s1 = math.sqrt(K / g_c)
+    s2 = s1 - lam * phi_c ** 2
+    lone = math.sqrt(K / math.sqrt(gamma))
+    phi_minus = 1.0 / (gamma * phi_c)
+    return {"Lambda": lam, "K": K, "g_c": g_c, "phi_plus": phi_c, "hot_fraction": p0,
+            "sigma2_gmfl1": s1, "sigma2_gmfl2": s2 if s2 > 0 else None,
+            "sigma2_spinodal_lone": lone, "sigma2_spinodal_hot": lone - lam * p0 / gamma,
+            "barrier_pair_at_gc": 2 * P * _action_numeric()(phi_minus, g_c, gamma)[0],
+            "P": P, "width": width, "sigma_a2": sigma_a2, "gamma": gamma}
+
+
+def _closure_abs_a(sigma2, u, lam_p, gamma):
+    r"""Largest root :math:`|a|\in(0,1]` of :math:`|a|=\sigma^2/(\sigma^2+\Lambda p\,
+    \Phi_+(ua^2)^2)` with the droplet minimum present (:math:`ua^2\ge\sqrt\gamma`); None when
+    there is none (beyond the spinodal)."""
+    from scipy.optimize import brentq
+    from kernelphase.solvers.modular import _phi_plus
+    lo = math.sqrt(math.sqrt(gamma) / u)
+    if lo > 1.0:
+        return None
+    f = lambda x: x - sigma2 / (sigma2 + lam_p * _phi_plus(max(u * x * x, math.sqrt(gamma)),
+                                                           gamma) ** 2)
+    xs = np.linspace(1.0, lo, 400)
+    fs = [f(x) for x in xs]
+    for i in range(1, len(xs)):
+        if fs[i - 1] >= 0 >= fs[i] or fs[i - 1] <= 0 <= fs[i]:
+            return float(brentq(f, xs[i], xs[i - 1], xtol=1e-14)) if fs[i] != fs[i - 1] \
+                else float(xs[i])
+    return None
+
+
+def modular_hysteresis_point(theory, sigma2):
+    r"""The three states of the modular protocol at noise level :math:`\sigma^2`.
+
+    ``equilibrium``: GFL / GMFL-I / GMFL-II with the network's :math:`\Lambda`
+    (:func:`modular_hysteresis_theory`); ``hot``: the hot start's droplet weight :math:`p_0`
+    kept, :math:`|a|` from the closure, or melted (``p`` 0, ``|a|`` 1) beyond
+    ``sigma2_spinodal_hot``; ``cold``: GFL (:math:`a=-1`, no droplets) with the barrier
+    :math:`2P\,\mathcal S_k(\Phi_-(u))/P` a neuron crosses to nucleate a droplet.
+
+    Examples
+    --------
+    >>> th = modular_hysteresis_theory(23, 40, 1.75e-8, 1 / 3, 0.25)
+    >>> pt = modular_hysteresis_point(th, 0.9 * th["sigma2_gmfl1"])
+    >>> pt["equilibrium"]["phase"], round(pt["equilibrium"]["p"], 3), round(pt["hot"]["a"], 3)
+    ('GMFL-I', 0.25, -0.9)
+    """
+    from kernelphase.solvers.modular import _action_numeric
+    th = theory
+    sigma2 = check_range("sigma2", sigma2, 0, 1e12, lo_open=True)
+    u = th["K"] / sigma2 ** 2
+    lam, gamma, s1, s2 = th["Lambda"], th["gamma"], th["sigma2_gmfl1"], th["sigma2_gmfl2"]
+    if sigma2 >= s1:
+        eq = {"phase": "GFL", "a": -1.0, "p": 0.0}
+    elif s2 is not None and sigma2 < s2:
+        x = _closure_abs_a(sigma2, u, lam, gamma)
+        eq = {"phase": "GMFL-II", "a": -x if x is not None else float("nan"), "p": 1.0}
+    else:
+        eq = {"phase": "GMFL-I", "a": -sigma2 / s1,
+              "p": (s1 - sigma2) / (lam * th["phi_plus"] ** 2)}
+    x = _closure_abs_a(sigma2, u, lam * th["hot_fraction"], gamma) \
+        if th["hot_fraction"] > 0 else None
+    hot = ({"a": -x, "p": th["hot_fraction"], "g": u * x * x} if x is not None
+           else {"a": -1.0, "p": 0.0, "g": u})
+    if u * u > gamma:
+        phi_minus = (u - math.sqrt(u * u - gamma)) / gamma
+        barrier = 2 * th["P"] * _action_numeric()(phi_minus, u, gamma)[0]
+    else:
+        barrier = None
+    return {"sigma2": sigma2, "u": u, "equilibrium": eq, "hot": hot,
+            "cold": {"a": -1.0, "p": 0.0, "nucleation_barrier": barrier}}
+
+
+def plan_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=3000, lr=None,
+                            seed=0, hot_fraction=MODULAR_HOT_FRACTION, workers=None,
+                            scheduler=None):
+    """Check every input of :func:`run_modular_hysteresis` before anything is allocated.
+
+    The checks and the memory estimate are those of
+    :func:`~kernelphase.validation.modular_addition.plan_modular` (for both branches'
+    networks), plus ``hot_fraction`` in [0, 1] and distinct noise levels (sorted; absolute,
+    default: the preset's, scaled).
+
+    Examples
+    --------
+    >>> plan = plan_modular_hysteresis(sigma2=(9e-4, 8e-4), nets=2)
+    >>> plan["sigma2s"], plan["nets"], plan["p"]["P"]
+    ((0.0008, 0.0009), 2, 17)
+    """
+    from .modular_addition import MAX_NETS, plan_modular
+    hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
+    nets = check_int("nets", nets, 1, MAX_NETS // 2)
+    plan = plan_modular(preset, scale, sigma2, 2 * nets, steps, lr, seed, workers, scheduler)
+    sweep = tuple(sorted(plan["sigma2s"]))
+    if len(set(sweep)) != len(sweep):
+        raise ValueError(f"sigma2={sigma2!r} has repeated values; give distinct noise levels")
+    key = dict(plan["key"], nets=nets, hot_fraction=hot_fraction, sigma2=list(sweep),
+               protocol="hysteresis")
+    return dict(plan, nets=nets, sigma2s=sweep, hot_fraction=hot_fraction, key=key)
+
+
+def run_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=3000, lr=None,
+                           seed=0, hot_fraction=MODULAR_HOT_FRACTION, run_dir=None,
+                           progress=None, scheduler=None, workers=None):
+    r"""The hysteresis protocol for modular addition: a cold branch from the prior swept down
+    in :math:`\sigma^2`, a hot branch from :func:`~.modular_addition.modular_hot_start`
+    (droplet weight ``hot_fraction`` in every mode, at :math:`\Phi_+(g_c)`) swept up.
+
+    Each point of a branch starts from its final state at the previous point (as in
+    :func:`run_hysteresis`; checkpoints ``checkpoints/{branch}_p{j}_net{k}.npz`` in
+    ``run_dir``). Step (default) :func:`~.modular_addition.default_modular_lr` divided by
+    :math:`1+5\gamma\Phi_+^2`, the stabiliser's curvature at the droplet.
+
+    Returns
+    -------
+    HysteresisResult
+        ``theory`` from :func:`modular_hysteresis_theory`; ``rows`` per branch and point with
+        the states of :func:`modular_hysteresis_point` and the simulated ``a``,
+        ``droplet_fraction`` (modes with :math:`\Phi>\Phi_+/2`) and ``mode_power`` as time
+        averages over each network's series after a burn-in of at least 5 autocorrelation
+        times, with standard errors (:func:`~.teacher_student.series_statistics`).
+    """
+    from .ensemble import network_status, report_status
+    from .langevin import network_rng
+    from .modular_addition import (MODULAR_SERIES, LOG_PHI_BINS, ModularNetworkPosterior,
+                                   _ModularObserver, default_modular_lr, modular_hot_start)
+    from .teacher_student import series_statistics
+    plan = plan_modular_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, hot_fraction,
+                                   workers, scheduler)
+    p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
+    P, N, sa2, gamma = p["P"], p["width"], p["sigma_a2"], p["gamma"]
+    # the droplet weight the hot start realises: round(hot_fraction * N) neurons per mode
+    theory = modular_hysteresis_theory(P, N, sa2, gamma, round(plan["hot_fraction"] * N) / N)
+    phi_plus = theory["phi_plus"]
+
+    def cell(branch, s2):
+        post = ModularNetworkPosterior(P, N, s2, sa2, gamma)
+        step = lr or default_modular_lr(P, N, s2, sa2) / (1 + 5 * gamma * phi_plus ** 2)
+        return post, step, lambda: _ModularObserver(post, LOG_PHI_BINS, phi_plus / 2)
+
+    def start(post, k):
+        return modular_hot_start(post, phi_plus, plan["hot_fraction"],
+                                 network_rng(seed, N, 1, k, 99))
+
+    rows = {b: [] for b in BRANCHES}
+    for branch, j, s2, step, res in _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir,
+                                            {"preset": preset, "width": N, "P": P,
+                                             "model": "modular"}, scheduler, workers, progress):
+        ok, st = network_status(res)
+        th = modular_hysteresis_point(theory, s2)
+        row = {"branch": branch, "point": j, "sigma2": s2, "u": th["u"],
+               "phase_theory": th["equilibrium"]["phase"], "theory": th, "lr": step, **st}
+        if ok:
+            stats, ac = series_statistics([res[i] for i in ok], {}, step, MODULAR_SERIES)
+            keys = ("mean", "std_error", "tau_steps", "ess", "se_time", "se_spread")
+            row.update({name: {"sim_mean" if k == "mean" else k: stats[name][k] for k in keys}
+                        for name in MODULAR_SERIES})
+            row["per_network"] = {name: [float(np.mean(res[i].series[len(res[i].series) // 2:,
+                                                                      c])) for i in ok]
+                                  for c, name in enumerate(MODULAR_SERIES)}
+            row["autocorr"] = ac
+        rows[branch].append(row)
+    flat = rows["cold"] + rows["hot"]
+    status, detail = report_status(flat)
+    from kernelphase.results import jsonable
+    return HysteresisResult(
+        preset=preset, scale=float(scale), theory=theory, rows=jsonable(flat), status=status,
+        message=status_message(status, detail),
+        params={**p, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
+                "hot_fraction": plan["hot_fraction"], "lr": lr, "model": "modular"})
+
+
+@styled
+def plot_modular_hysteresis(report, path):
+    """Droplet fraction and |a| of the two branches against sigma^2, with the equilibrium
+    (GMFL-I window) and hot-state theory, sigma_1^2, sigma_2^2 and the hot droplet spinodal."""
+    rows = report.rows if isinstance(report, Result) else report["rows"]
+    th = report.theory if isinstance(report, Result) else report["theory"]
+    fig, axes = subplots(1, 2, figsize=(11, 4))
+    for ax, key, ylab, f in ((axes[0], "droplet_fraction", r"droplet fraction ($\Phi>\Phi_+/2$)",
+                               lambda s: s["p"]),
+                              (axes[1], "a", r"$|a|$ (residual fraction)",
+                               lambda s: abs(s["a"]))):
+        for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C3", "^-")):
+            rs = sorted((r for r in rows if r["branch"] == branch and key in r),
+                        key=lambda r: r["sigma2"])
+            sgn = -1 if key == "a" else 1
+            ax.errorbar([r["sigma2"] for r in rs], [sgn * r[key]["sim_mean"] for r in rs],
+                        [r[key]["std_error"] for r in rs], fmt=mk, color=col, capsize=2,
+                        label=f"{branch} start, swept {'down' if branch == 'cold' else 'up'}")
+        rs = sorted((r for r in rows if r["branch"] == "hot"), key=lambda r: r["sigma2"])
+        s2 = [r["sigma2"] for r in rs]
+        ax.plot(s2, [f(r["theory"]["equilibrium"]) for r in rs], "k:", lw=1,
+                label="theory, equilibrium")
+        ax.plot(s2, [f(r["theory"]["hot"]) for r in rs], "--", color="C3", lw=0.8,
+                label="theory, hot state (p fixed)")
+        for name, ls, lab in (("sigma2_gmfl1", "-", r"$\sigma_1^2$ (GMFL-I onset)"),
+                              ("sigma2_gmfl2", "--", r"$\sigma_2^2$ (GMFL-II)"),
+                              ("sigma2_spinodal_hot", "-.", "hot droplet spinodal")):
+            if th.get(name):
+                ax.axvline(th[name], color="0.4", ls=ls, lw=0.8, label=lab)
+        ax.set_xlabel(label("sigma2"))
+        ax.set_ylabel(ylab)
     legend(axes[0])
     save(fig, path, report.params if isinstance(report, Result) else report.get("params"))

@@ -712,9 +712,9 @@ def _check_init(post, init):
         raise ValueError("init must be a pair (a, W) of arrays") from None
     a = np.array(a, dtype=float)
     W = np.array(W, dtype=float)
-    if a.shape != (post.N,) or W.shape != (post.N, post.d):
-        raise ValueError(f"init has shapes {a.shape} and {W.shape}; need a ({post.N},) and "
-                         f"W ({post.N}, {post.d})")
+    sa, sw = getattr(post, "shapes", ((post.N,), (post.N, getattr(post, "d", 0))))
+    if a.shape != sa or W.shape != sw:
+        raise ValueError(f"init has shapes {a.shape} and {W.shape}; need a {sa} and W {sw}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(W))):
         raise ValueError("init contains NaN or inf; the starting weights must be finite")
     return a, W

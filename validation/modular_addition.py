@@ -62,11 +62,19 @@ from .langevin import gaussian_readout
 
 __all__ = ["ModularNetworkPosterior", "MODULAR_PRESETS", "scaled_modular_preset", "nearest_prime",
            "modular_targets", "default_modular_lr", "plan_modular", "run_modular",
-           "ModularValidation", "plot_modular_report"]
+           "ModularValidation", "plot_modular_report", "modular_hot_start", "target_eigenvalue"]
 
 MODULAR_PRESETS = {
     "fig3": dict(width=1000, P=401, sigma_a2=0.002 / 1000, gamma=1e-4,
                  sigma2=(0.30, 0.236, 0.2, 0.176, 0.15)),
+    # hysteresis preset, near the mean-field regime at small P: gamma = 1/3, so Phi_+(g_c) = 3;
+    # with the network's target eigenvalue 4 P^2 sigma_a^2 <Phi Psi> (:func:`target_eigenvalue`)
+    # sigma_1^2 = 4.17e-4 and GMFL-I for 0.7 sigma_1^2 < sigma^2 < sigma_1^2; barrier 15 per
+    # mode pair at g_c; a neuron with one droplet pair has a kernel norm (sigma_a^2/N)|h^2|^2 of
+    # 0.08 sigma_1^2 (the mean field needs it << sigma^2)
+    "hyst": dict(width=60, P=17, sigma_a2=0.09 / (4 * 60 * 27) / (4 * 17 ** 2), gamma=1 / 3,
+                 sigma2=tuple(f * 0.3 / (4 * 60 * 3) for f in
+                              (0.75, 0.85, 0.93, 0.98, 1.02, 1.05, 1.08, 1.12, 1.2))),
 }
 
 #: log10(Phi) bins of the Fourier-power histogram
@@ -158,6 +166,7 @@ class ModularNetworkPosterior:
         self.gamma = check_positive("gamma", gamma)
         self.var_a = self.sigma_a2 / self.N
         self.var_w = 1.0
+        self.shapes = ((self.N, self.P), (self.N, 2 * self.P))     # of a and W
         n, m = np.divmod(np.arange(self.P * self.P), self.P)
         self._target_col = (n + m) % self.P          # the output p with y_p = 1 - 1/P per row
         self._by_sum = np.argsort(self._target_col, kind="stable")   # rows grouped by (n+m)%P
@@ -313,6 +322,77 @@ def scaled_modular_preset(name, scale):
     return p
 
 
+#: columns of :meth:`_ModularObserver.series`
+MODULAR_SERIES = ("a", "droplet_fraction", "mode_power")
+
+
+def target_eigenvalue(post, W):
+    r"""Eigenvalue of the network's kernel on the target, and its Fourier form.
+
+    With :math:`K(x,x')=\frac{\sigma_a^2}N\sum_ih_i(x)^2h_i(x')^2` (the read-out integrated out),
+    the shift symmetry makes the target an eigenvector of the ensemble kernel, and per network
+
+    .. math:: \lambda=\frac{\sum_py_p^\top Ky_p}{\sum_py_p^\top y_p}
+              =4P^2\sigma_a^2\,\overline{\Phi_k\Psi_k},
+
+    the bar the mean over neurons and modes :math:`k=1..P-1`, because
+    :math:`\sum_{nm}y_p(x_{nm})h(x_{nm})^2=2P\sum_{k\ne0}w_kv_ke^{-2\pi ikp/P}`
+    (Parseval; derived here, the paper's Eq. 38 prints :math:`\sigma_a^2\langle\Phi\Psi\rangle`
+    without the :math:`4P^2`, theory notes Sec. 5.5 and Sec. 10 item 5). The GPR closure is then
+    :math:`|a|=\sigma^2/(\sigma^2+\lambda)`. Returns ``(lambda_fourier, lambda_direct)``,
+    the direct one from the :math:`P^2\times P^2` kernel (small P only).
+
+    Examples
+    --------
+    >>> post = ModularNetworkPosterior(5, 3, 1.0, 0.7, 0.1)
+    >>> lf, ld = target_eigenvalue(post, post.prior_sample(np.random.default_rng(0))[1])
+    >>> bool(abs(lf - ld) < 1e-9 * ld)
+    True
+    """
+    Phi, Psi = post.fourier_power(W)
+    fourier = 4 * post.P ** 2 * post.sigma_a2 * float(np.mean(Phi[:, 1:] * Psi[:, 1:]))
+    H2 = post.preactivations(W) ** 2
+    y = modular_targets(post.P)
+    proj = H2.T @ y                                        # (N, P): h_i^2 . y_p
+    direct = post.sigma_a2 / post.N * float(np.sum(proj * proj)) / float(np.sum(y * y))
+    return fourier, direct
+
+
+def modular_hot_start(post, phi_plus, fraction, rng):
+    r"""Weights with a fraction of the neurons in the droplet state of every Fourier mode.
+
+    For each mode pair :math:`(k,P-k)`, :math:`k=1..(P-1)/2`, ``round(fraction * N)`` neurons
+    (consecutive in one random order of the neurons, so every neuron holds as many droplet pairs
+    as any other, up to one) get :math:`|w_k|^2=|v_k|^2=\Phi_+` with uniform random phases (the
+    saddle of the per-mode action, Rubin et al. App. B, Eq. 40); every other Fourier
+    coefficient, and the read-out, are prior draws. So the droplet weight of every mode is
+    ``fraction`` (the theory's :math:`p`, up to the rounding). Returns ``(a, W)``.
+
+    Examples
+    --------
+    >>> post = ModularNetworkPosterior(7, 10, 0.1, 1e-3, 1.0)
+    >>> a, W = modular_hot_start(post, 2.0, 0.3, np.random.default_rng(0))
+    >>> Phi, Psi = post.fourier_power(W)
+    >>> hot = np.isclose(Phi[:, 1:], 2.0)
+    >>> int(hot.sum()), bool(np.array_equal(hot, np.isclose(Psi[:, 1:], 2.0)))
+    (18, True)
+    """
+    from kernelphase._checks import check_range
+    phi_plus = check_range("phi_plus", phi_plus, 0.0, 1e6)
+    fraction = check_range("hot_fraction", fraction, 0.0, 1.0)
+    a, W = post.prior_sample(rng)
+    P, N = post.P, post.N
+    k_hot = int(round(fraction * N))
+    F = np.fft.fft(W.reshape(N, 2, P), axis=2)               # w_k and v_k of every neuron
+    order = rng.permutation(N)
+    for k in range(1, (P - 1) // 2 + 1):                     # the same neurons in w and v
+        idx = order[((k - 1) * k_hot + np.arange(k_hot)) % N]
+        F[idx, :, k] = P * math.sqrt(phi_plus) * np.exp(2j * math.pi * rng.random((k_hot, 2)))
+        F[idx, :, P - k] = np.conj(F[idx, :, k])
+    W = np.fft.ifft(F, axis=2).real.reshape(N, 2 * P)
+    return a, W
+
+
 class _ModularObserver:
     """Per-sample observables of one network (picklable; a few P-vectors per sample)."""
 
@@ -332,6 +412,18 @@ class _ModularObserver:
                 "phipsi": (Phi * Psi).mean(axis=0),
                 "hist": np.histogram(np.clip(lp, self.bins[0], self.bins[-1]), self.bins)[0],
                 "droplet": np.mean(Phi > self.phi_cut)}
+
+    def series(self, a, W):
+        """Scalars per sample: the discrepancy amplitude of the current output, the droplet
+        fraction and the mode power (columns :data:`MODULAR_SERIES`)."""
+        post = self.post
+        fsym = post.symmetric_projection(post.forward(a, W))
+        ysym = np.full(post.P, -1.0 / post.P)
+        ysym[0] += 1.0
+        yy = float(ysym @ ysym)
+        Phi, Psi = post.fourier_power(W)
+        return np.array([-(yy - fsym @ ysym) / yy, np.mean(Phi[:, 1:] > self.phi_cut),
+                         np.mean(Phi[:, 1:] * Psi[:, 1:])])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -45,6 +45,15 @@ PRESETS = {
                  sigma2=(0.3, 0.25, 0.2, 0.15, 0.1), data_power=1.0),
     "appD": dict(width=(2800, 1400, 700), n=600, d=150, sigma_w2=0.5, sigma_a2=0.011, eps=-1.2,
                  sigma2=(0.05,), data_power=0.5),
+    # the fig2 model at eps=-3, sigma_w^2=0.25, rho=N sigma_a^2/d=1: single-neuron barrier
+    # d*DeltaS = 0.18 d at u_c (9.5 at scale 1/8, 13 at 1/4; fig2: 0.01 d), for hysteresis
+    "hyst": dict(width=700, n=3000, d=150, sigma_w2=0.25, sigma_a2=150 / 700, eps=-3.0,
+                 sigma2=(2.4, 2.7, 3.0, 3.1, 3.25, 3.4, 3.6, 4.0), data_power=1.0),
+    # the same invariants with N/d six times larger (so sigma^2 six times smaller: sigma2_c =
+    # 0.528, droplet spinodal 0.577): the GMFL-I droplets per network, N phi/d, are ~1 for
+    # hyst (too few to hold a hot branch), 5 here at sigma^2 = 0.4
+    "hyst-wide": dict(width=4200, n=3000, d=150, sigma_w2=0.25, sigma_a2=150 / 4200, eps=-3.0,
+                      sigma2=(0.40, 0.45, 0.50, 0.54, 0.57, 0.62), data_power=1.0),
 }
 
 

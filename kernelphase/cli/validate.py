@@ -93,11 +93,13 @@ def register(sub):
                    help="comma-separated noise levels sigma^2 in [1e-12, 1e12] (default 0.5)")
     _add_sampler_options(q, 4, 4000, "b_k")
     q.set_defaults(func=_run_single_index)
-    q = vs.add_parser("hysteresis", help="first-order transition: cold start swept down beside "
-                                         "a hot (droplet) start swept up")
-    q.add_argument("model", choices=("cubic",),
-                   help="model: cubic (the Fig. 2 teacher-student); required")
-    q.add_argument("--preset", default="fig2", help="parameter set: fig2 (default fig2)")
+    hs = vs.add_parser("hysteresis", help="first-order transition: cold start swept down "
+                                          "beside a hot (droplet) start swept up")
+    hs = hs.add_subparsers(dest="model", metavar="MODEL", required=True)
+    q = hs.add_parser("cubic", help="the Fig. 2 teacher-student (presets fig2, hyst, hyst-wide)")
+    q.add_argument("--preset", default="fig2",
+                   help="parameter set: fig2, hyst (eps=-3, sigma_w^2=0.25, rho=1: barrier "
+                        "0.18 d at u_c) or hyst-wide (hyst with N/d 6x larger) (default fig2)")
     q.add_argument("--scale", type=float, default=0.125,
                    help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
     q.add_argument("--data-scale", type=float,
@@ -123,6 +125,8 @@ def register(sub):
                    help="test points for b, c, integer in [1, 1e8] (default 1000)")
     _add_common_options(q)
     q.set_defaults(func=_run_hysteresis)
+    from .hysteresis import add_hysteresis_modular
+    add_hysteresis_modular(hs)
 
 
 def _add_common_options(q):
