@@ -100,7 +100,36 @@ def _cores():
                 P[k, mu] = p
                 DP[k, mu] = dp
 
-    _CORES.update(act_arrays=act_arrays)
+    @njit(parallel=True)
+    def tilt_rows(act, H, t, kappa, sigma2, cavity, P, C_out, s_out, q_out, lt_out):
+        """Per chain k: P = phi(H_k), s = t.phi, q = phi.phi, the log tilt, and in C_out the
+        coefficients c_mu = d(log tilt)/d h_mu (their product with X is the tilt gradient)."""
+        K, n = H.shape
+        for k in prange(K):
+            s = 0.0
+            q = 0.0
+            for mu in range(n):
+                p, dp = act(float(H[k, mu]))
+                P[k, mu] = p
+                C_out[k, mu] = dp
+                s += t[mu] * p
+                q += p * p
+            s_out[k] = s
+            q_out[k] = q
+            if cavity:
+                L = 1.0 + kappa * q / sigma2
+                lt_out[k] = -0.5 * math.log(L) + 0.5 * kappa * s * s / L
+                cs = kappa * s / L
+                cq2 = 2.0 * (-0.5 / L - 0.5 * kappa * s * s / (L * L)) * kappa / sigma2
+                for mu in range(n):
+                    C_out[k, mu] = (cs * t[mu] + cq2 * P[k, mu]) * C_out[k, mu]
+            else:
+                lt_out[k] = 0.5 * kappa * s * s
+                cs = kappa * s
+                for mu in range(n):
+                    C_out[k, mu] = cs * t[mu] * C_out[k, mu]
+
+    _CORES.update(act_arrays=act_arrays, tilt_rows=tilt_rows)
     return _CORES
 
 
@@ -143,34 +172,27 @@ class _Chains:
         self.accept = float("nan")
         self.kappa = 0.0
 
-    def features(self, W, X32T, grad=False):
+    def features(self, W, X32T):
         H = np.asarray(W, np.float32) @ X32T
         P = np.empty_like(H)
-        DP = np.empty_like(H)
-        _cores()["act_arrays"](self.act, H, P, DP)
-        return (P, DP) if grad else P
+        _cores()["act_arrays"](self.act, H, P, np.empty_like(H))
+        return P
 
     def _evaluate(self, W):
         """log target (up to a constant), its gradient and the features phi(X w)."""
-        P, DP = self.features(W, self.XT32, grad=True)
         ww = np.einsum("ij,ij->i", W, W)
         lp = -0.5 * self.prec * ww
         g = -self.prec * W
         if self.kappa == 0.0:
-            return lp, g, P
-        kap, s2 = self.kappa, self.sigma2
-        s = (P @ self.t32).astype(float)
-        if self.cavity:
-            q = np.einsum("ij,ij->i", P, P, dtype=float)
-            L = 1.0 + kap * q / s2
-            lp += -0.5 * np.log(L) + 0.5 * kap * s * s / L
-            cs = kap * s / L
-            cq = (-0.5 / L - 0.5 * kap * s * s / (L * L)) * kap / s2
-            coef = (cs.astype(np.float32)[:, None] * self.t32
-                    + (2.0 * cq).astype(np.float32)[:, None] * P) * DP
-        else:
-            lp += 0.5 * kap * s * s
-            coef = (kap * s).astype(np.float32)[:, None] * self.t32 * DP
+            return lp, g, self.features(W, self.XT32)
+        H = np.asarray(W, np.float32) @ self.XT32
+        K = H.shape[0]
+        P = np.empty_like(H)
+        coef = np.empty_like(H)
+        s, q, lt = np.empty(K), np.empty(K), np.empty(K)
+        _cores()["tilt_rows"](self.act, H, self.tbar, self.kappa, self.sigma2, self.cavity,
+                              P, coef, s, q, lt)
+        lp += lt
         g += coef @ self.X32
         return lp, g, P
 
@@ -308,7 +330,7 @@ def _weighted_kernel(smp, w, sigma_a2):
     return sigma_a2 * (smp.F.T @ Fw).astype(float)
 
 
-def _self_consistent(smp, t0, y, kappa, sigma2, sigma_a2, cavity, tol=1e-5, maxit=60, mem=6,
+def _self_consistent(smp, t0, y, kappa, sigma2, sigma_a2, cavity, tol=1e-4, maxit=40, mem=6,
                      mix=0.5):
     r"""Solve :math:`t=(Q_w(t)+\sigma^2)^{-1}y` on fixed samples, :math:`Q_w(t)` the kernel of the
     samples importance-reweighted to the law at :math:`t` (a deterministic map), by Anderson
@@ -590,7 +612,8 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     interaction : bool
         ``False`` gives the NNGP (prior law); the GP limit of the theory.
     final_steps : int
-        Steps of the final measurement sweep (default ``2 * steps``).
+        Steps of the final measurement sweep of ``method="anneal"`` (default ``2 * steps``);
+        ``method="reweight"`` measures on the samples of its last iteration.
     Xtest, ytest : arrays (m, d), (m,), optional
         Test points for the predictor; ``b`` and ``c`` (module docstring) need both.
     moments : callable, optional
@@ -662,15 +685,20 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     kappa = sigma_a2 / width if interaction else 0.0
     ctx = dict(y=y, kappa=kappa, sigma2=sigma2, sigma_a2=sigma_a2, cavity=cavity)
     loop = _loop_reweight if method == "reweight" else _loop_anneal
-    tbar, it, history, residual, status = loop(
+    rf = (_RandomFeatures(width, y, sigma2, sigma_a2)
+          if Xtest is not None and chains >= width else None)
+    collect_kw = dict(Xtest=Xtest, moments=moments, on_snapshot=rf)
+    tbar, it, history, residual, status, smp = loop(
         ch, ctx, burn=burn, steps=steps, thin=thin, batches=batches, maxiter=maxiter, tol=tol,
         progress=progress, ess_min=ess_min, anneal=anneal, damping=damping,
-        interaction=interaction)
-    if status == 0 and interaction and residual >= tol:
+        interaction=interaction, collect_kw=collect_kw)
+    if status == 0 and interaction and method == "anneal" and residual >= tol:
         status = 2
+    if rf is not None and smp is not None:
+        rf.outs = rf.outs[-max(1, steps // thin):]            # the last iteration's snapshots
     return _final(ch, ctx, tbar, status, it, history, residual, params, burn=burn, snaps=snaps,
                   thin=thin, batches=batches, Xtest=Xtest, ytest=ytest, moments=moments,
-                  hist_edges=hist_edges, tol=tol, maxiter=maxiter, width=width,
+                  hist_edges=hist_edges, tol=tol, maxiter=maxiter, rf=rf, smp=smp,
                   interaction=interaction)
 
 
@@ -682,43 +710,56 @@ def _gp_solve(Q, y, sigma2):
 
 
 def _loop_reweight(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, ess_min,
-                   interaction, **_):
+                   interaction, collect_kw, **_):
     """Outer loop of ``method="reweight"``: returns (tbar, iterations, history, residual,
-    status)."""
+    status, samples of the last iteration)."""
     y, kappa, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "cavity"))
     snaps = max(1, steps // thin)
     ch.set_target(np.zeros(len(y)), 0.0, s2, cav)
-    smp = _collect(ch, snaps, 1, batches)                  # exact prior draws
+    smp = _collect(ch, snaps, 1, batches, **collect_kw)      # exact prior draws
     t = _gp_solve(_weighted_kernel(smp, np.full(len(smp.q), 1.0 / len(smp.q)), sa2), y, s2)
     history, it, residual = [], 0, 0.0
-    if not interaction:
-        return t, 0, history, 0.0, 0 if np.all(np.isfinite(t)) else 3
-    first = True
+    if not interaction or not np.all(np.isfinite(t)):
+        return t, 0, history, 0.0, 0 if np.all(np.isfinite(t)) else 3, smp
+    ch.set_target(t, kappa, s2, cav)
+    ch.run(2 * burn, adapt=True)
+    status = 2
     for it in range(1, maxiter + 1):
+        if it > 1:
+            ch.set_target(t, kappa, s2, cav)
+            ch.run(burn, adapt=True)
+        smp = _collect(ch, snaps, thin, batches, **collect_kw)
         ts, _, _ = _self_consistent(smp, t, y, kappa, s2, sa2, cav)
         if not np.all(np.isfinite(ts)):
-            return t, it, history, residual, 3
+            return t, it, history, residual, 3, smp
         alpha = 1.0
         while alpha > 1e-3 and _weights(smp, t + alpha * (ts - t), kappa, s2, cav)[2] < ess_min:
             alpha *= 0.5
-        tn = t + alpha * (ts - t)
-        residual = float(np.linalg.norm(tn - t) / max(np.linalg.norm(t), 1e-300))
+        norm = max(np.linalg.norm(t), 1e-300)
+        residual = float(alpha * np.linalg.norm(ts - t) / norm)
         history.append(residual)
         if progress is not None:
             progress(it, alpha, residual)
-        t = tn
-        if alpha == 1.0 and residual < tol and not first:
-            break
-        ch.set_target(t, kappa, s2, cav)
-        ch.run(2 * burn if first else burn, adapt=True)
-        first = False
-        smp = _collect(ch, snaps, thin, batches)
-    return t, it, history, residual, 0
+        if alpha == 1.0:
+            if residual < tol:
+                status = 0
+            else:
+                # Monte Carlo floor of the step: split the chains in two halves
+                half = smp.batch < batches // 2
+                ta = _self_consistent(smp.subset(half), ts, y, kappa, s2, sa2, cav)[0]
+                tb = _self_consistent(smp.subset(~half), ts, y, kappa, s2, sa2, cav)[0]
+                if residual < np.linalg.norm(ta - tb) / norm:      # 2 x the floor
+                    status = 0
+        if status == 0:
+            return t, it, history, residual, 0, smp
+        t = t + alpha * (ts - t)
+    return t, it, history, residual, status, smp
 
 
 def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, anneal, damping,
                  interaction, **_):
-    """Outer loop of ``method="anneal"`` (Rubin et al. 2025, Algorithm 1)."""
+    """Outer loop of ``method="anneal"`` (Rubin et al. 2025, Algorithm 1); the last item
+    returned (samples) is None: the final measurement draws its own."""
     y, kappa_full, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2",
                                                     "cavity"))
     ch.set_target(np.zeros(len(y)), 0.0, s2, cav)
@@ -738,7 +779,7 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
             # self-consistency residual at tbar: the change an undamped update would make
             tmap = _gp_solve(Qn, y, s2)
             if not np.all(np.isfinite(tmap)):
-                return tbar, it, history, residual, 3
+                return tbar, it, history, residual, 3, None
             prev = residual
             residual = float(np.linalg.norm(tmap - tbar) / max(np.linalg.norm(tbar), 1e-300))
             history.append(residual)
@@ -750,11 +791,11 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
                 gamma = max(0.5 * gamma, 0.1)     # an overshooting iteration: damp harder
             Q = (1 - gamma) * Q + gamma * Qn
             tbar = _gp_solve(Q, y, s2)
-    return tbar, it, history, residual, status
+    return tbar, it, history, residual, status, None
 
 
 def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, thin, batches,
-           Xtest, ytest, moments, hist_edges, tol, maxiter, width, interaction):
+           Xtest, ytest, moments, hist_edges, tol, maxiter, rf, smp, interaction):
     """Final measurement at ``tbar``: fresh samples, the self-consistent solution on them,
     predictor, b, c, population projections, histogram, and jackknife errors over batches."""
     y, kappa, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "cavity"))
@@ -767,16 +808,22 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
     Q, Q_se, tfin = np.full((n, n), nan), np.full((n, n), nan), tbar
     final_res = residual
     if status != 3:
-        ch.set_target(tbar, kappa, s2, cav)
-        if burn:
-            ch.run(burn, adapt=True)
-        rf = (_RandomFeatures(width, y, s2, sa2)
-              if Xtest is not None and ch.W.shape[0] >= width else None)
-        smp = _collect(ch, snaps, thin, batches, Xtest=Xtest, moments=moments, on_snapshot=rf)
+        if smp is None:
+            ch.set_target(tbar, kappa, s2, cav)
+            if burn:
+                ch.run(burn, adapt=True)
+            if rf is not None:
+                rf.outs = []
+            smp = _collect(ch, snaps, thin, batches, Xtest=Xtest, moments=moments,
+                           on_snapshot=rf)
         solve_kw = dict(y=y, kappa=kappa, sigma2=s2, sigma_a2=sa2, cavity=cav)
 
         def measure(sub, t0):
-            t = (_self_consistent(sub, t0, **solve_kw)[0] if interaction else t0)
+            if interaction:
+                t = _self_consistent(sub, t0, **solve_kw)[0]
+            else:
+                uni = np.full(len(sub.q), 1.0 / len(sub.q))
+                t = _gp_solve(_weighted_kernel(sub, uni, sa2), y, s2)
             w, s, _ = _weights(sub, t, kappa, s2, cav)
             ws = w * s
             f = (None if sub.Ft is None else
@@ -784,9 +831,7 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
             p = None if sub.mom is None else sa2 * (sub.mom.T @ ws)
             return t, w, f, p
 
-        w0 = np.full(len(smp.q), 1.0 / len(smp.q))
-        t0 = _gp_solve(_weighted_kernel(smp, w0, sa2), y, s2)
-        tfin, w, f_test, pop = measure(smp, tbar if interaction else t0)
+        tfin, w, f_test, pop = measure(smp, tbar)
         Q = _weighted_kernel(smp, w, sa2)
         hist = np.histogram(smp.phi, hist_edges, weights=w)[0]
         # jackknife over batches of chains: leave one batch out, re-solve, re-measure
