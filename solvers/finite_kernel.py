@@ -452,7 +452,9 @@ class FiniteKernelResult(Result):
     f_test: np.ndarray
     f_test_se: np.ndarray
     train_loss: float
+    train_loss_se: float
     test_loss: float
+    test_loss_se: float
     b: float
     b_se: float
     c: float
@@ -465,6 +467,7 @@ class FiniteKernelResult(Result):
     population: np.ndarray
     population_se: np.ndarray
     phi_hist: tuple
+    phi_hist_se: np.ndarray
     acceptance: float
     iterations: int
     residual: float
@@ -804,7 +807,8 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
     f_test = f_test_se = f_test_rf = np.full(m, nan)
     test_loss = b = b_se = c = c_se = b_rf = b_rf_se = c_rf = c_rf_se = nan
     pop = pop_se = np.full(0, nan)
-    hist = np.zeros(len(hist_edges) - 1)
+    hist = hist_se = np.zeros(len(hist_edges) - 1)
+    train_loss_se = test_loss_se = nan
     Q, Q_se, tfin = np.full((n, n), nan), np.full((n, n), nan), tbar
     final_res = residual
     if status != 3:
@@ -845,6 +849,11 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
                        for bi in range(batches)])
         wb = np.array([w[smp.batch == bi].sum() for bi in range(batches)])
         Q_se = _batch_stats(Sb, wb, sa2)[1]
+        train_loss_se = float(jk([np.mean((s2 * r[0]) ** 2) for r in reps]))
+        hb = np.array([np.histogram(smp.phi[smp.batch == bi], hist_edges,
+                                    weights=w[smp.batch == bi])[0] for bi in range(batches)])
+        hb = hb / np.maximum(hb.sum(1, keepdims=True), 1e-300) / np.diff(hist_edges)
+        hist_se = hb.std(0, ddof=1) / math.sqrt(batches)
         if f_test is not None:
             f_test_se = jk([r[2] for r in reps])
         else:
@@ -855,6 +864,7 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
             pop = np.full(0, nan)
         if ytest is not None:
             test_loss = float(np.mean((ytest - f_test) ** 2))
+            test_loss_se = float(jk([np.mean((ytest - r[2]) ** 2) for r in reps]))
             z = Xtest[:, 0]
             he1, he3 = z, z ** 3 - 3 * z
             b = float(np.mean((ytest - f_test) * he1))
@@ -887,9 +897,10 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
         detail = "non-finite discrepancy or kernel"
     return FiniteKernelResult(
         tbar=tfin, Q=Q, Q_se=Q_se, f_train=f_train, f_test=f_test, f_test_se=f_test_se,
-        train_loss=train_loss, test_loss=test_loss, b=b, b_se=b_se, c=c, c_se=c_se,
+        train_loss=train_loss, train_loss_se=train_loss_se, test_loss=test_loss,
+        test_loss_se=test_loss_se, b=b, b_se=b_se, c=c, c_se=c_se,
         f_test_rf=f_test_rf, b_rf=b_rf, b_rf_se=b_rf_se, c_rf=c_rf, c_rf_se=c_rf_se,
         population=pop, population_se=pop_se,
-        phi_hist=(hist_edges, dens), acceptance=float(ch.accept), iterations=it,
+        phi_hist=(hist_edges, dens), phi_hist_se=hist_se, acceptance=float(ch.accept), iterations=it,
         residual=residual, residual_history=tuple(history + [final_res]), status=status,
         message=status_message(status, detail), params=params)
