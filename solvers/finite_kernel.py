@@ -580,7 +580,7 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
                        cavity=False, chains=512, steps=100, anneal=4, damping=0.25, seed=0,
                        Xtest=None, ytest=None, tol=0.02, progress=None, interaction=True,
                        burn=50, thin=10, batches=8, maxiter=12, final_steps=None,
-                       hist_edges=None, method="reweight", moments=None, ess_min=0.3):
+                       hist_edges=None, method="reweight", moments=None, ess_min=0.05):
     r"""Solve the finite-data adaptive-kernel equations (module docstring) on ``(X, y)``.
 
     Parameters

@@ -525,6 +525,8 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cav
             raise ValueError(f"sigma2={list(sigma2)} repeats a noise level")
     sigma2s = (p["sigma2"] if sigma2 is None
                else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
+    for s2 in sigma2s:                          # the range of finite_data_kernel
+        check_range("sigma2 (scaled)", s2, 0.0, 1e6, lo_open=True)
     _check_memory(chains, p["n"], n_test, 8, max(1, steps // 10))
     kw = dict(preset=preset, scale=float(scale), data_scale=p["data_scale"],
               data_seed=data_seed, cavity=bool(cavity), chains=chains, steps=steps,
@@ -592,7 +594,7 @@ def _finite_task(kw):
     return finite_theory_cell(**kw)
 
 
-def map_tasks(fn, kws, scheduler=None, workers=None):
+def _map_tasks(fn, kws, scheduler=None, workers=None):
     """``[fn(kw) for kw in kws]`` on local worker processes (default one per core, each with its
     share of the cores), or on a Dask scheduler (an address or a client); ``fn`` must be a
     module-level function. Results in input order."""
@@ -628,7 +630,7 @@ def _finite_rows(sigma2s, kw, run_dir, scheduler, workers, name):
             rows[s2] = state["row"]
         else:
             todo.append(s2)
-    for s2, row in zip(todo, map_tasks(_finite_task, [dict(kw, sigma2=s2) for s2 in todo],
+    for s2, row in zip(todo, _map_tasks(_finite_task, [dict(kw, sigma2=s2) for s2 in todo],
                                        scheduler, workers)):
         rows[s2] = row
         if run_dir is not None:
