@@ -30,7 +30,6 @@ def _run(argv, capsys):
     (["--data-seed", "-2"], "data_seed=-2 is outside"),
     (["--tol", "0"], "tol=0.0 is outside"),
     (["--preset", "appD"], "several widths"),
-    (["--resume"], "--resume needs --run-dir"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, argv, match):
     out = tmp_path / "o"
@@ -38,6 +37,11 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, argv, m
     assert code == 2
     assert match in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_resume_needs_a_folder(capsys):
+    code, _, err = _run(["theory", "finite", *TINY, "--sigma2", "0.3", "--resume"], capsys)
+    assert code == 2 and "--resume needs --run-dir" in err
 
 
 @pytest.fixture(scope="module")
