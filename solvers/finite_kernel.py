@@ -452,7 +452,7 @@ class TiltedKernelResult(Result):
 
 @dataclass(frozen=True)
 class FiniteKernelResult(Result):
-    """Finite-data adaptive kernel (:func:`finite_data_kernel`).
+    r"""Finite-data adaptive kernel (:func:`finite_data_kernel`).
 
     ``residual`` is the relative change of :math:`\bar t` in the last outer iteration
     (``method="reweight"``: the step to the self-consistent solution on that iteration's
