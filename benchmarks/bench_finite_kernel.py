@@ -10,16 +10,19 @@ and the b of plain GP regression with the closed-form erf NNGP kernel (no featur
 
     python benchmarks/bench_finite_kernel.py --scales 0.25 --sigma2 0.3 --method reweight anneal
 
-Measured (data seed 0, sigma^2 = 0.3, erf, Eq. 7 law; the machine was shared with other jobs at
-load 15-20 on 2 cores, so wall times are 3-6x the idle ones and CPU seconds are the comparable
-number):
+Measured (data seed 0, sigma^2 = 0.3, erf, Eq. 7 law; shared 2-core machine at load 6-20, so
+CPU seconds, which count every thread, are the comparable number; idle wall ~ CPU / 2). "old" is
+this script's call of the code at commit 45f55d3 (scalar numba MALA, 4 annealing steps x 3
+damped iterations + up to 20, 512 chains x 200 steps, final sweep; tol 0.03):
 
-    scale  code                                         s/level (wall)   CPU s   b_pop            b (test points)
-    1/8    before: scalar numba MALA, anneal 4x3 + damped  185-325 (load?)  -       -                0.589, 0.578
-    1/4    before                                        502              -       -                0.530
-    1/8    after: vectorised float32 MALA, reweighted    91-180           53      0.5374 +- 0.0009  0.5715
-    1/4    after                                         see docs/validation/finite-size.md
-    references at 1/8: EK b 0.4756; NNGP GP regression b: printed by this script.
+    scale  code  CPU s  wall s  iterations  b (test points)   b_pop              EK b    NNGP GP b
+    1/16   old   86.8   153     13          0.392 +- 0.004    -                  0.478
+    1/16   new   39.9   37      6           0.395 +- 0.003    0.397 +- 0.003     0.478
+    1/4    old   -      502 (previous session)  0.530         -                  0.475
+    1/4    new   103    943 (load 20)   6   0.525 +- 0.002    0.491 +- 0.002     0.475   0.847
+
+Per MALA step at 1/4 (512 chains) old 37 ms and new 40 ms CPU: the gain is the number of steps
+(see docs/validation/finite-size.md).
 """
 import argparse
 import json
