@@ -19,7 +19,7 @@ damped iterations + up to 20, 512 chains x 200 steps, final sweep; tol 0.03):
     1/16   old   86.8   153     13          0.392 +- 0.004    -                  0.478
     1/16   new   39.9   37      6           0.395 +- 0.003    0.397 +- 0.003     0.478
     1/4    old   -      502 (previous session)  0.530         -                  0.475
-    1/4    new   103    943 (load 20)   6   0.525 +- 0.002    0.491 +- 0.002     0.475   0.847
+    1/4    new   87-103 211 (load 10), 943 (load 20)  6  0.525 +- 0.002  0.491 +- 0.002  0.475  0.847
 
 Per MALA step at 1/4 (512 chains) old 37 ms and new 40 ms CPU: the gain is the number of steps
 (see docs/validation/finite-size.md).
