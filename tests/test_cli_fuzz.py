@@ -57,6 +57,8 @@ BASE = {
     "validate single-index": ["--activation", "erf", "--n", "20", "--d", "4", "--width", "4",
                               "--sigma2", "0.5", "--nets", "1", "--steps", "20", "--n-test",
                               "20", "--workers", "1", "--out", "vsi"],
+    "theory finite": ["--scale", "0.01", "--sigma2", "0.3", "--chains", "32", "--steps", "10",
+                      "--maxiter", "1", "--n-test", "20", "--workers", "1", "--out", "thf"],
     "dichotomy predict diag": ["--d", "20", "--n", "10", "--n-test", "20"],
     "dichotomy predict mc": ["--d", "5"],
     "dichotomy train diag": ["--d", "20", "--n", "10", "--n-test", "20", "--t-end", "1"],

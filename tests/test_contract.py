@@ -62,6 +62,8 @@ REGISTRY = {
     "solvers.finite_kernel.finite_data_kernel": lambda m: m.finite_data_kernel(
         np.eye(10, 3) + 0.1, np.arange(10.0) / 10, 5, 0.3, 1.0, chains=64, steps=20, burn=10,
         thin=5, anneal=1, maxiter=2, tol=0.5, seed=1),
+    "validation.teacher_student.run_finite_theory": lambda m: m.run_finite_theory(
+        scale=0.01, sigma2=[0.3], chains=64, steps=20, maxiter=2, n_test=50, workers=1),
     "solvers.finite_kernel.tilted_kernel": lambda m: m.tilted_kernel(
         np.eye(10, 3) + 0.1, np.zeros(10), 5, 1.0, chains=64, burn=10, steps=20),
     "solvers.finite_d.finite_d_state": lambda m: m.finite_d_state(-0.3, 10.0, 8 / 150, 20),
@@ -169,6 +171,8 @@ HELPERS = {
     "ensemble_summary": "dict of per-observable statistics (building block)",
     "series_statistics": "dicts of per-observable statistics (post-processing)",
     "exact_discrepancy": "closed form (b, c)",
+    "erf_population_moments": "closed form per neuron", "plan_finite_theory": "input check",
+    "finite_theory_cell": "dict of theory numbers (one noise level, inside run_finite_theory)",
     "hot_start": "initialisation", "cubic_hysteresis_theory": "dict of theory numbers",
     "plan_hysteresis": "input check", "plot_hysteresis": "figure",
     "subplots": "figure factory", "style": "rc context", "styled": "decorator",

@@ -33,7 +33,9 @@ from kernelphase.results import Result, status_message
 __all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
            "plan_cubic", "run_cubic", "CubicValidation", "GrokkingSummary", "report_rows",
            "plot_cubic_report", "learning_curves", "loss_drop_times", "grokking_summary",
-           "plot_learning_curves", "exact_discrepancy", "series_statistics"]
+           "plot_learning_curves", "exact_discrepancy", "series_statistics",
+           "erf_population_moments", "plan_finite_theory", "finite_theory_cell",
+           "run_finite_theory", "FiniteTheoryReport"]
 
 #: upper bounds of the integer inputs (memory is checked separately by :func:`plan_cubic`)
 MAX_NETS, MAX_STEPS, MAX_SEED, MAX_N_TEST = 10 ** 6, 10 ** 10, 2 ** 63 - 1 - 10 ** 6, 10 ** 8
@@ -106,11 +108,30 @@ def exact_discrepancy(a, W, eps):
     (:math:`b=\mathbb E[(y-f)\mathrm{He}_1]`, :math:`c=\mathbb E[(y-f)\mathrm{He}_3]/6`, the
     definitions of :func:`run_cubic`; tested against test-point averages).
     """
-    q = np.einsum("ij,ij->i", W, W)
-    s = 1.0 + 2.0 * q
+    g = erf_population_moments(W)
+    return 1.0 - float(a @ g[:, 0]), eps - float(a @ g[:, 1]) / 6.0
+
+
+def erf_population_moments(W):
+    r"""Per neuron :math:`(\mathbb E_x[\mathrm{erf}(w\cdot x)\mathrm{He}_1(x_1)],
+    \mathbb E_x[\mathrm{erf}(w\cdot x)\mathrm{He}_3(x_1)])
+    =\big(\frac{2}{\sqrt\pi}\frac{w_1}{\sqrt{1+2q}},
+    -\frac{4}{\sqrt\pi}\frac{w_1^3}{(1+2q)^{3/2}}\big)`, :math:`q=|w|^2`, :math:`x\sim
+    \mathcal N(0,I)`, by Stein's lemma (:func:`exact_discrepancy`); an array (C, 2) for
+    ``W`` (C, d).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = erf_population_moments(np.array([[0.5, 0.0]]))
+    >>> bool(np.isclose(g[0, 0], 2 / np.sqrt(np.pi) * 0.5 / np.sqrt(1.5)))
+    True
+    """
+    W = np.asarray(W, float)
+    s = 1.0 + 2.0 * np.einsum("ij,ij->i", W, W)
     w1 = W[:, 0]
-    return (1.0 - 2.0 / math.sqrt(math.pi) * float(np.sum(a * w1 / np.sqrt(s))),
-            eps + 4.0 / (6.0 * math.sqrt(math.pi)) * float(np.sum(a * w1 ** 3 / s ** 1.5)))
+    return np.stack([2.0 / math.sqrt(math.pi) * w1 / np.sqrt(s),
+                     -4.0 / math.sqrt(math.pi) * w1 ** 3 / s ** 1.5], axis=1)
 
 
 class _CubicObserver:
@@ -203,7 +224,7 @@ class GrokkingSummary(Result):
 
 def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
                n_test=2000, width=None, curves=False, readout="langevin", data_scale=None,
-               workers=None, scheduler=None):
+               workers=None, scheduler=None, theory="ek"):
     """Check every input of :func:`run_cubic` and resolve the run, before anything is allocated.
 
     Raises a one-line ``ValueError`` naming the parameter, its value and the valid range, or
@@ -215,6 +236,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     """
     from .ensemble import check_memory, concurrent_tasks
     check_choice("readout", readout, ("langevin", "gibbs"))
+    check_choice("theory", theory, ("ek", "finite"))
     check_choice("preset", preset, tuple(PRESETS))
     check_range("scale", scale, *SCALE_RANGE)          # beyond: overflow in the theory
     if data_scale is not None:
@@ -255,18 +277,23 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     nbytes = 8 * (at_once * per_net + kept + 2 * (n + n_test) * d)
     check_memory(nbytes, f"{at_once} network(s) at a time with n x N = {n} x {N} features, "
                          f"{n_test} test points, {n_tasks} results kept")
+    if theory == "finite" and len(widths) != 1:
+        raise ValueError(f"theory='finite' takes one width; got widths={list(widths)}")
     key = {"preset": preset, "scale": float(scale), "data_scale": p["data_scale"],
            "sigma2": list(sigma2s), "widths": list(widths), "n": n, "d": d, "nets": nets,
            "steps": steps, "lr": lr, "readout": readout, "seed": seed, "n_test": n_test,
            "curves": bool(curves)}
+    if theory == "finite":
+        key["theory_finite"] = dict(FINITE_DEFAULTS)
     return {"p": p, "sigma2s": sigma2s, "widths": widths, "nets": nets, "steps": steps,
             "lr": lr, "seed": seed, "n_test": n_test, "readout": readout, "curves": bool(curves),
-            "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30}
+            "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30, "preset": preset,
+            "scale": float(scale), "theory": theory}
 
 
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, run_dir=None, progress=None, width=None, scheduler=None, workers=None,
-              curves=False, readout="langevin", data_scale=None):
+              curves=False, readout="langevin", data_scale=None, theory="ek"):
     """Sample each (width, noise level) and compare with the theory.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
@@ -275,6 +302,9 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     and test losses of each network and of the ensemble-mean output. ``readout="gibbs"`` draws
     the read-out from its exact conditional every step (see :mod:`.langevin`). ``sigma2`` is
     given at full scale and moved along the family like the preset's (by ``data_scale / scale``).
+    With ``theory="finite"`` every row's observables also get ``theory_finite`` and
+    ``theory_finite_se``: the finite-data theory on the same training and test sets
+    (:func:`finite_theory_cell`, budget :data:`FINITE_DEFAULTS`; one width only).
     Inputs are checked by :func:`plan_cubic` first. ``run_dir``: an open
     :class:`kernelphase.io.RunDir` (key from :func:`plan_cubic`) that receives one state file per
     network, ``checkpoints/N{N}_s{sigma2}_net{k}.npz``, and resumes from them.
@@ -288,7 +318,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     from .ensemble import report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
     plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
-                      readout, data_scale, workers, scheduler)
+                      readout, data_scale, workers, scheduler, theory)
     p, sigma2s, widths = plan["p"], plan["sigma2s"], plan["widths"]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
     X, y = cubic_data(n, d, eps, seed)
@@ -318,6 +348,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
         res = results[i0:i0 + nets]
         rows.append(_cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action,
                                cubic_phase, rec))
+    if theory == "finite":
+        _add_finite_theory(rows, plan, run_dir, scheduler, workers)
     tr = cubic_transition(eps, sw2, n=n, d=d, width=widths[-1], sigma_a2=sa2)
     status, detail = report_status(rows)
     return CubicValidation(
@@ -381,6 +413,31 @@ def _cubic_row(res, N, s2, step, n, d, eps, sw2, sa2, y, Xt, yt, bins, action, c
     return row
 
 
+#: observables of a cubic row that get the finite-data theory (row key -> cell key)
+_FINITE_OBS = ("b", "c", "b_exact", "c_exact", "learned_cubic", "droplet_mass")
+
+
+def _add_finite_theory(rows, plan, run_dir, scheduler, workers):
+    """Put ``theory_finite`` and ``theory_finite_se`` beside ``theory`` in every observable of
+    the rows, from :func:`finite_theory_cell` on the run's own data (checkpointed per noise
+    level as ``checkpoints/finite_s{sigma2}.npz``); ``row["finite_theory"]`` keeps the solver's
+    status, train and test loss."""
+    fd = FINITE_DEFAULTS
+    kw = dict(preset=plan["preset"], scale=plan["scale"], data_scale=plan["p"]["data_scale"],
+              data_seed=plan["seed"], cavity=False, chains=fd["chains"], steps=fd["steps"],
+              mc_seed=fd["mc_seed"], n_test=plan["n_test"], tol=fd["tol"],
+              maxiter=fd["maxiter"])
+    cells = _finite_rows(plan["sigma2s"], kw, run_dir, scheduler, workers, "finite")
+    for row, cell in zip(rows, cells):
+        for name in _FINITE_OBS:
+            if name in row:
+                row[name]["theory_finite"] = cell[name]["value"]
+                row[name]["theory_finite_se"] = cell[name]["se"]
+        row["finite_theory"] = {k: cell[k] for k in ("status", "message", "iterations",
+                                                     "residual", "train_loss", "test_loss",
+                                                     "seconds")}
+
+
 def report_rows(report):
     """The rows of a report: a :class:`CubicValidation` (or modular report) or its dict."""
     return report.rows if isinstance(report, Result) else report["rows"]
@@ -428,6 +485,194 @@ def series_statistics(res, se_test, lr, names=SERIES):
     return stats, ac
 
 
+#: Monte Carlo budget of the finite-data theory (solvers.finite_kernel) per noise level
+FINITE_DEFAULTS = dict(chains=512, steps=100, tol=0.02, maxiter=12, mc_seed=0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FiniteTheoryReport(Result):
+    """Report of :func:`run_finite_theory`: one row per noise level (JSON-ready dicts, see
+    :func:`finite_theory_cell`). ``status`` is 0, or the first non-zero status of a row."""
+    preset: str
+    scale: float
+    rows: list
+    status: int = 0
+    message: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavity=False,
+                       chains=512, steps=100, mc_seed=0, n_test=2000, tol=0.02, maxiter=12,
+                       data_scale=None, workers=None):
+    """Check every input of :func:`run_finite_theory` before anything runs; returns the scaled
+    preset ``p``, the scaled noise levels ``sigma2s``, the checked inputs (``kw``, for
+    :func:`finite_theory_cell`) and ``key`` (for :class:`kernelphase.io.RunDir`)."""
+    from kernelphase.solvers.finite_kernel import _check_memory
+    check_choice("preset", preset, tuple(PRESETS))
+    check_range("scale", scale, *SCALE_RANGE)
+    if data_scale is not None:
+        check_range("data_scale", data_scale, *SCALE_RANGE)
+    p = scaled_preset(preset, scale, data_scale)
+    if len(p["width"]) != 1:
+        raise ValueError(f"preset={preset!r} has several widths; the finite-data theory "
+                         f"takes one (use preset='fig2')")
+    data_seed = check_int("data_seed", data_seed, 0, MAX_SEED)
+    chains = check_int("chains", chains, 16, 10 ** 6)
+    steps = check_int("steps", steps, 10, 10 ** 6)
+    mc_seed = check_int("mc_seed", mc_seed, 0, 2 ** 63 - 1)
+    n_test = check_int("n_test", n_test, 1, 10 ** 6)
+    tol = check_range("tol", tol, 0, 1, lo_open=True)
+    maxiter = check_int("maxiter", maxiter, 1, 1000)
+    if workers is not None:
+        from .ensemble import _MAX_WORKERS
+        workers = check_int("workers", workers, 1, _MAX_WORKERS)
+    if sigma2 is not None:
+        sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
+        if not sigma2:
+            raise ValueError("sigma2=() is empty; give at least one noise level")
+        sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
+        if len(set(sigma2)) != len(sigma2):
+            raise ValueError(f"sigma2={list(sigma2)} repeats a noise level")
+    sigma2s = (p["sigma2"] if sigma2 is None
+               else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
+    for s2 in sigma2s:                          # the range of finite_data_kernel
+        check_range("sigma2 (scaled)", s2, 0.0, 1e6, lo_open=True)
+    _check_memory(chains, p["n"], n_test, 8, max(1, steps // 10))
+    kw = dict(preset=preset, scale=float(scale), data_scale=p["data_scale"],
+              data_seed=data_seed, cavity=bool(cavity), chains=chains, steps=steps,
+              mc_seed=mc_seed, n_test=n_test, tol=tol, maxiter=maxiter)
+    key = {**kw, "sigma2": list(sigma2s), "n": p["n"], "d": p["d"], "width": p["width"][0]}
+    return {"p": p, "sigma2s": sigma2s, "kw": kw, "key": key, "workers": workers}
+
+
+def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, cavity, chains, steps,
+                       mc_seed, n_test, tol, maxiter, X=None, y=None):
+    r"""Finite-data adaptive-kernel theory (:func:`kernelphase.solvers.finite_kernel.
+    finite_data_kernel`) of one noise level ``sigma2`` (already scaled) on the training set of
+    ``cubic_data(n, d, eps, data_seed)`` and the test set of seed ``data_seed + 10**6`` (those
+    of :func:`run_cubic` with ``seed=data_seed``).
+
+    Returns a JSON-ready dict: ``b``, ``c`` (test points), ``b_exact``, ``c_exact`` (population,
+    :math:`b=1-\sigma_a^2\langle g_1(w)\,\phi(Xw)\cdot\bar t\rangle` with :math:`g` of
+    :func:`erf_population_moments`; :math:`c=\epsilon-\dots g_3/6`), ``learned_cubic``
+    (:math:`1-c/\epsilon`, population), ``train_loss``, ``test_loss``, ``droplet_mass``
+    (weight of :math:`|\Phi|>0.5`), each ``{"value", "se"}`` (Monte Carlo jackknife errors);
+    ``phi_hist`` (``edges``, ``density``, ``se``), the EK values ``ek`` and the solver's
+    ``status``, ``message``, ``iterations``, ``residual``, ``seconds``.
+    """
+    import time
+    from kernelphase.solvers.cubic import cubic_phase
+    from kernelphase.solvers.finite_kernel import finite_data_kernel
+    p = scaled_preset(preset, scale, data_scale)
+    n, d, N, sa2, eps, sw2 = p["n"], p["d"], p["width"][0], p["sigma_a2"], p["eps"], \
+        p["sigma_w2"]
+    if X is None:
+        X, y = cubic_data(n, d, eps, data_seed)
+    Xt, yt = cubic_data(n_test, d, eps, data_seed + 10 ** 6)
+    edges = np.linspace(-1.6, 1.6, 65)
+    t0 = time.time()
+    r = finite_data_kernel(X, y, N, sigma2, sa2, sw2, cavity=cavity, chains=chains,
+                           steps=steps, Xtest=Xt, ytest=yt, seed=mc_seed, tol=tol,
+                           maxiter=maxiter, moments=erf_population_moments, hist_edges=edges)
+    th = cubic_phase(eps, sigma2, n, d, N, sa2, sw2)
+    b_pop, c_pop = 1.0 - r.population[0], eps - r.population[1] / 6.0
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    far = np.abs(centre) > DROPLET_PHI
+    dens, dse = r.phi_hist[1], r.phi_hist_se
+    width = np.diff(edges)
+
+    def v(value, se):
+        return {"value": float(value), "se": float(se)}
+    return {
+        "sigma2": float(sigma2), "width": N, "n": n, "d": d,
+        "b": v(r.b, r.b_se), "c": v(r.c, r.c_se),
+        "b_exact": v(b_pop, r.population_se[0]), "c_exact": v(c_pop, r.population_se[1] / 6),
+        "learned_cubic": v(1 - c_pop / eps, r.population_se[1] / 6 / abs(eps)),
+        "train_loss": v(r.train_loss, r.train_loss_se),
+        "test_loss": v(r.test_loss, r.test_loss_se),
+        # upper bound of the error: bins treated as fully correlated
+        "droplet_mass": v(np.sum((dens * width)[far]), np.sum((dse * width)[far])),
+        "phi_hist": {"edges": list(edges), "density": list(dens), "se": list(dse)},
+        "ek": {"b": th.b, "c": th.c, "learned_cubic": th.learned_cubic, "phase": th.phase},
+        "status": int(r.status), "message": r.message, "iterations": int(r.iterations),
+        "residual": float(r.residual), "acceptance": float(r.acceptance),
+        "seconds": time.time() - t0,
+    }
+
+
+def _finite_task(kw):
+    return finite_theory_cell(**kw)
+
+
+def _map_tasks(fn, kws, scheduler=None, workers=None):
+    """``[fn(kw) for kw in kws]`` on local worker processes (default one per core, each with its
+    share of the cores), or on a Dask scheduler (an address or a client); ``fn`` must be a
+    module-level function. Results in input order."""
+    from .ensemble import _init_worker, connect, local_cores
+    kws = list(kws)
+    if scheduler is not None:
+        client = connect(scheduler) if isinstance(scheduler, str) else scheduler
+        try:
+            return client.gather(client.map(fn, kws, pure=False))
+        finally:
+            if isinstance(scheduler, str):
+                client.close()
+    cores = local_cores()
+    workers = min(len(kws), cores if workers is None else int(workers))
+    if workers <= 1:
+        return [fn(kw) for kw in kws]
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(max(1, cores // workers), os.getpid())) as pool:
+        return list(pool.map(fn, kws))
+
+
+def _finite_rows(sigma2s, kw, run_dir, scheduler, workers, name):
+    """Rows of :func:`finite_theory_cell` per noise level, from ``run_dir`` checkpoints when
+    resuming; each new row is saved as ``checkpoints/{name}_s{sigma2}.npz``."""
+    rows, todo = {}, []
+    for s2 in sigma2s:
+        state = run_dir.load(f"checkpoints/{name}_s{s2:g}.npz") if run_dir is not None else None
+        if state is not None:
+            rows[s2] = state["row"]
+        else:
+            todo.append(s2)
+    for s2, row in zip(todo, _map_tasks(_finite_task, [dict(kw, sigma2=s2) for s2 in todo],
+                                       scheduler, workers)):
+        rows[s2] = row
+        if run_dir is not None:
+            run_dir.save(f"checkpoints/{name}_s{s2:g}.npz", row=row)
+    return [rows[s2] for s2 in sigma2s]
+
+
+def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavity=False,
+                      chains=512, steps=100, mc_seed=0, n_test=2000, tol=0.02, maxiter=12,
+                      data_scale=None, run_dir=None, scheduler=None, workers=None):
+    """Finite-data theory at each noise level of the scaled preset (:func:`finite_theory_cell`),
+    on the training set of data seed ``data_seed``; noise levels run on local processes or
+    ``scheduler``; ``run_dir`` (a :class:`kernelphase.io.RunDir`) keeps one checkpoint per
+    noise level and resumes from them.
+
+    Returns
+    -------
+    FiniteTheoryReport
+    """
+    plan = plan_finite_theory(preset, scale, sigma2, data_seed, cavity, chains, steps, mc_seed,
+                              n_test, tol, maxiter, data_scale, workers)
+    rows = _finite_rows(plan["sigma2s"], plan["kw"], run_dir, scheduler, plan["workers"],
+                        "finite")
+    bad = [r for r in rows if r["status"]]
+    status = bad[0]["status"] if bad else 0
+    detail = (f"{len(bad)} of {len(rows)} noise levels; first: {bad[0]['message']}"
+              if bad else None)
+    return FiniteTheoryReport(preset=preset, scale=float(scale), rows=rows, status=status,
+                              message=status_message(status, detail),
+                              params={**plan["key"], "sigma_a2": plan["p"]["sigma_a2"]})
+
+
 @styled
 def plot_cubic_report(report, path):
     """-log p(Phi) of the simulation (points) and d*S(Phi) of the theory (lines); b against
@@ -455,6 +700,10 @@ def plot_cubic_report(report, path):
         a2.plot(*with_gaps(s2, [r["b"]["theory"] for r in rs],
                            [r["phase_theory"] != "unknown" for r in rs]),
                 "-", color=f"C{j}", lw=1, label=f"EK theory, $N={N}$")
+        if rs and "theory_finite" in rs[0]["b"]:
+            a2.errorbar(s2, [r["b"]["theory_finite"] for r in rs],
+                        [r["b"]["theory_finite_se"] for r in rs], fmt="d--", color=f"C{j}",
+                        lw=1, label=f"finite-data theory, $N={N}$")
     tr = report.transition if isinstance(report, Result) else report.get("transition", {})
     mark_transition(a2, tr.get("sigma2_c_last_width"), name="sigma2")
     a2.set_xlabel(label("sigma2"))

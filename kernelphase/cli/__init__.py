@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "adaptive",
     "lazy_rich",
     "validate",
+    "theory",
     "dichotomy",
     "reproduce",
 )

@@ -51,6 +51,11 @@ def register(sub):
         q.add_argument("--sigma2", help="comma-separated noise levels sigma^2 in [1e-12, 1e12] at full scale, "
                                         "moved along the family with the preset "
                                         "(default: the preset's)")
+        if name == "cubic":
+            q.add_argument("--theory", default="ek",
+                           help="ek (default) or finite: also the finite-data adaptive-kernel "
+                                "theory on the run's own training set (theory_finite and "
+                                "theory_finite_se in report.json)")
         if name == "cubic-width":
             q.add_argument("--widths", help="comma-separated widths N, integers >= 1 "
                                             "(default: the preset's, scaled)")
@@ -229,7 +234,8 @@ def _run(args):
     width_sweep = args.experiment == "cubic-width"
     kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
               steps=args.steps, lr=args.lr, seed=args.seed, n_test=args.n_test, width=widths,
-              curves=width_sweep, readout=args.readout, data_scale=args.data_scale)
+              curves=width_sweep, readout=args.readout, data_scale=args.data_scale,
+              theory=getattr(args, "theory", "ek"))
     plan = plan_cubic(workers=args.workers, scheduler=args.scheduler, **kw)
 
     def plot(report):
@@ -257,12 +263,19 @@ def _cubic_lines(report, as_json):
                     "message": r["message"]}
             if "grokking" in r:
                 item["grokking"] = r["grokking"]
+            if "finite_theory" in r:
+                item["finite_theory"] = r["finite_theory"]
             out.append(item)
             continue
         out.append(f"N={r['width']} sigma2={r['sigma2']:g} ({r['phase_theory']}): b theory "
                    f"{b['theory']:.4f} sim {b['sim_mean']:.4f} +- {b['std_error']:.4f} "
                    f"(rel {b['rel_diff']:+.1%}; tau {b['tau_steps']:.3g} steps, ESS "
                    f"{b['ess']:.3g}); droplet mass {r['droplet_mass_sim']:.3f}")
+        if "theory_finite" in r.get("b_exact", {}):
+            be = r["b_exact"]
+            out.append(f"  population b: sim {be['sim_mean']:.4f} +- {be['std_error']:.4f}, "
+                       f"finite-data theory {be['theory_finite']:.4f} +- "
+                       f"{be['theory_finite_se']:.4f}, EK {be['theory']:.4f}")
         if r["status"]:
             out.append(f"  {r['message']}")
         if "grokking" in r:

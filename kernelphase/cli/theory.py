@@ -1,0 +1,134 @@
+"""``kernelphase theory finite``: the finite-data adaptive-kernel prediction alone.
+
+The theory of :func:`kernelphase.solvers.finite_kernel.finite_data_kernel` on the training set
+that ``kernelphase validate cubic --seed K`` samples (:func:`kernelphase.validation.
+teacher_student.run_finite_theory`): per noise level b, c (test points), population b, c, the
+learned cubic component, train and test loss, droplet mass and the Phi histogram, each with its
+Monte Carlo error. Noise levels run on local processes or on ``--scheduler``. Every input is
+checked before anything is written; ``--out`` receives ``report.json`` (written atomically, last);
+``--run-dir`` keeps one checkpoint per noise level and continues with ``--resume`` only under
+identical parameters (else exit 2 naming the first that differs).
+"""
+import os
+
+__all__ = ["register"]
+
+#: parameters that do not change the result and stay out of the run folder's key
+_NOT_IN_KEY = ("func", "command", "kind", "out", "run_dir", "resume", "workers", "scheduler",
+               "json")
+
+
+def register(sub):
+    p = sub.add_parser("theory", help="theory predictions at the sizes of a simulation")
+    ts = p.add_subparsers(dest="kind", metavar="THEORY", required=True)
+    q = ts.add_parser("finite", help="finite-data adaptive kernel on a simulation's own "
+                                     "training set (cubic teacher)")
+    q.add_argument("--preset", default="fig2", help="parameter set: fig2 (default fig2)")
+    q.add_argument("--scale", type=float, default=0.125,
+                   help="Table 1 width scale beta, in [1e-6, 1e3] (default 0.125 = 1/8)")
+    q.add_argument("--data-scale", type=float,
+                   help="Table 1 data scale alpha, in [1e-6, 1e3] (default: beta)")
+    q.add_argument("--sigma2", help="comma-separated distinct noise levels sigma^2 in "
+                                    "[1e-12, 1e12] at full scale, moved along the family with "
+                                    "the preset (default: the preset's)")
+    q.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the training data, as --seed of validate cubic, integer >= 0 "
+                        "(default 0)")
+    q.add_argument("--cavity", action="store_true",
+                   help="exact cavity law of the neuron (factor L) instead of Eq. 7 "
+                        "(default: off)")
+    q.add_argument("--chains", type=int, default=512,
+                   help="MALA chains, integer in [16, 1e6] (default 512)")
+    q.add_argument("--steps", type=int, default=100,
+                   help="MALA steps per fixed-point iteration, integer in [10, 1e6] "
+                        "(default 100)")
+    q.add_argument("--mc-seed", type=int, default=0,
+                   help="seed of the Monte Carlo, integer >= 0 (default 0)")
+    q.add_argument("--n-test", type=int, default=2000,
+                   help="test points, integer in [1, 1e6] (default 2000)")
+    q.add_argument("--tol", type=float, default=0.02,
+                   help="relative change of the discrepancy at convergence, in (0, 1] "
+                        "(default 0.02)")
+    q.add_argument("--maxiter", type=int, default=12,
+                   help="fixed-point iterations at most, integer in [1, 1000] (default 12)")
+    q.add_argument("--out", help="folder for report.json (new, empty, or made by an earlier "
+                                 "run; default: none, print only)")
+    q.add_argument("--run-dir", help="checkpoint folder, one file per noise level (default: "
+                                     "--out if given)")
+    q.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoints of --run-dir (same parameters required)")
+    q.add_argument("--workers", type=int,
+                   help="local processes, integer in [1, 4096] (default: one per core)")
+    q.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the noise levels on this dask.distributed scheduler "
+                        "(pip install 'kernelphase[cluster]'; default: local)")
+    q.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object on stdout (default: text lines)")
+    q.set_defaults(func=_run_finite)
+
+
+def _run_finite(args):
+    import contextlib
+
+    from ..io import RunDir, atomic_write_json, check_output_dir, provenance, versions
+    from ..validation.teacher_student import plan_finite_theory, run_finite_theory
+    from .validate import _floats
+    sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
+    kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, data_seed=args.data_seed,
+              cavity=args.cavity, chains=args.chains, steps=args.steps, mc_seed=args.mc_seed,
+              n_test=args.n_test, tol=args.tol, maxiter=args.maxiter,
+              data_scale=args.data_scale)
+    plan = plan_finite_theory(workers=args.workers, **kw)       # every input, before output
+    run_path = args.run_dir if args.run_dir is not None else args.out
+    if args.resume and run_path is None:
+        raise ValueError("--resume needs --run-dir (or --out) holding the earlier run")
+    if args.out is not None:
+        check_output_dir(args.out, "--out", resumable=True)
+    if run_path is not None and run_path != args.out:
+        check_output_dir(run_path, "--run-dir", resumable=True)
+    client = None
+    if args.scheduler is not None:
+        from ..validation.ensemble import connect
+        client = connect(args.scheduler)
+    key = {**{k: v for k, v in vars(args).items() if k not in _NOT_IN_KEY}, **plan["key"]}
+    try:
+        with (RunDir(run_path, key, resume=args.resume,
+                     option="--run-dir" if args.run_dir is not None else "--out")
+              if run_path is not None else contextlib.nullcontext()) as run_dir:
+            report = run_finite_theory(run_dir=run_dir, scheduler=client,
+                                       workers=args.workers, **kw)
+            out = report.to_dict()
+            out["provenance"] = provenance({k: v for k, v in vars(args).items()
+                                            if k != "func"}, seed=args.mc_seed)
+            out["provenance"]["versions"] = versions()
+            path = None
+            if args.out is not None:
+                os.makedirs(args.out, exist_ok=True)
+                path = os.path.join(args.out, "report.json")
+                atomic_write_json(path, out)
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        from ._output import print_json
+        print_json({**out, "report": path})
+    else:
+        for r in report.rows:
+            print(_line(r))
+        if path:
+            print(f"wrote {path}")
+    if not report.converged:
+        import sys
+        print(f"kernelphase: warning: {report.message}", file=sys.stderr)
+    return 0
+
+
+def _line(r):
+    def f(name):
+        o = r[name]
+        return f"{o['value']:.4f} +- {o['se']:.4f}"
+    return (f"sigma2={r['sigma2']:g} (N={r['width']}, n={r['n']}, d={r['d']}): population b "
+            f"{f('b_exact')} (EK {r['ek']['b']:.4f}), c {f('c_exact')}, learned cubic "
+            f"{f('learned_cubic')}; test points b {f('b')}; train loss {f('train_loss')}, "
+            f"test loss {f('test_loss')}; {r['message']} ({r['iterations']} iterations, "
+            f"{r['seconds']:.0f} s)")
