@@ -421,8 +421,8 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
         sigma_a2 = check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True)
         s2 = math.sqrt(n * n * sigma_a2 * sigma_a2 / (uc * law.d * law.d * rho))
     status = s.status if s.status else (0 if abs(s.dF) < 1e-8 else 2)
-    detail = s.message if s.status else (None if status == 0 else
-                                         f"|Delta F(u_c)|={abs(s.dF):.3g} (a jump in u)")
+    detail = (s.message.partition(": ")[2] or None) if s.status else (
+        None if status == 0 else f"|Delta F(u_c)|={abs(s.dF):.3g} (a jump in u)")
     return FiniteDTransitionResult(uc, s.b, s.c, a["droplet_phi"], a["q_droplet"], s2,
                                    abs(s.dF), status, status_message(status, detail), nit[0],
                                    params)

@@ -187,3 +187,16 @@ def test_doctests():
     import doctest
     res = doctest.testmod(fd, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted >= 3
+
+
+def test_cli_finite_d(run_cli):
+    """``kernelphase theory finite-d``: the exact-law u_c at d = 150 (independent of the test
+    above only through the CLI path) and one-line errors."""
+    import json
+    st, out, err = run_cli("theory", "finite-d", "--u-lo", 20, "--u-hi", 29, "--json")
+    assert st == 0, err
+    d = json.loads(out)
+    assert d["converged"] and abs(d["u_c"] - 27.24) < 0.05 and d["q_droplet"] < 0.4
+    for bad, name in ((("--d", 1), "d=1"), (("--rho", -1), "rho=-1"), (("--eps", "nan"), "eps")):
+        st, out, err = run_cli("theory", "finite-d", *bad)
+        assert st == 2 and name in err and len(err.strip().splitlines()) == 1

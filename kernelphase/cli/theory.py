@@ -1,4 +1,10 @@
-"""``kernelphase theory finite``: the finite-data adaptive-kernel prediction alone.
+"""``kernelphase theory finite|finite-d``: theory at the sizes of a simulation.
+
+``finite-d``: the first-order point of the cubic teacher with the exact finite-d single-neuron
+law in (Phi, |w_perp|^2) integrated instead of the EK saddle point
+(:func:`kernelphase.solvers.finite_d.finite_d_transition`).
+
+``finite``: the finite-data adaptive-kernel prediction alone.
 
 The theory of :func:`kernelphase.solvers.finite_kernel.finite_data_kernel` on the training set
 that ``kernelphase validate cubic --seed K`` samples (:func:`kernelphase.validation.
@@ -65,6 +71,31 @@ def register(sub):
     q.add_argument("--json", action="store_true",
                    help="print the report as one JSON object on stdout (default: text lines)")
     q.set_defaults(func=_run_finite)
+    q = ts.add_parser("finite-d", help="first-order point of the cubic teacher with the exact "
+                                       "finite-d law of the neuron (Phi and |w_perp|^2 "
+                                       "integrated)")
+    q.add_argument("--eps", type=float, default=-0.3,
+                   help="cubic coefficient of the teacher, in [-100, 100] (default -0.3)")
+    q.add_argument("--sigma-w2", type=float, default=0.5,
+                   help="read-in prior variance sigma_w^2, > 0 (default 0.5)")
+    q.add_argument("--d", type=int, default=150, help="input dimension, integer in [3, 1e7] "
+                                                      "(default 150)")
+    q.add_argument("--rho", type=float, default=8 / 150,
+                   help="rho = N sigma_a^2 / d, > 0 (default 8/150, the Fig. 2 point)")
+    q.add_argument("--perp", choices=("chi2", "fixed"), default="chi2",
+                   help="law of |w_perp|^2: chi2 (exact) or fixed at sigma_w^2 (the EK "
+                        "approximation; default chi2)")
+    q.add_argument("--width", type=int,
+                   help="network width N: switches on the cavity factor (default: off)")
+    q.add_argument("--n", type=int, help="training points; with --width and --sigma-a2 the "
+                                         "answer includes sigma^2_c")
+    q.add_argument("--sigma-a2", type=float, help="read-out prior variance sigma_a^2, > 0")
+    q.add_argument("--u-lo", type=float, default=5.0,
+                   help="lower end of the u scan, where the law has one peak (default 5)")
+    q.add_argument("--u-hi", type=float, default=60.0, help="upper end of the u scan "
+                                                            "(default 60)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_run_finite_d)
 
 
 def _run_finite(args):
@@ -132,3 +163,13 @@ def _line(r):
             f"{f('learned_cubic')}; test points b {f('b')}; train loss {f('train_loss')}, "
             f"test loss {f('test_loss')}; {r['message']} ({r['iterations']} iterations, "
             f"{r['seconds']:.0f} s)")
+
+
+def _run_finite_d(args):
+    from ..solvers.finite_d import finite_d_transition
+    from ._lists import emit
+    r = finite_d_transition(args.eps, args.rho, args.d, sigma_w2=args.sigma_w2, perp=args.perp,
+                            width=args.width, n=args.n, sigma_a2=args.sigma_a2, u_lo=args.u_lo,
+                            u_hi=args.u_hi)
+    emit(args, r, ("u_c", "sigma2_c", "phi_star", "q_droplet", "b_at_uc", "c_at_uc"))
+    return 0
