@@ -12,7 +12,19 @@ def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
     """Left: action landscapes d*S(Phi) below the spinodal, at it and at u_c (Fig. 1 insets);
     right: b, the learned cubic component 1 - c/eps and the droplet fraction against u, or
     sigma^2 when n, width, sigma_a2 are given (Fig. 2c), with the first-order point (solid) and
-    the droplet spinodal (dashed) marked and gaps where the branch did not converge."""
+    the droplet spinodal (dashed) marked and gaps where the branch did not converge.
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.solvers.cubic import cubic_transition
+    >>> tr = cubic_transition(-0.3, 0.5, n=3000, d=150, width=700, sigma_a2=8/700)
+    >>> round(tr.u_spinodal, 2), round(tr.u_c, 2)     # the droplet exists before it wins
+    (26.95, 30.67)
+    >>> plot_cubic_transition(tr, "cubic.png", n=3000, width=700, sigma_a2=8/700)
+    >>> os.path.isfile("cubic.png")
+    True
+    """
     from .cubic import action, cubic_phases, gfl_b, sigma2_from_u
     eps, sw2, rho = tr.params["eps"], tr.params["sigma_w2"], tr.params["rho"]
     fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
@@ -52,7 +64,22 @@ def plot_cubic_transition(tr, path, d=150, n=None, width=None, sigma_a2=None):
 def plot_modular(tr, path):
     """Per-mode action S_k/P in the three phases (Fig. 3a) and ``1-|a|`` against sigma^2 (Fig. 3b),
     the GMFL-I onset (first order, solid) and the GMFL-II onset (dotted) marked, gaps where a
-    point did not converge."""
+    point did not converge.
+
+    Examples
+    --------
+    The two onsets are :math:`\\sigma_a^2\\Phi_+(g_c)^2=3\\sigma_a^2/\\gamma` apart (0.06 here;
+    :math:`\\Phi_+(g_c)^2=3/\\gamma` at the degenerate point):
+
+    >>> import os
+    >>> from kernelphase.solvers.modular import modular_transition
+    >>> tr = modular_transition(401, 1000, 2e-6, 1e-4)
+    >>> round(tr.sigma2_gmfl1 - tr.sigma2_gmfl2, 6), round(3 * 2e-6 / 1e-4, 6)
+    (0.06, 0.06)
+    >>> plot_modular(tr, "modular.png")
+    >>> os.path.isfile("modular.png")
+    True
+    """
     from .modular import _action_numeric, modular_phase
     S_mode = _action_numeric()
     p = tr.params
@@ -106,7 +133,20 @@ def plot_phase_diagram(pd, path):
     (never coloured as a phase), an order parameter as thin contours (positive levels: the
     zero level would only trace the grid cells of the GFL region) and the first-order line
     :math:`u=u_c` of each point's parameters (solid; single-index from the diagram's ``u_c``,
-    cubic from one :func:`~.cubic.cubic_transition` per distinct (eps, sigma_w2, rho))."""
+    cubic from one :func:`~.cubic.cubic_transition` per distinct (eps, sigma_w2, rho)).
+
+    Examples
+    --------
+    >>> import os
+    >>> from kernelphase.solvers.phase_diagram import phase_diagram
+    >>> pd = phase_diagram("cubic", ("eps", -0.6, -0.3, 2), ("u", 10.0, 60.0, 2),
+    ...                    {"rho": 8/150}, workers=1, progress=False)
+    >>> pd.phase.tolist()                  # rows: u = 10, 60; columns: eps = -0.6, -0.3
+    [[1, 0], [1, 1]]
+    >>> plot_phase_diagram(pd, "diagram.png")
+    >>> os.path.isfile("diagram.png")
+    True
+    """
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
@@ -156,7 +196,28 @@ def plot_phase_diagram(pd, path):
 @styled
 def plot_phase_point(r, path):
     """The action landscape at one solved state: cubic :math:`\\hat S(\\Phi)` at its (u, b, c)
-    with the droplet marked, or the modular per-mode action at :math:`g=ua^2`."""
+    with the droplet marked, or the modular per-mode action at :math:`g=ua^2`.
+
+    Examples
+    --------
+    Cubic (the droplet at :math:`\\Phi_*`), and modular in GMFL-I, where
+    :math:`a=-\\sigma^2/\\sigma_1^2` (the GMFL-I closure):
+
+    >>> import os
+    >>> from kernelphase.solvers.cubic import cubic_phase
+    >>> from kernelphase.solvers.modular import modular_phase, modular_transition
+    >>> r = cubic_phase(-0.3, 0.1, n=3000, d=150, width=700, sigma_a2=8/700)
+    >>> r.phase, round(r.phi_star, 4)
+    ('GMFL-I', 0.9794)
+    >>> plot_phase_point(r, "cubic_point.png")
+    >>> m = modular_phase(401, 1000, 2e-6, 1e-4, 0.2)
+    >>> s1 = modular_transition(401, 1000, 2e-6, 1e-4).sigma2_gmfl1
+    >>> m.phase, round(m.a, 4), round(-0.2 / s1, 4)
+    ('GMFL-I', -0.8474, -0.8474)
+    >>> plot_phase_point(m, "modular_point.png")
+    >>> os.path.isfile("cubic_point.png"), os.path.isfile("modular_point.png")
+    (True, True)
+    """
     fig, ax = subplots(figsize=(5.5, 3.8))
     p = r.params
     if "eps" in p:

@@ -23,11 +23,8 @@ import kernelphase.validation
 EXEMPT = {
     "kernelphase.figures",
     "kernelphase.solvers.finite_kernel",
-    "kernelphase.solvers.plots",
     "kernelphase.validation.langevin",
-    "kernelphase.validation.hysteresis",
     "kernelphase.validation.teacher_student",
-    "kernelphase.validation.diagonal_net",
 }
 
 

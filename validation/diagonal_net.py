@@ -40,7 +40,16 @@ __all__ = ["sparse_dataset", "misgrok_dataset", "init_scale", "diagonal_gd", "di
 def sparse_dataset(d, n, n_test, k=3, seed=0):
     r"""x uniform on :math:`\{\pm1\}^d`, :math:`y=\mathrm{sign}\langle w^*,x\rangle`, w* k-sparse with
     :math:`\pm1` entries on the first k coordinates (k odd, so no ties). Returns
-    ``(X, y, X_test, y_test, w_star)``."""
+    ``(X, y, X_test, y_test, w_star)``.
+
+    Examples
+    --------
+    >>> X, y, X_test, y_test, w_star = sparse_dataset(10, 6, 4, k=3, seed=0)
+    >>> X.shape, X_test.shape, int(np.count_nonzero(w_star))
+    ((6, 10), (4, 10), 3)
+    >>> bool(np.all(y == np.sign(X @ w_star)) and np.all(y_test == np.sign(X_test @ w_star)))
+    True
+    """
     d = check_int("d", d, 1)
     n = check_int("n", n, 1)
     n_test = check_int("n_test", n_test, 1)
@@ -60,7 +69,16 @@ def sparse_dataset(d, n, n_test, k=3, seed=0):
 def misgrok_dataset(d, n, n_test, gamma=25.0, seed=0):
     r"""L2-separated data with gap :math:`\gamma` (Fig. 1b): :math:`w^*` a random unit vector,
     :math:`z\sim\mathcal N(0,I_d)`, :math:`y=\mathrm{sign}\langle z,w^*\rangle`,
-    :math:`x=z+\frac\gamma2yw^*`. Returns ``(X, y, X_test, y_test, w_star)``."""
+    :math:`x=z+\frac\gamma2yw^*`. Returns ``(X, y, X_test, y_test, w_star)``.
+
+    Examples
+    --------
+    >>> X, y, X_test, y_test, w_star = misgrok_dataset(5, 200, 10, gamma=4.0, seed=0)
+    >>> X.shape, round(float(np.linalg.norm(w_star)), 4)
+    ((200, 5), 1.0)
+    >>> bool(np.all(y * (X @ w_star) >= 4.0 / 2))     # margin |s| + gamma/2 along w*
+    True
+    """
     d = check_int("d", d, 1)
     n = check_int("n", n, 1)
     n_test = check_int("n_test", n_test, 1)
@@ -95,6 +113,18 @@ def misgrok_population_accuracy(w, w_star, gamma):
     or 1/2 (a tie counts as one half, as in
     :func:`kernelphase.solvers.margins.linear_accuracy`). It replaces a test set of
     :math:`n_{test}\times d` numbers (1.6 GB at the paper's d = 1e5, n_test = 2000).
+
+    Examples
+    --------
+    The teacher itself classifies every point; at gamma = 0 a classifier at angle
+    :math:`\theta` to :math:`w^*` errs with probability :math:`\theta/\pi` (here
+    :math:`\pi/4`, accuracy 3/4):
+
+    >>> w_star = np.array([1.0, 0.0, 0.0])
+    >>> misgrok_population_accuracy(w_star, w_star, 4.0)
+    1.0
+    >>> round(misgrok_population_accuracy([1.0, 1.0, 0.0], w_star, 0.0), 4)
+    0.75
     """
     from scipy.special import ndtr
     w = np.asarray(w, float)
@@ -111,7 +141,16 @@ def misgrok_population_accuracy(w, w_star, gamma):
 
 
 def init_scale(alpha, d, init="unit"):
-    """Per-coordinate initial value a of u and v."""
+    r"""Per-coordinate initial value a of u and v.
+
+    Examples
+    --------
+    ``"unit"``: :math:`\|\theta(0)\|=\sqrt{2d}\,a=\alpha`; ``"ones"``: :math:`a=\alpha`.
+
+    >>> a = init_scale(8.0, 50)
+    >>> round(a, 4), round(math.sqrt(2 * 50) * a, 4), init_scale(8.0, 50, "ones")
+    (0.8, 8.0, 8.0)
+    """
     alpha = check_positive("alpha", alpha)
     check_choice("init", init, ("unit", "ones"))
     return alpha / math.sqrt(2 * d) if init == "unit" else alpha
@@ -154,6 +193,21 @@ def diagonal_gd(X, y, alpha, lam, lr, steps, init="unit", loss="logistic", recor
     :math:`v\leftarrow v-\eta(-Lg\odot v^{L-1}+\lambda v)`, :math:`g=X^\top\ell'(yf)\,y/n`,
     :math:`w=u^L-v^L` (``depth`` L, 2 to 8). ``history`` holds ``(step, w)`` every
     ``record_every`` steps.
+
+    Examples
+    --------
+    With a small step, GD after ``steps`` steps is the gradient flow at
+    :math:`t=\eta\times\text{steps}` (here 2.0):
+
+    >>> X, y, *_ = sparse_dataset(20, 8, 4, seed=0)
+    >>> u, v, history = diagonal_gd(X, y, 4.0, 1e-2, lr=1e-3, steps=2000, record_every=1000)
+    >>> [step for step, _ in history], bool(np.allclose(history[-1][1], u * u - v * v))
+    ([0, 1000, 2000], True)
+    >>> w_flow = diagonal_flow(X, y, 4.0, 1e-2, [2.0]).w(0)
+    >>> round(float(history[-1][1][0]), 3), round(float(w_flow[0]), 3)
+    (0.293, 0.293)
+    >>> bool(np.max(np.abs(history[-1][1] - w_flow)) < 1e-3)
+    True
     """
     from kernelphase.dichotomy import check_depth
     L = check_depth(depth)
@@ -269,6 +323,18 @@ def diagonal_flow(X, y, alpha, lam, t_eval, init="unit", loss="logistic", rtol=1
         ``(t0, beta0)`` at depth 2, ``(t0, u0, v0)`` at depth > 2 (a restart of the
         reduction); every time in ``t_eval`` must be at least ``t0``. See
         :func:`flow_in_segments`.
+
+    Examples
+    --------
+    At :math:`t=0`, :math:`w=0` and :math:`\|\theta\|^2=\alpha^2` (``init="unit"``); by
+    :math:`t=2` the flow separates the training set:
+
+    >>> X, y, *_ = sparse_dataset(20, 8, 4, seed=0)
+    >>> fl = diagonal_flow(X, y, 4.0, 1e-2, [0.0, 2.0])
+    >>> fl.status, float(np.abs(fl.w(0)).max()), round(fl.sq_norm(0), 4)
+    (0, 0.0, 16.0)
+    >>> float(np.mean(y * (X @ fl.w(1)) > 0))           # training accuracy at t = 2
+    1.0
     """
     ODE_METHODS = (None, "LSODA", "BDF", "Radau")
     check_choice("method", method, ODE_METHODS)

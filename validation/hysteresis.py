@@ -82,6 +82,16 @@ def hot_start(post, phi_star, fraction, rng, direction=0):
     random signs :math:`s_i=\pm1` and :math:`w_\perp` drawn from the prior
     :math:`\mathcal N(0,\sigma_w^2/d)` on the other coordinates; the rest, and the read-out, are
     prior draws. Returns ``(a, W)``.
+
+    Examples
+    --------
+    >>> from kernelphase.validation.langevin import ErfNetworkPosterior
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((30, 12))
+    >>> post = ErfNetworkPosterior(X, X[:, 0], 0.2, 1.0, 0.5, 40)
+    >>> a, W = hot_start(post, 1.2, 0.25, np.random.default_rng(1))
+    >>> a.shape, W.shape, int(np.sum(np.abs(W[:, 0]) == 1.2))     # round(0.25 * 40) droplets
+    ((40,), (40, 12), 10)
     """
     phi_star = check_range("phi_star", phi_star, 0.0, 10.0)
     fraction = check_range("hot_fraction", fraction, 0.0, 1.0)
@@ -105,6 +115,18 @@ def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5)
     and :math:`\Phi_*` at :math:`u_c` (equal from both sides there), and
     ``barrier_at_uc_times_d`` = :math:`d\,\Delta\hat S`, the barrier a single neuron crosses,
     in units of the temperature.
+
+    Examples
+    --------
+    The fig2 preset at full scale; :math:`u\propto\sigma^{-4}`, so
+    :math:`\sigma^2_s/\sigma^2_c=\sqrt{u_c/u_s}`:
+
+    >>> th = cubic_hysteresis_theory(-0.3, 3000, 150, 700, 8 / 700)
+    >>> s2_c, s2_s = th["sigma2_c"], th["sigma2_spinodal_droplet"]
+    >>> round(s2_c, 4), round(s2_s, 4), th["sigma2_spinodal_gfl"]
+    (0.1787, 0.1907, None)
+    >>> round(s2_s / s2_c, 4), round(math.sqrt(th["u_c"] / th["u_spinodal_droplet"]), 4)
+    (1.0668, 1.0668)
     """
     from kernelphase.solvers.cubic import action, cubic_transition, gfl_b, sigma2_from_u
     tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)
@@ -144,6 +166,12 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
     plus ``hot_fraction`` in [0, 1]. ``sigma2`` is given at full scale (default
     :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
     hold distinct values. Returns the cubic plan with ``hot_fraction`` and the sweep.
+
+    Examples
+    --------
+    >>> plan = plan_hysteresis(scale=0.02, sigma2=(0.2, 0.15), nets=1, steps=40)
+    >>> plan["sigma2s"], plan["nets"], plan["widths"], plan["hot_fraction"]
+    ((0.15, 0.2), 1, (14,), 0.3)
     """
     from .teacher_student import MAX_NETS, PRESETS, plan_cubic
     hot_fraction = check_range("hot_fraction", hot_fraction, 0.0, 1.0)
@@ -184,6 +212,18 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         ``learned_cubic`` and ``droplet_mass`` with their ``theory`` values on the stable
         branch, and ``metastable_theory`` = the GFL values 0), and the simulated order
         parameters with ``std_error``, ``tau_steps`` and ``ess``.
+
+    Examples
+    --------
+    The cold branch sweeps down, the hot one up; the EK phase changes at
+    ``theory["sigma2_c"]`` (0.179, between the two noise levels):
+
+    >>> rep = run_hysteresis(scale=0.02, sigma2=(0.15, 0.2), nets=1, steps=10, n_test=10,
+    ...                      workers=1, progress=False)
+    >>> rep.status, round(rep.theory["sigma2_c"], 4)
+    (0, 0.1794)
+    >>> [(r["branch"], r["sigma2"], r["phase_theory"]) for r in rep.rows]
+    [('cold', 0.2, 'GFL'), ('cold', 0.15, 'GMFL-I'), ('hot', 0.15, 'GMFL-I'), ('hot', 0.2, 'GFL')]
     """
     from kernelphase.solvers.cubic import cubic_phase, u_from_sigma2
     from .ensemble import network_status, report_status
@@ -304,7 +344,17 @@ def plot_hysteresis(report, path):
     """The two branches of the droplet mass and the learned cubic (from the population c of
     :func:`~.teacher_student.exact_discrepancy`, free of test-point error) against sigma^2,
     with the EK stable branch (gaps where it did not converge), the first-order point (solid)
-    and the spinodals (dashed)."""
+    and the spinodals (dashed).
+
+    Examples
+    --------
+    >>> import os
+    >>> rep = run_hysteresis(scale=0.02, sigma2=(0.15, 0.2), nets=1, steps=10, n_test=10,
+    ...                      workers=1, progress=False)
+    >>> plot_hysteresis(rep, "hysteresis.png")
+    >>> os.path.isfile("hysteresis.png")
+    True
+    """
     rows = report.rows if isinstance(report, Result) else report["rows"]
     th = report.theory if isinstance(report, Result) else report["theory"]
     fig, axes = subplots(1, 2, figsize=(10, 3.8))
@@ -491,6 +541,21 @@ def run_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=
         ``droplet_fraction`` (modes with :math:`\Phi>\Phi_+/2`) and ``mode_power`` as time
         averages over each network's series after a burn-in of at least 5 autocorrelation
         times, with standard errors (:func:`~.teacher_student.series_statistics`).
+
+    Examples
+    --------
+    The ``hyst`` preset (P = 17, N = 60) has :math:`\sigma_1^2=4.17\times10^{-4}`; the hot
+    start puts round(0.125 * 60) = 8 of the 60 neurons in every mode's droplet, which
+    ten steps do not melt, while the cold branch has none:
+
+    >>> rep = run_modular_hysteresis(sigma2=(3.9e-4, 5e-4), nets=1, steps=10, workers=1,
+    ...                              progress=False)
+    >>> rep.status, round(rep.theory["sigma2_gmfl1"], 7), round(8 / 60, 4)
+    (0, 0.0004167, 0.1333)
+    >>> [(r["branch"], r["phase_theory"], round(r["droplet_fraction"]["sim_mean"], 4))
+    ...  for r in rep.rows]
+    [('cold', 'GFL', 0.0), ('cold', 'GMFL-I', 0.0), ('hot', 'GMFL-I', 0.1333),
+     ('hot', 'GFL', 0.1333)]
     """
     from .ensemble import network_status, report_status
     from .langevin import network_rng
@@ -545,7 +610,17 @@ def run_modular_hysteresis(preset="hyst", scale=1.0, sigma2=None, nets=2, steps=
 @styled
 def plot_modular_hysteresis(report, path):
     """Droplet fraction and |a| of the two branches against sigma^2, with the equilibrium
-    (GMFL-I window) and hot-state theory, sigma_1^2, sigma_2^2 and the hot droplet spinodal."""
+    (GMFL-I window) and hot-state theory, sigma_1^2, sigma_2^2 and the hot droplet spinodal.
+
+    Examples
+    --------
+    >>> import os
+    >>> rep = run_modular_hysteresis(sigma2=(3.9e-4, 5e-4), nets=1, steps=10, workers=1,
+    ...                              progress=False)
+    >>> plot_modular_hysteresis(rep, "modular_hysteresis.png")
+    >>> os.path.isfile("modular_hysteresis.png")
+    True
+    """
     rows = report.rows if isinstance(report, Result) else report["rows"]
     th = report.theory if isinstance(report, Result) else report["theory"]
     fig, axes = subplots(1, 2, figsize=(11, 4))
