@@ -28,13 +28,25 @@ from kernelphase.validation.langevin import (ErfNetworkPosterior, NetworkPosteri
 from kernelphase.validation.teacher_student import cubic_data, default_lr, scaled_preset
 
 
-def matmul_gflops(size=2000, reps=5):
-    A = np.random.default_rng(0).standard_normal((size, size))
-    A @ A
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        A @ A
-    return 2 * size ** 3 * reps / (time.perf_counter() - t0) / 1e9
+def product_pair_seconds(n, d, N, dtype, threads):
+    """Seconds of the step's two matrix products at its shape, ``(n x d)(d x N)`` and
+    ``(N x n)(n x d)``, in ``dtype`` with BLAS on ``threads`` threads (None: BLAS default)."""
+    import contextlib
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    WT = rng.standard_normal((d, N)).astype(dtype)
+    G = np.empty((n, N), dtype)
+    out = np.empty((N, d), dtype)
+    ctx = contextlib.nullcontext() if threads is None else threadpool_limits(threads, "blas")
+    with ctx:
+        return best_time(lambda: (np.dot(X, WT, out=G), np.dot(G.T, X, out=out)), reps=3)
+
+
+def matmul_seconds(n, d, N, dtype):
+    """The machine's time for the two products: the faster of all-thread and single-thread BLAS
+    (on a loaded machine threaded BLAS at these sizes can be far slower than one thread)."""
+    return min(product_pair_seconds(n, d, N, dtype, None), product_pair_seconds(n, d, N, dtype, 1))
 
 
 def steps_per_second(post, lr, seconds=4.0):
@@ -98,22 +110,41 @@ def _readout_row(scale, rng):
           f"{1e3 * t_full:.2f} ms ({t_full / t_wide:.1f}x)")
 
 
-def main():
-    peak = matmul_gflops()
-    print(f"float64 matmul throughput (2000 x 2000): {peak:.1f} GFLOP/s")
-    for scale in (0.125, 0.5):
+def main(scales=(0.125, 0.5), reps=7):
+    """Step time of the numpy step and of the fused kernel in float64 and float32, each as a
+    fraction of the same-shape matrix-multiply throughput of its dtype, measured in turn with
+    the steps (best of ``reps`` rounds: robust on a shared machine)."""
+    print("Fig. 2 network, one Langevin step: numpy, fused float64, fused float32; fraction of "
+          "the same-shape matmul throughput (4 n d N flops per step; float64 dgemm for numpy "
+          "and float64, sgemm for float32; best of all-thread and one-thread BLAS)")
+    for scale in scales:
         p = scaled_preset("fig2", scale)
         N, d, n = p["width"][0], p["d"], p["n"]
         X, y = cubic_data(n, d, p["eps"], 0)
         lr = default_lr(n, d, 0.3, p["sigma_w2"], N, p["sigma_a2"])
-        rate = {}
-        for engine in ("numpy", "numba"):
-            post = ErfNetworkPosterior(X, y, 0.3, p["sigma_a2"], p["sigma_w2"], N, engine=engine)
-            rate[engine] = steps_per_second(post, lr)
-        frac = {e: 4 * n * d * N * r / 1e9 / peak for e, r in rate.items()}
-        print(f"scale {scale:g} (N={N}, d={d}, n={n}): numpy {rate['numpy']:.0f} steps/s "
-              f"({frac['numpy']:.0%} of matmul peak), numba {rate['numba']:.0f} steps/s "
-              f"({frac['numba']:.0%}); ratio {rate['numba'] / rate['numpy']:.2f}x")
+        args = (X, y, 0.3, p["sigma_a2"], p["sigma_w2"], N)
+        posts = {"numpy": ErfNetworkPosterior(*args, engine="numpy"),
+                 "float64": ErfNetworkPosterior(*args),
+                 "float32": ErfNetworkPosterior(*args, dtype="float32")}
+        steps = max(10, int(2e8 / (4 * n * d * N)))      # ~0.1 s of float64 products per run
+        for post in posts.values():
+            langevin_run(post, 5, lr, seed=0)             # compile / load the cache
+        best = {k: float("inf") for k in (*posts, "dgemm", "sgemm")}
+        for _ in range(reps):
+            for k, post in posts.items():
+                t0 = time.perf_counter()
+                langevin_run(post, steps, lr, seed=0)
+                best[k] = min(best[k], (time.perf_counter() - t0) / steps)
+            best["dgemm"] = min(best["dgemm"], matmul_seconds(n, d, N, np.float64))
+            best["sgemm"] = min(best["sgemm"], matmul_seconds(n, d, N, np.float32))
+        ref = {"numpy": "dgemm", "float64": "dgemm", "float32": "sgemm"}
+        flops = 4 * n * d * N
+        print(f"scale {scale:g} (N={N}, d={d}, n={n}): dgemm {flops / best['dgemm'] / 1e9:.1f} "
+              f"GFLOP/s, sgemm {flops / best['sgemm'] / 1e9:.1f} GFLOP/s")
+        for k in posts:
+            print(f"  {k:8s} {1e3 * best[k]:7.3f} ms/step  {flops / best[k] / 1e9:6.1f} GFLOP/s  "
+                  f"{best[ref[k]] / best[k]:4.0%} of {ref[k]}  "
+                  f"({best['numpy'] / best[k]:.2f}x numpy)")
 
 
 def interleaved_ms(posts, lr, steps=40, reps=7):
@@ -152,6 +183,8 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["generic"]:
         generic_table()
+    elif sys.argv[1:] == ["step"]:
+        main()
     else:
         main()
         gibbs_table()
