@@ -317,7 +317,9 @@ def _sum_parts(ga_part, gW_part):
     gW = np.zeros(gW_part.shape[1:])
     for c in range(ga_part.shape[0]):
         ga += ga_part[c]
-        gW -= gW_part[c]
+    for i in prange(gW.shape[0]):      # rows in parallel, chunks in order: the same sums
+        for c in range(gW_part.shape[0]):
+            gW[i] -= gW_part[c, i]
     return ga, gW
 
 
@@ -843,6 +845,19 @@ def _in_bounds(a, W, bound_a, bound_w):
     return True
 
 
+@njit(cache=True)
+def _ou_step(x, g, xi, decay, gain, noise):
+    """``decay x + gain g + noise xi`` (one exponential-Euler step, module docstring), written
+    into the fresh noise array ``xi``: one pass, no temporaries. The same operations in the same
+    order as the numpy expression, so the same numbers bit for bit."""
+    out = xi.ravel()
+    xs = x.ravel()
+    gs = g.ravel()
+    for i in range(out.size):
+        out[i] = decay * xs[i] + gain * gs[i] + noise * out[i]
+    return xi
+
+
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
            wanted, rec_fn, rec, bar, save, checkpoint_every, series_fn=None, ser=None):
     """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
@@ -859,8 +874,8 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
                 return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
-            a = da * a + ka * ga + na * rng.standard_normal(a.shape)
-        W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
+            a = _ou_step(a, ga, rng.standard_normal(a.shape), da, ka, na)
+        W = _ou_step(W, gW, rng.standard_normal(W.shape), dw, kw, nw)
         step += 1
         if not _in_bounds(a, W, *bounds):
             if save is not None:
