@@ -1,12 +1,20 @@
-"""Langevin steps per second of the Fig. 2 network, fused numba kernel against the plain numpy
-step, in the same process (issue 4).
+"""Langevin steps of the Fig. 2 network: the fused numba kernel in float64 and float32 against
+the plain numpy step, as fractions of the machine's matrix-multiply throughput, measured in the
+same process (issues 4 and 14).
 
 For scale 1/8 and 1/2 of the Fig. 2 preset (Table 1 family) one network is advanced by
-``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused in one pass,
-parallel over row chunks, single-threaded BLAS per chunk) and ``engine="numpy"`` (X @ W.T, scipy erf,
-numpy exp, BLAS on every core). Printed: steps per second, the ratio, and the fraction of the
-machine's float64 matrix-multiply throughput reached, counting the step's two products
-(4 n d N flops) against a 2000 x 2000 matmul timed here.
+``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused
+in one pass, parallel over row chunks, single-threaded BLAS per chunk), in float64 and with
+``dtype="float32"`` (sgemm and float32 series; weights and observables float64), and with
+``engine="numpy"`` (X @ W.T, scipy erf, numpy exp, BLAS on every core). Printed: ms per step,
+GFLOP/s counting the step's two products (4 n d N flops), and that rate as a fraction of the
+same-shape products timed right beside the steps (dgemm for numpy and float64, sgemm for
+float32; the faster of all-thread and one-thread BLAS). Each step is timed inside the run
+through ``langevin_run``'s ``bar`` and the fastest step of several rounds is kept, likewise the
+fastest product pair, so that other workers on a shared machine disturb the ratio least.
+``... step 1`` runs this table with one thread everywhere (numba, BLAS, the reference). The
+table is printed twice: by wall time, then by process CPU time (robust to time slicing on a
+shared machine: see ``main``).
 Second table: the App. D networks (narrowest width of scales 1/8, 1/4, 1/2) with the read-out
 drawn from its exact conditional every step (``readout="gibbs"``) against plain Langevin steps:
 ms per step, and Langevin time covered per second of each at its default step size.
@@ -16,7 +24,8 @@ Fourth table (issue 13): the generic path of ``NetworkPosterior`` (sigma, sigma'
 activation spec by codegen, libm calls) against the fused erf kernel and the plain numpy step, for
 erf (same model, so the ratio is the price of the generic path) and tanh: ms per step, best of
 interleaved repeats (robust on a shared machine).
-Run: ``python benchmarks/bench_langevin.py`` (``... generic`` for the fourth table only).
+Run: ``python benchmarks/bench_langevin.py`` (``... step [threads]`` for the first table only,
+``... generic`` for the fourth).
 """
 import time
 
@@ -28,9 +37,10 @@ from kernelphase.validation.langevin import (ErfNetworkPosterior, NetworkPosteri
 from kernelphase.validation.teacher_student import cubic_data, default_lr, scaled_preset
 
 
-def product_pair_seconds(n, d, N, dtype, threads):
+def product_pair_seconds(n, d, N, dtype, threads, clock=time.perf_counter):
     """Seconds of the step's two matrix products at its shape, ``(n x d)(d x N)`` and
-    ``(N x n)(n x d)``, in ``dtype`` with BLAS on ``threads`` threads (None: BLAS default)."""
+    ``(N x n)(n x d)``, in ``dtype`` with BLAS on ``threads`` threads (None: BLAS default), by
+    ``clock`` (wall or process CPU time)."""
     import contextlib
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
@@ -40,13 +50,18 @@ def product_pair_seconds(n, d, N, dtype, threads):
     out = np.empty((N, d), dtype)
     ctx = contextlib.nullcontext() if threads is None else threadpool_limits(threads, "blas")
     with ctx:
-        return best_time(lambda: (np.dot(X, WT, out=G), np.dot(G.T, X, out=out)), reps=10)
+        return best_time(lambda: (np.dot(X, WT, out=G), np.dot(G.T, X, out=out)), reps=10,
+                         clock=clock)
 
 
-def matmul_seconds(n, d, N, dtype):
+def matmul_seconds(n, d, N, dtype, threads=None, clock=time.perf_counter):
     """The machine's time for the two products: the faster of all-thread and single-thread BLAS
-    (on a loaded machine threaded BLAS at these sizes can be far slower than one thread)."""
-    return min(product_pair_seconds(n, d, N, dtype, None), product_pair_seconds(n, d, N, dtype, 1))
+    (on a loaded machine threaded BLAS at these sizes can be far slower than one thread), or
+    on ``threads`` threads."""
+    if threads is not None:
+        return product_pair_seconds(n, d, N, dtype, threads, clock)
+    return min(product_pair_seconds(n, d, N, dtype, None, clock),
+               product_pair_seconds(n, d, N, dtype, 1, clock))
 
 
 def steps_per_second(post, lr, seconds=4.0):
@@ -78,13 +93,13 @@ def gibbs_table():
               f"{sl * ll:.3g} vs {sg * lg:.3g} ({sg * lg / (sl * ll):.1f}x)")
 
 
-def best_time(fn, reps=7):
+def best_time(fn, reps=7, clock=time.perf_counter):
     fn()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
@@ -111,30 +126,41 @@ def _readout_row(scale, rng):
 
 
 class _StepClock:
-    """A ``bar`` for :func:`langevin_run` that records the time of every step."""
+    """A ``bar`` for :func:`langevin_run` that records the ``clock`` at every step."""
 
-    def __init__(self):
-        self.times = [time.perf_counter()]
+    def __init__(self, clock):
+        self.clock = clock
+        self.times = [clock()]
 
     def update(self, k):
-        self.times.append(time.perf_counter())
+        self.times.append(self.clock())
 
     def best(self):
         return float(np.min(np.diff(self.times[1:])))
 
 
-def best_step_seconds(post, lr, steps):
+def best_step_seconds(post, lr, steps, clock=time.perf_counter):
     """Fastest single step of a run (the step is timed inside ``langevin_run`` through its
     ``bar``; the minimum is the step's cost without the other workers' interruptions)."""
-    clock = _StepClock()
-    langevin_run(post, steps, lr, seed=0, bar=clock)
-    return clock.best()
+    bar = _StepClock(clock)
+    langevin_run(post, steps, lr, seed=0, bar=bar)
+    return bar.best()
 
 
-def main(scales=(0.125, 0.5), rounds=5):
+def main(scales=(0.125, 0.5), rounds=5, threads=None, clock=time.perf_counter):
     """Step time of the numpy step and of the fused kernel in float64 and float32, each as a
     fraction of the same-shape matrix-multiply throughput of its dtype. Steps and products are
-    timed in turn, ``rounds`` times, keeping the fastest of each (robust on a shared machine)."""
+    timed in turn, ``rounds`` times, keeping the fastest of each (robust on a shared machine).
+    ``threads``: numba and BLAS threads of everything (default: numba's and BLAS's own);
+    ``clock``: wall time, or ``time.process_time`` (CPU seconds of all threads: on a machine
+    shared with other workers, a computation longer than the scheduler's time slice is
+    interrupted in every round, and its wall-clock minimum is biased)."""
+    if threads is not None:
+        import numba
+        from threadpoolctl import threadpool_limits
+        numba.set_num_threads(threads)
+        threadpool_limits(threads)
+        print(f"threads: {threads} (numba, BLAS and the reference products)")
     print("Fig. 2 network, one Langevin step: numpy, fused float64, fused float32; fraction of "
           "the same-shape matmul throughput (4 n d N flops per step; dgemm for numpy and "
           "float64, sgemm for float32; best of all-thread and one-thread BLAS), same process")
@@ -152,15 +178,16 @@ def main(scales=(0.125, 0.5), rounds=5):
         best = {k: float("inf") for k in (*posts, "dgemm", "sgemm")}
         for _ in range(rounds):
             for k, post in posts.items():
-                best[k] = min(best[k], best_step_seconds(post, lr, 30))
-            best["dgemm"] = min(best["dgemm"], matmul_seconds(n, d, N, np.float64))
-            best["sgemm"] = min(best["sgemm"], matmul_seconds(n, d, N, np.float32))
+                best[k] = min(best[k], best_step_seconds(post, lr, 30, clock))
+            best["dgemm"] = min(best["dgemm"], matmul_seconds(n, d, N, np.float64, threads, clock))
+            best["sgemm"] = min(best["sgemm"], matmul_seconds(n, d, N, np.float32, threads, clock))
         ref = {"numpy": "dgemm", "float64": "dgemm", "float32": "sgemm"}
         flops = 4 * n * d * N
-        print(f"scale {scale:g} (N={N}, d={d}, n={n}): dgemm {flops / best['dgemm'] / 1e9:.1f} "
+        unit = "CPU " if clock is time.process_time else ""
+        print(f"scale {scale:g} (N={N}, d={d}, n={n}), {unit}seconds: dgemm {flops / best['dgemm'] / 1e9:.1f} "
               f"GFLOP/s, sgemm {flops / best['sgemm'] / 1e9:.1f} GFLOP/s")
         for k in posts:
-            print(f"  {k:8s} {1e3 * best[k]:7.3f} ms/step  {flops / best[k] / 1e9:6.1f} GFLOP/s  "
+            print(f"  {k:8s} {1e3 * best[k]:7.3f} {unit}ms/step  {flops / best[k] / 1e9:6.1f} GFLOP/s  "
                   f"{best[ref[k]] / best[k]:4.0%} of {ref[k]}  "
                   f"({best['numpy'] / best[k]:.2f}x numpy)")
 
@@ -201,10 +228,13 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["generic"]:
         generic_table()
-    elif sys.argv[1:] == ["step"]:
-        main()
+    elif sys.argv[1:2] == ["step"]:
+        threads = int(sys.argv[2]) if sys.argv[2:] else None
+        main(threads=threads)
+        main(threads=threads, clock=time.process_time)
     else:
         main()
+        main(clock=time.process_time)
         gibbs_table()
         readout_table()
         generic_table()
