@@ -139,3 +139,13 @@ def test_float32_samples_the_float64_posterior():
     m_other, se_other = _time_averages("float64", seed=3, y_scale=1.15)
     assert np.any(np.abs(m_other - m64) > 4 * np.hypot(se_other, se64))
     assert math.isfinite(m32.sum())
+
+
+def test_run_cubic_plan_takes_the_dtype():
+    """``plan_cubic`` checks ``dtype``; a float32 run has its own checkpoint key, a float64 run
+    the key it had before the option existed."""
+    from kernelphase.validation.teacher_student import plan_cubic
+    with pytest.raises(ValueError, match=r"dtype='float16' is not one of 'float64', 'float32'"):
+        plan_cubic(scale=0.125, nets=1, steps=100, dtype="float16")
+    assert plan_cubic(scale=0.125, nets=1, steps=100, dtype="float32")["key"]["dtype"] == "float32"
+    assert "dtype" not in plan_cubic(scale=0.125, nets=1, steps=100)["key"]

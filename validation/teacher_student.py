@@ -193,7 +193,7 @@ class GrokkingSummary(Result):
 
 def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
                n_test=2000, width=None, curves=False, readout="langevin", data_scale=None,
-               workers=None, scheduler=None):
+               workers=None, scheduler=None, dtype="float64"):
     """Check every input of :func:`run_cubic` and resolve the run, before anything is allocated.
 
     Raises a one-line ``ValueError`` naming the parameter, its value and the valid range, or
@@ -204,7 +204,9 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     the result, for :class:`kernelphase.io.RunDir`) and ``memory_gib``.
     """
     from .ensemble import check_memory, concurrent_tasks
+    from .langevin import DTYPES
     check_choice("readout", readout, ("langevin", "gibbs"))
+    check_choice("dtype", dtype, DTYPES)
     check_choice("preset", preset, tuple(PRESETS))
     check_range("scale", scale, *SCALE_RANGE)          # beyond: overflow in the theory
     if data_scale is not None:
@@ -249,6 +251,8 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
            "sigma2": list(sigma2s), "widths": list(widths), "n": n, "d": d, "nets": nets,
            "steps": steps, "lr": lr, "readout": readout, "seed": seed, "n_test": n_test,
            "curves": bool(curves)}
+    if dtype != "float64":          # float64 runs keep the keys (and checkpoints) they had
+        key["dtype"] = dtype
     return {"p": p, "sigma2s": sigma2s, "widths": widths, "nets": nets, "steps": steps,
             "lr": lr, "seed": seed, "n_test": n_test, "readout": readout, "curves": bool(curves),
             "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30}
@@ -256,7 +260,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
 
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, run_dir=None, progress=None, width=None, scheduler=None, workers=None,
-              curves=False, readout="langevin", data_scale=None):
+              curves=False, readout="langevin", data_scale=None, dtype="float64"):
     """Sample each (width, noise level) and compare with the theory.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
@@ -265,7 +269,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     and test losses of each network and of the ensemble-mean output. ``readout="gibbs"`` draws
     the read-out from its exact conditional every step (see :mod:`.langevin`). ``sigma2`` is
     given at full scale and moved along the family like the preset's (by ``data_scale / scale``).
-    Inputs are checked by :func:`plan_cubic` first. ``run_dir``: an open
+    ``dtype="float32"``: the Langevin step's gradient in single precision
+    (:class:`~kernelphase.validation.langevin.NetworkPosterior`). Inputs are checked by :func:`plan_cubic` first. ``run_dir``: an open
     :class:`kernelphase.io.RunDir` (key from :func:`plan_cubic`) that receives one state file per
     network, ``checkpoints/N{N}_s{sigma2}_net{k}.npz``, and resumes from them.
 
@@ -278,7 +283,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     from .ensemble import report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
     plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
-                      readout, data_scale, workers, scheduler)
+                      readout, data_scale, workers, scheduler, dtype)
     p, sigma2s, widths = plan["p"], plan["sigma2s"], plan["widths"]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
     X, y = cubic_data(n, d, eps, seed)
@@ -288,7 +293,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     cells, tasks = [], []
     for N in widths:
         for s2 in sigma2s:
-            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout, dtype=dtype)
             step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
             cells.append((N, s2, step, len(tasks)))
             for k in range(nets):
