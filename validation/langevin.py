@@ -654,7 +654,10 @@ class NetworkPosterior:
         :math:`H=XW^\top`, :math:`\Phi=\sigma(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
         X = self._X_step
         if self.engine == "numba":
-            WT = np.ascontiguousarray(W.T, dtype=X.dtype)
+            # float32: a transposed view (BLAS transposes; cheaper than a copy); float64: the
+            # contiguous copy it always used (the transposed gemm rounds differently)
+            WT = (np.ascontiguousarray(W.T) if X.dtype == np.float64
+                  else np.ascontiguousarray(W, dtype=X.dtype).T)
             aE = a if X.dtype == a.dtype else a.astype(X.dtype)
             return self._act_step[0](X, WT, a, aE, self.y, 1.0 / self.sigma2,
                                      *self._work_arrays())
