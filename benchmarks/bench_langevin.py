@@ -1,12 +1,20 @@
-"""Langevin steps per second of the Fig. 2 network, fused numba kernel against the plain numpy
-step, in the same process (issue 4).
+"""Langevin steps of the Fig. 2 network: the fused numba kernel in float64 and float32 against
+the plain numpy step, as fractions of the machine's matrix-multiply throughput, measured in the
+same process (issues 4 and 14).
 
 For scale 1/8 and 1/2 of the Fig. 2 preset (Table 1 family) one network is advanced by
-``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused in one pass,
-parallel over row chunks, single-threaded BLAS per chunk) and ``engine="numpy"`` (X @ W.T, scipy erf,
-numpy exp, BLAS on every core). Printed: steps per second, the ratio, and the fraction of the
-machine's float64 matrix-multiply throughput reached, counting the step's two products
-(4 n d N flops) against a 2000 x 2000 matmul timed here.
+``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused
+in one pass, parallel over row chunks, single-threaded BLAS per chunk), in float64 and with
+``dtype="float32"`` (sgemm and float32 series; weights and observables float64), and with
+``engine="numpy"`` (X @ W.T, scipy erf, numpy exp, BLAS on every core). Printed: ms per step,
+GFLOP/s counting the step's two products (4 n d N flops), and that rate as a fraction of the
+same-shape products timed right beside the steps (dgemm for numpy and float64, sgemm for
+float32; the faster of all-thread and one-thread BLAS). Each step is timed inside the run
+through ``langevin_run``'s ``bar`` and the fastest step of several rounds is kept, likewise the
+fastest product pair, so that other workers on a shared machine disturb the ratio least.
+``... step 1`` runs this table with one thread everywhere (numba, BLAS, the reference). The
+table is printed twice: by wall time, then by process CPU time (robust to time slicing on a
+shared machine: see ``main``).
 Second table: the App. D networks (narrowest width of scales 1/8, 1/4, 1/2) with the read-out
 drawn from its exact conditional every step (``readout="gibbs"``) against plain Langevin steps:
 ms per step, and Langevin time covered per second of each at its default step size.
@@ -16,7 +24,8 @@ Fourth table (issue 13): the generic path of ``NetworkPosterior`` (sigma, sigma'
 activation spec by codegen, libm calls) against the fused erf kernel and the plain numpy step, for
 erf (same model, so the ratio is the price of the generic path) and tanh: ms per step, best of
 interleaved repeats (robust on a shared machine).
-Run: ``python benchmarks/bench_langevin.py`` (``... generic`` for the fourth table only).
+Run: ``python benchmarks/bench_langevin.py`` (``... step [threads]`` for the first table only,
+``... generic`` for the fourth).
 """
 import time
 
@@ -28,13 +37,31 @@ from kernelphase.validation.langevin import (ErfNetworkPosterior, NetworkPosteri
 from kernelphase.validation.teacher_student import cubic_data, default_lr, scaled_preset
 
 
-def matmul_gflops(size=2000, reps=5):
-    A = np.random.default_rng(0).standard_normal((size, size))
-    A @ A
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        A @ A
-    return 2 * size ** 3 * reps / (time.perf_counter() - t0) / 1e9
+def product_pair_seconds(n, d, N, dtype, threads, clock=time.perf_counter):
+    """Seconds of the step's two matrix products at its shape, ``(n x d)(d x N)`` and
+    ``(N x n)(n x d)``, in ``dtype`` with BLAS on ``threads`` threads (None: BLAS default), by
+    ``clock`` (wall or process CPU time)."""
+    import contextlib
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    WT = rng.standard_normal((d, N)).astype(dtype)
+    G = np.empty((n, N), dtype)
+    out = np.empty((N, d), dtype)
+    ctx = contextlib.nullcontext() if threads is None else threadpool_limits(threads, "blas")
+    with ctx:
+        return best_time(lambda: (np.dot(X, WT, out=G), np.dot(G.T, X, out=out)), reps=10,
+                         clock=clock)
+
+
+def matmul_seconds(n, d, N, dtype, threads=None, clock=time.perf_counter):
+    """The machine's time for the two products: the faster of all-thread and single-thread BLAS
+    (on a loaded machine threaded BLAS at these sizes can be far slower than one thread), or
+    on ``threads`` threads."""
+    if threads is not None:
+        return product_pair_seconds(n, d, N, dtype, threads, clock)
+    return min(product_pair_seconds(n, d, N, dtype, None, clock),
+               product_pair_seconds(n, d, N, dtype, 1, clock))
 
 
 def steps_per_second(post, lr, seconds=4.0):
@@ -66,13 +93,13 @@ def gibbs_table():
               f"{sl * ll:.3g} vs {sg * lg:.3g} ({sg * lg / (sl * ll):.1f}x)")
 
 
-def best_time(fn, reps=7):
+def best_time(fn, reps=7, clock=time.perf_counter):
     fn()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
@@ -98,22 +125,71 @@ def _readout_row(scale, rng):
           f"{1e3 * t_full:.2f} ms ({t_full / t_wide:.1f}x)")
 
 
-def main():
-    peak = matmul_gflops()
-    print(f"float64 matmul throughput (2000 x 2000): {peak:.1f} GFLOP/s")
-    for scale in (0.125, 0.5):
+class _StepClock:
+    """A ``bar`` for :func:`langevin_run` that records the ``clock`` at every step."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.times = [clock()]
+
+    def update(self, k):
+        self.times.append(self.clock())
+
+    def best(self):
+        return float(np.min(np.diff(self.times[1:])))
+
+
+def best_step_seconds(post, lr, steps, clock=time.perf_counter):
+    """Fastest single step of a run (the step is timed inside ``langevin_run`` through its
+    ``bar``; the minimum is the step's cost without the other workers' interruptions)."""
+    bar = _StepClock(clock)
+    langevin_run(post, steps, lr, seed=0, bar=bar)
+    return bar.best()
+
+
+def main(scales=(0.125, 0.5), rounds=5, threads=None, clock=time.perf_counter):
+    """Step time of the numpy step and of the fused kernel in float64 and float32, each as a
+    fraction of the same-shape matrix-multiply throughput of its dtype. Steps and products are
+    timed in turn, ``rounds`` times, keeping the fastest of each (robust on a shared machine).
+    ``threads``: numba and BLAS threads of everything (default: numba's and BLAS's own);
+    ``clock``: wall time, or ``time.process_time`` (CPU seconds of all threads: on a machine
+    shared with other workers, a computation longer than the scheduler's time slice is
+    interrupted in every round, and its wall-clock minimum is biased)."""
+    if threads is not None:
+        import numba
+        from threadpoolctl import threadpool_limits
+        numba.set_num_threads(threads)
+        threadpool_limits(threads)
+        print(f"threads: {threads} (numba, BLAS and the reference products)")
+    print("Fig. 2 network, one Langevin step: numpy, fused float64, fused float32; fraction of "
+          "the same-shape matmul throughput (4 n d N flops per step; dgemm for numpy and "
+          "float64, sgemm for float32; best of all-thread and one-thread BLAS), same process")
+    for scale in scales:
         p = scaled_preset("fig2", scale)
         N, d, n = p["width"][0], p["d"], p["n"]
         X, y = cubic_data(n, d, p["eps"], 0)
         lr = default_lr(n, d, 0.3, p["sigma_w2"], N, p["sigma_a2"])
-        rate = {}
-        for engine in ("numpy", "numba"):
-            post = ErfNetworkPosterior(X, y, 0.3, p["sigma_a2"], p["sigma_w2"], N, engine=engine)
-            rate[engine] = steps_per_second(post, lr)
-        frac = {e: 4 * n * d * N * r / 1e9 / peak for e, r in rate.items()}
-        print(f"scale {scale:g} (N={N}, d={d}, n={n}): numpy {rate['numpy']:.0f} steps/s "
-              f"({frac['numpy']:.0%} of matmul peak), numba {rate['numba']:.0f} steps/s "
-              f"({frac['numba']:.0%}); ratio {rate['numba'] / rate['numpy']:.2f}x")
+        args = (X, y, 0.3, p["sigma_a2"], p["sigma_w2"], N)
+        posts = {"numpy": ErfNetworkPosterior(*args, engine="numpy"),
+                 "float64": ErfNetworkPosterior(*args),
+                 "float32": ErfNetworkPosterior(*args, dtype="float32")}
+        for post in posts.values():
+            langevin_run(post, 5, lr, seed=0)             # compile / load the cache
+        best = {k: float("inf") for k in (*posts, "dgemm", "sgemm")}
+        for _ in range(rounds):
+            for k, post in posts.items():
+                best[k] = min(best[k], best_step_seconds(post, lr, 30, clock))
+            best["dgemm"] = min(best["dgemm"], matmul_seconds(n, d, N, np.float64, threads, clock))
+            best["sgemm"] = min(best["sgemm"], matmul_seconds(n, d, N, np.float32, threads, clock))
+        ref = {"numpy": "dgemm", "float64": "dgemm", "float32": "sgemm"}
+        flops = 4 * n * d * N
+        unit = "CPU " if clock is time.process_time else ""
+        print(f"scale {scale:g} (N={N}, d={d}, n={n}), {unit}seconds: dgemm {flops / best['dgemm'] / 1e9:.1f} "
+              f"GFLOP/s, sgemm {flops / best['sgemm'] / 1e9:.1f} GFLOP/s")
+        for k in posts:
+            print(f"  {k:8s} {1e3 * best[k]:7.3f} {unit}ms/step  {flops / best[k] / 1e9:6.1f} GFLOP/s  "
+                  f"{best[ref[k]] / best[k]:4.0%} of {ref[k]}  "
+                  f"({best['numpy'] / best[k]:.2f}x numpy)")
 
 
 def interleaved_ms(posts, lr, steps=40, reps=7):
@@ -152,8 +228,13 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["generic"]:
         generic_table()
+    elif sys.argv[1:2] == ["step"]:
+        threads = int(sys.argv[2]) if sys.argv[2:] else None
+        main(threads=threads)
+        main(threads=threads, clock=time.process_time)
     else:
         main()
+        main(clock=time.process_time)
         gibbs_table()
         readout_table()
         generic_table()

@@ -45,6 +45,7 @@ import functools
 import math
 from typing import Any, Mapping
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -63,20 +64,45 @@ def network_rng(seed, *key):
 
 
 _CHUNK_ROWS = 192
+#: precisions of the Langevin step's gradient (``NetworkPosterior(dtype=...)``)
+DTYPES = ("float64", "float32")
 _ERF_TAYLOR = tuple(_TWO_OVER_SQRT_PI * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(31))
 _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(14))
 _SERIES_EDGE = 2.0          # |h| beyond which the series are not used (libm instead)
 
 
-def _horner_lines(acc, coefficients, var):
+def _horner_lines(acc, coefficients, var, literal=repr):
     """Source lines of the Horner form of ``sum_k coefficients[k] var**k`` into ``acc``, the
-    coefficients written as literals. The body of :func:`_erf_series` below was printed by
-    this function (a test prints it again and compares the text): unrolled by hand, the loop
-    around the series vectorises; a loop over a tuple of coefficients does not (6x slower)."""
-    lines = [f"    {acc} = {coefficients[-1]!r}"]
+    coefficients written as literals (``literal(c)``). The bodies of :func:`_erf_series` and
+    :func:`_erf_series32` below were printed by this function (tests print them again and
+    compare the text): unrolled by hand, the loop around the series vectorises; a loop over a
+    tuple of coefficients does not (6x slower)."""
+    lines = [f"    {acc} = {literal(coefficients[-1])}"]
     for c in reversed(coefficients[:-1]):
-        lines.append(f"    {acc} = {acc} * {var} + {c!r}")
+        lines.append(f"    {acc} = {acc} * {var} + {literal(c)}")
     return lines
+
+
+def _float32_literal(c):
+    """``np.float32(<c>)``: a float32 constant in numba code (a bare literal would promote the
+    float32 arithmetic around it to float64)."""
+    return f"np.float32({c!r})"
+
+
+def _series32_coefficients():
+    r"""Coefficients of :func:`_erf_series32`: the monomial coefficients in
+    :math:`t=s/2-1` of the Chebyshev interpolants (at the Chebyshev points of the first kind,
+    :func:`numpy.polynomial.chebyshev.chebinterpolate`) of :math:`e^{-s}` (degree 11) and
+    :math:`\mathrm{erf}(\sqrt s)/\sqrt s` (degree 9) on :math:`s\in[0,4]`, rounded to float32."""
+    from numpy.polynomial import chebyshev
+    from scipy.special import erf
+
+    def erf_over_h(t):
+        h = np.sqrt(2.0 * t + 2.0)          # Chebyshev points are interior: h > 0
+        return erf(h) / h
+    return tuple(tuple(float(np.float32(c)) for c in chebyshev.cheb2poly(
+        chebyshev.chebinterpolate(f, deg))) for f, deg in (
+        (lambda t: np.exp(-2.0 * t - 2.0), 11), (erf_over_h, 9)))
 
 
 @njit(inline="always", fastmath={"contract"})
@@ -166,23 +192,64 @@ def _erf_block(H, E, G):
                     G[p, j] = math.exp(-h * h)
 
 
-@njit(parallel=True, cache=True)
-def _erf_pair(X, WT):
-    """``erf(X W^T)`` and ``exp(-(X W^T)^2)``, parallel over the row chunks of :func:`_erf_grad`."""
-    n = X.shape[0]
-    N = WT.shape[1]
-    E = np.empty((n, N))
-    G = np.empty((n, N))
-    for c in prange((n + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
-        lo = c * _CHUNK_ROWS
-        hi = min(n, lo + _CHUNK_ROWS)
-        H = np.dot(np.ascontiguousarray(X[lo:hi]), WT)
-        Ec = np.empty((hi - lo, N))        # C-contiguous blocks: the elementwise pass vectorises
-        Gc = np.empty((hi - lo, N))
-        _erf_block(H, Ec, Gc)
-        E[lo:hi] = Ec
-        G[lo:hi] = Gc
-    return E, G
+@njit(inline="always", fastmath={"contract"})
+def _erf_series32(h):
+    r"""float32 ``(erf h, exp(-h^2))`` for ``|h| <= 2``, branch-free (the float32 path,
+    ``dtype="float32"``): polynomials in :math:`t=h^2/2-1` from
+    :func:`_series32_coefficients` (Chebyshev interpolants, printed by :func:`_horner_lines`),
+
+    .. math:: \mathrm{erf}\,h\approx h\sum_{k=0}^{9}p_k t^k,\qquad
+              e^{-h^2}\approx\sum_{k=0}^{11}e_k t^k .
+
+    Evaluated in float32: relative error of erf below 3e-7, absolute error of ``exp(-h^2)``
+    below 2.5e-7, a few float32 ulp (against mpmath in ``tests/test_langevin_float32.py``);
+    22 multiply-adds instead of the 49 of :func:`_erf_series`, on twice as many SIMD lanes.
+    """
+    s = h * h
+    s = s if s < np.float32(4.0) else np.float32(4.0)
+    t = s * np.float32(0.5) - np.float32(1.0)
+    e = np.float32(-7.497239039366832e-06)
+    e = e * t + np.float32(4.1808390960795805e-05)
+    e = e * t + np.float32(-0.00019031924603041261)
+    e = e * t + np.float32(0.0008551467326469719)
+    e = e * t + np.float32(-0.003437414998188615)
+    e = e * t + np.float32(0.01203195471316576)
+    e = e * t + np.float32(-0.03608933091163635)
+    e = e * t + np.float32(0.09022301435470581)
+    e = e * t + np.float32(-0.180447056889534)
+    e = e * t + np.float32(0.270670622587204)
+    e = e * t + np.float32(-0.2706705629825592)
+    e = e * t + np.float32(0.1353352814912796)
+    p = np.float32(-1.4993335753388237e-05)
+    p = p * t + np.float32(7.824543718015775e-05)
+    p = p * t + np.float32(-0.0003342172713018954)
+    p = p * t + np.float32(0.0013993806205689907)
+    p = p * t + np.float32(-0.005235208198428154)
+    p = p * t + np.float32(0.017130395397543907)
+    p = p * t + np.float32(-0.048662737011909485)
+    p = p * t + np.float32(0.11947888135910034)
+    p = p * t + np.float32(-0.261111855506897)
+    p = p * t + np.float32(0.6749332547187805)
+    return h * p, e
+
+
+@njit(cache=True)
+def _erf_block32(H, E, G):
+    """float32 :func:`_erf_block`: one vectorised pass of :func:`_erf_series32`, then libm for
+    the rare ``|h| > 2`` (a boolean flag, not a count: the loop stays in float32 lanes)."""
+    outside = False
+    for p in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            h = H[p, j]
+            E[p, j], G[p, j] = _erf_series32(h)
+            outside |= abs(h) > np.float32(_SERIES_EDGE)
+    if outside:
+        for p in range(H.shape[0]):
+            for j in range(H.shape[1]):
+                h = H[p, j]
+                if not abs(h) <= _SERIES_EDGE:
+                    E[p, j] = math.erf(h)
+                    G[p, j] = math.exp(-h * h)
 
 
 def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
@@ -229,10 +296,12 @@ def _cholesky(A):
 
 
 @njit(inline="always")
-def _residual_pass(E, G, a, y, lo, inv_sigma2, scale, ga_row):
-    """One chunk's residual ``r = (E a - y)/sigma^2``; ``ga_row -= r E``; ``G *= r a scale``
-    (``G`` holds sigma'(H) / ``scale``: erf' / (2/sqrt(pi)) in the fused kernel, 1 otherwise)."""
-    f = np.dot(E, a)
+def _residual_pass(E, G, a, aE, y, lo, inv_sigma2, scale, ga_row):
+    """One chunk's residual ``r = (E a - y)/sigma^2`` (``E aE`` by BLAS gemv, ``aE`` the
+    read-out in the dtype of ``E``; numba's ``np.dot`` with ``out`` rounds differently); ``ga_row -= r E``; ``G *= r a scale`` (``G`` holds
+    sigma'(H) / ``scale``: erf' / (2/sqrt(pi)) for erf, 1 otherwise). ``r``, ``ga_row`` and the
+    products ``r a scale`` are float64 whatever the dtype of ``E`` and ``G``."""
+    f = np.dot(E, aE)
     for p in range(E.shape[0]):
         rp = (f[p] - y[lo + p]) * inv_sigma2
         for j in range(E.shape[1]):
@@ -242,96 +311,77 @@ def _residual_pass(E, G, a, y, lo, inv_sigma2, scale, ga_row):
 
 @njit(inline="always")
 def _sum_parts(ga_part, gW_part):
-    """Chunk partials summed in a fixed order (the result does not depend on the threads)."""
+    """Chunk partials summed in float64 in a fixed order (the result does not depend on the
+    threads)."""
     ga = np.zeros(ga_part.shape[1])
     gW = np.zeros(gW_part.shape[1:])
     for c in range(ga_part.shape[0]):
         ga += ga_part[c]
-        gW -= gW_part[c]
+    for i in prange(gW.shape[0]):      # rows in parallel, chunks in order: the same sums
+        for c in range(gW_part.shape[0]):
+            gW[i] -= gW_part[c, i]
     return ga, gW
 
 
-@njit(parallel=True, cache=True)
-def _erf_grad(X, WT, a, y, inv_sigma2):
-    """Likelihood gradient, fused and parallel over fixed row chunks of the data.
+# The kernels below call the activation's elementwise pass _BLOCK(H, E, G): E = sigma(H),
+# G = sigma'(H) / _SCALE; _erf_block / _erf_block32 (series) for erf, otherwise _generic_block
+# around the activation's pair function z -> (sigma(z), sigma'(z)) generated by
+# kernelphase.codegen. numba cannot cache a kernel that takes a function as an argument (a
+# dispatcher argument is typed by identity: QuantEcon's root_finding, numba/numba#3501), nor a
+# cached caller of a parallel kernel (dynamic globals). So _fused_grad and _fused_pair are plain
+# functions here: _kernels() copies their source into one small module per activation and dtype,
+# with _BLOCK and _SCALE bound there, and compiles them @njit(parallel=True, cache=True). The
+# code exists once, here; the module is regenerated whenever it (or a helper) changes.
 
-    Per chunk: ``H = X_c W^T`` (BLAS); one vectorised pass for ``erf(H)`` and ``erf'(H)``
-    (:func:`_erf_series`; the rare ``|h| > 2`` redone by libm); the residual
-    ``r = (erf(H) a - y)/sigma^2``; one pass for ``ga`` and ``G = r a erf'(H)``; then ``G^T X_c``
-    (BLAS). Chunk partials are summed in a fixed order, so the result does not depend
-    on the number of threads. BLAS must run single-threaded meanwhile (see ``_blas_single``).
-    """
-    n, d = X.shape
-    N = WT.shape[1]
-    nchunk = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
-    ga_part = np.zeros((nchunk, N))
-    gW_part = np.empty((nchunk, N, d))
-    for c in prange(nchunk):
-        lo = c * _CHUNK_ROWS
-        hi = min(n, lo + _CHUNK_ROWS)
-        Xc = np.ascontiguousarray(X[lo:hi])
-        H = np.dot(Xc, WT)
-        E = np.empty((hi - lo, N))
-        G = np.empty((hi - lo, N))
-        _erf_block(H, E, G)
-        _residual_pass(E, G, a, y, lo, inv_sigma2, _TWO_OVER_SQRT_PI, ga_part[c])
-        gW_part[c] = np.dot(np.ascontiguousarray(G.T), Xc)
-    return _sum_parts(ga_part, gW_part)
-
-
-# The generic kernels call the activation's pair function z -> (sigma(z), sigma'(z)), generated
-# by kernelphase.codegen. numba cannot cache a kernel that takes it as an argument (a dispatcher
-# argument is typed by identity: QuantEcon's root_finding, numba/numba#3501), nor a cached
-# caller of a parallel kernel (dynamic globals). So _generic_grad and _generic_pair are plain
-# functions here: _kernels() copies their source into one small module per activation, with
-# _ACT bound there to that activation's pair function, and compiles them @njit(parallel=True,
-# cache=True). The code exists once, here; the module is regenerated whenever it changes.
-
-#: the activation's pair function; bound in each generated kernel module (see _kernels)
-_ACT = None
+#: the elementwise pass and the scale of sigma' in it; bound in each generated kernel module
+_BLOCK = _SCALE = _ACT = None
 
 
 def _generic_block(H, E, G):
-    """``E = sigma(H)``, ``G = sigma'(H)`` elementwise by the generated pair function."""
+    """``E = sigma(H)``, ``G = sigma'(H)`` elementwise by the generated pair function ``_ACT``."""
     for p in range(H.shape[0]):
         for j in range(H.shape[1]):
             E[p, j], G[p, j] = _ACT(H[p, j])
 
 
-def _generic_pair(X, WT):
-    """``sigma(X W^T)`` and ``sigma'(X W^T)``, parallel over row chunks."""
+def _fused_pair(X, WT):
+    """``sigma(X W^T)`` and ``sigma'(X W^T) / scale``, parallel over row chunks, in the dtype
+    of ``X``."""
     n = X.shape[0]
     N = WT.shape[1]
-    E = np.empty((n, N))
-    G = np.empty((n, N))
+    E = np.empty((n, N), X.dtype)
+    G = np.empty((n, N), X.dtype)
     for c in prange((n + _CHUNK_ROWS - 1) // _CHUNK_ROWS):
         lo = c * _CHUNK_ROWS
         hi = min(n, lo + _CHUNK_ROWS)
-        Ec = np.empty((hi - lo, N))
-        Gc = np.empty((hi - lo, N))
-        _generic_block(np.dot(np.ascontiguousarray(X[lo:hi]), WT), Ec, Gc)
-        E[lo:hi] = Ec
-        G[lo:hi] = Gc
+        _BLOCK(np.dot(X[lo:hi], WT), E[lo:hi], G[lo:hi])
     return E, G
 
 
-def _generic_grad(X, WT, a, y, inv_sigma2):
-    """Likelihood gradient for any activation: :func:`_erf_grad` with the elementwise pass
-    done by the generated pair function (libm calls, no series)."""
-    n, d = X.shape
-    N = WT.shape[1]
-    nchunk = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
-    ga_part = np.zeros((nchunk, N))
-    gW_part = np.empty((nchunk, N, d))
-    for c in prange(nchunk):
+def _fused_grad(X, WT, a, aE, y, inv_sigma2, H, E, G, ga_part, gW_part):
+    """Likelihood gradient, fused and parallel over fixed row chunks of the data.
+
+    Per chunk: ``H = X_c W^T`` (BLAS gemm); one vectorised pass for ``sigma(H)`` and
+    ``sigma'(H)`` (``_BLOCK``); the residual ``r = (sigma(H) a - y)/sigma^2`` and one pass for
+    ``ga`` and ``G = r a sigma'(H)`` (:func:`_residual_pass`); then ``G^T X_c`` (BLAS gemm,
+    written into ``gW_part[c]``). ``H``, ``E``, ``G`` are work arrays, one slab per
+    thread (no allocation in the step); chunk partials are summed in float64 in a fixed order,
+    so the result does not depend on the number of threads. The products run in the dtype of
+    ``X`` and ``WT`` (float64 dgemm or float32 sgemm). BLAS must run single-threaded meanwhile
+    (see ``_blas_single``).
+    """
+    n = X.shape[0]
+    for c in prange(ga_part.shape[0]):
+        t = numba.get_thread_id()
         lo = c * _CHUNK_ROWS
         hi = min(n, lo + _CHUNK_ROWS)
-        Xc = np.ascontiguousarray(X[lo:hi])
-        H = np.dot(Xc, WT)
-        G = np.empty((hi - lo, N))
-        _generic_block(H, H, G)                 # sigma(H) overwrites H
-        _residual_pass(H, G, a, y, lo, inv_sigma2, 1.0, ga_part[c])
-        gW_part[c] = np.dot(np.ascontiguousarray(G.T), Xc)
+        Xc = X[lo:hi]
+        Hc, Ec, Gc = H[t, :hi - lo], E[t, :hi - lo], G[t, :hi - lo]
+        np.dot(Xc, WT, Hc)
+        _BLOCK(Hc, Ec, Gc)
+        ga_part[c] = 0.0
+        _residual_pass(Ec, Gc, a, aE, y, lo, inv_sigma2, _SCALE, ga_part[c])
+        np.dot(Gc.T, Xc, gW_part[c])
     return _sum_parts(ga_part, gW_part)
 
 
@@ -356,31 +406,46 @@ def _pair_of(expr):
 
 
 _KERNEL_HEADER = """# generated by kernelphase.validation.langevin from {digest}; do not edit
+import numba
 import numpy as np
 from numba import njit, prange
 
 from kernelphase.validation.langevin import _CHUNK_ROWS, _residual_pass, _sum_parts
-from {pair_module} import sigma_pair as _ACT
+{binding}
+_SCALE = {scale!r}
 """
+
+#: the erf series' elementwise pass of each dtype, bound as _BLOCK in a fused erf kernel module
+_ERF_BLOCKS = {"float64": "_erf_block", "float32": "_erf_block32"}
 
 
 @functools.lru_cache(maxsize=64)
-def _kernels(expr):
-    """``(grad, pair)``: :func:`_generic_grad` and :func:`_generic_pair` bound to the activation
-    ``expr``, from a generated module (:func:`kernelphase.codegen.module_from_source`: written
-    once, named by the hash of its text, cached by numba; style guide Sec. 6)."""
+def _kernels(expr, series=None):
+    """``(grad, pair)``: :func:`_fused_grad` and :func:`_fused_pair` bound to an elementwise
+    pass: for ``series`` "float64" or "float32" the erf series (:func:`_erf_block`,
+    :func:`_erf_block32`; ``expr`` unused), for ``series=None`` the activation ``expr``'s
+    generated pair function (:func:`_generic_block`). From a generated module
+    (:func:`kernelphase.codegen.module_from_source`: written once, named by the hash of its
+    text, which includes a digest of the helpers it calls, cached by numba; style guide Sec. 6).
+    """
     import hashlib
     import inspect
     from kernelphase.codegen import module_from_source
-    act = _pair_of(expr)
-    body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in (
-        (_generic_block, ""), (_generic_grad, "parallel=True, "),
-        (_generic_pair, "parallel=True, ")))
-    helpers = "".join(inspect.getsource(f.py_func) for f in (_residual_pass, _sum_parts))
+    kernels = [(_fused_grad, "parallel=True, "), (_fused_pair, "parallel=True, ")]
+    if series is None:
+        binding = f"from {_pair_of(expr).py_func.__module__} import sigma_pair as _ACT"
+        kernels.insert(0, (_generic_block, ""))
+        scale, tail = 1.0, "\n\n_BLOCK = _generic_block\n"
+    else:
+        binding = f"from kernelphase.validation.langevin import {_ERF_BLOCKS[series]} as _BLOCK"
+        scale, tail = _TWO_OVER_SQRT_PI, ""
+    body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in kernels)
+    helpers = "".join(inspect.getsource(f.py_func) for f in (
+        _residual_pass, _sum_parts, _erf_series, _erf_series32, _erf_block, _erf_block32))
     text = _KERNEL_HEADER.format(digest=hashlib.sha256(helpers.encode()).hexdigest()[:20],
-                                 pair_module=act.py_func.__module__) + body
+                                 binding=binding, scale=scale) + body + tail
     mod = module_from_source(text)
-    return mod._generic_grad, mod._generic_pair
+    return mod._fused_grad, mod._fused_pair
 
 
 def activation_pair(activation):
@@ -446,10 +511,21 @@ class NetworkPosterior:
     the numbers of the erf sampler since issue 4. ``engine="numpy"`` is the plain BLAS-bound
     numpy step (scipy/numpy functions of the same expression; the benchmark's reference;
     ``benchmarks/bench_langevin.py`` measures all three).
+
+    ``dtype="float32"`` runs the likelihood gradient (:meth:`grad_loglik`, the Langevin step's
+    cost) in single precision: the two matrix products by sgemm on a float32 copy of the
+    inputs and of :math:`W^\top`, erf and erf' by float32 series (:func:`_erf_series32`) or
+    the activation's pair function on float32 arguments, while the residual :math:`r`, the
+    read-out gradient and the sums over row chunks stay float64 and the weights ``a``, ``W``
+    (hence every observable) are kept in float64. The gradient then agrees with the float64
+    one to about 1e-6 relative, far below the Langevin noise of a step; the sampled posterior is
+    the same within statistical error (``tests/test_langevin_float32.py``). The default
+    ``"float64"`` gives the numbers of the float64 sampler bit for bit. :meth:`pair` (the
+    features, the Gibbs read-out draw) is float64 in both.
     """
 
     def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
-                 engine="numba", readout="langevin", kernel="auto"):
+                 engine="numba", readout="langevin", kernel="auto", dtype="float64"):
         from kernelphase.moments import activation_expr
         self.X = np.ascontiguousarray(X, dtype=float)
         self.y = np.ascontiguousarray(y, dtype=float)
@@ -466,6 +542,7 @@ class NetworkPosterior:
         self.engine = check_choice("engine", engine, ("numba", "numpy"))
         self.readout = check_choice("readout", readout, ("langevin", "gibbs"))
         kernel = check_choice("kernel", kernel, ("auto", "fused", "generic"))
+        self.dtype = check_choice("dtype", dtype, DTYPES)
         self.expr = activation_expr(activation)
         is_erf = self.expr == _erf_expr()
         if kernel == "fused" and not is_erf:
@@ -478,13 +555,21 @@ class NetworkPosterior:
     def __getstate__(self):
         # the compiled kernels live in generated modules that a spawned worker has not
         # imported: send the spec and rebuild them there (from numba's on-disk cache)
-        return {k: v for k, v in self.__dict__.items() if k not in ("_act", "_np_pair")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_act", "_act_step", "_np_pair", "_X_step", "_work")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("dtype", "float64")
         generic = self.kernel == "generic"
-        self._act = _kernels(self.expr) if generic and self.engine == "numba" else None
         self._np_pair = _numpy_pair(self.expr) if generic and self.engine == "numpy" else None
+        self._act = self._act_step = None
+        if self.engine == "numba":      # (grad, pair) kernels in float64 and in the step's dtype
+            self._act = _kernels(self.expr, None if generic else "float64")
+            self._act_step = self._act if self.dtype == "float64" else _kernels(
+                self.expr, None if generic else self.dtype)
+        self._X_step = self.X if self.dtype == "float64" else self.X.astype(self.dtype)
+        self._work = {}                 # work arrays of the fused gradient, per calling thread
 
     def prior_sample(self, rng):
         """One network drawn from the prior: ``a`` (N,), ``W`` (N, d)."""
@@ -499,7 +584,7 @@ class NetworkPosterior:
             return erf(X @ W.T)
         if self.engine == "numba":
             return self._act[1](X, np.ascontiguousarray(W.T))[0]
-        return self._np_pair(X @ W.T)[0]
+        return self._numpy_pair(X, W)[0]
 
     def forward(self, a, W, X=None):
         """Output on the rows of ``X`` (default: the training inputs)."""
@@ -509,16 +594,17 @@ class NetworkPosterior:
         r""":math:`\sigma(H)` and :math:`\sigma'(H)/s` for :math:`H=XW^\top` on the training
         inputs, each (n, N); :math:`s=2/\sqrt\pi` on the erf fast path (the second array is
         then :math:`e^{-H^2}`), else 1."""
-        WT = np.ascontiguousarray(W.T)
-        if self.kernel == "fused":
-            if self.engine == "numba":
-                return _erf_pair(self.X, WT)
-            from scipy.special import erf
-            H = self.X @ W.T
-            return erf(H), np.exp(-H * H)
         if self.engine == "numba":
-            return self._act[1](self.X, WT)
-        return self._np_pair(self.X @ W.T)
+            return self._act[1](self.X, np.ascontiguousarray(W.T))
+        return self._numpy_pair(self.X, W)
+
+    def _numpy_pair(self, X, W):
+        """:meth:`pair` of the numpy engine on the rows of ``X``, in the dtype of ``X``."""
+        H = X @ W.T.astype(X.dtype, copy=False)
+        if self.kernel == "fused":
+            from scipy.special import erf
+            return erf(H), np.exp(-H * H)
+        return self._np_pair(H)
 
     def sample_readout(self, W, rng):
         r"""Exact draw of ``a`` from :math:`p(a\mid W,\mathcal D)`: :func:`gaussian_readout` with
@@ -538,23 +624,44 @@ class NetworkPosterior:
         a = self._draw_readout(E, rng)
         return a, self._grad_from_pair(E, G, a)[1]
 
-    def _grad_from_pair(self, E, G, a):
-        """Gradient from fresh ``pair`` arrays; ``G`` is overwritten (no n x N temporaries)."""
+    def _grad_from_pair(self, E, G, a, X=None):
+        """Gradient from fresh ``pair`` arrays on the rows of ``X`` (default: the training
+        inputs); ``G`` is overwritten (no n x N temporaries)."""
+        X = self.X if X is None else X
         r = (E @ a - self.y) / self.sigma2
         G *= r[:, None]
         G *= (_TWO_OVER_SQRT_PI if self.kernel == "fused" else 1.0) * a
-        return -(r @ E), -(G.T @ self.X)
+        return -(r @ E), (-(G.T @ X)).astype(float, copy=False)
+
+    def _work_arrays(self):
+        """Work arrays of the fused gradient for the calling thread (kept between steps): one
+        chunk slab of ``H``, ``E``, ``G`` per numba thread, and the chunk partials."""
+        import threading
+        work = self._work.get(threading.get_ident())
+        if work is None:
+            slabs, rows = numba.config.NUMBA_NUM_THREADS, min(_CHUNK_ROWS, self.n)
+            chunks = (self.n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
+            dt = self._X_step.dtype
+            work = self._work[threading.get_ident()] = (
+                *(np.empty((slabs, rows, self.N), dt) for _ in range(3)),
+                np.empty((chunks, self.N)),
+                np.empty((chunks, self.N, self.d), dt))
+        return work
 
     def grad_loglik(self, a, W):
         r"""Gradient of :math:`\ell=-\sum_\mu(f(x_\mu)-y_\mu)^2/2\sigma^2` in ``a`` and ``W``:
         :math:`-\Phi^\top r` and :math:`-(r\,a\,\sigma'(H))^\top X`, with
         :math:`H=XW^\top`, :math:`\Phi=\sigma(H)`, :math:`r=(\Phi a-y)/\sigma^2`."""
+        X = self._X_step
         if self.engine == "numba":
-            WT = np.ascontiguousarray(W.T)
-            if self.kernel == "fused":
-                return _erf_grad(self.X, WT, a, self.y, 1.0 / self.sigma2)
-            return self._act[0](self.X, WT, a, self.y, 1.0 / self.sigma2)
-        return self._grad_from_pair(*self.pair(W), a)
+            # float32: a transposed view (BLAS transposes; cheaper than a copy); float64: the
+            # contiguous copy it always used (the transposed gemm rounds differently)
+            WT = (np.ascontiguousarray(W.T) if X.dtype == np.float64
+                  else np.ascontiguousarray(W, dtype=X.dtype).T)
+            aE = a if X.dtype == a.dtype else a.astype(X.dtype)
+            return self._act_step[0](X, WT, a, aE, self.y, 1.0 / self.sigma2,
+                                     *self._work_arrays())
+        return self._grad_from_pair(*self._numpy_pair(X, W), a, X)
 
     def grad_logp(self, a, W):
         """Gradient of the full log posterior (prior included); used by the tests."""
@@ -568,9 +675,9 @@ class ErfNetworkPosterior(NetworkPosterior):
     fused fast path by default."""
 
     def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, engine="numba",
-                 readout="langevin", kernel="auto"):
+                 readout="langevin", kernel="auto", dtype="float64"):
         super().__init__(X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
-                         engine=engine, readout=readout, kernel=kernel)
+                         engine=engine, readout=readout, kernel=kernel, dtype=dtype)
 
     def erf_pair(self, W):
         r""":math:`\mathrm{erf}(H)` and :math:`e^{-H^2}` (fast path) for :math:`H=XW^\top`."""
@@ -741,6 +848,19 @@ def _in_bounds(a, W, bound_a, bound_w):
     return True
 
 
+@njit(cache=True)
+def _ou_step(x, g, xi, decay, gain, noise):
+    """``decay x + gain g + noise xi`` (one exponential-Euler step, module docstring), written
+    into the fresh noise array ``xi``: one pass, no temporaries. The same operations in the same
+    order as the numpy expression, so the same numbers bit for bit."""
+    out = xi.ravel()
+    xs = x.ravel()
+    gs = g.ravel()
+    for i in range(out.size):
+        out[i] = decay * xs[i] + gain * gs[i] + noise * out[i]
+    return xi
+
+
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
            wanted, rec_fn, rec, bar, save, checkpoint_every, series_fn=None, ser=None):
     """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
@@ -757,8 +877,8 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
                 return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
-            a = da * a + ka * ga + na * rng.standard_normal(a.shape)
-        W = dw * W + kw * gW + nw * rng.standard_normal(W.shape)
+            a = _ou_step(a, ga, rng.standard_normal(a.shape), da, ka, na)
+        W = _ou_step(W, gW, rng.standard_normal(W.shape), dw, kw, nw)
         step += 1
         if not _in_bounds(a, W, *bounds):
             if save is not None:

@@ -224,7 +224,7 @@ class GrokkingSummary(Result):
 
 def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
                n_test=2000, width=None, curves=False, readout="langevin", data_scale=None,
-               workers=None, scheduler=None, theory="ek"):
+               workers=None, scheduler=None, theory="ek", dtype="float64"):
     """Check every input of :func:`run_cubic` and resolve the run, before anything is allocated.
 
     Raises a one-line ``ValueError`` naming the parameter, its value and the valid range, or
@@ -235,8 +235,10 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     the result, for :class:`kernelphase.io.RunDir`) and ``memory_gib``.
     """
     from .ensemble import check_memory, concurrent_tasks
+    from .langevin import DTYPES
     check_choice("readout", readout, ("langevin", "gibbs"))
     check_choice("theory", theory, ("ek", "finite"))
+    check_choice("dtype", dtype, DTYPES)
     check_choice("preset", preset, tuple(PRESETS))
     check_range("scale", scale, *SCALE_RANGE)          # beyond: overflow in the theory
     if data_scale is not None:
@@ -285,6 +287,8 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
            "curves": bool(curves)}
     if theory == "finite":
         key["theory_finite"] = dict(FINITE_DEFAULTS)
+    if dtype != "float64":          # float64 runs keep the keys (and checkpoints) they had
+        key["dtype"] = dtype
     return {"p": p, "sigma2s": sigma2s, "widths": widths, "nets": nets, "steps": steps,
             "lr": lr, "seed": seed, "n_test": n_test, "readout": readout, "curves": bool(curves),
             "workers": workers, "key": key, "memory_gib": nbytes / 2 ** 30, "preset": preset,
@@ -293,7 +297,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
 
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, run_dir=None, progress=None, width=None, scheduler=None, workers=None,
-              curves=False, readout="langevin", data_scale=None, theory="ek"):
+              curves=False, readout="langevin", data_scale=None, theory="ek", dtype="float64"):
     """Sample each (width, noise level) and compare with the theory.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
@@ -305,6 +309,8 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     With ``theory="finite"`` every row's observables also get ``theory_finite`` and
     ``theory_finite_se``: the finite-data theory on the same training and test sets
     (:func:`finite_theory_cell`, budget :data:`FINITE_DEFAULTS`; one width only).
+    ``dtype="float32"``: the Langevin step's gradient in single precision
+    (:class:`~kernelphase.validation.langevin.NetworkPosterior`).
     Inputs are checked by :func:`plan_cubic` first. ``run_dir``: an open
     :class:`kernelphase.io.RunDir` (key from :func:`plan_cubic`) that receives one state file per
     network, ``checkpoints/N{N}_s{sigma2}_net{k}.npz``, and resumes from them.
@@ -318,7 +324,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     from .ensemble import report_status, run_ensemble
     from .langevin import ErfNetworkPosterior
     plan = plan_cubic(preset, scale, sigma2, nets, steps, lr, seed, n_test, width, curves,
-                      readout, data_scale, workers, scheduler, theory)
+                      readout, data_scale, workers, scheduler, theory, dtype)
     p, sigma2s, widths = plan["p"], plan["sigma2s"], plan["widths"]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
     X, y = cubic_data(n, d, eps, seed)
@@ -328,7 +334,7 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     cells, tasks = [], []
     for N in widths:
         for s2 in sigma2s:
-            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+            post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout, dtype=dtype)
             step = lr or default_lr(n, d, s2, sw2, N, sa2, readout)
             cells.append((N, s2, step, len(tasks)))
             for k in range(nets):

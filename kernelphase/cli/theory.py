@@ -78,7 +78,7 @@ def register(sub):
                    help="cubic coefficient of the teacher, in [-100, 100] (default -0.3)")
     q.add_argument("--sigma-w2", type=float, default=0.5,
                    help="read-in prior variance sigma_w^2, > 0 (default 0.5)")
-    q.add_argument("--d", type=int, default=150, help="input dimension, integer in [3, 1e7] "
+    q.add_argument("--d", type=int, default=150, help="input dimension, integer in [3, 1e6] "
                                                       "(default 150)")
     q.add_argument("--rho", type=float, default=8 / 150,
                    help="rho = N sigma_a^2 / d, > 0 (default 8/150, the Fig. 2 point)")

@@ -1,0 +1,151 @@
+"""Issue 14 item 4: the float32 Langevin step (``NetworkPosterior(dtype="float32")``).
+
+References are independent of the float32 code: the float64 kernel and plain numpy/scipy for the
+gradient, mpmath for the float32 erf series, and a float64 run with its own seed for the sampled
+posterior (time averages compared within their autocorrelation-corrected standard errors,
+:mod:`kernelphase.validation.autocorr`; the same check rejects a posterior with other data).
+"""
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from kernelphase.validation.autocorr import integrated_time
+from kernelphase.validation.langevin import (DTYPES, ErfNetworkPosterior, NetworkPosterior,
+                                             langevin_run)
+
+
+@pytest.fixture(autouse=True)
+def _one_numba_thread():
+    """Small kernels: one thread avoids parallel-region overhead on a shared machine."""
+    import numba
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
+def _data(n=500, d=9, seed=4):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])
+
+
+def _max_rel(u, v):
+    return float(np.max(np.abs(u - v)) / np.max(np.abs(v)))
+
+
+@pytest.mark.parametrize("boost", [1.0, 4.0])     # 4: many |h| > 2 (the libm branch)
+@pytest.mark.parametrize("activation", ["erf", "tanh"])
+def test_float32_gradient_equals_float64_gradient(activation, boost):
+    """One gradient evaluation, several row chunks (n = 500 > 192): float32 within 2e-5 of the
+    float64 kernel, relative to the largest component; the numpy engine's float32 step too."""
+    X, y = _data()
+    args = (X, y, 0.4, 1.0, 1.0, 40)
+    a, W = NetworkPosterior(*args, activation=activation).prior_sample(np.random.default_rng(1))
+    a, W = 10.0 * a, boost * W
+    ref = NetworkPosterior(*args, activation=activation, engine="numpy").grad_loglik(a, W)
+    for engine in ("numba", "numpy"):
+        post = NetworkPosterior(*args, activation=activation, engine=engine, dtype="float32")
+        for g, g_ref in zip(post.grad_loglik(a, W), ref):
+            assert g.dtype == np.float64 and g.shape == g_ref.shape
+            assert _max_rel(g, g_ref) < 2e-5
+            assert _max_rel(g, g_ref) > 1e-10        # it did run in single precision
+
+
+def test_default_float64_is_unchanged_and_dtype_is_checked():
+    X, y = _data(n=50, d=3)
+    post = ErfNetworkPosterior(X, y, 0.4, 1.0, 1.0, 5)
+    assert post.dtype == "float64" == DTYPES[0]
+    a, W = post.prior_sample(np.random.default_rng(2))
+    ref = ErfNetworkPosterior(X, y, 0.4, 1.0, 1.0, 5, engine="numpy").grad_loglik(a, W)
+    for g, g_ref in zip(post.grad_loglik(a, W), ref):
+        assert np.allclose(g, g_ref, rtol=1e-12, atol=1e-12 * np.abs(g_ref).max())
+    for bad in ("float16", "single", None):
+        with pytest.raises(ValueError, match=r"dtype=.* is not one of 'float64', 'float32'"):
+            ErfNetworkPosterior(X, y, 0.4, 1.0, 1.0, 5, dtype=bad)
+
+
+def test_float32_posterior_pickles_and_keeps_its_gradient():
+    X, y = _data(n=300, d=4)
+    post = NetworkPosterior(X, y, 0.4, 1.0, 1.0, 7, activation="tanh", dtype="float32")
+    a, W = post.prior_sample(np.random.default_rng(3))
+    again = pickle.loads(pickle.dumps(post))
+    assert again.dtype == "float32"
+    for g1, g2 in zip(post.grad_loglik(a, W), again.grad_loglik(a, W)):
+        assert np.array_equal(g1, g2)
+
+
+def test_float32_erf_series_against_mpmath():
+    """``_erf_series32`` on |h| <= 2 in float32 arithmetic: erf to 3e-7 relative, exp(-h^2) to
+    2.5e-7 absolute (float32 rounding of the Horner steps; an ulp at 1 is 1.2e-7)."""
+    import mpmath
+    from numba import njit
+
+    from kernelphase.validation.langevin import _erf_series32
+    both = njit(lambda h: _erf_series32(h))
+    hs = np.concatenate([np.linspace(-2, 2, 1601), [1e-30, -1e-6, 0.0, 1.9999]]).astype(np.float32)
+    for h in hs:
+        e, g = both(h)
+        hd = mpmath.mpf(float(h))
+        assert abs(float(e) - float(mpmath.erf(hd))) <= 3e-7 * max(abs(float(mpmath.erf(hd))), 1e-38)
+        assert abs(float(g) - float(mpmath.exp(-hd ** 2))) <= 2.5e-7
+    from numba import float32, types
+    assert both.nopython_signatures[0].return_type == types.UniTuple(float32, 2)  # no promotion
+
+
+def test_float32_series_source_is_the_printed_horner_form():
+    """The literals in ``_erf_series32`` are what ``_horner_lines`` prints from the Chebyshev
+    coefficients, computed here again."""
+    import inspect
+
+    from kernelphase.validation import langevin as L
+    exp_c, erf_c = L._series32_coefficients()
+    assert len(exp_c) == 12 and len(erf_c) == 10
+    body = inspect.getsource(L._erf_series32.py_func)
+    expected = "\n".join([*L._horner_lines("e", exp_c, "t", L._float32_literal),
+                          *L._horner_lines("p", erf_c, "t", L._float32_literal),
+                          "    return h * p, e", ""])
+    assert body.endswith(expected)
+
+
+def _time_averages(dtype, seed, y_scale=1.0, steps=24000):
+    """Time averages of f at three test points, |a|^2 and |W|^2 over one run after a burn-in,
+    with their standard errors (:func:`integrated_time`)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((400, 3))           # three row chunks
+    y = y_scale * (np.tanh(1.5 * X[:, 0]) + 0.3 * X[:, 1])
+    X_test = rng.standard_normal((3, 3))
+    post = ErfNetworkPosterior(X, y, 2.0, 1.0, 1.0, 6, dtype=dtype)
+
+    def series(a, W):
+        return np.concatenate([post.forward(a, W, X_test), [a @ a, (W * W).sum()]])
+    out = langevin_run(post, steps, 4e-3, seed=seed, series=series, sample_every=10)
+    assert out.converged
+    rows = out.series[out.series.shape[0] // 10:]
+    stats = [integrated_time(rows[:, k]) for k in range(rows.shape[1])]
+    assert all(s.converged for s in stats)
+    return np.array([s.mean for s in stats]), np.array([s.std_error for s in stats])
+
+
+def test_float32_samples_the_float64_posterior():
+    """A float32 and a float64 run (independent seeds, same step size, so the same
+    discretisation bias) agree on every time average within 4 combined standard errors; the
+    same check tells the float64 posterior from the one with targets scaled by 1.15."""
+    m64, se64 = _time_averages("float64", seed=1)
+    m32, se32 = _time_averages("float32", seed=2)
+    assert np.all(np.abs(m32 - m64) < 4 * np.hypot(se32, se64))
+    m_other, se_other = _time_averages("float64", seed=3, y_scale=1.15)
+    assert np.any(np.abs(m_other - m64) > 4 * np.hypot(se_other, se64))
+    assert math.isfinite(m32.sum())
+
+
+def test_run_cubic_plan_takes_the_dtype():
+    """``plan_cubic`` checks ``dtype``; a float32 run has its own checkpoint key, a float64 run
+    the key it had before the option existed."""
+    from kernelphase.validation.teacher_student import plan_cubic
+    with pytest.raises(ValueError, match=r"dtype='float16' is not one of 'float64', 'float32'"):
+        plan_cubic(scale=0.125, nets=1, steps=100, dtype="float16")
+    assert plan_cubic(scale=0.125, nets=1, steps=100, dtype="float32")["key"]["dtype"] == "float32"
+    assert "dtype" not in plan_cubic(scale=0.125, nets=1, steps=100)["key"]
