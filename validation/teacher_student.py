@@ -61,7 +61,19 @@ PRESETS = {
 
 def scaled_preset(name, scale, data_scale=None):
     r"""Preset parameters moved along the Table 1 family: widths by :math:`\beta` = ``scale``, data
-    by :math:`\alpha` = ``data_scale`` (default ``scale ** data_power`` of the preset)."""
+    by :math:`\alpha` = ``data_scale`` (default ``scale ** data_power`` of the preset).
+
+    Examples
+    --------
+    At ``scale=0.25`` (fig2, ``data_power=1``): widths and n by 1/4, d by 1/2, and the noise
+    levels by :math:`\alpha/\beta=1`:
+
+    >>> p = scaled_preset("fig2", 0.25)
+    >>> p["width"], p["n"], p["d"], p["sigma2"] == PRESETS["fig2"]["sigma2"]
+    ((175,), 750, 75, True)
+    >>> round(p["sigma_a2"] / PRESETS["fig2"]["sigma_a2"], 4)      # 1 / sqrt(scale)
+    2.0
+    """
     check_choice("preset", name, tuple(PRESETS))
     beta = check_positive("scale", scale)
     p = dict(PRESETS[name])
@@ -78,7 +90,20 @@ def scaled_preset(name, scale, data_scale=None):
 
 
 def cubic_data(n, d, eps, seed):
-    """Training inputs and targets of the cubic teacher (teacher direction e_1)."""
+    r"""Training inputs and targets of the cubic teacher (teacher direction e_1).
+
+    Examples
+    --------
+    The targets are :math:`\mathrm{He}_1+\epsilon\,\mathrm{He}_3` of the first coordinate:
+
+    >>> import numpy as np
+    >>> X, y = cubic_data(5, 3, -0.3, seed=0)
+    >>> z = X[:, 0]
+    >>> X.shape, bool(np.allclose(y, z - 0.3 * (z ** 3 - 3 * z)))
+    ((5, 3), True)
+    >>> bool(np.array_equal(cubic_data(5, 3, -0.3, seed=0)[0], X))
+    True
+    """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     z = X[:, 0]
@@ -107,6 +132,22 @@ def exact_discrepancy(a, W, eps):
 
     (:math:`b=\mathbb E[(y-f)\mathrm{He}_1]`, :math:`c=\mathbb E[(y-f)\mathrm{He}_3]/6`, the
     definitions of :func:`run_cubic`; tested against test-point averages).
+
+    Examples
+    --------
+    A network with zero read-out leaves the whole teacher: :math:`b=1`, :math:`c=\epsilon`.
+
+    >>> import numpy as np
+    >>> exact_discrepancy(np.zeros(3), np.ones((3, 4)), -0.3)
+    (1.0, -0.3)
+
+    One neuron, :math:`a=0.5`, :math:`w=(0.3, 0.4)`, :math:`q=0.25`, against the formulas above:
+
+    >>> b, c = exact_discrepancy(np.array([0.5]), np.array([[0.3, 0.4]]), -0.3)
+    >>> round(b, 4), round(1 - 2 / np.sqrt(np.pi) * 0.5 * 0.3 / np.sqrt(1.5), 4)
+    (0.8618, 0.8618)
+    >>> round(c, 4), round(-0.3 + 4 / (6 * np.sqrt(np.pi)) * 0.5 * 0.3 ** 3 / 1.5 ** 1.5, 4)
+    (-0.2972, -0.2972)
     """
     g = erf_population_moments(W)
     return 1.0 - float(a @ g[:, 0]), eps - float(a @ g[:, 1]) / 6.0
@@ -174,7 +215,13 @@ class _CubicTracer:
 
 
 def trace_steps(steps, points=60):
-    """Log-spaced recording steps 0..steps for learning curves."""
+    """Log-spaced recording steps 0..steps for learning curves.
+
+    Examples
+    --------
+    >>> trace_steps(1000, points=5)        # 0 and round(geomspace(1, 1000, 5))
+    array([   0,    1,    6,   32,  178, 1000])
+    """
     return np.unique(np.concatenate([[0], np.geomspace(1, steps, points).round()])).astype(int)
 
 
@@ -183,7 +230,18 @@ def default_lr(n, d, sigma2, sigma_w2, width, sigma_a2, readout="langevin"):
     (the priors are integrated exactly), and at most a tenth of the read-in prior variance
     :math:`\sigma_w^2/d`, the relaxation time of a single neuron (whose single-weight action
     :math:`d\,S(\Phi)` has curvature of order :math:`d/\sigma_w^2`). With ``readout="gibbs"``
-    the read-out is not stepped and only the second bound applies."""
+    the read-out is not stepped and only the second bound applies.
+
+    Examples
+    --------
+    :math:`\min(0.1\sigma^2/n,\ 0.1\sigma_w^2/d)`: here the read-out bound
+    :math:`0.1\cdot0.2/60` is the smaller one; with Gibbs read-out :math:`0.1\cdot0.5/21`:
+
+    >>> round(default_lr(60, 21, 0.2, 0.5, 14, 0.08), 6), round(0.1 * 0.2 / 60, 6)
+    (0.000333, 0.000333)
+    >>> round(default_lr(60, 21, 0.2, 0.5, 14, 0.08, readout="gibbs"), 6), round(0.05 / 21, 6)
+    (0.002381, 0.002381)
+    """
     if readout == "gibbs":
         return 0.1 * sigma_w2 / d
     return min(0.1 * sigma2 / n, 0.1 * sigma_w2 / d)
@@ -233,6 +291,18 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     :data:`~kernelphase.validation.ensemble.MEMORY_LIMIT`. Returns a dict with the scaled preset
     ``p``, ``sigma2s``, ``widths``, the checked inputs, ``key`` (every parameter that determines
     the result, for :class:`kernelphase.io.RunDir`) and ``memory_gib``.
+
+    Examples
+    --------
+    >>> plan = plan_cubic(scale=0.02, sigma2=0.2, nets=1, steps=20, n_test=50)
+    >>> plan["widths"], plan["sigma2s"], plan["p"]["n"], plan["p"]["d"]
+    ((14,), (0.2,), 60, 21)
+    >>> plan["memory_gib"] < 0.01
+    True
+    >>> plan_cubic(nets=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: nets=0 is outside the valid range [1, 1e+06]
     """
     from .ensemble import check_memory, concurrent_tasks
     from .langevin import DTYPES
@@ -298,7 +368,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
 def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
               n_test=2000, run_dir=None, progress=None, width=None, scheduler=None, workers=None,
               curves=False, readout="langevin", data_scale=None, theory="ek", dtype="float64"):
-    """Sample each (width, noise level) and compare with the theory.
+    r"""Sample each (width, noise level) and compare with the theory.
 
     Every network is one task of :func:`~kernelphase.validation.ensemble.run_ensemble` (local
     cores by default, a Dask cluster with ``scheduler``); with ``curves=True`` each network also
@@ -319,6 +389,20 @@ def run_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=No
     -------
     CubicValidation
         ``preset``, ``scale``, ``params``, ``transition`` and ``rows`` (JSON-ready dicts).
+
+    Examples
+    --------
+    One network of width 14 (fig2 at scale 0.02: n = 60, d = 21) for 20 steps, far too short
+    to compare with the theory; the step is :func:`default_lr`, :math:`0.1\sigma^2/n`:
+
+    >>> r = run_cubic(scale=0.02, sigma2=0.2, nets=1, steps=20, n_test=50, workers=1,
+    ...               progress=False)
+    >>> r.status, len(r.rows), r.rows[0]["width"], r.rows[0]["sigma2"]
+    (0, 1, 14, 0.2)
+    >>> round(r.rows[0]["lr"], 6), round(0.1 * 0.2 / 60, 6)
+    (0.000333, 0.000333)
+    >>> sorted(r.rows[0]["b"])[:4]
+    ['ess', 'rel_diff', 'se_spread', 'se_test']
     """
     from kernelphase.solvers.cubic import action, cubic_phase, cubic_transition
     from .ensemble import report_status, run_ensemble
@@ -445,7 +529,15 @@ def _add_finite_theory(rows, plan, run_dir, scheduler, workers):
 
 
 def report_rows(report):
-    """The rows of a report: a :class:`CubicValidation` (or modular report) or its dict."""
+    """The rows of a report: a :class:`CubicValidation` (or modular report) or its dict.
+
+    Examples
+    --------
+    >>> report_rows({"rows": [{"sigma2": 0.2}]})
+    [{'sigma2': 0.2}]
+    >>> report_rows(CubicValidation(preset="fig2", scale=1.0, transition={}, rows=[1, 2]))
+    [1, 2]
+    """
     return report.rows if isinstance(report, Result) else report["rows"]
 
 
@@ -471,6 +563,22 @@ def series_statistics(res, se_test, lr, names=SERIES):
     (``lr`` the step). Returns ``(stats, autocorr)``: a dict per observable, and the burn-in
     report (``burn_in_steps``, ``burn_in_tau`` = burn-in over the largest tau, ``enough``,
     ``tau_max_steps``, ``samples_used``, ``note``).
+
+    Examples
+    --------
+    Four "networks" whose series are independent normal draws of mean 2: the mean is found
+    within its error and the autocorrelation time is about one sample.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> rng = np.random.default_rng(0)
+    >>> res = [SimpleNamespace(series=2.0 + rng.standard_normal((2000, 1)),
+    ...                        params={"sample_every": 1, "burn_in": 0}) for _ in range(4)]
+    >>> stats, ac = series_statistics(res, {}, 0.01, names=("x",))
+    >>> abs(stats["x"]["mean"] - 2.0) < 3 * stats["x"]["std_error"], round(stats["x"]["tau"])
+    (True, 1)
+    >>> ac["enough"], ac["samples_used"] > 1900
+    (True, True)
     """
     from .autocorr import choose_burn_in, ensemble_summary
     every = int(res[0].params["sample_every"])
@@ -512,7 +620,18 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cav
                        data_scale=None, workers=None):
     """Check every input of :func:`run_finite_theory` before anything runs; returns the scaled
     preset ``p``, the scaled noise levels ``sigma2s``, the checked inputs (``kw``, for
-    :func:`finite_theory_cell`) and ``key`` (for :class:`kernelphase.io.RunDir`)."""
+    :func:`finite_theory_cell`) and ``key`` (for :class:`kernelphase.io.RunDir`).
+
+    Examples
+    --------
+    >>> plan = plan_finite_theory(scale=0.02, sigma2=0.2, chains=16, steps=10, n_test=50)
+    >>> plan["sigma2s"], plan["key"]["n"], plan["key"]["d"], plan["key"]["width"]
+    ((0.2,), 60, 21, 14)
+    >>> plan_finite_theory(chains=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: chains=8 is outside the valid range [16, 1e+06]
+    """
     from kernelphase.solvers.finite_kernel import _check_memory
     check_choice("preset", preset, tuple(PRESETS))
     check_range("scale", scale, *SCALE_RANGE)
@@ -565,6 +684,18 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, cavity, cha
     (weight of :math:`|\Phi|>0.5`), each ``{"value", "se"}`` (Monte Carlo jackknife errors);
     ``phi_hist`` (``edges``, ``density``, ``se``), the EK values ``ek`` and the solver's
     ``status``, ``message``, ``iterations``, ``residual``, ``seconds``.
+
+    Examples
+    --------
+    A tiny Monte Carlo budget on the fig2 preset at scale 0.02 (n = 60, d = 21, N = 14);
+    ``learned_cubic`` is :math:`1-c/\epsilon` of the population ``c_exact``:
+
+    >>> c = finite_theory_cell(0.2, "fig2", 0.02, None, 0, False, chains=16, steps=10,
+    ...                        mc_seed=0, n_test=50, tol=0.5, maxiter=2)
+    >>> c["n"], c["d"], c["width"], c["sigma2"], c["status"] in (0, 2)
+    (60, 21, 14, 0.2, True)
+    >>> bool(np.isclose(c["learned_cubic"]["value"], 1 - c["c_exact"]["value"] / -0.3))
+    True
     """
     import time
     from kernelphase.solvers.cubic import cubic_phase
@@ -665,6 +796,13 @@ def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavi
     Returns
     -------
     FiniteTheoryReport
+
+    Examples
+    --------
+    >>> r = run_finite_theory(scale=0.02, sigma2=0.2, chains=16, steps=10, n_test=50, tol=0.5,
+    ...                       maxiter=2, workers=1)
+    >>> len(r.rows), r.rows[0]["sigma2"], r.rows[0]["width"], r.status in (0, 2)
+    (1, 0.2, 14, True)
     """
     plan = plan_finite_theory(preset, scale, sigma2, data_seed, cavity, chains, steps, mc_seed,
                               n_test, tol, maxiter, data_scale, workers)
@@ -683,7 +821,17 @@ def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavi
 def plot_cubic_report(report, path):
     """-log p(Phi) of the simulation (points) and d*S(Phi) of the theory (lines); b against
     sigma^2 per width, simulation with standard errors and theory (gaps where the theory did
-    not converge), with the theory's first-order sigma^2_c."""
+    not converge), with the theory's first-order sigma^2_c.
+
+    Examples
+    --------
+    >>> import os
+    >>> r = run_cubic(scale=0.02, sigma2=(0.2, 0.3), nets=1, steps=20, n_test=50, workers=1,
+    ...               progress=False)
+    >>> plot_cubic_report(r, "cubic.png")
+    >>> os.path.isfile("cubic.png")
+    True
+    """
     rows = [r for r in report_rows(report) if "b" in r]      # rows of diverged cells have none
     fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
     widths = sorted({r["width"] for r in rows})
@@ -724,7 +872,25 @@ def learning_curves(outputs, y, yt, zt, eps):
     Per network (``train_loss``, ``test_loss``: the grey lines of Fig. 5) and for the
     ensemble-mean output :math:`\bar f` (``ensemble_train_loss``, ``ensemble_test_loss``), with the
     learned fractions :math:`\langle\bar f H_1\rangle` and :math:`\langle\bar f H_3\rangle/6\epsilon`
-    on the test points (Fig. 6; 1 = fully learned)."""
+    on the test points (Fig. 6; 1 = fully learned).
+
+    Examples
+    --------
+    Two networks that output 0 on the training points and the teacher on the test points:
+    the train loss is the mean of :math:`y^2`, the test loss 0, and both parts are learned
+    (to the sampling error of the test points):
+
+    >>> import numpy as np
+    >>> zt = np.random.default_rng(0).standard_normal(20000)
+    >>> yt = zt - 0.3 * (zt ** 3 - 3 * zt)
+    >>> y = np.array([1.0, -1.0])
+    >>> out = np.tile(np.concatenate([np.zeros(2), yt]), (2, 1, 1))     # (nets, times, n + m)
+    >>> lc = learning_curves(out, y, yt, zt, -0.3)
+    >>> lc["train_loss"].shape, lc["ensemble_train_loss"], lc["ensemble_test_loss"]
+    ((2, 1), array([1.]), array([0.]))
+    >>> bool(abs(lc["linear_learned"][0] - 1) < 0.05), bool(abs(lc["cubic_learned"][0] - 1) < 0.1)
+    (True, True)
+    """
     n = len(y)
     f_tr, f_te = outputs[:, :, :n], outputs[:, :, n:]
     m_tr, m_te = f_tr.mean(0), f_te.mean(0)
@@ -737,7 +903,20 @@ def learning_curves(outputs, y, yt, zt, eps):
 
 def loss_drop_times(curve, time, fraction=0.9):
     r"""First time at which ``curve`` has made ``fraction`` of its drop from its start to its end
-    value (the mean of its last 10 % of records): :math:`t_{0.9}`."""
+    value (the mean of its last 10 % of records): :math:`t_{0.9}`.
+
+    Examples
+    --------
+    A step from 1 to 0 at t = 5, and a linear fall from 1 to 0 over t = 0..10 (90 % of the
+    drop at t = 9):
+
+    >>> import numpy as np
+    >>> loss_drop_times([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], np.arange(10))
+    5.0
+    >>> t = np.arange(11.0)
+    >>> loss_drop_times(1 - t / 10, t)
+    9.0
+    """
     curve, time = np.asarray(curve, float), np.asarray(time, float)
     end = curve[-max(1, len(curve) // 10):].mean()
     target = curve[0] - fraction * (curve[0] - end)
@@ -762,8 +941,23 @@ def grokking_summary(row):
         ``status`` 7 ("run too short to measure"), with ``t_test``, ``delay`` and the late drop
         NaN, when the curves have fewer than 10 records, the train loss does not drop, it
         has not made 90 % of its drop before the last 10 % of the records, or it still falls
-        there by more than 5 % of its drop (the "final" values would be taken while the losses
+        still falls there by more than 5 % of its drop (the "final" values would be taken while the losses
         still fall, and the delay would be spurious).
+
+    Examples
+    --------
+    The train loss drops from 1 to 0 at t = 10; the test loss to 0.6 then, and to 0.2 only at
+    t = 50: a late drop of 0.4 (2/3 of 0.6), delay 50/10 = 5.
+
+    >>> import numpy as np
+    >>> t = np.arange(100.0)
+    >>> row = {"curves": {"time": t, "ensemble_train_loss": np.where(t < 10, 1.0, 0.0),
+    ...        "ensemble_test_loss": np.where(t < 10, 1.0, np.where(t < 50, 0.6, 0.2))}}
+    >>> g = grokking_summary(row)
+    >>> g.status, g.t_train, g.t_test, g.delay, round(g.late_drop, 4)
+    (0, 10.0, 50.0, 5.0, 0.4)
+    >>> round(g.late_drop_fraction, 4)
+    0.6667
     """
     c = row["curves"]
     tr, te = np.asarray(c["ensemble_train_loss"], float), np.asarray(c["ensemble_test_loss"], float)
@@ -804,7 +998,17 @@ def grokking_summary(row):
 def plot_learning_curves(report, path):
     """Per width, against Langevin time: train (dashed) and test (solid) loss, of the ensemble-mean
     output in colour and of individual networks in grey (Fig. 5 of the paper); below, the learned
-    linear and cubic parts of the ensemble-mean output on test points (Fig. 6; 1 = learned)."""
+    linear and cubic parts of the ensemble-mean output on test points (Fig. 6; 1 = learned).
+
+    Examples
+    --------
+    >>> import os
+    >>> r = run_cubic(scale=0.02, sigma2=0.2, nets=2, steps=20, n_test=50, workers=1,
+    ...               progress=False, curves=True)
+    >>> plot_learning_curves(r, "curves.png")
+    >>> os.path.isfile("curves.png")
+    True
+    """
     rows = [r for r in report_rows(report) if "curves" in r]
     fig, axes = subplots(2, len(rows), figsize=(3.6 * len(rows) + 0.8, 5.6), squeeze=False,
                          sharex="col", sharey="row", gridspec_kw={"height_ratios": (3, 2)})
