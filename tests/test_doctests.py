@@ -20,12 +20,7 @@ import kernelphase.solvers
 import kernelphase.validation
 
 # modules whose Examples sections are being written elsewhere (to be shrunk)
-EXEMPT = {
-    "kernelphase.figures",
-    "kernelphase.solvers.finite_kernel",
-    "kernelphase.validation.langevin",
-    "kernelphase.validation.teacher_student",
-}
+EXEMPT = set()
 
 
 def _modules():
