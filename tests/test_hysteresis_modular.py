@@ -138,13 +138,6 @@ def test_cli_writes_the_loop_and_refuses_bad_input(run_cli, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_doctests():
-    import doctest
-    from kernelphase.validation import hysteresis, modular_addition
-    for mod in (hysteresis, modular_addition):
-        res = doctest.testmod(mod)
-        assert res.failed == 0 and res.attempted > 0
-
 
 def test_hot_branch_holds_its_droplets_below_the_spinodal_and_melts_above():
     # hyst preset: at 0.93 sigma_1^2 (GMFL-I) the hot start keeps its droplet weight
