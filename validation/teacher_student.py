@@ -280,6 +280,23 @@ class GrokkingSummary(Result):
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+
+def _levels(sigma2, workers, p, scale, distinct=False):
+    """Checked ``workers`` and the noise levels ``sigma2`` (given at full scale; None: the
+    preset's) moved along the family of the scaled preset ``p``."""
+    if workers is not None:
+        from .ensemble import _MAX_WORKERS
+        workers = check_int("workers", workers, 1, _MAX_WORKERS)
+    if sigma2 is None:
+        return p["sigma2"], workers
+    sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
+    if not sigma2:
+        raise ValueError("sigma2=() is empty; give at least one noise level")
+    sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
+    if distinct and len(set(sigma2)) != len(sigma2):
+        raise ValueError(f"sigma2={list(sigma2)} repeats a noise level")
+    return tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2), workers
+
 def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=None, seed=0,
                n_test=2000, width=None, curves=False, readout="langevin", data_scale=None,
                workers=None, scheduler=None, theory="ek", dtype="float64"):
@@ -320,16 +337,7 @@ def plan_cubic(preset="fig2", scale=0.125, sigma2=None, nets=8, steps=4000, lr=N
     n_test = check_int("n_test", n_test, 1, MAX_N_TEST)
     if lr is not None:
         lr = check_positive("lr", lr)
-    if workers is not None:
-        from .ensemble import _MAX_WORKERS
-        workers = check_int("workers", workers, 1, _MAX_WORKERS)
-    if sigma2 is not None:
-        sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
-        if not sigma2:
-            raise ValueError("sigma2=() is empty; give at least one noise level")
-        sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
-    sigma2s = (p["sigma2"] if sigma2 is None
-               else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
+    sigma2s, workers = _levels(sigma2, workers, p, scale)
     if width is None:
         widths = p["width"]
     else:
@@ -648,18 +656,7 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cav
     n_test = check_int("n_test", n_test, 1, 10 ** 6)
     tol = check_range("tol", tol, 0, 1, lo_open=True)
     maxiter = check_int("maxiter", maxiter, 1, 1000)
-    if workers is not None:
-        from .ensemble import _MAX_WORKERS
-        workers = check_int("workers", workers, 1, _MAX_WORKERS)
-    if sigma2 is not None:
-        sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
-        if not sigma2:
-            raise ValueError("sigma2=() is empty; give at least one noise level")
-        sigma2 = tuple(check_range("sigma2", s2, *SIGMA2_RANGE) for s2 in sigma2)
-        if len(set(sigma2)) != len(sigma2):
-            raise ValueError(f"sigma2={list(sigma2)} repeats a noise level")
-    sigma2s = (p["sigma2"] if sigma2 is None
-               else tuple(s2 * p["data_scale"] / float(scale) for s2 in sigma2))
+    sigma2s, workers = _levels(sigma2, workers, p, scale, distinct=True)
     for s2 in sigma2s:                          # the range of finite_data_kernel
         check_range("sigma2 (scaled)", s2, 0.0, 1e6, lo_open=True)
     _check_memory(chains, p["n"], n_test, 8, max(1, steps // 10))
