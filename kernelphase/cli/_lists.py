@@ -35,6 +35,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text
 
 
+def spec_options(p, activation="erf", teacher_dest="teacher"):
+    """``--activation`` and ``--teacher`` of every command that takes a single-index model
+    (parsed by the whitelisting parser, never evaluated)."""
+    p.add_argument("--activation", default=activation,
+                   help=f"activation: a name (erf, tanh, sin, cos, relu, sigmoid, softplus, "
+                        f"gelu, silu) or a formula in z such as 'tanh(z) + 0.1*z' (default "
+                        f"{activation}; never evaluated as Python)")
+    p.add_argument("--teacher", dest=teacher_dest, default="He1 - 0.3*He3",
+                   help="teacher y = sum_k c_k He_k(w*.x), a polynomial in He0..He8 or in z "
+                        "(default 'He1 - 0.3*He3')")
+
+
 def check_list(name, text, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False,
                max_len=MAX_LIST, min_len=1, integer=False):
     """Parse a comma list of numbers; return a list of floats (ints with ``integer``).

@@ -2,6 +2,8 @@
 theory."""
 import os
 
+from ._lists import spec_options
+
 __all__ = ["register"]
 
 
@@ -21,12 +23,7 @@ def _modular_args(p):
 
 
 def _single_index_args(p):
-    p.add_argument("--activation", default="erf",
-                   help="activation: erf, tanh, sin, relu, ... or a formula in z such as "
-                        "'tanh(z) + 0.1*z' (default erf; never evaluated as Python)")
-    p.add_argument("--teacher", default="He1 - 0.3*He3",
-                   help="teacher y = sum_k c_k He_k(w*.x) as a polynomial in He0..He8 or in z "
-                        "(default 'He1 - 0.3*He3')")
+    spec_options(p, "erf")
     p.add_argument("--stabiliser", metavar="LAM*Phi**P",
                    help="term lam*|Phi|^p (lam > 0, p > 2) added to the action, e.g. "
                         "'1e-3*Phi**8': keeps it bounded below for activations growing faster "

@@ -1,5 +1,7 @@
 """``kernelphase derive ntk|nngp|spectrum|action``: closed forms as text, LaTeX or JSON."""
 
+from ._lists import spec_options
+
 __all__ = ["register"]
 
 
@@ -39,12 +41,7 @@ def register(sub):
     q.add_argument("teacher", choices=("cubic", "modular", "single-index"),
                    help="cubic: Rubin et al. App. A.2; modular: Sec. 3.2; single-index: any "
                         "activation and Hermite teacher (theory notes Sec. 12)")
-    q.add_argument("--activation", default="erf",
-                   help="activation: a name (erf, tanh, sin, relu, ...) or a formula in z "
-                        "(default erf; never evaluated as Python)")
-    q.add_argument("--teacher", dest="teacher_spec", default="He1 - 0.3*He3",
-                   help="single-index teacher, a polynomial in He0..He8 or in z "
-                        "(default 'He1 - 0.3*He3')")
+    spec_options(q, "erf", teacher_dest="teacher_spec")
     _fmt(q)
     q.set_defaults(func=_action_cmd)
 

@@ -11,6 +11,8 @@ versions) and the figures are written atomically, the report last.
 """
 import os
 
+from ._lists import spec_options
+
 __all__ = ["register"]
 
 #: parameters that do not change the result and stay out of the run folder's key
@@ -82,12 +84,7 @@ def register(sub):
     q.set_defaults(func=_run_modular)
     q = vs.add_parser("single-index", help="any activation, single-index Hermite teacher "
                                            "(theory: solvers.single_index)")
-    q.add_argument("--activation", default="tanh",
-                   help="activation: a name (erf, tanh, sin, cos, relu, sigmoid, softplus, gelu, "
-                        "silu) or a formula in z such as 'z + z**3/3' (default tanh)")
-    q.add_argument("--teacher", default="He1 - 0.3*He3",
-                   help="teacher polynomial in He0..He8 or z, e.g. 'He1 - 0.3*He3' "
-                        "(default 'He1 - 0.3*He3')")
+    spec_options(q, "tanh")
     q.add_argument("--sigma-w2", type=float, default=0.5,
                    help="read-in prior variance times d, in (0, 1e6] (default 0.5)")
     q.add_argument("--n", type=int, default=400,
