@@ -26,3 +26,21 @@ def run_cli(capsys):
         out, err = capsys.readouterr()
         return status, out, err
     return _run
+
+
+@pytest.fixture
+def one_numba_thread():
+    """Small kernels: one numba thread avoids parallel-region overhead on a shared machine."""
+    import numba
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
+def cubic_teacher_data(n, d, seed=4):
+    """Gaussian inputs and the cubic teacher He1 - 0.3 He3 along the first coordinate."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])

@@ -9,25 +9,17 @@ import math
 
 import numpy as np
 import pytest
+from conftest import cubic_teacher_data
 
 from kernelphase.validation.langevin import (ErfNetworkPosterior, NetworkPosterior,
                                              activation_pair, langevin_run)
 
 
-@pytest.fixture(autouse=True)
-def _one_numba_thread():
-    """Tiny kernels: one thread avoids parallel-region overhead on a shared machine."""
-    import numba
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def _data(n=300, d=7, seed=4):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    return X, X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])
+    return cubic_teacher_data(n, d, seed)
 
 
 def _weights(post, seed=5, boost=(20.0, 3.0)):
