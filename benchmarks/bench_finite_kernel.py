@@ -42,7 +42,7 @@ def main(argv=None):
     ap.add_argument("--scales", type=float, nargs="+", default=[0.0625, 0.125])
     ap.add_argument("--sigma2", type=float, nargs="+", default=[0.3])
     ap.add_argument("--method", nargs="+", default=["reweight"], choices=["reweight", "anneal"])
-    ap.add_argument("--cavity", action="store_true")
+    ap.add_argument("--law", default="fluctuating", choices=["fluctuating", "cavity", "eq7"])
     ap.add_argument("--chains", type=int, default=512)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -63,12 +63,12 @@ def main(argv=None):
             f_gp = Kt @ np.linalg.solve(K + s2 * np.eye(n), y)
             for method in a.method:
                 t0, c0 = time.time(), time.process_time()
-                r = finite_data_kernel(X, y, N, s2, sa2, sw2, cavity=a.cavity, chains=a.chains,
+                r = finite_data_kernel(X, y, N, s2, sa2, sw2, law=a.law, chains=a.chains,
                                        steps=a.steps, Xtest=Xt, ytest=yt, seed=a.seed,
                                        tol=a.tol, method=method,
                                        moments=erf_population_moments)
                 row = dict(scale=scale, n=n, d=d, N=N, sigma2=s2, method=method,
-                           cavity=a.cavity, data_seed=a.data_seed, seed=a.seed,
+                           law=a.law, data_seed=a.data_seed, seed=a.seed,
                            seconds=time.time() - t0, cpu_seconds=time.process_time() - c0,
                            status=r.status, iterations=r.iterations, residual=r.residual,
                            b_pop=1 - float(r.population[0]),

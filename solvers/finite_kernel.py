@@ -12,22 +12,43 @@ Eqs. 7-10; theory notes ``adaptive_kernel.md`` Secs. 3.2-3.3) read
     p(w)\propto\exp\Big(-\frac{d\,|w|^2}{2\sigma_w^2}
         +\frac{\sigma_a^2}{2N}\big(\bar t\cdot\phi(Xw)\big)^2\Big).
 
-With ``cavity=True`` the single-neuron law is the exact cavity law (notes Sec. 3.4)
+Three single-neuron laws (``law``), all of the form
 
 .. math::
-    p(w)\propto p_0(w)\,L^{-1/2}\exp\Big[\frac{\sigma_a^2(\bar t\cdot\phi)^2}{2NL}\Big],\qquad
-    L=1+\frac{\sigma_a^2\,\phi\cdot\phi}{N\sigma^2},\qquad \phi\equiv\phi(Xw)\in\mathbb R^n .
+    p(w)\propto p_0(w)\,L^{-1/2}\exp\Big[\frac{\kappa(\bar t\cdot\phi)^2}{2L}\Big],\qquad
+    L=1+\kappa\,\phi^\top M\phi,\qquad \kappa=\frac{\sigma_a^2}{N},\qquad
+    \phi\equiv\phi(Xw)\in\mathbb R^n,
 
-What was verified (by hand, for this module): write the likelihood as
-:math:`\exp(-|r-a_i\phi|^2/2\sigma^2)` with the cavity residual
-:math:`r=y-\sum_{j\ne i}a_j\phi(Xw_j)`. The Gaussian integral over :math:`a_i` with prior precision
-:math:`N/\sigma_a^2` gives, relative to :math:`a_i=0` and up to :math:`w`-independent factors,
-:math:`(A\sigma_a^2/N)^{-1/2}\exp[(r\cdot\phi)^2/(2\sigma^4A)]` with
-:math:`A=N/\sigma_a^2+\phi\cdot\phi/\sigma^2`; since :math:`A\sigma_a^2/N=L`, the exponent is
-:math:`\sigma_a^2(r\cdot\phi/\sigma^2)^2/(2NL)`. Mean field replaces :math:`r/\sigma^2` by its
-average :math:`\bar t` (the fluctuations of the cavity residual are dropped, as in Eq. 7). For
-:math:`L\to1` this is Eq. 7, and :math:`L-1=O(n\sigma_a^2/N\sigma^2)`. In both variants the kernel
-stays :math:`Q=\sigma_a^2\langle\phi\phi^\top\rangle` under the respective law.
+with the kernel :math:`Q=\sigma_a^2\langle\phi\phi^\top/L\rangle` in
+:math:`\bar t=(Q+\sigma^2I)^{-1}y` and the predictor
+:math:`\bar f(x)=\sigma_a^2\langle\phi(w\cdot x)\,\bar t\cdot\phi/L\rangle`:
+
+* ``"eq7"``: :math:`M=0`, the paper's mean-field law (Eq. 7).
+* ``"cavity"``: :math:`M=(\sigma^2I+\bar K)^{-1}`, :math:`\bar K=\sigma_a^2\langle\phi\phi^\top\rangle`.
+* ``"fluctuating"`` (default): :math:`M=\big(\sigma^2I+\bar K+\frac{\sigma_a^4}{N}
+  \mathrm{Cov}(\phi\,\bar t\cdot\phi/L)\big)^{-1}`.
+
+Derivation (theory notes Sec. 3.4, re-derived here). Given all other neurons, integrating out
+:math:`a` (a Gaussian process with kernel :math:`K_W=\kappa\sum_j\phi_j\phi_j^\top`) gives the
+exact conditional law of neuron :math:`i` above with :math:`\bar t\to t_{-i}=A_{-i}^{-1}y` and
+:math:`M\to A_{-i}^{-1}`, :math:`A_{-i}=\sigma^2I+K_{W,-i}` (matrix determinant lemma and
+Sherman-Morrison), and :math:`\mathbb E[a_i\mid W]=\kappa\,t_{-i}\cdot\phi_i/L_i`, hence the
+:math:`1/L` in :math:`Q` and :math:`\bar f`. Mean field replaces :math:`t_{-i}` by its mean,
+which is :math:`\bar t` up to :math:`O(1/N)`, and :math:`A_{-i}` by its mean
+(``"cavity"``). The other neurons fluctuate independently, so
+:math:`t_{-i}=\bar t+\delta t` with :math:`\delta t\approx-\bar A^{-1}\xi`,
+:math:`\mathrm{Cov}\,\xi=N\kappa^2\mathrm{Cov}(\phi\,\bar t\cdot\phi/L)`; the Gaussian average
+:math:`\mathbb E_z\,e^{\kappa(m+z)^2/2L}\propto e^{\kappa m^2/2(L-\kappa v)}`,
+:math:`v=\phi^\top\mathrm{Cov}(\delta t)\phi`, lowers :math:`L` by :math:`\kappa v`, which to
+this order is ``"fluctuating"``'s metric (the same metric follows from the Gaussian
+fluctuations of the Hubbard-Stratonovich field conjugate to the residual around its saddle
+point). Both corrections are of relative order :math:`n\sigma_a^2/(N\sigma^2)`, not small at
+the sizes one simulates; the fluctuations take back about half of the cavity factor.
+
+Sampling with a metric: the chains sample the law with :math:`M=\rho I`,
+:math:`\rho=\overline{\phi^\top M\phi}/\overline{\phi\cdot\phi}`, and every average is
+importance-reweighted to the target :math:`M`; the metric is updated between outer iterations
+and made self-consistent on the final samples.
 
 Algorithm (``method="reweight"``, the default). The NNGP kernel comes from exact prior draws
 (no Markov chain at zero interaction). Each outer iteration samples the law at the current
@@ -75,9 +96,10 @@ probabilists' Hermite polynomials, :math:`\mathrm{He}_3=z^3-3z`, bar = mean over
 The errors of ``b``, ``c`` are Monte Carlo errors only (the test set is fixed); the test-set
 sampling error is the same for a simulation evaluated on the same test points.
 
-Not done: the fluctuations of the cavity residual around :math:`\bar t` (mean field), and any
-finite-N fluctuation of the kernel around its mean :math:`Q` (the finite-width diagnostic
-``b_rf`` of :class:`_RandomFeatures` brackets that effect from the other side).
+Not done: fluctuations beyond the Gaussian order above, and the finite-N fluctuation of
+:math:`A_{-i}^{-1}` around :math:`\bar A^{-1}` (second order in :math:`K_W-\bar K`); the
+finite-width diagnostic ``b_rf`` of :class:`_RandomFeatures` (``law="eq7"`` only) brackets
+them from the other side.
 """
 import math
 from dataclasses import dataclass, field
@@ -94,6 +116,8 @@ __all__ = ["FiniteKernelResult", "TiltedKernelResult", "finite_data_kernel", "ti
 _GIB = 1024 ** 3
 _MAX_BYTES = 8 * _GIB
 _TARGET_ACCEPT = 0.6
+#: single-neuron laws of :func:`finite_data_kernel` (module docstring)
+LAWS = ("eq7", "cavity", "fluctuating")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,9 +145,10 @@ def _cores():
                 DP[k, mu] = dp
 
     @njit(parallel=True)
-    def tilt_rows(act, H, t, kappa, sigma2, cavity, P, C_out, s_out, q_out, lt_out):
-        """Per chain k: P = phi(H_k), s = t.phi, q = phi.phi, the log tilt, and in C_out the
-        coefficients c_mu = d(log tilt)/d h_mu (their product with X is the tilt gradient)."""
+    def tilt_rows(act, H, t, kappa, rho, P, C_out, s_out, q_out, lt_out):
+        """Per chain k: P = phi(H_k), s = t.phi, q = phi.phi, the log tilt
+        -log(L)/2 + kappa s^2/(2L) with L = 1 + kappa rho q, and in C_out the coefficients
+        c_mu = d(log tilt)/d h_mu (their product with X is the tilt gradient)."""
         K, n = H.shape
         for k in prange(K):
             s = 0.0
@@ -136,18 +161,12 @@ def _cores():
                 q += p * p
             s_out[k] = s
             q_out[k] = q
-            if cavity:
-                L = 1.0 + kappa * q / sigma2
-                lt_out[k] = -0.5 * math.log(L) + 0.5 * kappa * s * s / L
-                cs = kappa * s / L
-                cq2 = 2.0 * (-0.5 / L - 0.5 * kappa * s * s / (L * L)) * kappa / sigma2
-                for mu in range(n):
-                    C_out[k, mu] = (cs * t[mu] + cq2 * P[k, mu]) * C_out[k, mu]
-            else:
-                lt_out[k] = 0.5 * kappa * s * s
-                cs = kappa * s
-                for mu in range(n):
-                    C_out[k, mu] = cs * t[mu] * C_out[k, mu]
+            L = 1.0 + kappa * rho * q
+            lt_out[k] = -0.5 * math.log(L) + 0.5 * kappa * s * s / L
+            cs = kappa * s / L
+            cq2 = -(1.0 / L + kappa * s * s / (L * L)) * kappa * rho
+            for mu in range(n):
+                C_out[k, mu] = (cs * t[mu] + cq2 * P[k, mu]) * C_out[k, mu]
 
     _CORES.update(act_arrays=act_arrays, tilt_rows=tilt_rows)
     return _CORES
@@ -163,13 +182,10 @@ def _activation(activation):
     return numba_function((expr, sp.diff(expr, Z)), (Z,), name="phi_dphi")
 
 
-def _log_tilt(s, q, kappa, sigma2, cavity):
+def _log_tilt(s, L, kappa):
     r"""log of the tilt of the single-neuron law over the prior, per sample:
-    :math:`\kappa s^2/2` (Eq. 7) or :math:`-\frac12\log L+\kappa s^2/(2L)` (cavity)."""
-    if cavity:
-        L = 1.0 + kappa * q / sigma2
-        return -0.5 * np.log(L) + 0.5 * kappa * s * s / L
-    return 0.5 * kappa * s * s
+    :math:`-\frac12\log L+\kappa s^2/(2L)` (:math:`L=1`: Eq. 7)."""
+    return -0.5 * np.log(L) + 0.5 * kappa * s * s / L
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,16 +226,17 @@ class _Chains:
         P = np.empty_like(H)
         coef = np.empty_like(H)
         s, q, lt = np.empty(K), np.empty(K), np.empty(K)
-        _cores()["tilt_rows"](self.act, H, self.tbar, self.kappa, self.sigma2, self.cavity,
-                              P, coef, s, q, lt)
+        _cores()["tilt_rows"](self.act, H, self.tbar, self.kappa, self.rho, P, coef, s, q, lt)
         lp += lt
         g += coef @ self.X32
         return lp, g, P
 
-    def set_target(self, tbar, kappa, sigma2, cavity):
+    def set_target(self, tbar, kappa, rho=0.0):
+        r"""Sample the law with tilt :math:`-\frac12\log L+\kappa s^2/(2L)`,
+        :math:`L=1+\kappa\rho\,\phi\cdot\phi` (:math:`\rho=0`: Eq. 7)."""
         self.tbar = np.ascontiguousarray(tbar, float)
         self.t32 = self.tbar.astype(np.float32)
-        self.kappa, self.sigma2, self.cavity = float(kappa), float(sigma2), bool(cavity)
+        self.kappa, self.rho = float(kappa), float(rho)
         self.logp, self.grad, self.F = self._evaluate(self.W)
 
     def run(self, steps, adapt, block=10):
@@ -292,18 +309,24 @@ def _sample_kernel(ch, burn, steps, thin, batches, Xtest=None, hist_edges=None,
 
 
 class _Samples:
-    """Snapshots of the chains at one target, kept for reweighting: features ``F`` (S x n,
+    r"""Snapshots of the chains at one target, kept for reweighting: features ``F`` (S x n,
     float32), ``q`` = phi.phi, ``l0`` the log tilt of the law they were drawn from, the batch
-    (group of chains) of each sample, and optionally test features, moments and Phi = w_1."""
+    (group of chains) of each sample, and optionally test features, moments and Phi = w_1.
+    ``qm`` = :math:`\phi^\top M\phi` for the metric :math:`M` of the target law
+    (:func:`_set_metric`), None for Eq. 7 (:math:`L=1`)."""
 
-    def __init__(self, F, q, l0, batch, Ft=None, mom=None, phi=None):
+    def __init__(self, F, q, l0, batch, Ft=None, mom=None, phi=None, qm=None):
         self.F, self.q, self.l0, self.batch = F, q, l0, batch
-        self.Ft, self.mom, self.phi = Ft, mom, phi
+        self.Ft, self.mom, self.phi, self.qm = Ft, mom, phi, qm
+
+    def L(self, kappa):
+        r"""The factor :math:`L=1+\kappa\,\phi^\top M\phi` of every sample."""
+        return np.ones(len(self.q)) if self.qm is None else 1.0 + kappa * self.qm
 
     def subset(self, keep):
         pick = (lambda a: None if a is None else a[keep])
         return _Samples(self.F[keep], self.q[keep], self.l0[keep], self.batch[keep],
-                        pick(self.Ft), pick(self.mom), pick(self.phi))
+                        pick(self.Ft), pick(self.mom), pick(self.phi), pick(self.qm))
 
 
 def _collect(ch, snaps, thin, batches, Xtest=None, moments=None, on_snapshot=None):
@@ -329,16 +352,16 @@ def _collect(ch, snaps, thin, batches, Xtest=None, moments=None, on_snapshot=Non
     F = np.concatenate(F)
     q = np.einsum("ij,ij->i", F, F, dtype=float)
     s = (F @ ch.t32).astype(float)
-    return _Samples(F, q, _log_tilt(s, q, ch.kappa, ch.sigma2, ch.cavity), np.tile(bid, snaps),
+    return _Samples(F, q, _log_tilt(s, 1.0 + ch.kappa * ch.rho * q, ch.kappa), np.tile(bid, snaps),
                     np.concatenate(Ft) if Ft else None,
                     np.concatenate(mom) if mom else None, np.concatenate(phi))
 
 
-def _weights(smp, t, kappa, sigma2, cavity):
-    r"""Normalised importance weights of the samples for the law at (t, kappa), and the ESS
-    fraction :math:`(\sum w)^2/(S\sum w^2)`."""
+def _weights(smp, t, kappa):
+    r"""Normalised importance weights of the samples for the target law at (t, kappa) (its
+    :math:`L` from ``smp.qm``), and the ESS fraction :math:`(\sum w)^2/(S\sum w^2)`."""
     s = (smp.F @ t.astype(np.float32)).astype(float)
-    lw = _log_tilt(s, smp.q, kappa, sigma2, cavity) - smp.l0
+    lw = _log_tilt(s, smp.L(kappa), kappa) - smp.l0
     lw -= lw.max()
     w = np.exp(lw)
     w /= w.sum()
@@ -350,19 +373,42 @@ def _weighted_kernel(smp, w, sigma_a2):
     return sigma_a2 * (smp.F.T @ Fw).astype(float)
 
 
-def _self_consistent(smp, t0, y, kappa, sigma2, sigma_a2, cavity, tol=1e-4, maxit=40, mem=6,
-                     mix=0.5):
-    r"""Solve :math:`t=(Q_w(t)+\sigma^2)^{-1}y` on fixed samples, :math:`Q_w(t)` the kernel of the
-    samples importance-reweighted to the law at :math:`t` (a deterministic map), by Anderson
+def _set_metric(smp, M):
+    r"""Store :math:`\phi^\top M\phi` of every sample (None: Eq. 7)."""
+    smp.qm = None if M is None else np.einsum(
+        "ij,ij->i", smp.F @ M.astype(np.float32), smp.F, dtype=float)
+
+
+def _metric(smp, t, kappa, sigma2, sigma_a2, width, law):
+    r"""Metric :math:`M` of the factor :math:`L=1+\kappa\,\phi^\top M\phi` of ``law`` at
+    :math:`\bar t`, from the samples reweighted to the current law (module docstring):
+    :math:`M=(\sigma^2I+\bar K)^{-1}` (``"cavity"``), plus
+    :math:`\frac{\sigma_a^4}{N}\mathrm{Cov}(\phi\,s/L)` inside the inverse
+    (``"fluctuating"``), :math:`\bar K=\sigma_a^2\langle\phi\phi^\top\rangle`."""
+    if law == "eq7":
+        return None
+    w, s, _ = _weights(smp, t, kappa)
+    A = _weighted_kernel(smp, w, sigma_a2) + sigma2 * np.eye(smp.F.shape[1])
+    if law == "fluctuating":
+        v = s / smp.L(kappa)
+        mu = smp.F.T.astype(float) @ (w * v)
+        A += sigma_a2 ** 2 / width * (_weighted_kernel(smp, w * v * v, 1.0) - np.outer(mu, mu))
+    return np.linalg.inv(A)
+
+
+def _self_consistent(smp, t0, y, kappa, sigma2, sigma_a2, tol=1e-4, maxit=40, mem=6, mix=0.5):
+    r"""Solve :math:`t=(Q_w(t)+\sigma^2)^{-1}y` on fixed samples, :math:`Q_w(t)` the kernel
+    :math:`\sigma_a^2\sum_sw_s\phi_s\phi_s^\top/L_s` of the samples importance-reweighted to
+    the law at :math:`t` (a deterministic map for a fixed metric), by Anderson
     acceleration (type II, memory ``mem``, mixing ``mix``; Walker & Ni 2011, Eq. 2.2) started
     at ``t0``. Returns ``(t, evaluations, converged)``."""
     n = len(y)
     eye = sigma2 * np.eye(n)
 
     def G(t):
-        w, _, _ = _weights(smp, t, kappa, sigma2, cavity)
+        w, _, _ = _weights(smp, t, kappa)
         try:
-            return np.linalg.solve(_weighted_kernel(smp, w, sigma_a2) + eye, y)
+            return np.linalg.solve(_weighted_kernel(smp, w / smp.L(kappa), sigma_a2) + eye, y)
         except np.linalg.LinAlgError:
             return np.full(n, np.nan)
 
@@ -582,16 +628,19 @@ def nngp_erf_kernel(X1, X2, sigma_a2, sigma_w2):
     return sigma_a2 * 2 / math.pi * np.arcsin(2 * s * X1 @ X2.T / np.sqrt(np.outer(n1, n2)))
 
 
-def tilted_kernel(X, tbar, width, sigma_a2, sigma_w2=0.5, activation="erf", cavity=False,
-                  sigma2=1.0, chains=1024, burn=200, steps=400, thin=5, batches=16, seed=0):
+def tilted_kernel(X, tbar, width, sigma_a2, sigma_w2=0.5, activation="erf", metric=None,
+                  chains=1024, burn=200, steps=400, thin=5, batches=16, seed=0):
     r"""Neuron average :math:`Q=\sigma_a^2\langle\phi(Xw)\phi(Xw)^\top\rangle_{p(w)}` at a fixed
-    discrepancy :math:`\bar t`, with :math:`p(w)` the tilted law of the module docstring (Eq. 7,
-    or the cavity law with ``cavity=True``; ``sigma2`` enters only through :math:`L`). One
-    MALA sweep of the solver, exposed for tests against quadrature.
+    discrepancy :math:`\bar t`, with :math:`p(w)\propto p_0(w)L^{-1/2}
+    \exp[\kappa(\bar t\cdot\phi)^2/2L]`, :math:`\kappa=\sigma_a^2/N`,
+    :math:`L=1+\kappa\,\phi^\top M\phi` for a symmetric positive semi-definite ``metric``
+    :math:`M` (n x n; None: :math:`L=1`, Eq. 7). The laws of :func:`finite_data_kernel` are
+    this law with their metric. One MALA sweep of the solver (chains at
+    :math:`M\approx\rho I`, reweighted to :math:`M`), exposed for tests against quadrature.
 
     Examples
     --------
-    At :math:`\bar t=0` the tilt vanishes and :math:`Q` is the NNGP kernel
+    At :math:`\bar t=0` and :math:`M=0` the tilt vanishes and :math:`Q` is the NNGP kernel
     (:func:`nngp_erf_kernel`) within a few standard errors:
 
     >>> import numpy as np
@@ -604,30 +653,51 @@ def tilted_kernel(X, tbar, width, sigma_a2, sigma_w2=0.5, activation="erf", cavi
     >>> bool(np.abs(r.Q - K).max() < 4 * r.Q_se.max())
     True
     """
-    X, width, sigma2, sigma_a2, sigma_w2, chains, batches = _common(
-        X, width, sigma2, sigma_a2, sigma_w2, chains, batches)
-    tbar = _check_vector("tbar", tbar, X.shape[0])
+    X, width, _, sigma_a2, sigma_w2, chains, batches = _common(
+        X, width, 1.0, sigma_a2, sigma_w2, chains, batches)
+    n = X.shape[0]
+    tbar = _check_vector("tbar", tbar, n)
+    if metric is not None:
+        metric = _check_matrix("metric", metric, cols=n)
+        if metric.shape != (n, n) or not np.allclose(metric, metric.T) \
+                or np.linalg.eigvalsh(metric).min() < -1e-12 * max(np.abs(metric).max(), 1.0):
+            raise ValueError(f"metric must be a symmetric positive semi-definite ({n}, {n}) "
+                             f"matrix")
     burn = check_int("burn", burn, 0, 10 ** 7)
     steps = check_int("steps", steps, 1, 10 ** 7)
     thin = check_int("thin", thin, 1, steps)
-    _check_memory(chains, X.shape[0], 0, batches)
+    _check_memory(chains, n, 0, batches, max(1, steps // thin))
     rng, seed = _seed_rng(seed)
-    act = _activation(activation)
-    ch = _Chains(act, X, sigma_w2, chains, rng)
-    ch.set_target(tbar, sigma_a2 / width, sigma2, cavity)
-    S, _, counts, _ = _sample_kernel(ch, burn, steps, thin, batches)
-    Q, Q_se = _batch_stats(S, counts, sigma_a2)
+    ch = _Chains(_activation(activation), X, sigma_w2, chains, rng)
+    kappa = sigma_a2 / width
+    ch.set_target(tbar, kappa, 0.0 if metric is None else np.trace(metric) / n)
+    if burn:
+        ch.run(burn, adapt=True)
+    smp = _collect(ch, max(1, steps // thin), thin, batches)
+    _set_metric(smp, metric)
+    w = _weights(smp, tbar, kappa)[0]
+    Q = _weighted_kernel(smp, w, sigma_a2)
+    Q_se = _kernel_se(smp, w, w, batches, sigma_a2)
     status = 0 if np.all(np.isfinite(Q)) else 3
-    params = dict(width=width, sigma_a2=sigma_a2, sigma_w2=sigma_w2, sigma2=sigma2,
-                  activation=str(activation), cavity=bool(cavity), chains=chains, burn=burn,
-                  steps=steps, thin=thin, batches=batches, seed=seed)
+    params = dict(width=width, sigma_a2=sigma_a2, sigma_w2=sigma_w2,
+                  activation=str(activation), metric=metric is not None, chains=chains,
+                  burn=burn, steps=steps, thin=thin, batches=batches, seed=seed)
     return TiltedKernelResult(Q=Q, Q_se=Q_se, acceptance=ch.accept, step=ch.h,
-                              samples=int(counts.sum()), residual=0.0, status=status,
+                              samples=len(w), residual=0.0, status=status,
                               message=status_message(status), params=params)
 
 
+def _kernel_se(smp, wk, w, batches, sigma_a2):
+    r"""Batch-means standard error of the kernel :math:`\sigma_a^2\sum_s wk_s\phi_s\phi_s^\top`
+    (each batch normalised by its total weight ``w``)."""
+    Sb = np.array([_weighted_kernel(smp.subset(smp.batch == bi), wk[smp.batch == bi], 1.0)
+                   for bi in range(batches)])
+    wb = np.array([w[smp.batch == bi].sum() for bi in range(batches)])
+    return _batch_stats(Sb, wb, sigma_a2)[1]
+
+
 def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="erf",
-                       cavity=False, chains=512, steps=100, anneal=4, damping=0.25, seed=0,
+                       law="fluctuating", chains=512, steps=100, anneal=4, damping=0.25, seed=0,
                        Xtest=None, ytest=None, tol=0.02, progress=None, interaction=True,
                        burn=50, thin=10, batches=8, maxiter=12, final_steps=None,
                        hist_edges=None, method="reweight", moments=None, ess_min=0.05):
@@ -641,8 +711,11 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
         :math:`\sigma_a^2` (``Var a_i = sigma_a2 / width``), read-in prior scale.
     activation : str or spec
         Anything :func:`kernelphase.moments.activation_expr` accepts.
-    cavity : bool
-        Use the cavity law with the factor :math:`L` instead of Eq. 7.
+    law : {"fluctuating", "cavity", "eq7"}
+        The single-neuron law (module docstring): ``"eq7"`` the paper's mean field,
+        ``"cavity"`` the cavity factor :math:`L`, ``"fluctuating"`` (default) the cavity factor
+        with the fluctuations of the cavity residual; ``method="anneal"`` solves ``"eq7"``
+        only.
     chains, steps, burn, thin, batches : MALA budget per outer iteration: ``burn``
         adaptation steps, then ``steps`` steps with a snapshot of every chain each ``thin``
         steps; standard errors from ``batches`` batches of chains (jackknife).
@@ -697,6 +770,9 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     n, d = X.shape
     y = _check_vector("y", y, n)
     check_choice("method", method, ("reweight", "anneal"))
+    check_choice("law", law, LAWS)
+    if method == "anneal" and law != "eq7":
+        raise ValueError(f"method='anneal' solves law='eq7' only; got law={law!r}")
     steps = check_int("steps", steps, 1, 10 ** 7)
     burn = check_int("burn", burn, 0, 10 ** 7)
     thin = check_int("thin", thin, 1, steps)
@@ -729,17 +805,18 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
     rng, seed = _seed_rng(seed)
     act = _activation(activation)
     params = dict(n=n, d=d, width=width, sigma2=sigma2, sigma_a2=sigma_a2, sigma_w2=sigma_w2,
-                  activation=str(activation), cavity=bool(cavity), chains=chains, steps=steps,
+                  activation=str(activation), law=law, chains=chains, steps=steps,
                   burn=burn, thin=thin, batches=batches, anneal=anneal, damping=damping,
                   tol=tol, maxiter=maxiter, final_steps=final_steps,
                   interaction=bool(interaction), seed=seed, method=method, ess_min=ess_min)
 
     ch = _Chains(act, X, sigma_w2, chains, rng)
     kappa = sigma_a2 / width if interaction else 0.0
-    ctx = dict(y=y, kappa=kappa, sigma2=sigma2, sigma_a2=sigma_a2, cavity=cavity)
+    ctx = dict(y=y, kappa=kappa, sigma2=sigma2, sigma_a2=sigma_a2, law=law, width=width)
     loop = _loop_reweight if method == "reweight" else _loop_anneal
     rf = (_RandomFeatures(width, y, sigma2, sigma_a2)
-          if Xtest is not None and chains >= width else None)
+          if Xtest is not None and chains >= width and (law == "eq7" or not interaction)
+          else None)
     collect_kw = dict(Xtest=Xtest, moments=moments, on_snapshot=rf)
     tbar, it, history, residual, status, smp = loop(
         ch, ctx, burn=burn, steps=steps, thin=thin, batches=batches, maxiter=maxiter, tol=tol,
@@ -762,31 +839,42 @@ def _gp_solve(Q, y, sigma2):
         return np.full(len(y), np.nan)
 
 
+def _proposal(smp):
+    r"""The chains' :math:`\rho` (:math:`L=1+\kappa\rho\,\phi\cdot\phi`) closest on average to
+    the target metric of the samples: :math:`\rho=\overline{\phi^\top M\phi}/\overline{\phi\cdot\phi}`."""
+    return 0.0 if smp.qm is None else float(smp.qm.mean() / smp.q.mean())
+
+
 def _loop_reweight(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, ess_min,
                    interaction, collect_kw, **_):
     """Outer loop of ``method="reweight"``: returns (tbar, iterations, history, residual,
-    status, samples of the last iteration)."""
-    y, kappa, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "cavity"))
+    status, samples of the last iteration, with the metric of the law set)."""
+    y, kappa, s2, sa2, law, N = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "law",
+                                                  "width"))
     snaps = max(1, steps // thin)
-    ch.set_target(np.zeros(len(y)), 0.0, s2, cav)
+    ch.set_target(np.zeros(len(y)), 0.0)
     smp = _collect(ch, snaps, 1, batches, **collect_kw)      # exact prior draws
-    t = _gp_solve(_weighted_kernel(smp, np.full(len(smp.q), 1.0 / len(smp.q)), sa2), y, s2)
+    K0 = _weighted_kernel(smp, np.full(len(smp.q), 1.0 / len(smp.q)), sa2)
+    t = _gp_solve(K0, y, s2)
     history, it, residual = [], 0, 0.0
     if not interaction or not np.all(np.isfinite(t)):
         return t, 0, history, 0.0, 0 if np.all(np.isfinite(t)) else 3, smp
-    ch.set_target(t, kappa, s2, cav)
+    M = None if law == "eq7" else np.linalg.inv(K0 + s2 * np.eye(len(y)))
+    _set_metric(smp, M)
+    ch.set_target(t, kappa, _proposal(smp))
     ch.run(2 * burn, adapt=True)
     status = 2
     for it in range(1, maxiter + 1):
         if it > 1:
-            ch.set_target(t, kappa, s2, cav)
+            ch.set_target(t, kappa, _proposal(smp))
             ch.run(burn, adapt=True)
         smp = _collect(ch, snaps, thin, batches, **collect_kw)
-        ts, _, _ = _self_consistent(smp, t, y, kappa, s2, sa2, cav)
+        _set_metric(smp, M)
+        ts, _, _ = _self_consistent(smp, t, y, kappa, s2, sa2)
         if not np.all(np.isfinite(ts)):
             return t, it, history, residual, 3, smp
         alpha = 1.0
-        while alpha > 1e-3 and _weights(smp, t + alpha * (ts - t), kappa, s2, cav)[2] < ess_min:
+        while alpha > 1e-3 and _weights(smp, t + alpha * (ts - t), kappa)[2] < ess_min:
             alpha *= 0.5
         norm = max(np.linalg.norm(t), 1e-300)
         residual = float(alpha * np.linalg.norm(ts - t) / norm)
@@ -799,13 +887,15 @@ def _loop_reweight(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, 
             else:
                 # Monte Carlo floor of the step: split the chains in two halves
                 half = smp.batch < batches // 2
-                ta = _self_consistent(smp.subset(half), ts, y, kappa, s2, sa2, cav)[0]
-                tb = _self_consistent(smp.subset(~half), ts, y, kappa, s2, sa2, cav)[0]
+                ta = _self_consistent(smp.subset(half), ts, y, kappa, s2, sa2)[0]
+                tb = _self_consistent(smp.subset(~half), ts, y, kappa, s2, sa2)[0]
                 if residual < np.linalg.norm(ta - tb) / norm:      # 2 x the floor
                     status = 0
         if status == 0:
             return t, it, history, residual, 0, smp
         t = t + alpha * (ts - t)
+        M = _metric(smp, t, kappa, s2, sa2, N, law)
+        _set_metric(smp, M)
     return t, it, history, residual, status, smp
 
 
@@ -813,9 +903,8 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
                  interaction, **_):
     """Outer loop of ``method="anneal"`` (Rubin et al. 2025, Algorithm 1); the last item
     returned (samples) is None: the final measurement draws its own."""
-    y, kappa_full, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2",
-                                                    "cavity"))
-    ch.set_target(np.zeros(len(y)), 0.0, s2, cav)
+    y, kappa_full, s2, sa2 = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2"))
+    ch.set_target(np.zeros(len(y)), 0.0)
     S, _, counts, _ = _sample_kernel(ch, burn, steps, thin, batches)
     Q, _ = _batch_stats(S, counts, sa2)
     tbar = _gp_solve(Q, y, s2)
@@ -825,7 +914,7 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
     for si, lam in enumerate(lams):
         last = si == len(lams) - 1
         for _ in range(maxiter if last else 3):
-            ch.set_target(tbar, lam * kappa_full, s2, cav)
+            ch.set_target(tbar, lam * kappa_full)
             S, _, counts, _ = _sample_kernel(ch, burn, steps, thin, batches)
             Qn, _ = _batch_stats(S, counts, sa2)
             it += 1
@@ -851,7 +940,8 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
            Xtest, ytest, moments, hist_edges, tol, maxiter, rf, smp, interaction):
     """Final measurement at ``tbar``: fresh samples, the self-consistent solution on them,
     predictor, b, c, population projections, histogram, and jackknife errors over batches."""
-    y, kappa, s2, sa2, cav = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "cavity"))
+    y, kappa, s2, sa2, law, N = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2", "law",
+                                                  "width"))
     n, m = len(y), 0 if Xtest is None else Xtest.shape[0]
     nan = float("nan")
     f_test = f_test_se = f_test_rf = np.full(m, nan)
@@ -863,14 +953,19 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
     final_res = residual
     if status != 3:
         if smp is None:
-            ch.set_target(tbar, kappa, s2, cav)
+            ch.set_target(tbar, kappa)
             if burn:
                 ch.run(burn, adapt=True)
             if rf is not None:
                 rf.outs = []
             smp = _collect(ch, snaps, thin, batches, Xtest=Xtest, moments=moments,
                            on_snapshot=rf)
-        solve_kw = dict(y=y, kappa=kappa, sigma2=s2, sigma_a2=sa2, cavity=cav)
+        solve_kw = dict(y=y, kappa=kappa, sigma2=s2, sigma_a2=sa2)
+        t0 = tbar
+        if interaction and law != "eq7":
+            for _ in range(2):      # the metric made self-consistent on the final samples
+                _set_metric(smp, _metric(smp, t0, kappa, s2, sa2, N, law))
+                t0 = _self_consistent(smp, t0, **solve_kw)[0]
 
         def measure(sub, t0):
             if interaction:
@@ -878,15 +973,15 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
             else:
                 uni = np.full(len(sub.q), 1.0 / len(sub.q))
                 t = _gp_solve(_weighted_kernel(sub, uni, sa2), y, s2)
-            w, s, _ = _weights(sub, t, kappa, s2, cav)
-            ws = w * s
+            w, s, _ = _weights(sub, t, kappa)
+            ws = w * s / sub.L(kappa)
             f = (None if sub.Ft is None else
                  sa2 * (sub.Ft.T @ ws.astype(np.float32)).astype(float))
             p = None if sub.mom is None else sa2 * (sub.mom.T @ ws)
             return t, w, f, p
 
-        tfin, w, f_test, pop = measure(smp, tbar)
-        Q = _weighted_kernel(smp, w, sa2)
+        tfin, w, f_test, pop = measure(smp, t0)
+        Q = _weighted_kernel(smp, w / smp.L(kappa), sa2)
         hist = np.histogram(smp.phi, hist_edges, weights=w)[0]
         # jackknife over batches of chains: leave one batch out, re-solve, re-measure
         reps = [measure(smp.subset(smp.batch != bi), tfin) for bi in range(batches)]
@@ -895,10 +990,7 @@ def _final(ch, ctx, tbar, status, it, history, residual, params, burn, snaps, th
             v = np.asarray(vals, float)
             return np.sqrt((batches - 1) / batches * ((v - v.mean(0)) ** 2).sum(0))
         # batch means of the kernel (weights fixed at the full solution)
-        Sb = np.array([_weighted_kernel(smp.subset(smp.batch == bi), w[smp.batch == bi], 1.0)
-                       for bi in range(batches)])
-        wb = np.array([w[smp.batch == bi].sum() for bi in range(batches)])
-        Q_se = _batch_stats(Sb, wb, sa2)[1]
+        Q_se = _kernel_se(smp, w / smp.L(kappa), w, batches, sa2)
         train_loss_se = float(jk([np.mean((s2 * r[0]) ** 2) for r in reps]))
         hb = np.array([np.histogram(smp.phi[smp.batch == bi], hist_edges,
                                     weights=w[smp.batch == bi])[0] for bi in range(batches)])

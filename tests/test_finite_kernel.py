@@ -66,8 +66,9 @@ def test_gp_limit_large_sample():
 
 
 # ------------------------------------------------------------------- tiny network: quadrature
-def _grid_average(X, tbar, kappa, sw2, cavity, sigma2, half=3.0, m=601):
-    """<phi phi^T> for d = 2 by a fine grid over w (independent of the sampler)."""
+def _grid_average(X, tbar, kappa, sw2, metric, half=3.0, m=601):
+    """<phi phi^T> for d = 2 by a fine grid over w (independent of the sampler), under
+    p0 L^{-1/2} exp(kappa s^2 / 2L), L = 1 + kappa phi^T M phi (M = None: L = 1)."""
     from scipy.special import erf
     d = X.shape[1]
     g = np.linspace(-half, half, m)
@@ -75,29 +76,34 @@ def _grid_average(X, tbar, kappa, sw2, cavity, sigma2, half=3.0, m=601):
     F = erf(W @ X.T)                       # (m^2, n)
     s = F @ tbar
     logw = -d * (W ** 2).sum(1) / (2 * sw2)
-    if cavity:
-        L = 1 + kappa * (F ** 2).sum(1) / sigma2
-        logw += -0.5 * np.log(L) + 0.5 * kappa * s ** 2 / L
-    else:
-        logw += 0.5 * kappa * s ** 2
+    L = 1.0 if metric is None else 1 + kappa * np.einsum("ij,jk,ik->i", F, metric, F)
+    logw += -0.5 * np.log(L) + 0.5 * kappa * s ** 2 / L
     p = np.exp(logw - logw.max())
     p /= p.sum()
     return (F * p[:, None]).T @ F
 
 
-@pytest.mark.parametrize("cavity", [False, True])
-def test_tiny_network_against_grid_integration(cavity):
+_METRICS = {"eq7": None, "identity": np.eye(3) / 0.3,
+            "general": np.array([[2.0, 0.9, -0.4], [0.9, 1.0, 0.3], [-0.4, 0.3, 3.0]])}
+
+
+@pytest.mark.parametrize("metric", sorted(_METRICS))
+def test_tiny_network_against_grid_integration(metric):
+    """The sampled (and, with a general metric, reweighted) law against a grid over w; the
+    tilt and L both matter: the prior and the law with L = 1 are rejected."""
+    M = _METRICS[metric]
     X = np.array([[1.0, 0.3], [-0.4, 1.2], [0.8, -0.9]])
     tbar = np.array([1.5, -1.0, 0.8])
-    sa2, width, sw2, s2 = 1.0, 1, 0.5, 0.3
-    r = tilted_kernel(X, tbar, width, sa2, sw2, cavity=cavity, sigma2=s2, chains=1024,
-                      burn=100, steps=300, thin=5, seed=2)
-    ref = sa2 * _grid_average(X, tbar, sa2 / width, sw2, cavity, s2)
+    sa2, width, sw2 = 1.0, 1, 0.5
+    r = tilted_kernel(X, tbar, width, sa2, sw2, metric=M, chains=1024, burn=100, steps=300,
+                      thin=5, seed=2)
+    ref = sa2 * _grid_average(X, tbar, sa2 / width, sw2, M)
     assert 0.3 < r.acceptance < 0.9
     assert _max_z(r.Q, r.Q_se, ref) < 5.0
-    # the tilt matters here: the prior average is rejected
-    prior = sa2 * _grid_average(X, tbar, 0.0, sw2, False, s2)
+    prior = sa2 * _grid_average(X, tbar, 0.0, sw2, None)
     assert _max_z(r.Q, r.Q_se, prior) > 5.0
+    if M is not None:
+        assert _max_z(r.Q, r.Q_se, sa2 * _grid_average(X, tbar, sa2 / width, sw2, None)) > 5.0
 
 
 # ----------------------------------------------------- sampler exactness: tilted Gaussian
@@ -209,8 +215,8 @@ def test_fixed_point_is_self_consistent_under_an_independent_sweep():
     n, d, N, s2, sa2 = 40, 4, 20, 0.1, 0.5
     X = rng.standard_normal((n, d))
     y = X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])
-    r = finite_data_kernel(X, y, N, s2, sa2, 0.5, chains=512, steps=100, burn=50, thin=5,
-                           anneal=2, tol=0.05, seed=8)
+    r = finite_data_kernel(X, y, N, s2, sa2, 0.5, law="eq7", chains=512, steps=100, burn=50,
+                           thin=5, anneal=2, tol=0.05, seed=8)
     assert r.converged, r.message
     assert r.residual < 0.05
     q = tilted_kernel(X, r.tbar, N, sa2, 0.5, chains=512, burn=100, steps=200, thin=5, seed=99)
@@ -224,9 +230,10 @@ def test_fixed_point_is_self_consistent_under_an_independent_sweep():
 # ------------------------------------------------------- reweighted fixed point (method="reweight")
 @pytest.mark.parametrize("cavity", [False, True])
 def test_reweighted_fixed_point_solves_the_weighted_equation(cavity):
-    """``_self_consistent`` returns t with t = (Q_w(t) + sigma^2)^{-1} y, Q_w the kernel of the
-    samples importance-reweighted from their law (t0) to the law at t; checked in float64 with
-    the tilt written out here, and the reweighting matters (the unweighted solve differs)."""
+    """``_self_consistent`` returns t with t = (Q_w(t) + sigma^2)^{-1} y, Q_w the kernel
+    sum_s w_s phi_s phi_s^T / L_s of the samples importance-reweighted from their law (t0) to
+    the law at t; checked in float64 with the tilt written out here, and the reweighting
+    matters (the unweighted solve differs)."""
     from kernelphase.solvers.finite_kernel import _Samples, _self_consistent
     rng = np.random.default_rng(3)
     S, n, kappa, s2, sa2 = 4000, 12, 0.05, 0.3, 1.0
@@ -235,19 +242,18 @@ def test_reweighted_fixed_point_solves_the_weighted_equation(cavity):
     t0 = 0.5 * y
     q = (F.astype(float) ** 2).sum(1)
 
+    L = 1 + kappa * q / s2 if cavity else np.ones(S)
+
     def tilt(t):
         s = F.astype(float) @ t
-        if cavity:
-            L = 1 + kappa * q / s2
-            return -0.5 * np.log(L) + 0.5 * kappa * s ** 2 / L
-        return 0.5 * kappa * s ** 2
-    smp = _Samples(F, q, tilt(t0), np.arange(S) % 4)
-    t, nev, ok = _self_consistent(smp, t0, y, kappa, s2, sa2, cavity, tol=1e-8, maxit=200)
+        return -0.5 * np.log(L) + 0.5 * kappa * s ** 2 / L
+    smp = _Samples(F, q, tilt(t0), np.arange(S) % 4, qm=q / s2 if cavity else None)
+    t, nev, ok = _self_consistent(smp, t0, y, kappa, s2, sa2, tol=1e-8, maxit=200)
     assert ok and nev < 200
     lw = tilt(t) - tilt(t0)
     w = np.exp(lw - lw.max())
     w /= w.sum()
-    Q = sa2 * (F.astype(float) * w[:, None]).T @ F.astype(float)
+    Q = sa2 * (F.astype(float) * (w / L)[:, None]).T @ F.astype(float)
     ref = np.linalg.solve(Q + s2 * np.eye(n), y)
     assert np.linalg.norm(ref - t) < 1e-4 * np.linalg.norm(t)
     Q0 = sa2 * F.astype(float).T @ F.astype(float) / S
@@ -263,7 +269,7 @@ def test_reweight_and_anneal_schemes_agree():
     y = X[:, 0] - 0.3 * (X[:, 0] ** 3 - 3 * X[:, 0])
     Xt = rng.standard_normal((200, d))
     yt = Xt[:, 0] - 0.3 * (Xt[:, 0] ** 3 - 3 * Xt[:, 0])
-    kw = dict(chains=512, steps=100, burn=50, thin=5, tol=0.05, Xtest=Xt, ytest=yt)
+    kw = dict(law="eq7", chains=512, steps=100, burn=50, thin=5, tol=0.05, Xtest=Xt, ytest=yt)
     a = finite_data_kernel(X, y, N, s2, sa2, 0.5, method="reweight", seed=1, **kw)
     b = finite_data_kernel(X, y, N, s2, sa2, 0.5, method="anneal", anneal=2, seed=2, **kw)
     assert a.converged and b.converged

@@ -92,7 +92,7 @@ def test_population_b_agrees_with_test_point_average():
     """The population projection (Stein moments of the sampled neurons) against the average
     over many test points of the same predictor: equal within the test-set error."""
     from kernelphase.validation.teacher_student import finite_theory_cell
-    r = finite_theory_cell(0.3, "fig2", 0.02, 0.02, 0, False, 128, 20, 0, 20000, 0.5, 1)
+    r = finite_theory_cell(0.3, "fig2", 0.02, 0.02, 0, "eq7", 128, 20, 0, 20000, 0.5, 1)
     m = 20000
     # test-point error of b: std(resid He1)/sqrt(m) <= sqrt(E[y^2 He1^2])/sqrt(m) ~ 3/sqrt(m)
     for name in ("b", "c"):
@@ -130,8 +130,8 @@ def test_theory_cell_uses_the_simulation_data():
                                                         scaled_preset)
     p = scaled_preset("fig2", 0.01)
     X, y = cubic_data(p["n"], p["d"], p["eps"], 4)
-    a = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 4, False, 32, 10, 0, 30, 0.5, 1)
-    b = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 4, False, 32, 10, 0, 30, 0.5, 1, X=X, y=y)
-    c = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 5, False, 32, 10, 0, 30, 0.5, 1)
+    a = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 4, "fluctuating", 32, 10, 0, 30, 0.5, 1)
+    b = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 4, "fluctuating", 32, 10, 0, 30, 0.5, 1, X=X, y=y)
+    c = finite_theory_cell(0.3, "fig2", 0.01, 0.01, 5, "fluctuating", 32, 10, 0, 30, 0.5, 1)
     assert a["b_exact"] == b["b_exact"] and a["b_exact"] != c["b_exact"]
     assert np.isfinite(a["b_exact"]["value"])

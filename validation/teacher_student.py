@@ -522,7 +522,7 @@ def _add_finite_theory(rows, plan, run_dir, scheduler, workers):
     status, train and test loss."""
     fd = FINITE_DEFAULTS
     kw = dict(preset=plan["preset"], scale=plan["scale"], data_scale=plan["p"]["data_scale"],
-              data_seed=plan["seed"], cavity=False, chains=fd["chains"], steps=fd["steps"],
+              data_seed=plan["seed"], law=fd["law"], chains=fd["chains"], steps=fd["steps"],
               mc_seed=fd["mc_seed"], n_test=plan["n_test"], tol=fd["tol"],
               maxiter=fd["maxiter"])
     cells = _finite_rows(plan["sigma2s"], kw, run_dir, scheduler, workers, "finite")
@@ -608,7 +608,7 @@ def series_statistics(res, se_test, lr, names=SERIES):
 
 
 #: Monte Carlo budget of the finite-data theory (solvers.finite_kernel) per noise level
-FINITE_DEFAULTS = dict(chains=512, steps=100, tol=0.02, maxiter=12, mc_seed=0)
+FINITE_DEFAULTS = dict(law="fluctuating", chains=512, steps=100, tol=0.02, maxiter=12, mc_seed=0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -623,7 +623,7 @@ class FiniteTheoryReport(Result):
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavity=False,
+def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, law="fluctuating",
                        chains=512, steps=100, mc_seed=0, n_test=2000, tol=0.02, maxiter=12,
                        data_scale=None, workers=None):
     """Check every input of :func:`run_finite_theory` before anything runs; returns the scaled
@@ -640,8 +640,9 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cav
     ...
     ValueError: chains=8 is outside the valid range [16, 1e+06]
     """
-    from kernelphase.solvers.finite_kernel import _check_memory
+    from kernelphase.solvers.finite_kernel import LAWS, _check_memory
     check_choice("preset", preset, tuple(PRESETS))
+    check_choice("law", law, LAWS)
     check_range("scale", scale, *SCALE_RANGE)
     if data_scale is not None:
         check_range("data_scale", data_scale, *SCALE_RANGE)
@@ -661,13 +662,13 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cav
         check_range("sigma2 (scaled)", s2, 0.0, 1e6, lo_open=True)
     _check_memory(chains, p["n"], n_test, 8, max(1, steps // 10))
     kw = dict(preset=preset, scale=float(scale), data_scale=p["data_scale"],
-              data_seed=data_seed, cavity=bool(cavity), chains=chains, steps=steps,
+              data_seed=data_seed, law=law, chains=chains, steps=steps,
               mc_seed=mc_seed, n_test=n_test, tol=tol, maxiter=maxiter)
     key = {**kw, "sigma2": list(sigma2s), "n": p["n"], "d": p["d"], "width": p["width"][0]}
     return {"p": p, "sigma2s": sigma2s, "kw": kw, "key": key, "workers": workers}
 
 
-def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, cavity, chains, steps,
+def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains, steps,
                        mc_seed, n_test, tol, maxiter, X=None, y=None):
     r"""Finite-data adaptive-kernel theory (:func:`kernelphase.solvers.finite_kernel.
     finite_data_kernel`) of one noise level ``sigma2`` (already scaled) on the training set of
@@ -687,7 +688,7 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, cavity, cha
     A tiny Monte Carlo budget on the fig2 preset at scale 0.02 (n = 60, d = 21, N = 14);
     ``learned_cubic`` is :math:`1-c/\epsilon` of the population ``c_exact``:
 
-    >>> c = finite_theory_cell(0.2, "fig2", 0.02, None, 0, False, chains=16, steps=10,
+    >>> c = finite_theory_cell(0.2, "fig2", 0.02, None, 0, "fluctuating", chains=16, steps=10,
     ...                        mc_seed=0, n_test=50, tol=0.5, maxiter=2)
     >>> c["n"], c["d"], c["width"], c["sigma2"], c["status"] in (0, 2)
     (60, 21, 14, 0.2, True)
@@ -705,7 +706,7 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, cavity, cha
     Xt, yt = cubic_data(n_test, d, eps, data_seed + 10 ** 6)
     edges = np.linspace(-1.6, 1.6, 65)
     t0 = time.time()
-    r = finite_data_kernel(X, y, N, sigma2, sa2, sw2, cavity=cavity, chains=chains,
+    r = finite_data_kernel(X, y, N, sigma2, sa2, sw2, law=law, chains=chains,
                            steps=steps, Xtest=Xt, ytest=yt, seed=mc_seed, tol=tol,
                            maxiter=maxiter, moments=erf_population_moments, hist_edges=edges)
     th = cubic_phase(eps, sigma2, n, d, N, sa2, sw2)
@@ -782,7 +783,7 @@ def _finite_rows(sigma2s, kw, run_dir, scheduler, workers, name):
     return [rows[s2] for s2 in sigma2s]
 
 
-def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavity=False,
+def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, law="fluctuating",
                       chains=512, steps=100, mc_seed=0, n_test=2000, tol=0.02, maxiter=12,
                       data_scale=None, run_dir=None, scheduler=None, workers=None):
     """Finite-data theory at each noise level of the scaled preset (:func:`finite_theory_cell`),
@@ -801,7 +802,7 @@ def run_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, cavi
     >>> len(r.rows), r.rows[0]["sigma2"], r.rows[0]["width"], r.status in (0, 2)
     (1, 0.2, 14, True)
     """
-    plan = plan_finite_theory(preset, scale, sigma2, data_seed, cavity, chains, steps, mc_seed,
+    plan = plan_finite_theory(preset, scale, sigma2, data_seed, law, chains, steps, mc_seed,
                               n_test, tol, maxiter, data_scale, workers)
     rows = _finite_rows(plan["sigma2s"], plan["kw"], run_dir, scheduler, plan["workers"],
                         "finite")

@@ -40,9 +40,10 @@ def register(sub):
     q.add_argument("--data-seed", type=int, default=0,
                    help="seed of the training data, as --seed of validate cubic, integer >= 0 "
                         "(default 0)")
-    q.add_argument("--cavity", action="store_true",
-                   help="exact cavity law of the neuron (factor L) instead of Eq. 7 "
-                        "(default: off)")
+    q.add_argument("--law", default="fluctuating",
+                   help="single-neuron law: fluctuating (cavity factor L with the "
+                        "fluctuations of the cavity residual), cavity (factor L) or eq7 (the "
+                        "paper's mean field) (default fluctuating)")
     q.add_argument("--chains", type=int, default=512,
                    help="MALA chains, integer in [16, 1e6] (default 512)")
     q.add_argument("--steps", type=int, default=100,
@@ -106,7 +107,7 @@ def _run_finite(args):
     from .validate import _floats
     sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
     kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, data_seed=args.data_seed,
-              cavity=args.cavity, chains=args.chains, steps=args.steps, mc_seed=args.mc_seed,
+              law=args.law, chains=args.chains, steps=args.steps, mc_seed=args.mc_seed,
               n_test=args.n_test, tol=args.tol, maxiter=args.maxiter,
               data_scale=args.data_scale)
     plan = plan_finite_theory(workers=args.workers, **kw)       # every input, before output
