@@ -396,21 +396,50 @@ def _metric(smp, t, kappa, sigma2, sigma_a2, width, law):
     return np.linalg.inv(A)
 
 
+def _pcg(matvec, b, x, precond, rtol=1e-9, maxit=500):
+    """Preconditioned conjugate gradients for a symmetric positive-definite operator
+    (Hestenes & Stiefel 1952), started at ``x``; returns the solution."""
+    r = b - matvec(x)
+    z = precond(r)
+    p, rz, bound = z.copy(), r @ z, rtol * np.linalg.norm(b)
+    for _ in range(maxit):
+        if np.linalg.norm(r) <= bound:
+            break
+        Ap = matvec(p)
+        a = rz / (p @ Ap)
+        x = x + a * p
+        r = r - a * Ap
+        z = precond(r)
+        rz, rz_old = r @ z, rz
+        p = z + (rz / rz_old) * p
+    return x
+
+
 def _self_consistent(smp, t0, y, kappa, sigma2, sigma_a2, tol=1e-4, maxit=40, mem=6, mix=0.5):
     r"""Solve :math:`t=(Q_w(t)+\sigma^2)^{-1}y` on fixed samples, :math:`Q_w(t)` the kernel
     :math:`\sigma_a^2\sum_sw_s\phi_s\phi_s^\top/L_s` of the samples importance-reweighted to
     the law at :math:`t` (a deterministic map for a fixed metric), by Anderson
     acceleration (type II, memory ``mem``, mixing ``mix``; Walker & Ni 2011, Eq. 2.2) started
-    at ``t0``. Returns ``(t, evaluations, converged)``."""
+    at ``t0``. Each map evaluation is a conjugate-gradient solve with matrix-free products
+    :math:`Q_wv=\sigma_a^2F^\top(w/L\odot Fv)` (O(S n) instead of O(S n^2) to form
+    :math:`Q_w`), preconditioned by the Cholesky factor of :math:`Q_w(t_0)+\sigma^2`.
+    Returns ``(t, evaluations, converged)``."""
+    import scipy.linalg as sla
     n = len(y)
-    eye = sigma2 * np.eye(n)
+    F = smp.F.astype(float)
+    L = smp.L(kappa)
+    try:
+        w0 = _weights(smp, np.asarray(t0, float), kappa)[0]
+        cho = sla.cho_factor(_weighted_kernel(smp, w0 / L, sigma_a2) + sigma2 * np.eye(n))
+    except (np.linalg.LinAlgError, ValueError):
+        return np.asarray(t0, float), 0, False
+    last = [sla.cho_solve(cho, y)]
 
     def G(t):
-        w, _, _ = _weights(smp, t, kappa)
-        try:
-            return np.linalg.solve(_weighted_kernel(smp, w / smp.L(kappa), sigma_a2) + eye, y)
-        except np.linalg.LinAlgError:
-            return np.full(n, np.nan)
+        d = sigma_a2 * _weights(smp, t, kappa)[0] / L
+        last[0] = _pcg(lambda v: F.T @ (d * (F @ v)) + sigma2 * v, y, last[0],
+                       lambda r: sla.cho_solve(cho, r))
+        return last[0]
 
     t = np.array(t0, float)
     dT, dR = [], []
