@@ -276,36 +276,24 @@ def _batch_ids(chains, batches):
     return np.array_split(np.arange(chains), batches)
 
 
-def _sample_kernel(ch, burn, steps, thin, batches, Xtest=None, hist_edges=None,
-                   on_snapshot=None):
+def _sample_kernel(ch, burn, steps, thin, batches):
     """Burn in (adapting h), then ``steps`` steps, accumulating per batch of chains
-    sum phi phi^T (n x n) and, with Xtest, sum phi_test phi^T (m x n) every ``thin`` steps."""
+    sum phi phi^T (n x n) every ``thin`` steps; returns the sums and the sample counts."""
     if burn:
         ch.run(burn, adapt=True)
     C, n = ch.F.shape
     groups = _batch_ids(C, batches)
     S = np.zeros((batches, n, n))
-    T = None if Xtest is None else np.zeros((batches, Xtest.shape[0], n))
-    XtT = None if Xtest is None else np.ascontiguousarray(np.asarray(Xtest, np.float32).T)
-    hist = None if hist_edges is None else np.zeros(len(hist_edges) - 1)
     snaps, acc = 0, []
     for _ in range(max(1, steps // thin)):
         ch.run(thin, adapt=False)
         acc.append(ch.accept)
-        Ft = None if Xtest is None else ch.features(ch.W, XtT).astype(float)
         for b, g in enumerate(groups):
             Fb = ch.F[g].astype(float)
             S[b] += Fb.T @ Fb
-            if T is not None:
-                T[b] += Ft[g].T @ Fb
-        if hist is not None:
-            hist += np.histogram(ch.W[:, 0], hist_edges)[0]
-        if on_snapshot is not None:
-            on_snapshot(ch.F.astype(float), Ft)
         snaps += 1
-    counts = np.array([len(g) * snaps for g in groups], dtype=float)
     ch.accept = float(np.mean(acc))
-    return S, T, counts, hist
+    return S, np.array([len(g) * snaps for g in groups], dtype=float)
 
 
 class _Samples:
@@ -934,7 +922,7 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
     returned (samples) is None: the final measurement draws its own."""
     y, kappa_full, s2, sa2 = (ctx[k] for k in ("y", "kappa", "sigma2", "sigma_a2"))
     ch.set_target(np.zeros(len(y)), 0.0)
-    S, _, counts, _ = _sample_kernel(ch, burn, steps, thin, batches)
+    S, counts = _sample_kernel(ch, burn, steps, thin, batches)
     Q, _ = _batch_stats(S, counts, sa2)
     tbar = _gp_solve(Q, y, s2)
     history, it, residual, status = [], 0, 0.0, 0
@@ -944,7 +932,7 @@ def _loop_anneal(ch, ctx, burn, steps, thin, batches, maxiter, tol, progress, an
         last = si == len(lams) - 1
         for _ in range(maxiter if last else 3):
             ch.set_target(tbar, lam * kappa_full)
-            S, _, counts, _ = _sample_kernel(ch, burn, steps, thin, batches)
+            S, counts = _sample_kernel(ch, burn, steps, thin, batches)
             Qn, _ = _batch_stats(S, counts, sa2)
             it += 1
             # self-consistency residual at tbar: the change an undamped update would make
