@@ -243,16 +243,18 @@ def _erf_series32(h):
     return h * p, e
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def _erf_block32(H, E, G):
     """float32 :func:`_erf_block`: one vectorised pass of :func:`_erf_series32`, then libm for
-    the rare ``|h| > 2`` (a boolean flag, not a count: the loop stays in float32 lanes)."""
+    the rare ``|h| > 2``. The test for those is a second pass of its own (a boolean
+    or-reduction): inside the series loop any reduction stops its vectorisation (4.5x slower)."""
+    for p in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            E[p, j], G[p, j] = _erf_series32(H[p, j])
     outside = False
     for p in range(H.shape[0]):
         for j in range(H.shape[1]):
-            h = H[p, j]
-            E[p, j], G[p, j] = _erf_series32(h)
-            outside |= abs(h) > np.float32(_SERIES_EDGE)
+            outside |= abs(H[p, j]) > np.float32(_SERIES_EDGE)
     if outside:
         for p in range(H.shape[0]):
             for j in range(H.shape[1]):
