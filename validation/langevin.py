@@ -613,6 +613,9 @@ class NetworkPosterior:
             self._act_step = self._act if self.dtype == "float64" else _kernels(
                 self.expr, None if generic else self.dtype)
         self._X_step = self.X if self.dtype == "float64" else self.X.astype(self.dtype)
+        # the float32 fused step draws its noise in numba (_ou_step_noise); the float64 step
+        # keeps numpy's stream (its numbers bit for bit), the numpy engine too (the reference)
+        self.noise = "numba" if self.engine == "numba" and self.dtype == "float32" else "numpy"
         self._work = {}                 # work arrays of the fused gradient, per calling thread
 
     def prior_sample(self, rng):
@@ -921,12 +924,162 @@ def _ou_step(x, g, xi, decay, gain, noise):
     return xi
 
 
+# Gaussian noise of the float32 step, drawn inside a parallel numba loop and fused with the
+# exponential-Euler update (``_ou_step_noise``): xoshiro256** bits, ziggurat normals.
+#: elements per noise block: each block has its own stream, so the numbers do not depend on
+#: the number of threads
+_NOISE_BLOCK = 4096
+_ZIG_LAYERS = 256
+_ZIG_R = 3.6541528853610088     # Marsaglia & Tsang (2000), Sec. 2, n = 256: start of the tail
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+@functools.lru_cache(maxsize=4)
+def _ziggurat_tables(layers=_ZIG_LAYERS, r=_ZIG_R):
+    r"""Tables of the ziggurat for :math:`f(x)=e^{-x^2/2}` on :math:`x\ge0`
+    (Marsaglia & Tsang 2000, J. Stat. Softw. 5(8), Sec. 2): ``layers`` strips of equal area
+
+    .. math:: v=r f(r)+\int_r^\infty f(x)\,dx,\qquad x_0=v/f(r),\ x_1=r,\
+              x_{i+1}=f^{-1}\big(f(x_i)+v/x_i\big),\ x_{\mathrm{layers}}=0 .
+
+    Strip :math:`i` is the rectangle :math:`[0,x_i]\times[f(x_i),f(x_{i+1})]` (strip 0: the base,
+    :math:`[0,x_0]\times[0,f(r)]` with the tail beyond :math:`r`). Returns ``k`` (uint64,
+    :math:`\lfloor 2^{52}x_{i+1}/x_i\rfloor`: a 52-bit draw below it is inside the next strip's
+    width, accepted at once), ``w`` (:math:`x_i/2^{52}`) and ``f`` (:math:`f(x_i)`, with
+    :math:`f(x_{\mathrm{layers}})=1` appended).
+    """
+    f_r = math.exp(-0.5 * r * r)
+    v = r * f_r + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = [v / f_r, r]
+    for _ in range(layers - 2):
+        x.append(math.sqrt(-2.0 * math.log(math.exp(-0.5 * x[-1] ** 2) + v / x[-1])))
+    x.append(0.0)
+    x = np.array(x)
+    scale = 2.0 ** 52
+    k = np.array([int(scale * x[i + 1] / x[i]) for i in range(layers)], dtype=np.uint64)
+    return k, x[:layers] / scale, np.exp(-0.5 * x * x)
+
+
+@njit(inline="always")
+def _rotl(z, k):
+    return (z << np.uint64(k)) | (z >> np.uint64(64 - k))
+
+
+@njit(inline="always")
+def _mix64(z):
+    """The SplitMix64 output function (Steele, Lea & Flood 2014): a bijection of uint64."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always")
+def _xoshiro_seed(key, block):
+    """xoshiro256** state of one noise block: four SplitMix64 outputs from
+    ``mix(key ^ mix(block))`` (the seeding its authors recommend; never all zero)."""
+    z = _mix64(key ^ _mix64(np.uint64(block) + np.uint64(_GOLDEN)))
+    g = np.uint64(_GOLDEN)
+    return _mix64(z + g), _mix64(z + g * np.uint64(2)), _mix64(z + g * np.uint64(3)), \
+        _mix64(z + g * np.uint64(4))
+
+
+@njit(inline="always")
+def _xoshiro(s):
+    """xoshiro256** (Blackman & Vigna 2021, ACM TOMS 47(4), 36): ``(next state, 64 bits)``."""
+    s0, s1, s2, s3 = s
+    out = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    return (s0, s1, s2, _rotl(s3, 45)), out
+
+
+@njit(inline="always")
+def _open_uniform(u):
+    """A uniform on (0, 1) from the top 53 bits of ``u``."""
+    return (float(u >> np.uint64(11)) + 0.5) * 2.0 ** -53
+
+
+@njit(inline="always")
+def _ziggurat_normal(s, k, w, f):
+    """One standard normal by the ziggurat (Marsaglia & Tsang 2000) from the stream ``s``:
+    ``(next state, z)``. Of each 64-bit draw, bits 0-7 pick the strip, bit 8 the sign and bits
+    12-63 the abscissa (no bit serves twice, unlike the 32-bit original; Doornik 2005)."""
+    while True:
+        s, u = _xoshiro(s)
+        i = np.intp(u & np.uint64(_ZIG_LAYERS - 1))
+        sign = 1.0 - 2.0 * float((u >> np.uint64(8)) & np.uint64(1))
+        m = u >> np.uint64(12)
+        x = float(m) * w[i]
+        if m < k[i]:                      # inside the next strip's width: accepted
+            return s, sign * x
+        if i == 0:                        # the tail beyond r (Marsaglia 1964)
+            while True:
+                s, u1 = _xoshiro(s)
+                s, u2 = _xoshiro(s)
+                t = -math.log(_open_uniform(u1)) / _ZIG_R
+                if -2.0 * math.log(_open_uniform(u2)) > t * t:
+                    return s, sign * (_ZIG_R + t)
+        s, u1 = _xoshiro(s)               # the wedge: accept under f
+        if f[i] + _open_uniform(u1) * (f[i + 1] - f[i]) < math.exp(-0.5 * x * x):
+            return s, sign * x
+
+
+def _ou_step_noise(x, g, key, decay, gain, noise):
+    r"""``decay x + gain g + noise xi`` (the exponential-Euler step of :func:`_ou_step`) with
+    :math:`\xi\sim\mathcal N(0,I)` drawn inside the numba loop, in float64: element ``i`` is in
+    block ``i // _NOISE_BLOCK``, whose xoshiro256** stream is seeded from ``(key, block)``
+    (:func:`_xoshiro_seed`), its normals by :func:`_ziggurat_normal`. Blocks run in parallel
+    (one block, as for the read-out, in the calling thread). One fresh float64 array and no
+    noise array; the numbers depend on ``key`` alone, not on the number of threads."""
+    x = np.ascontiguousarray(x, dtype=float)
+    g = np.ascontiguousarray(g, dtype=float)
+    args = (np.uint64(key), float(decay), float(gain), float(noise), *_ziggurat_tables())
+    if x.size <= _NOISE_BLOCK:
+        out = np.empty_like(x)
+        _ou_noise_block(out.ravel(), x.ravel(), g.ravel(), 0, *args)
+        return out
+    return _ou_noise_blocks(x, g, *args)
+
+
+@njit(parallel=True, cache=True)
+def _ou_noise_blocks(x, g, key, decay, gain, noise, k, w, f):
+    """:func:`_ou_step_noise`, its blocks in parallel."""
+    out = np.empty_like(x)
+    o, xs, gs = out.ravel(), x.ravel(), g.ravel()
+    for b in prange((o.size + _NOISE_BLOCK - 1) // _NOISE_BLOCK):
+        _ou_noise_block(o, xs, gs, b, key, decay, gain, noise, k, w, f)
+    return out
+
+
+@njit(cache=True)
+def _ou_noise_block(o, xs, gs, b, key, decay, gain, noise, k, w, f):
+    """Block ``b`` of :func:`_ou_step_noise` (serial: its own stream)."""
+    s = _xoshiro_seed(key, b)
+    for i in range(b * _NOISE_BLOCK, min(o.size, (b + 1) * _NOISE_BLOCK)):
+        s, z = _ziggurat_normal(s, k, w, f)
+        o[i] = decay * xs[i] + gain * gs[i] + noise * z
+
+
+def _ou_update(x, g, rng, decay, gain, noise, fused):
+    """One exponential-Euler step of ``x`` with force ``g``: noise by numpy's
+    ``standard_normal`` and :func:`_ou_step`, or (``fused``) by :func:`_ou_step_noise` keyed by
+    one 63-bit draw of ``rng`` (so the run's stream, and a checkpoint of it, fix the noise)."""
+    if fused:
+        return _ou_step_noise(x, g, rng.integers(2 ** 63), decay, gain, noise)
+    return _ou_step(x, g, rng.standard_normal(x.shape), decay, gain, noise)
+
+
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
            wanted, rec_fn, rec, bar, save, checkpoint_every, series_fn=None, ser=None):
     """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
     run stopped early."""
     da, ka, na, dw, kw, nw = coef
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
+    fused = getattr(post, "noise", "numpy") == "numba"
     if not _in_bounds(a, W, *bounds):   # resumed from the checkpoint of a diverged run
         return step, a, W, _DIVERGED
     while step < steps:
@@ -937,8 +1090,8 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
                 return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
-            a = _ou_step(a, ga, rng.standard_normal(a.shape), da, ka, na)
-        W = _ou_step(W, gW, rng.standard_normal(W.shape), dw, kw, nw)
+            a = _ou_update(a, ga, rng, da, ka, na, fused)
+        W = _ou_update(W, gW, rng, dw, kw, nw, fused)
         step += 1
         if not _in_bounds(a, W, *bounds):
             if save is not None:
