@@ -32,7 +32,7 @@ on the slow time scales of feature learning the Gibbs run follows the physical d
 the read-out adiabatically eliminated; on times of order the read-out's relaxation it does not.
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
-and the network's index), so an ensemble gives the same numbers whether its networks run in one
+and the network's index; the float32 step keys its numba noise by draws of it), so an ensemble gives the same numbers whether its networks run in one
 process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
 state through the one checkpoint backend, :class:`kernelphase.io.RunDir` (its key holds every
 parameter of the run, seed included; state files are atomic ``.npz``): a run killed at any
@@ -580,7 +580,13 @@ class NetworkPosterior:
     one to about 1e-6 relative, far below the Langevin noise of a step; the sampled posterior is
     the same within statistical error (``tests/test_langevin_float32.py``). The default
     ``"float64"`` gives the numbers of the float64 sampler bit for bit. :meth:`pair` (the
-    features, the Gibbs read-out draw) is float64 in both.
+    features, the Gibbs read-out draw) is float64 in both. With ``engine="numba"`` the float32
+    step also draws its Gaussian noise :math:`\xi` inside numba (``noise == "numba"``): float64
+    normals from xoshiro256** streams by the ziggurat, fused with the exponential-Euler update
+    and parallel over fixed blocks of weights, each keyed by one 63-bit draw of the network's
+    stream per update (:func:`_ou_step_noise`); the same seed gives the same run on any number
+    of threads, and a resumed run continues bit for bit (``tests/test_langevin_f32_noise.py``).
+    Otherwise ``noise == "numpy"``: numpy's ``standard_normal`` from that stream.
     """
 
     def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
