@@ -69,9 +69,12 @@ def test_fused_noise_is_the_ou_step_and_depends_on_key_alone():
     finally:
         numba.set_num_threads(old)
     assert np.array_equal(one, out) and np.array_equal(two, out)
+    long = _normals(300_000, key=11)         # blocks in parallel; three and a bit in series:
+    short = _normals(3 * L._NOISE_BLOCK + 5, key=11)     # the same numbers, a prefix
+    assert np.array_equal(long[:short.size], short) and np.array_equal(long[:z.size], z.ravel())
     small = rng.standard_normal(40)          # one block: drawn in the calling thread
-    assert np.allclose(L._ou_step_noise(small, small, 11, 1.0, 0.0, 0.5), small + 0.5 * z.ravel()[:40],
-                       rtol=1e-14, atol=1e-14)
+    assert np.allclose(L._ou_step_noise(small, small, 11, 1.0, 0.0, 0.5),
+                       small + 0.5 * z.ravel()[:40], rtol=1e-14, atol=1e-14)
 
 
 def _f32_posterior():
@@ -86,8 +89,10 @@ def test_float32_run_is_reproducible_and_resumes_bit_identical(tmp_path):
     sums of the straight run bit for bit."""
     from kernelphase.io import RunDir
     post = _f32_posterior()
-    assert post.noise == "numba" and ErfNetworkPosterior(post.X, post.y, 0.5, 1.0, 1.0, 4).noise == "numpy"
-    kw = dict(lr=2e-5, seed=5, key=(1,), sample_every=3, observe=lambda a, W: {"w2": (W ** 2).mean()})
+    assert post.noise == "numba"
+    assert ErfNetworkPosterior(post.X, post.y, 0.5, 1.0, 1.0, 4).noise == "numpy"
+    kw = dict(lr=2e-5, seed=5, key=(1,), sample_every=3,
+              observe=lambda a, W: {"w2": (W ** 2).mean()})
     straight = langevin_run(post, steps=30, **kw)
     assert straight.converged
     again = langevin_run(post, steps=30, **kw)
@@ -97,7 +102,8 @@ def test_float32_run_is_reproducible_and_resumes_bit_identical(tmp_path):
     with RunDir(tmp_path, {"seed": 5}) as run:
         langevin_run(post, steps=20, checkpoint=(run, "k.npz"), checkpoint_every=10, **kw)
     with RunDir(tmp_path, {"seed": 5}, resume=True) as run:
-        resumed = langevin_run(post, steps=30, checkpoint=(run, "k.npz"), checkpoint_every=10, **kw)
+        resumed = langevin_run(post, steps=30, checkpoint=(run, "k.npz"), checkpoint_every=10,
+                               **kw)
     assert np.array_equal(resumed.W, straight.W) and np.array_equal(resumed.a, straight.a)
     assert np.array_equal(resumed.acc["w2"], straight.acc["w2"])
 

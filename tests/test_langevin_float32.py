@@ -78,7 +78,8 @@ def test_float32_erf_series_against_mpmath():
     from kernelphase.validation.langevin import _erf_series32
     both = njit(lambda h: _erf_series32(h))
     edge = np.float32(np.sqrt(8.0))
-    hs = np.concatenate([np.linspace(-edge, edge, 2263), [1e-30, -1e-6, 0.0, 2.828]]).astype(np.float32)
+    hs = np.concatenate([np.linspace(-edge, edge, 2263),
+                         [1e-30, -1e-6, 0.0, 2.828]]).astype(np.float32)
     assert edge * edge <= 8.0
     for h in hs:
         e, g = both(h)

@@ -32,8 +32,9 @@ on the slow time scales of feature learning the Gibbs run follows the physical d
 the read-out adiabatically eliminated; on times of order the read-out's relaxation it does not.
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
-and the network's index; the float32 step keys its numba noise by draws of it), so an ensemble gives the same numbers whether its networks run in one
-process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
+and the network's index; the float32 step keys its numba noise by draws of it), so an
+ensemble gives the same numbers whether its networks run in one process, on a local process
+pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
 state through the one checkpoint backend, :class:`kernelphase.io.RunDir` (its key holds every
 parameter of the run, seed included; state files are atomic ``.npz``): a run killed at any
 moment resumes from its last checkpoint and ends bit-identical to an uninterrupted run with the
@@ -953,6 +954,8 @@ def _ou_step(x, g, xi, decay, gain, noise):
 #: elements per noise block: each block has its own stream, so the numbers do not depend on
 #: the number of threads
 _NOISE_BLOCK = 4096
+#: up to this many blocks are drawn in the calling thread (a parallel region costs more)
+_SERIAL_NOISE_BLOCKS = 4
 _ZIG_LAYERS = 256
 _ZIG_R = 3.6541528853610088     # Marsaglia & Tsang (2000), Sec. 2, n = 256: start of the tail
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -1057,16 +1060,18 @@ def _ou_step_noise(x, g, key, decay, gain, noise):
     :math:`\xi\sim\mathcal N(0,I)` drawn inside the numba loop, in float64: element ``i`` is in
     block ``i // _NOISE_BLOCK``, whose xoshiro256** stream is seeded from ``(key, block)``
     (:func:`_xoshiro_seed`), its normals by :func:`_ziggurat_normal`. Blocks run in parallel
-    (one block, as for the read-out, in the calling thread). One fresh float64 array and no
-    noise array; the numbers depend on ``key`` alone, not on the number of threads."""
+    (up to :data:`_SERIAL_NOISE_BLOCKS` of them, as for the read-out, in the calling thread).
+    One fresh float64 array and no noise array; the numbers depend on ``key`` alone, not on
+    the number of threads, and the noise of a shorter array is a prefix of a longer one's."""
     x = np.ascontiguousarray(x, dtype=float)
     g = np.ascontiguousarray(g, dtype=float)
     args = (np.uint64(key), float(decay), float(gain), float(noise), *_ziggurat_tables())
-    if x.size <= _NOISE_BLOCK:
-        out = np.empty_like(x)
-        _ou_noise_block(out.ravel(), x.ravel(), g.ravel(), 0, *args)
-        return out
-    return _ou_noise_blocks(x, g, *args)
+    if x.size > _SERIAL_NOISE_BLOCKS * _NOISE_BLOCK:
+        return _ou_noise_blocks(x, g, *args)
+    out = np.empty_like(x)
+    for b in range(-(-x.size // _NOISE_BLOCK)):
+        _ou_noise_block(out.ravel(), x.ravel(), g.ravel(), b, *args)
+    return out
 
 
 @njit(parallel=True, cache=True)
