@@ -216,7 +216,8 @@ def _erf_series32(h):
     below 3.5e-7, a few float32 ulp (against mpmath in ``tests/test_langevin_float32.py``);
     23 multiply-adds instead of the 49 of :func:`_erf_series`, on twice as many SIMD lanes.
     The range reaches :math:`|h|=2\sqrt2`, so that pre-activations beyond it, left to libm, are
-    rare (Fig. 2 networks: :math:`h` has variance about 0.5, a few in :math:`10^4` rows hold one).
+    rare (Fig. 2 networks: about :math:`10^{-4}` of them, so a few per cent of the rows; beyond
+    :math:`|h|=2`, the float64 series' range, half a per cent, in most rows).
     """
     s = h * h
     s = s if s < np.float32(8.0) else np.float32(8.0)
@@ -258,7 +259,7 @@ def _erf_block32(H, E, G):
     """float32 :func:`_erf_block`: one vectorised pass of :func:`_erf_series32`, then, row by
     row, a vectorised test for ``h^2 > 8`` and libm for the rare rows that have one
     (:func:`_erf_row_libm32`). The test is a loop of its own: inside the series loop any
-    reduction stops its vectorisation (4.5x slower)."""
+    reduction stops its vectorisation (several times slower)."""
     for p in range(H.shape[0]):
         for j in range(H.shape[1]):
             E[p, j], G[p, j] = _erf_series32(H[p, j])
