@@ -5,7 +5,8 @@ same process (issues 4 and 14).
 For scale 1/8 and 1/2 of the Fig. 2 preset (Table 1 family) one network is advanced by
 ``langevin_run`` with ``engine="numba"`` (erf, erf' by vectorised series and the residual fused
 in one pass, parallel over row chunks, single-threaded BLAS per chunk), in float64 and with
-``dtype="float32"`` (sgemm and float32 series; weights and observables float64), and with
+``dtype="float32"`` (sgemm and float32 series; Gaussian noise drawn in numba, xoshiro256**
+and the ziggurat, fused with the weight update; weights and observables float64), and with
 ``engine="numpy"`` (X @ W.T, scipy erf, numpy exp, BLAS on every core). Printed: ms per step,
 GFLOP/s counting the step's two products (4 n d N flops), and that rate as a fraction of the
 same-shape products timed right beside the steps (dgemm for numpy and float64, sgemm for
@@ -25,8 +26,9 @@ activation spec by codegen, libm calls) against the fused erf kernel and the pla
 erf (same model, so the ratio is the price of the generic path) and tanh: ms per step, best of
 interleaved repeats (robust on a shared machine).
 Run: ``python benchmarks/bench_langevin.py`` (``... step [threads]`` for the first table only,
-``... generic`` for the fourth).
+``... generic`` for the fourth; ``--scales 0.25,0.5`` for other scales of the first table).
 """
+import argparse
 import time
 
 import numpy as np
@@ -224,17 +226,33 @@ def generic_table():
               f"generic/numpy {ms['generic'] / ms['numpy']:.2f}x")
 
 
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("table", nargs="?", choices=("all", "step", "generic"), default="all",
+                        help="all tables (default), the step table only, or the generic one")
+    parser.add_argument("threads", nargs="?", type=int, default=None,
+                        help="with 'step': numba and BLAS threads of everything")
+    parser.add_argument("--scales", default="0.125,0.5",
+                        help="comma-separated scales of the Fig. 2 preset in the step table")
+    args = parser.parse_args(argv)
+    try:
+        args.scales = tuple(float(v) for v in args.scales.split(","))
+    except ValueError:
+        parser.error(f"--scales={args.scales!r} is not a comma-separated list of numbers")
+    return args
+
+
 if __name__ == "__main__":
-    import sys
-    if sys.argv[1:] == ["generic"]:
+    args = parse_args()
+    if args.table == "generic":
         generic_table()
-    elif sys.argv[1:2] == ["step"]:
-        threads = int(sys.argv[2]) if sys.argv[2:] else None
-        main(threads=threads)
-        main(threads=threads, clock=time.process_time)
+    elif args.table == "step":
+        main(scales=args.scales, threads=args.threads)
+        main(scales=args.scales, threads=args.threads, clock=time.process_time)
     else:
-        main()
-        main(clock=time.process_time)
+        main(scales=args.scales)
+        main(scales=args.scales, clock=time.process_time)
         gibbs_table()
         readout_table()
         generic_table()

@@ -32,8 +32,9 @@ on the slow time scales of feature learning the Gibbs run follows the physical d
 the read-out adiabatically eliminated; on times of order the read-out's relaxation it does not.
 
 Each network has its own random stream (``numpy.random.SeedSequence`` keyed by the run's seed
-and the network's index), so an ensemble gives the same numbers whether its networks run in one
-process, on a local process pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
+and the network's index; the float32 step keys its numba noise by draws of it), so an
+ensemble gives the same numbers whether its networks run in one process, on a local process
+pool or on a Dask cluster (:mod:`.ensemble`). Long runs save their
 state through the one checkpoint backend, :class:`kernelphase.io.RunDir` (its key holds every
 parameter of the run, seed included; state files are atomic ``.npz``): a run killed at any
 moment resumes from its last checkpoint and ends bit-identical to an uninterrupted run with the
@@ -101,18 +102,18 @@ def _float32_literal(c):
 
 def _series32_coefficients():
     r"""Coefficients of :func:`_erf_series32`: the monomial coefficients in
-    :math:`t=s/2-1` of the Chebyshev interpolants (at the Chebyshev points of the first kind,
-    :func:`numpy.polynomial.chebyshev.chebinterpolate`) of :math:`e^{-s}` (degree 11) and
-    :math:`\mathrm{erf}(\sqrt s)/\sqrt s` (degree 9) on :math:`s\in[0,4]`, rounded to float32."""
+    :math:`t=s/4-1` of the Chebyshev interpolants (at the Chebyshev points of the first kind,
+    :func:`numpy.polynomial.chebyshev.chebinterpolate`) of :math:`e^{-s}` (degree 12) and
+    :math:`\mathrm{erf}(\sqrt s)/\sqrt s` (degree 11) on :math:`s\in[0,8]`, rounded to float32."""
     from numpy.polynomial import chebyshev
     from scipy.special import erf
 
     def erf_over_h(t):
-        h = np.sqrt(2.0 * t + 2.0)          # Chebyshev points are interior: h > 0
+        h = np.sqrt(4.0 * t + 4.0)          # Chebyshev points are interior: h > 0
         return erf(h) / h
     return tuple(tuple(float(np.float32(c)) for c in chebyshev.cheb2poly(
         chebyshev.chebinterpolate(f, deg))) for f, deg in (
-        (lambda t: np.exp(-2.0 * t - 2.0), 11), (erf_over_h, 9)))
+        (lambda t: np.exp(-4.0 * t - 4.0), 12), (erf_over_h, 11)))
 
 
 @njit(inline="always", fastmath={"contract"})
@@ -204,62 +205,79 @@ def _erf_block(H, E, G):
 
 @njit(inline="always", fastmath={"contract"})
 def _erf_series32(h):
-    r"""float32 ``(erf h, exp(-h^2))`` for ``|h| <= 2``, branch-free (the float32 path,
-    ``dtype="float32"``): polynomials in :math:`t=h^2/2-1` from
+    r"""float32 ``(erf h, exp(-h^2))`` for ``h^2 <= 8`` (:data:`_SERIES_EDGE2_32`), branch-free
+    (the float32 path, ``dtype="float32"``): polynomials in :math:`t=h^2/4-1` from
     :func:`_series32_coefficients` (Chebyshev interpolants, printed by :func:`_horner_lines`),
 
-    .. math:: \mathrm{erf}\,h\approx h\sum_{k=0}^{9}p_k t^k,\qquad
-              e^{-h^2}\approx\sum_{k=0}^{11}e_k t^k .
+    .. math:: \mathrm{erf}\,h\approx h\sum_{k=0}^{11}p_k t^k,\qquad
+              e^{-h^2}\approx\sum_{k=0}^{12}e_k t^k .
 
     Evaluated in float32: relative error of erf below 3e-7, absolute error of ``exp(-h^2)``
-    below 2.5e-7, a few float32 ulp (against mpmath in ``tests/test_langevin_float32.py``);
-    22 multiply-adds instead of the 49 of :func:`_erf_series`, on twice as many SIMD lanes.
+    below 3.5e-7, a few float32 ulp (against mpmath in ``tests/test_langevin_float32.py``);
+    23 multiply-adds instead of the 49 of :func:`_erf_series`, on twice as many SIMD lanes.
+    The range reaches :math:`|h|=2\sqrt2`, so that pre-activations beyond it, left to libm, are
+    rare (Fig. 2 networks: about :math:`10^{-4}` of them, so a few per cent of the rows; beyond
+    :math:`|h|=2`, the float64 series' range, half a per cent, in most rows).
     """
     s = h * h
-    s = s if s < np.float32(4.0) else np.float32(4.0)
-    t = s * np.float32(0.5) - np.float32(1.0)
-    e = np.float32(-7.497239039366832e-06)
-    e = e * t + np.float32(4.1808390960795805e-05)
-    e = e * t + np.float32(-0.00019031924603041261)
-    e = e * t + np.float32(0.0008551467326469719)
-    e = e * t + np.float32(-0.003437414998188615)
-    e = e * t + np.float32(0.01203195471316576)
-    e = e * t + np.float32(-0.03608933091163635)
-    e = e * t + np.float32(0.09022301435470581)
-    e = e * t + np.float32(-0.180447056889534)
-    e = e * t + np.float32(0.270670622587204)
-    e = e * t + np.float32(-0.2706705629825592)
-    e = e * t + np.float32(0.1353352814912796)
-    p = np.float32(-1.4993335753388237e-05)
-    p = p * t + np.float32(7.824543718015775e-05)
-    p = p * t + np.float32(-0.0003342172713018954)
-    p = p * t + np.float32(0.0013993806205689907)
-    p = p * t + np.float32(-0.005235208198428154)
-    p = p * t + np.float32(0.017130395397543907)
-    p = p * t + np.float32(-0.048662737011909485)
-    p = p * t + np.float32(0.11947888135910034)
-    p = p * t + np.float32(-0.261111855506897)
-    p = p * t + np.float32(0.6749332547187805)
+    s = s if s < np.float32(8.0) else np.float32(8.0)
+    t = s * np.float32(0.25) - np.float32(1.0)
+    e = np.float32(0.0008514020009897649)
+    e = e * t + np.float32(-0.002673597540706396)
+    e = e * t + np.float32(0.005018868483603001)
+    e = e * t + np.float32(-0.012249174527823925)
+    e = e * t + np.float32(0.0299376193434)
+    e = e * t + np.float32(-0.06014290452003479)
+    e = e * t + np.float32(0.10414627194404602)
+    e = e * t + np.float32(-0.1561155766248703)
+    e = e * t + np.float32(0.19537301361560822)
+    e = e * t + np.float32(-0.19538919627666473)
+    e = e * t + np.float32(0.14652489125728607)
+    e = e * t + np.float32(-0.07326175272464752)
+    e = e * t + np.float32(0.018315639346837997)
+    p = np.float32(-0.0001751457602949813)
+    p = p * t + np.float32(0.0005679180030710995)
+    p = p * t + np.float32(-0.0011913932394236326)
+    p = p * t + np.float32(0.0031203131657093763)
+    p = p * t + np.float32(-0.008006298914551735)
+    p = p * t + np.float32(0.017727771773934364)
+    p = p * t + np.float32(-0.03527149185538292)
+    p = p * t + np.float32(0.06367035210132599)
+    p = p * t + np.float32(-0.1042826846241951)
+    p = p * t + np.float32(0.15820759534835815)
+    p = p * t + np.float32(-0.2384970635175705)
+    p = p * t + np.float32(0.49766111373901367)
     return h * p, e
 
 
-@njit(cache=True)
+#: float32 series range: h^2 <= 8 (:func:`_erf_series32`)
+_SERIES_EDGE2_32 = 8.0
+
+
+@njit(cache=True, fastmath={"contract"})
 def _erf_block32(H, E, G):
-    """float32 :func:`_erf_block`: one vectorised pass of :func:`_erf_series32`, then libm for
-    the rare ``|h| > 2`` (a boolean flag, not a count: the loop stays in float32 lanes)."""
-    outside = False
+    """float32 :func:`_erf_block`: one vectorised pass of :func:`_erf_series32`, then, row by
+    row, a vectorised test for ``h^2 > 8`` and libm for the rare rows that have one
+    (:func:`_erf_row_libm32`). The test is a loop of its own: inside the series loop any
+    reduction stops its vectorisation (several times slower)."""
     for p in range(H.shape[0]):
         for j in range(H.shape[1]):
-            h = H[p, j]
-            E[p, j], G[p, j] = _erf_series32(h)
-            outside |= abs(h) > np.float32(_SERIES_EDGE)
-    if outside:
-        for p in range(H.shape[0]):
-            for j in range(H.shape[1]):
-                h = H[p, j]
-                if not abs(h) <= _SERIES_EDGE:
-                    E[p, j] = math.erf(h)
-                    G[p, j] = math.exp(-h * h)
+            E[p, j], G[p, j] = _erf_series32(H[p, j])
+    for p in range(H.shape[0]):
+        outside = False
+        for j in range(H.shape[1]):
+            outside |= H[p, j] * H[p, j] > np.float32(_SERIES_EDGE2_32)
+        if outside:
+            _erf_row_libm32(H[p], E[p], G[p])
+
+
+@njit(cache=True)
+def _erf_row_libm32(h, e, g):
+    """``e = erf(h)``, ``g = exp(-h^2)`` by libm where ``h^2 > 8`` (and NaN), in one row."""
+    for j in range(h.size):
+        if not h[j] * h[j] <= np.float32(_SERIES_EDGE2_32):
+            e[j] = math.erf(h[j])
+            g[j] = math.exp(-h[j] * h[j])
 
 
 def gaussian_readout(FtF, FtY, var_a, sigma2, rng):
@@ -349,10 +367,12 @@ def _sum_parts(ga_part, gW_part):
     ga = np.zeros(ga_part.shape[1])
     gW = np.zeros(gW_part.shape[1:])
     for c in range(ga_part.shape[0]):
-        ga += ga_part[c]
+        for j in range(ga.size):
+            ga[j] += ga_part[c, j]
     for i in prange(gW.shape[0]):      # rows in parallel, chunks in order: the same sums
         for c in range(gW_part.shape[0]):
-            gW[i] -= gW_part[c, i]
+            for k in range(gW.shape[1]):   # element loops: no slice temporaries (2x faster)
+                gW[i, k] -= gW_part[c, i, k]
     return ga, gW
 
 
@@ -474,7 +494,8 @@ def _kernels(expr, series=None):
         scale, tail = _TWO_OVER_SQRT_PI, ""
     body = "".join(f"\n\n@njit({opt}cache=True)\n{inspect.getsource(f)}" for f, opt in kernels)
     helpers = "".join(inspect.getsource(f.py_func) for f in (
-        _residual_pass, _sum_parts, _erf_series, _erf_series32, _erf_block, _erf_block32))
+        _residual_pass, _sum_parts, _erf_series, _erf_series32, _erf_block, _erf_block32,
+        _erf_row_libm32))
     text = _KERNEL_HEADER.format(digest=hashlib.sha256(helpers.encode()).hexdigest()[:20],
                                  binding=binding, scale=scale) + body + tail
     mod = module_from_source(text)
@@ -563,7 +584,13 @@ class NetworkPosterior:
     one to about 1e-6 relative, far below the Langevin noise of a step; the sampled posterior is
     the same within statistical error (``tests/test_langevin_float32.py``). The default
     ``"float64"`` gives the numbers of the float64 sampler bit for bit. :meth:`pair` (the
-    features, the Gibbs read-out draw) is float64 in both.
+    features, the Gibbs read-out draw) is float64 in both. With ``engine="numba"`` the float32
+    step also draws its Gaussian noise :math:`\xi` inside numba (``noise == "numba"``): float64
+    normals from xoshiro256** streams by the ziggurat, fused with the exponential-Euler update
+    and parallel over fixed blocks of weights, each keyed by one 63-bit draw of the network's
+    stream per update (:func:`_ou_step_noise`); the same seed gives the same run on any number
+    of threads, and a resumed run continues bit for bit (``tests/test_langevin_f32_noise.py``).
+    Otherwise ``noise == "numpy"``: numpy's ``standard_normal`` from that stream.
     """
 
     def __init__(self, X, y, sigma2, sigma_a2, sigma_w2, width, activation="erf",
@@ -611,6 +638,9 @@ class NetworkPosterior:
             self._act_step = self._act if self.dtype == "float64" else _kernels(
                 self.expr, None if generic else self.dtype)
         self._X_step = self.X if self.dtype == "float64" else self.X.astype(self.dtype)
+        # the float32 fused step draws its noise in numba (_ou_step_noise); the float64 step
+        # keeps numpy's stream (its numbers bit for bit), the numpy engine too (the reference)
+        self.noise = "numba" if self.engine == "numba" and self.dtype == "float32" else "numpy"
         self._work = {}                 # work arrays of the fused gradient, per calling thread
 
     def prior_sample(self, rng):
@@ -895,15 +925,16 @@ _DIVERGED = f"weights NaN, infinite or beyond {DIVERGED_STDS:g} prior standard d
 
 @njit(cache=True)
 def _in_bounds(a, W, bound_a, bound_w):
-    """True when every ``|a| <= bound_a`` and ``|W| <= bound_w`` (False for NaN); one pass, no
-    temporaries (checked every step)."""
-    for v in a.flat:
-        if not abs(v) <= bound_a:
-            return False
-    for v in W.flat:
-        if not abs(v) <= bound_w:
-            return False
-    return True
+    """True when every ``|a| <= bound_a`` and ``|W| <= bound_w`` (False for NaN); no temporaries
+    (checked every step). An and-reduction without early exit: it vectorises (3x faster)."""
+    ok = True
+    x = a.ravel()
+    for i in range(x.size):
+        ok &= abs(x[i]) <= bound_a
+    x = W.ravel()
+    for i in range(x.size):
+        ok &= abs(x[i]) <= bound_w
+    return ok
 
 
 @njit(cache=True)
@@ -919,12 +950,166 @@ def _ou_step(x, g, xi, decay, gain, noise):
     return xi
 
 
+# Gaussian noise of the float32 step, drawn inside a parallel numba loop and fused with the
+# exponential-Euler update (``_ou_step_noise``): xoshiro256** bits, ziggurat normals.
+#: elements per noise block: each block has its own stream, so the numbers do not depend on
+#: the number of threads
+_NOISE_BLOCK = 4096
+#: up to this many blocks are drawn in the calling thread (a parallel region costs more)
+_SERIAL_NOISE_BLOCKS = 4
+_ZIG_LAYERS = 256
+_ZIG_R = 3.6541528853610088     # Marsaglia & Tsang (2000), Sec. 2, n = 256: start of the tail
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+@functools.lru_cache(maxsize=4)
+def _ziggurat_tables(layers=_ZIG_LAYERS, r=_ZIG_R):
+    r"""Tables of the ziggurat for :math:`f(x)=e^{-x^2/2}` on :math:`x\ge0`
+    (Marsaglia & Tsang 2000, J. Stat. Softw. 5(8), Sec. 2): ``layers`` strips of equal area
+
+    .. math:: v=r f(r)+\int_r^\infty f(x)\,dx,\qquad x_0=v/f(r),\ x_1=r,\
+              x_{i+1}=f^{-1}\big(f(x_i)+v/x_i\big),\ x_{\mathrm{layers}}=0 .
+
+    Strip :math:`i` is the rectangle :math:`[0,x_i]\times[f(x_i),f(x_{i+1})]` (strip 0: the base,
+    :math:`[0,x_0]\times[0,f(r)]` with the tail beyond :math:`r`). Returns ``k`` (uint64,
+    :math:`\lfloor 2^{52}x_{i+1}/x_i\rfloor`: a 52-bit draw below it is inside the next strip's
+    width, accepted at once), ``w`` (:math:`x_i/2^{52}`) and ``f`` (:math:`f(x_i)`, with
+    :math:`f(x_{\mathrm{layers}})=1` appended).
+    """
+    f_r = math.exp(-0.5 * r * r)
+    v = r * f_r + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = [v / f_r, r]
+    for _ in range(layers - 2):
+        x.append(math.sqrt(-2.0 * math.log(math.exp(-0.5 * x[-1] ** 2) + v / x[-1])))
+    x.append(0.0)
+    x = np.array(x)
+    scale = 2.0 ** 52
+    k = np.array([int(scale * x[i + 1] / x[i]) for i in range(layers)], dtype=np.uint64)
+    return k, x[:layers] / scale, np.exp(-0.5 * x * x)
+
+
+@njit(inline="always")
+def _rotl(z, k):
+    return (z << np.uint64(k)) | (z >> np.uint64(64 - k))
+
+
+@njit(inline="always")
+def _mix64(z):
+    """The SplitMix64 output function (Steele, Lea & Flood 2014): a bijection of uint64."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always")
+def _xoshiro_seed(key, block):
+    """xoshiro256** state of one noise block: four SplitMix64 outputs from
+    ``mix(key ^ mix(block))`` (the seeding its authors recommend; never all zero)."""
+    z = _mix64(key ^ _mix64(np.uint64(block) + np.uint64(_GOLDEN)))
+    g = np.uint64(_GOLDEN)
+    return _mix64(z + g), _mix64(z + g * np.uint64(2)), _mix64(z + g * np.uint64(3)), \
+        _mix64(z + g * np.uint64(4))
+
+
+@njit(inline="always")
+def _xoshiro(s):
+    """xoshiro256** (Blackman & Vigna 2021, ACM TOMS 47(4), 36): ``(next state, 64 bits)``."""
+    s0, s1, s2, s3 = s
+    out = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    return (s0, s1, s2, _rotl(s3, 45)), out
+
+
+@njit(inline="always")
+def _open_uniform(u):
+    """A uniform on (0, 1) from the top 53 bits of ``u``."""
+    return (float(u >> np.uint64(11)) + 0.5) * 2.0 ** -53
+
+
+@njit(inline="always")
+def _ziggurat_normal(s, k, w, f):
+    """One standard normal by the ziggurat (Marsaglia & Tsang 2000) from the stream ``s``:
+    ``(next state, z)``. Of each 64-bit draw, bits 0-7 pick the strip, bit 8 the sign and bits
+    12-63 the abscissa (no bit serves twice, unlike the 32-bit original; Doornik 2005)."""
+    while True:
+        s, u = _xoshiro(s)
+        i = np.intp(u & np.uint64(_ZIG_LAYERS - 1))
+        sign = 1.0 - 2.0 * float((u >> np.uint64(8)) & np.uint64(1))
+        m = u >> np.uint64(12)
+        x = float(m) * w[i]
+        if m < k[i]:                      # inside the next strip's width: accepted
+            return s, sign * x
+        if i == 0:                        # the tail beyond r (Marsaglia 1964)
+            while True:
+                s, u1 = _xoshiro(s)
+                s, u2 = _xoshiro(s)
+                t = -math.log(_open_uniform(u1)) / _ZIG_R
+                if -2.0 * math.log(_open_uniform(u2)) > t * t:
+                    return s, sign * (_ZIG_R + t)
+        s, u1 = _xoshiro(s)               # the wedge: accept under f
+        if f[i] + _open_uniform(u1) * (f[i + 1] - f[i]) < math.exp(-0.5 * x * x):
+            return s, sign * x
+
+
+def _ou_step_noise(x, g, key, decay, gain, noise):
+    r"""``decay x + gain g + noise xi`` (the exponential-Euler step of :func:`_ou_step`) with
+    :math:`\xi\sim\mathcal N(0,I)` drawn inside the numba loop, in float64: element ``i`` is in
+    block ``i // _NOISE_BLOCK``, whose xoshiro256** stream is seeded from ``(key, block)``
+    (:func:`_xoshiro_seed`), its normals by :func:`_ziggurat_normal`. Blocks run in parallel
+    (up to :data:`_SERIAL_NOISE_BLOCKS` of them, as for the read-out, in the calling thread).
+    One fresh float64 array and no noise array; the numbers depend on ``key`` alone, not on
+    the number of threads, and the noise of a shorter array is a prefix of a longer one's."""
+    x = np.ascontiguousarray(x, dtype=float)
+    g = np.ascontiguousarray(g, dtype=float)
+    args = (np.uint64(key), float(decay), float(gain), float(noise), *_ziggurat_tables())
+    if x.size > _SERIAL_NOISE_BLOCKS * _NOISE_BLOCK:
+        return _ou_noise_blocks(x, g, *args)
+    out = np.empty_like(x)
+    for b in range(-(-x.size // _NOISE_BLOCK)):
+        _ou_noise_block(out.ravel(), x.ravel(), g.ravel(), b, *args)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _ou_noise_blocks(x, g, key, decay, gain, noise, k, w, f):
+    """:func:`_ou_step_noise`, its blocks in parallel."""
+    out = np.empty_like(x)
+    o, xs, gs = out.ravel(), x.ravel(), g.ravel()
+    for b in prange((o.size + _NOISE_BLOCK - 1) // _NOISE_BLOCK):
+        _ou_noise_block(o, xs, gs, b, key, decay, gain, noise, k, w, f)
+    return out
+
+
+@njit(cache=True)
+def _ou_noise_block(o, xs, gs, b, key, decay, gain, noise, k, w, f):
+    """Block ``b`` of :func:`_ou_step_noise` (serial: its own stream)."""
+    s = _xoshiro_seed(key, b)
+    for i in range(b * _NOISE_BLOCK, min(o.size, (b + 1) * _NOISE_BLOCK)):
+        s, z = _ziggurat_normal(s, k, w, f)
+        o[i] = decay * xs[i] + gain * gs[i] + noise * z
+
+
+def _ou_update(x, g, rng, decay, gain, noise, fused):
+    """One exponential-Euler step of ``x`` with force ``g``: noise by numpy's
+    ``standard_normal`` and :func:`_ou_step`, or (``fused``) by :func:`_ou_step_noise` keyed by
+    one 63-bit draw of ``rng`` (so the run's stream, and a checkpoint of it, fix the noise)."""
+    if fused:
+        return _ou_step_noise(x, g, rng.integers(2 ** 63), decay, gain, noise)
+    return _ou_step(x, g, rng.standard_normal(x.shape), decay, gain, noise)
+
+
 def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, observe, acc,
            wanted, rec_fn, rec, bar, save, checkpoint_every, series_fn=None, ser=None):
     """Advance to ``steps``; return ``(step, a, W, failure)``, ``failure`` None or why the
     run stopped early."""
     da, ka, na, dw, kw, nw = coef
     gibbs = getattr(post, "readout", "langevin") == "gibbs"
+    fused = getattr(post, "noise", "numpy") == "numba"
     if not _in_bounds(a, W, *bounds):   # resumed from the checkpoint of a diverged run
         return step, a, W, _DIVERGED
     while step < steps:
@@ -935,8 +1120,8 @@ def _steps(post, steps, step, a, W, rng, coef, bounds, burn_in, sample_every, ob
                 return step, a, W, "read-out precision not positive definite"
         else:
             ga, gW = post.grad_loglik(a, W)
-            a = _ou_step(a, ga, rng.standard_normal(a.shape), da, ka, na)
-        W = _ou_step(W, gW, rng.standard_normal(W.shape), dw, kw, nw)
+            a = _ou_update(a, ga, rng, da, ka, na, fused)
+        W = _ou_update(W, gW, rng, dw, kw, nw, fused)
         step += 1
         if not _in_bounds(a, W, *bounds):
             if save is not None:
