@@ -69,6 +69,8 @@ REGISTRY = {
     "solvers.finite_d.finite_d_state": lambda m: m.finite_d_state(-0.3, 10.0, 8 / 150, 20),
     "solvers.finite_d.finite_d_transition": lambda m: m.finite_d_transition(
         -0.3, 8 / 150, 20, u_lo=5, u_hi=6, n_scan=2),
+    "solvers.finite_d.finite_d_spinodal": lambda m: m.finite_d_spinodal(
+        -3.0, 1.0, 20, 0.25, u_lo=0.5, u_hi=0.6, n_scan=2),
     "solvers.learning_curve.learning_curve": lambda m: [m.learning_curve([1.0, 0.1], [1, 5], [1.0, 0.5], 3),
                                                         m.learning_curve([1.0], [3], [1.0], 5)],
     "solvers.order_dynamics.run_order_dynamics": None,   # covered through lazy_rich_runs
