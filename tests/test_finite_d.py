@@ -232,8 +232,8 @@ def test_droplet_spinodal_matches_scipy_scan_of_the_marginal():
     0.3 % above it has a local maximum near phi_droplet. The EK spinodal (1.532, q frozen)
     lies far above."""
     eps, rho, d, sw2 = -3.0, 1.0, 75, 0.25
-    r = fd.finite_d_spinodal(eps, rho, d, sw2, u_lo=1.0, u_hi=1.6, n_scan=7)
-    assert r.converged and r.residual <= 1e-6
+    r = fd.finite_d_spinodal(eps, rho, d, sw2, u_lo=1.0, u_hi=1.6, n_scan=7, xtol=1e-4)
+    assert r.converged and r.residual <= 1e-4
     phis = np.arange(0.3, 1.3, 0.002)
     for f, want in ((0.997, False), (1.003, True)):
         u = f * r.u_s
