@@ -55,3 +55,16 @@ def test_finite_d_window_of_hyst_wide_quarter():
         s = finite_d_state(-3.0, u, 1.0, d, sw2, width=N, branch="gfl")
         a = finite_d_averages(u, s.b, s.c, d, sw2, width=N, rho=1.0)
         assert math.isfinite(a["exit_barrier"]) is has
+
+
+def test_training_discrepancy_cavity_leaves_the_neuron_out():
+    """The cavity of the only neuron of a network is the teacher itself, (b, c) = (1, eps);
+    an index outside the network is refused."""
+    X, y = cubic_data(300, 4, -0.4, seed=2)
+    a, W = np.array([0.7]), np.array([[0.9, 0.1, 0.0, 0.2]])
+    b, c, _ = training_discrepancy(a, W, X, y)
+    assert abs(b - 1) > 0.1
+    b, c, rms = training_discrepancy(a, W, X, y, cavity=0)
+    assert abs(b - 1) < 1e-12 and abs(c + 0.4) < 1e-12 and rms < 1e-12
+    with pytest.raises(ValueError, match="cavity=1"):
+        training_discrepancy(a, W, X, y, cavity=1)

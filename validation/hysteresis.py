@@ -203,7 +203,7 @@ def finite_d_window(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_spinodal_ek=None
             "d": d, "width": width, "cavity": True}
 
 
-def training_discrepancy(a, W, X, y):
+def training_discrepancy(a, W, X, y, cavity=None):
     r"""Discrepancy coefficients of one network on its own training set.
 
     Least squares of the training residual on the two teacher modes,
@@ -216,8 +216,9 @@ def training_discrepancy(a, W, X, y):
     tilt the single-neuron law (Rubin et al. 2023, Eq. 7, with the sum over the training set
     in place of its EK limit). Unlike the population discrepancies
     (:func:`~.teacher_student.exact_discrepancy`) they include what the network fits of the
-    teacher on the sample only. Returns ``(b, c, rms)``, ``rms`` the root mean square of the
-    rest of the residual.
+    teacher on the sample only. ``cavity=i`` leaves neuron i out of f (the tilt neuron i
+    itself feels; its own read-out is the cavity factor of the law). Returns ``(b, c, rms)``,
+    ``rms`` the root mean square of the rest of the residual.
 
     Examples
     --------
@@ -231,7 +232,10 @@ def training_discrepancy(a, W, X, y):
     (1.0, -0.3, True)
     """
     from scipy.special import erf
-    r = y - erf(X @ np.asarray(W).T) @ np.asarray(a)
+    a = np.array(a, dtype=float)
+    if cavity is not None:
+        a[check_int("cavity", cavity, 0, a.size - 1)] = 0.0
+    r = y - erf(X @ np.asarray(W).T) @ a
     z = X[:, 0]
     A = np.stack([z, z ** 3 - 3 * z], axis=1)
     coef, *_ = np.linalg.lstsq(A, r, rcond=None)
@@ -240,13 +244,19 @@ def training_discrepancy(a, W, X, y):
 
 def _landscape(res, X, y, u, p, width):
     """Per network at the end of a point: the training (b, c) and the barriers of the finite-d
-    law of a neuron tilted by them (cavity factor of width N), in units of the temperature."""
+    law of a neuron tilted by them (cavity factor of width N), in units of the temperature.
+    With droplets (|Phi| > DROPLET_PHI) the (b, c) are those of the cavity of the neuron of
+    largest |Phi| (the tilt that droplet feels), else of the whole network."""
     from kernelphase.solvers.finite_d import finite_d_averages
+    from .teacher_student import DROPLET_PHI
     d, sw2 = p["d"], p["sigma_w2"]
     out = {k: [] for k in ("b_train", "c_train", "rms_rest", "exit_barrier", "entry_barrier",
-                           "droplet_phi")}
+                           "droplet_phi", "droplets")}
     for r in res:
-        b, c, rms = training_discrepancy(r.a, r.W, X, y)
+        phi = np.abs(np.asarray(r.W)[:, 0])
+        i = int(np.argmax(phi))
+        out["droplets"].append(int(np.sum(phi > DROPLET_PHI)))
+        b, c, rms = training_discrepancy(r.a, r.W, X, y, i if phi[i] > DROPLET_PHI else None)
         a = finite_d_averages(u, min(max(b, -10), 10), min(max(c, -100), 100), d, sw2, "chi2",
                               width, width * p["sigma_a2"] / d)
         for k, v in (("b_train", b), ("c_train", c), ("rms_rest", rms),
