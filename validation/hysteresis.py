@@ -251,7 +251,7 @@ def _landscape(res, X, y, u, p, width):
     from .teacher_student import DROPLET_PHI
     d, sw2 = p["d"], p["sigma_w2"]
     out = {k: [] for k in ("b_train", "c_train", "rms_rest", "exit_barrier", "entry_barrier",
-                           "droplet_phi", "droplets")}
+                           "dF_times_d", "droplet_phi", "droplets")}
     for r in res:
         phi = np.abs(np.asarray(r.W)[:, 0])
         i = int(np.argmax(phi))
@@ -261,6 +261,7 @@ def _landscape(res, X, y, u, p, width):
                               width, width * p["sigma_a2"] / d)
         for k, v in (("b_train", b), ("c_train", c), ("rms_rest", rms),
                      ("exit_barrier", a["exit_barrier"]), ("entry_barrier", a["entry_barrier"]),
+                     ("dF_times_d", d * a["dF"]),
                      ("droplet_phi", a["droplet_phi"])):
             out[k].append(v)
     return out
@@ -323,8 +324,10 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         branch, and ``metastable_theory`` = the GFL values 0), and the simulated order
         parameters with ``std_error``, ``tau_steps`` and ``ess``; ``landscape``: per network
         at the end of the point, the training discrepancies (:func:`training_discrepancy`)
-        and the ``exit_barrier`` / ``entry_barrier`` (kT) of the finite-d law of a neuron
-        tilted by them (NaN when it has no droplet basin), to hold against
+        and the ``exit_barrier`` / ``entry_barrier`` (kT) and ``dF_times_d``
+        (:math:`-\ln(M_{\rm drop}/M_0)`, positive where a lone neuron prefers Phi = 0) of the
+        finite-d law of a neuron tilted by them (NaN / inf without a droplet basin), to hold
+        against
         ``run_length_relaxation_times`` (steps x lr over the relaxation time
         :math:`\sigma_w^2/d`). ``theory["finite_d"]``: :func:`finite_d_window`.
 

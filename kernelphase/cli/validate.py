@@ -412,7 +412,8 @@ def _hysteresis_lines(report, as_json):
             out.append("  training (b, c) per network: " + ", ".join(
                 f"({b:.3f}, {c:.3f})" for b, c in zip(ls["b_train"], ls["c_train"]))
                 + "; droplet exit barrier (finite-d, kT): " + ", ".join(
-                f"{e:.3g}" if math.isfinite(e) else "no basin" for e in ls["exit_barrier"])
+                f"{e:.3g}" if e is not None and math.isfinite(e) else "no basin"
+                for e in ls["exit_barrier"])
                 + f"; ln(run / relaxation time) = "
                   f"{math.log(r['run_length_relaxation_times']):.3g}")
         if r["status"]:
