@@ -70,6 +70,15 @@ joint saddle 20.784 as about :math:`20.78+970/d`; with q frozen (``perp="fixed"`
 cavity factor (N = 700) 33.157 at d = 150 (:math:`\sigma^2_c=0.1719`). The full
 self-consistent solution (``branch="full"``) is unique along u at d = 150 (sweeps up and
 down agree): a smooth crossover, droplet mass 1.4 % at u = 30.2 and 2.5 % at u = 98.
+
+**Droplet spinodal** (:func:`finite_d_spinodal`): the smallest u at which the Phi-marginal on
+the GFL branch has a second peak. At the ``hyst-wide`` preset, scale 1/4 (eps = -3,
+:math:`\sigma_w^2=0.25`, :math:`\rho=1`, d = 75; EK :math:`u_s=1.532`, :math:`u_c=1.834`,
+i.e. :math:`\sigma^2\in(0.527,0.577)` for n = 750, N = 1050): :math:`u_s=1.304`,
+:math:`u_c=1.587` with the exact law; with the cavity factor (N = 1050) :math:`u_s=1.360`,
+:math:`u_c=1.664`, the window :math:`\sigma^2\in(0.554,0.612)`. A lone droplet's exit
+barrier there (``exit_barrier``) falls from 20 kT at :math:`\sigma^2=0.54` to 12 at 0.56 and
+0 at the spinodal.
 """
 import functools
 import math

@@ -31,6 +31,15 @@ The single-neuron barrier :math:`d\,\Delta\hat S` at :math:`u_c` sets whether a 
 preset of :data:`~.teacher_student.PRESETS` (:math:`\epsilon=-3`, :math:`\sigma_w^2=0.25`,
 :math:`\rho=1`; 9.5 at scale 1/8).
 
+**At the network's own size.** :func:`finite_d_window` moves the window to the exact finite-d
+law of the neuron with the cavity factor (:mod:`kernelphase.solvers.finite_d`; ``hyst-wide``
+at 1/4: :math:`\sigma^2\in(0.554,0.612)` against the EK (0.527, 0.577)). What a droplet of a
+simulated network feels, though, is the tilt of that network's own training residual
+(:func:`training_discrepancy`): the rows' ``landscape`` gives its (b, c) and the droplet's
+exit barrier in kT in the finite-d law so tilted, to compare with the log of the run length
+in relaxation times :math:`\sigma_w^2/d` (a droplet holds for the run when the barrier
+exceeds it by a few kT).
+
 **Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
 :func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
 Fourier mode at :math:`|w_k|^2=|v_k|^2=\Phi_+`). Per mode pair the barrier is
