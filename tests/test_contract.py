@@ -134,6 +134,8 @@ REGISTRY = {
 # public functions that are not entry points of a computation, with the reason
 HELPERS = {
     "finite_d_averages": "averages of the law at fixed (b, c) (dict)",
+    "finite_d_window": "dict of two finite-d solver results (tested in test_hysteresis_finite_d)",
+    "training_discrepancy": "least-squares projection (tuple; test_hysteresis_finite_d)",
     "u_from_sigma2": "unit conversion", "sigma2_from_u": "unit conversion",
     "gfl_b": "scalar building block (tested in test_adaptive)",
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",
