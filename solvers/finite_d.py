@@ -70,6 +70,15 @@ joint saddle 20.784 as about :math:`20.78+970/d`; with q frozen (``perp="fixed"`
 cavity factor (N = 700) 33.157 at d = 150 (:math:`\sigma^2_c=0.1719`). The full
 self-consistent solution (``branch="full"``) is unique along u at d = 150 (sweeps up and
 down agree): a smooth crossover, droplet mass 1.4 % at u = 30.2 and 2.5 % at u = 98.
+
+**Droplet spinodal** (:func:`finite_d_spinodal`): the smallest u at which the Phi-marginal on
+the GFL branch has a second peak. At the ``hyst-wide`` preset, scale 1/4 (eps = -3,
+:math:`\sigma_w^2=0.25`, :math:`\rho=1`, d = 75; EK :math:`u_s=1.532`, :math:`u_c=1.834`,
+i.e. :math:`\sigma^2\in(0.527,0.577)` for n = 750, N = 1050): :math:`u_s=1.304`,
+:math:`u_c=1.587` with the exact law; with the cavity factor (N = 1050) :math:`u_s=1.360`,
+:math:`u_c=1.664`, the window :math:`\sigma^2\in(0.554,0.612)`. A lone droplet's exit
+barrier there (``exit_barrier``) falls from 20 kT at :math:`\sigma^2=0.54` to 12 at 0.56 and
+0 at the spinodal.
 """
 import functools
 import math
@@ -80,8 +89,8 @@ import numpy as np
 from kernelphase._checks import check_choice, check_int, check_range
 from kernelphase.results import Result, status_message
 
-__all__ = ["finite_d_averages", "finite_d_state", "finite_d_transition", "FiniteDStateResult",
-           "FiniteDTransitionResult"]
+__all__ = ["finite_d_averages", "finite_d_state", "finite_d_transition", "finite_d_spinodal",
+           "FiniteDStateResult", "FiniteDTransitionResult", "FiniteDSpinodalResult"]
 
 _PHI_MAX = 2.5     # upper end of the Phi grid (the law is checked to be negligible there)
 _NT = 41           # nodes in y = ln q per Phi (t in [-_T, _T] local widths)
@@ -200,17 +209,21 @@ def _moments_of(law, u, b, c, basin):
     p2 = phi * phi
     avg = lambda f: float((w * f).sum() / Z)
     k11, k13, k33 = avg(p2 * m1 * m1), avg(p2 * p2 * m1 * m3), avg(p2 ** 3 * m3 * m3)
+    ldens = lmarg - np.log(law.wphi)          # log density of the Phi-marginal (kT units)
+    pk = bar + int(np.argmax(ldens[bar:])) if bar is not None else None
     return {"K": np.array([[k11, k13 / math.sqrt(6)], [k13 / math.sqrt(6), k33 / 6]]),
             "phi2": avg(p2), "q": avg(q), "V": avg(p2 + q),
             "droplet_mass": float(md / (m0 + md)),
             "barrier": float(law.phi[bar]) if bar is not None else math.nan,
-            "droplet_phi": float(law.phi[bar + np.argmax(lmarg[bar:])]) if bar is not None
-            else math.nan,
+            "droplet_phi": float(law.phi[pk]) if bar is not None else math.nan,
             "q_droplet": float((wd * q[bar:]).sum() / wd.sum()) if bar is not None
             else math.nan,
             "dF": float((logsumexp(lw[:bar]) - logsumexp(lw[bar:])) / law.d)
             if bar is not None else math.inf,
-            "edge": float(lmarg[-1] - lmarg.max())}
+            "edge": float(lmarg[-1] - lmarg.max()),
+            "exit_barrier": float(ldens[pk] - ldens[bar]) if bar is not None else math.nan,
+            "entry_barrier": float(ldens[:bar].max() - ldens[bar]) if bar is not None
+            else math.nan}
 
 
 def _setup(d, sigma_w2, perp, width, u, rho):
@@ -237,8 +250,11 @@ def finite_d_averages(u, b, c, d, sigma_w2=0.5, perp="chi2", width=None, rho=Non
     :math:`\langle\Phi^2\rangle`, ``q`` = :math:`\langle q\rangle`, ``V`` =
     :math:`\langle|w|^2\rangle`, ``droplet_mass`` (mass beyond the barrier), ``barrier``,
     ``droplet_phi`` (peak of the Phi-marginal), ``q_droplet`` (mean q there), ``dF``
-    (:math:`-\ln(M_{\rm drop}/M_0)/d`) and
-    ``edge`` (log-marginal at the grid end relative to its maximum).
+    (:math:`-\ln(M_{\rm drop}/M_0)/d`),
+    ``edge`` (log-marginal at the grid end relative to its maximum) and the barriers of the
+    free energy :math:`-\ln p(\Phi)` of the Phi-marginal in units of the temperature:
+    ``exit_barrier`` from the droplet peak, ``entry_barrier`` from the Phi = 0 side (NaN
+    without a droplet basin).
 
     Examples
     --------
@@ -381,48 +397,144 @@ def finite_d_transition(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=No
     (True, 27.2, True)
     """
     from scipy.optimize import brentq
-    eps = check_range("eps", eps, -100, 100)
-    rho = check_range("rho", rho, 0, 1e12, lo_open=True)
-    u_lo = check_range("u_lo", u_lo, 0, 1e6, lo_open=True)
-    u_hi = check_range("u_hi", u_hi, u_lo, 1e6, lo_open=True)
-    nit = [0]
-    cache = {}
-
-    def state(u):
-        # continuation: start from the nearest state already solved below u (the GFL-basin
-        # equations can have a second root with a smaller basin and a larger b)
-        if u not in cache:
-            below = [x for x in cache if x < u and cache[x].converged]
-            g = (cache[max(below)].b, cache[max(below)].c) if below else None
-            cache[u] = finite_d_state(eps, u, rho, d, sigma_w2, perp, width, "gfl", g)
-            nit[0] += 1
-        return cache[u]
+    branch = _GflBranch(eps, rho, d, sigma_w2, perp, width)
+    u_lo, u_hi, n_scan = _scan_range(u_lo, u_hi, n_scan)
 
     def dF(u):
-        s = state(u)
+        s = branch(u)
         return s.dF if math.isfinite(s.dF) else 1.0
-    params = {"eps": eps, "rho": rho, "d": d, "sigma_w2": sigma_w2, "perp": perp,
-              "width": width}
-    n_scan = check_int("n_scan", n_scan, 2, 1000)
     us = np.linspace(u_lo, u_hi, n_scan)
     vals = [dF(x) for x in us]
     k = next((i for i in range(1, len(us)) if vals[i - 1] > 0 >= vals[i]), None)
     nan = math.nan
     if k is None:
         return FiniteDTransitionResult(nan, nan, nan, nan, nan, None, nan, 1, status_message(
-            1, f"Delta F does not change sign on u in [{u_lo:g}, {u_hi:g}]"), nit[0], params)
+            1, f"Delta F does not change sign on u in [{u_lo:g}, {u_hi:g}]"), branch.nit,
+            branch.params)
     uc = brentq(dF, us[k - 1], us[k], xtol=1e-9)
-    s = state(uc)
-    law = _setup(d, sigma_w2, perp, width, uc, rho)
-    a = _moments_of(law, uc, s.b, s.c, "all")
-    s2 = None
-    if n is not None and sigma_a2 is not None:
-        n = check_int("n", n, 1, 10 ** 12)
-        sigma_a2 = check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True)
-        s2 = math.sqrt(n * n * sigma_a2 * sigma_a2 / (uc * law.d * law.d * rho))
+    s = branch(uc)
+    a = branch.averages(uc)
+    s2 = branch.sigma2(uc, n, sigma_a2)
     status = s.status if s.status else (0 if abs(s.dF) < 1e-8 else 2)
     detail = (s.message.partition(": ")[2] or None) if s.status else (
         None if status == 0 else f"|Delta F(u_c)|={abs(s.dF):.3g} (a jump in u)")
     return FiniteDTransitionResult(uc, s.b, s.c, a["droplet_phi"], a["q_droplet"], s2,
-                                   abs(s.dF), status, status_message(status, detail), nit[0],
-                                   params)
+                                   abs(s.dF), status, status_message(status, detail), branch.nit,
+                                   branch.params)
+
+
+class _GflBranch:
+    """The GFL branch (``finite_d_state(..., branch="gfl")``) along u, by continuation: each
+    u starts from the nearest converged state already solved below it (the GFL-basin equations
+    can have a second root with a smaller basin and a larger b)."""
+
+    def __init__(self, eps, rho, d, sigma_w2, perp, width):
+        self.eps = check_range("eps", eps, -100, 100)
+        self.rho = check_range("rho", rho, 0, 1e12, lo_open=True)
+        self.args = (d, sigma_w2, perp, width)
+        self.cache, self.nit = {}, 0
+        self.params = {"eps": self.eps, "rho": self.rho, "d": d, "sigma_w2": sigma_w2,
+                       "perp": perp, "width": width}
+
+    def __call__(self, u):
+        if u not in self.cache:
+            below = [x for x in self.cache if x < u and self.cache[x].converged]
+            g = (self.cache[max(below)].b, self.cache[max(below)].c) if below else None
+            self.cache[u] = finite_d_state(self.eps, u, self.rho, *self.args, "gfl", g)
+            self.nit += 1
+        return self.cache[u]
+
+    def averages(self, u):
+        """Averages of the whole law (both basins) at the branch's (b, c)."""
+        s = self(u)
+        return _moments_of(_setup(*self.args, u, self.rho), u, s.b, s.c, "all")
+
+    def sigma2(self, u, n, sigma_a2):
+        r""":math:`\sigma^2=\sqrt{n^2\sigma_a^2/(u\,dN)}` with :math:`N=\rho d/\sigma_a^2`,
+        or None without ``n`` and ``sigma_a2``."""
+        if n is None or sigma_a2 is None:
+            return None
+        n = check_int("n", n, 1, 10 ** 12)
+        sigma_a2 = check_range("sigma_a2", sigma_a2, 0, 1e12, lo_open=True)
+        d = self.args[0]
+        return math.sqrt(n * n * sigma_a2 * sigma_a2 / (u * d * d * self.rho))
+
+
+def _scan_range(u_lo, u_hi, n_scan):
+    u_lo = check_range("u_lo", u_lo, 0, 1e6, lo_open=True)
+    u_hi = check_range("u_hi", u_hi, u_lo, 1e6, lo_open=True)
+    return u_lo, u_hi, check_int("n_scan", n_scan, 2, 1000)
+
+
+@dataclass(frozen=True)
+class FiniteDSpinodalResult(Result):
+    r"""Finite-d droplet spinodal: where the droplet basin of the Phi-marginal first exists on
+    the GFL branch.
+
+    ``u_s``; ``b_at_us``, ``c_at_us`` (GFL branch there); ``phi_droplet`` (where the second
+    peak of the Phi-marginal appears); ``sigma2_s`` when n and sigma_a2 are given;
+    ``residual`` = width of the final bracket in u.
+    """
+    u_s: float
+    b_at_us: float
+    c_at_us: float
+    phi_droplet: float
+    sigma2_s: float | None
+    residual: float
+    status: int
+    message: str
+    nit: int
+    params: dict = field(default_factory=dict)
+
+
+def finite_d_spinodal(eps, rho, d, sigma_w2=0.5, perp="chi2", width=None, n=None,
+                      sigma_a2=None, u_lo=5.0, u_hi=60.0, n_scan=12, xtol=1e-6):
+    r"""Droplet spinodal :math:`u_s(d)`: the smallest u at which the Phi-marginal of the
+    finite-d law has a second (droplet) peak on the GFL branch.
+
+    .. math:: p(\Phi)=\int_0^\infty dq\,p(\Phi,q;u,b_{\rm GFL}(u),c_{\rm GFL}(u)),\qquad
+              u_s=\inf\{u:\ p(\Phi)\ \text{has a local maximum at}\ \Phi>0\}
+
+    (module docstring; the finite-d counterpart of the spinodal of
+    :func:`~kernelphase.solvers.cubic.cubic_transition`, where :math:`\hat S` first has a
+    minimum at :math:`\Phi_*\ne0`). Between :math:`u_s` and the first-order point
+    :math:`u_c` (:func:`finite_d_transition`) a lone droplet on a GFL network is metastable;
+    its exit barrier is ``exit_barrier`` of :func:`finite_d_averages`. The GFL branch is
+    continued upward from ``u_lo`` (where the marginal has one peak); a scan of ``n_scan``
+    points brackets the onset, bisection narrows it to ``xtol`` in u (the Phi grid, step
+    :math:`\le0.01`, sets the accuracy: a peak narrower than a grid step is not seen). ``width``
+    switches on the cavity factor; with ``n`` and ``sigma_a2``, ``sigma2_s`` is given as in
+    :func:`finite_d_transition`.
+
+    Examples
+    --------
+    The ``hyst-wide`` preset at scale 1/4 (d = 75, eps = -3, sigma_w^2 = 0.25, rho = 1): the
+    droplet basin appears at u = 1.304 (EK spinodal 1.532), below u_c = 1.587:
+
+    >>> r = finite_d_spinodal(-3.0, 1.0, d=75, sigma_w2=0.25, u_lo=1.0, u_hi=1.6, n_scan=7)
+    >>> r.converged, round(r.u_s, 3), r.phi_droplet > 0.6
+    (True, 1.304, True)
+    """
+    branch = _GflBranch(eps, rho, d, sigma_w2, perp, width)
+    u_lo, u_hi, n_scan = _scan_range(u_lo, u_hi, n_scan)
+    xtol = check_range("xtol", xtol, 0, 1, lo_open=True)
+    has = lambda u: math.isfinite(branch(u).dF)
+    us = np.linspace(u_lo, u_hi, n_scan)
+    nan = math.nan
+    k = next((i for i, x in enumerate(us) if has(x)), None)
+    if not k:
+        why = (f"a droplet basin already at u_lo={u_lo:g}" if k == 0 else
+               f"no droplet basin on u in [{u_lo:g}, {u_hi:g}]")
+        return FiniteDSpinodalResult(nan, nan, nan, nan, None, nan, 1, status_message(1, why),
+                                     branch.nit, branch.params)
+    lo, hi = float(us[k - 1]), float(us[k])
+    while hi - lo > xtol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if has(mid) else (mid, hi)
+    s = branch(hi)
+    a = branch.averages(hi)
+    status = s.status if s.status else 0
+    detail = (s.message.partition(": ")[2] or None) if s.status else None
+    return FiniteDSpinodalResult(hi, s.b, s.c, a["droplet_phi"], branch.sigma2(hi, n, sigma_a2),
+                                 hi - lo, status, status_message(status, detail), branch.nit,
+                                 branch.params)

@@ -69,6 +69,8 @@ REGISTRY = {
     "solvers.finite_d.finite_d_state": lambda m: m.finite_d_state(-0.3, 10.0, 8 / 150, 20),
     "solvers.finite_d.finite_d_transition": lambda m: m.finite_d_transition(
         -0.3, 8 / 150, 20, u_lo=5, u_hi=6, n_scan=2),
+    "solvers.finite_d.finite_d_spinodal": lambda m: m.finite_d_spinodal(
+        -3.0, 1.0, 20, 0.25, u_lo=0.5, u_hi=0.6, n_scan=2),
     "solvers.learning_curve.learning_curve": lambda m: [m.learning_curve([1.0, 0.1], [1, 5], [1.0, 0.5], 3),
                                                         m.learning_curve([1.0], [3], [1.0], 5)],
     "solvers.order_dynamics.run_order_dynamics": None,   # covered through lazy_rich_runs
@@ -132,6 +134,8 @@ REGISTRY = {
 # public functions that are not entry points of a computation, with the reason
 HELPERS = {
     "finite_d_averages": "averages of the law at fixed (b, c) (dict)",
+    "finite_d_window": "dict of two finite-d solver results (tested in test_hysteresis_finite_d)",
+    "training_discrepancy": "least-squares projection (tuple; test_hysteresis_finite_d)",
     "u_from_sigma2": "unit conversion", "sigma2_from_u": "unit conversion",
     "gfl_b": "scalar building block (tested in test_adaptive)",
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",

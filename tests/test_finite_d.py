@@ -200,3 +200,57 @@ def test_cli_finite_d(run_cli):
     for bad, name in ((("--d", 1), "d=1"), (("--rho", -1), "rho=-1"), (("--eps", "nan"), "eps")):
         st, out, err = run_cli("theory", "finite-d", *bad)
         assert st == 2 and name in err and len(err.strip().splitlines()) == 1
+
+
+def _quad_log_marginal(phis, u, b, c, d, sw2):
+    """ln p(Phi) = ln int_0^inf q^((d-3)/2) exp(-d(Phi^2+q)/2sw2 + d u g^2/2) dq by scipy.quad
+    around the maximum of the integrand over q (found by minimize_scalar)."""
+    from scipy.integrate import quad
+    from scipy.optimize import minimize_scalar
+    out = []
+    for phi in phis:
+        f = lambda q: (0.5 * (d - 3) * math.log(q) - d * (phi * phi + q) / (2 * sw2)
+                       + 0.5 * d * u * _g(phi, q, b, c) ** 2)
+        qm = minimize_scalar(lambda q: -f(q), bounds=(1e-6, 4 * sw2), method="bounded",
+                             options={"xatol": 1e-10}).x
+        fm = f(qm)
+        val = quad(lambda q: math.exp(f(q) - fm), 0, 10 * sw2, points=[qm], epsabs=0,
+                   epsrel=1e-11, limit=200)[0]
+        out.append(fm + math.log(val))
+    return np.array(out)
+
+
+def _second_peaks(lp):
+    """Indices of the interior local maxima of a sampled log-density."""
+    dl = np.diff(lp)
+    return np.nonzero((dl[:-1] > 0) & (dl[1:] <= 0))[0] + 1
+
+
+def test_droplet_spinodal_matches_scipy_scan_of_the_marginal():
+    """hyst-wide at scale 1/4 (d = 75): 0.3 % below u_s the Phi-marginal on the GFL branch,
+    integrated over q by scipy.quad on a Phi grid of step 0.002, is monotone on [0.3, 1.3];
+    0.3 % above it has a local maximum near phi_droplet. The EK spinodal (1.532, q frozen)
+    lies far above."""
+    eps, rho, d, sw2 = -3.0, 1.0, 75, 0.25
+    r = fd.finite_d_spinodal(eps, rho, d, sw2, u_lo=1.0, u_hi=1.6, n_scan=7, xtol=1e-4)
+    assert r.converged and r.residual <= 1e-4
+    phis = np.arange(0.3, 1.3, 0.002)
+    for f, want in ((0.997, False), (1.003, True)):
+        u = f * r.u_s
+        s = fd.finite_d_state(eps, u, rho, d, sw2, branch="gfl", guess=(r.b_at_us, r.c_at_us))
+        assert s.converged
+        lp = _quad_log_marginal(phis, u, s.b, s.c, d, sw2)
+        peaks = _second_peaks(lp)
+        assert (peaks.size > 0) is want, (f, u)
+        if want:
+            assert peaks.size == 1 and abs(phis[peaks[0]] - r.phi_droplet) < 0.05
+    assert r.u_s < 1.5
+
+
+def test_spinodal_out_of_range_is_a_status():
+    r = fd.finite_d_spinodal(-3.0, 1.0, 75, 0.25, u_lo=1.5, u_hi=1.6, n_scan=2)
+    assert r.status == 1 and "already at u_lo" in r.message and math.isnan(r.u_s)
+    r = fd.finite_d_spinodal(-3.0, 1.0, 75, 0.25, u_lo=0.5, u_hi=0.6, n_scan=2)
+    assert r.status == 1 and "no droplet basin" in r.message
+    with pytest.raises(ValueError, match="xtol="):
+        fd.finite_d_spinodal(-3.0, 1.0, 75, 0.25, xtol=0)

@@ -31,6 +31,15 @@ The single-neuron barrier :math:`d\,\Delta\hat S` at :math:`u_c` sets whether a 
 preset of :data:`~.teacher_student.PRESETS` (:math:`\epsilon=-3`, :math:`\sigma_w^2=0.25`,
 :math:`\rho=1`; 9.5 at scale 1/8).
 
+**At the network's own size.** :func:`finite_d_window` moves the window to the exact finite-d
+law of the neuron with the cavity factor (:mod:`kernelphase.solvers.finite_d`; ``hyst-wide``
+at 1/4: :math:`\sigma^2\in(0.554,0.612)` against the EK (0.527, 0.577)). What a droplet of a
+simulated network feels, though, is the tilt of that network's own training residual
+(:func:`training_discrepancy`): the rows' ``landscape`` gives its (b, c) and the droplet's
+exit barrier in kT in the finite-d law so tilted, to compare with the log of the run length
+in relaxation times :math:`\sigma_w^2/d` (a droplet holds for the run when the barrier
+exceeds it by a few kT).
+
 **Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
 :func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
 Fourier mode at :math:`|w_k|^2=|v_k|^2=\Phi_+`). Per mode pair the barrier is
@@ -50,7 +59,8 @@ from kernelphase._checks import check_int, check_range
 from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 
-__all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "plan_hysteresis",
+__all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "finite_d_window",
+           "training_discrepancy", "plan_hysteresis",
            "run_hysteresis", "plot_hysteresis", "modular_hysteresis_theory",
            "modular_hysteresis_point", "plan_modular_hysteresis", "run_modular_hysteresis",
            "plot_modular_hysteresis"]
@@ -102,7 +112,8 @@ def hot_start(post, phi_star, fraction, rng, direction=0):
     return a, W
 
 
-def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5):
+def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5,
+                            finite_d=False):
     r"""First-order point and spinodals of the cubic model in noise level :math:`\sigma^2`.
 
     ``sigma2_c`` from :math:`u_c`; ``sigma2_spinodal_droplet`` from :math:`u_s` (the droplet
@@ -115,6 +126,10 @@ def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5)
     and :math:`\Phi_*` at :math:`u_c` (equal from both sides there), and
     ``barrier_at_uc_times_d`` = :math:`d\,\Delta\hat S`, the barrier a single neuron crosses,
     in units of the temperature.
+
+    ``finite_d=True`` adds ``finite_d``: the same window with the exact finite-d law of the
+    neuron at the network's own d and the cavity factor of width N
+    (:func:`finite_d_window`).
 
     Examples
     --------
@@ -153,6 +168,111 @@ def cubic_hysteresis_theory(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_max=1e5)
         out.update(u_spinodal_gfl=u_sg, sigma2_spinodal_gfl=sigma2_from_u(u_sg, *phys))
     out["gfl_curvature_min"] = float(np.min(curv))
     out["gfl_scan_u_max"] = float(u_max)
+    if finite_d:
+        out["finite_d"] = finite_d_window(eps, n, d, width, sigma_a2, sigma_w2, tr.u_spinodal,
+                                          tr.u_c)
+    return out
+
+
+def finite_d_window(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_spinodal_ek=None, u_c_ek=None):
+    r"""The metastable window of a lone droplet with the exact finite-d law of the neuron.
+
+    First-order point :math:`u_c(d)` (:func:`~kernelphase.solvers.finite_d.finite_d_transition`:
+    equal basin masses on the GFL branch) and droplet spinodal :math:`u_s(d)`
+    (:func:`~kernelphase.solvers.finite_d.finite_d_spinodal`: the droplet peak of the
+    Phi-marginal first exists), both with the cavity factor of width N, in u and in
+    :math:`\sigma^2=\sqrt{n^2\sigma_a^2/(u\,dN)}`. The u scans run over
+    ``[u_s/2, 2 u_c]`` of the EK values (computed when not given). Failures are statuses in
+    the dict (``status_c``, ``status_s``, ``message_c``, ``message_s``), never exceptions.
+
+    Examples
+    --------
+    The ``hyst-wide`` preset at scale 1/4 (n = 750, d = 75, N = 1050): the window
+    (sigma^2_c, sigma^2_s) moves up from the EK (0.527, 0.577):
+
+    >>> w = finite_d_window(-3.0, 750, 75, 1050, 1 / 14, 0.25)
+    >>> round(w["sigma2_c"], 3), round(w["sigma2_spinodal_droplet"], 3)
+    (0.554, 0.612)
+    """
+    from kernelphase.solvers.cubic import cubic_transition
+    from kernelphase.solvers.finite_d import finite_d_spinodal, finite_d_transition
+    if u_spinodal_ek is None or u_c_ek is None:
+        tr = cubic_transition(eps, sigma_w2, n=n, d=d, width=width, sigma_a2=sigma_a2)
+        u_spinodal_ek, u_c_ek = tr.u_spinodal, tr.u_c
+    rho = width * sigma_a2 / d
+    lo, hi = 0.5 * u_spinodal_ek, 2.0 * u_c_ek
+    args = (eps, rho, d, sigma_w2, "chi2", width, n, sigma_a2)
+    tc = finite_d_transition(*args, u_lo=lo, u_hi=hi, n_scan=16)
+    ts = finite_d_spinodal(*args, u_lo=lo, u_hi=tc.u_c if tc.converged else hi, n_scan=16,
+                           xtol=1e-5)
+    return {"u_c": tc.u_c, "sigma2_c": tc.sigma2_c, "phi_star": tc.phi_star,
+            "q_droplet": tc.q_droplet, "u_spinodal_droplet": ts.u_s,
+            "sigma2_spinodal_droplet": ts.sigma2_s, "status_c": tc.status,
+            "message_c": tc.message, "status_s": ts.status, "message_s": ts.message,
+            "d": d, "width": width, "cavity": True}
+
+
+def training_discrepancy(a, W, X, y, cavity=None):
+    r"""Discrepancy coefficients of one network on its own training set.
+
+    Least squares of the training residual on the two teacher modes,
+
+    .. math:: \min_{b,c}\sum_\mu\big(y_\mu-f(x_\mu)-b\,\mathrm{He}_1(x_{\mu1})
+              -c\,\mathrm{He}_3(x_{\mu1})\big)^2,\qquad f(x)=\sum_ia_i\,
+              \mathrm{erf}(w_i\cdot x),
+
+    the :math:`(b, c)` of :math:`\sigma^2\bar t=b\,\mathrm{He}_1+c\,\mathrm{He}_3` that
+    tilt the single-neuron law (Rubin et al. 2023, Eq. 7, with the sum over the training set
+    in place of its EK limit). Unlike the population discrepancies
+    (:func:`~.teacher_student.exact_discrepancy`) they include what the network fits of the
+    teacher on the sample only. ``cavity=i`` leaves neuron i out of f (the tilt neuron i
+    itself feels; its own read-out is the cavity factor of the law). Returns ``(b, c, rms)``,
+    ``rms`` the root mean square of the rest of the residual.
+
+    Examples
+    --------
+    A network with all read-outs zero leaves the teacher itself, :math:`b=1`,
+    :math:`c=\epsilon`:
+
+    >>> from kernelphase.validation.teacher_student import cubic_data
+    >>> X, y = cubic_data(200, 5, -0.3, seed=0)
+    >>> b, c, rms = training_discrepancy(np.zeros(4), np.ones((4, 5)), X, y)
+    >>> round(b, 6), round(c, 6), rms < 1e-12
+    (1.0, -0.3, True)
+    """
+    from scipy.special import erf
+    a = np.array(a, dtype=float)
+    if cavity is not None:
+        a[check_int("cavity", cavity, 0, a.size - 1)] = 0.0
+    r = y - erf(X @ np.asarray(W).T) @ a
+    z = X[:, 0]
+    A = np.stack([z, z ** 3 - 3 * z], axis=1)
+    coef, *_ = np.linalg.lstsq(A, r, rcond=None)
+    return float(coef[0]), float(coef[1]), float(np.sqrt(np.mean((r - A @ coef) ** 2)))
+
+
+def _landscape(res, X, y, u, p, width):
+    """Per network at the end of a point: the training (b, c) and the barriers of the finite-d
+    law of a neuron tilted by them (cavity factor of width N), in units of the temperature.
+    With droplets (|Phi| > DROPLET_PHI) the (b, c) are those of the cavity of the neuron of
+    largest |Phi| (the tilt that droplet feels), else of the whole network."""
+    from kernelphase.solvers.finite_d import finite_d_averages
+    from .teacher_student import DROPLET_PHI
+    d, sw2 = p["d"], p["sigma_w2"]
+    out = {k: [] for k in ("b_train", "c_train", "rms_rest", "exit_barrier", "entry_barrier",
+                           "dF_times_d", "droplet_phi", "droplets")}
+    for r in res:
+        phi = np.abs(np.asarray(r.W)[:, 0])
+        i = int(np.argmax(phi))
+        out["droplets"].append(int(np.sum(phi > DROPLET_PHI)))
+        b, c, rms = training_discrepancy(r.a, r.W, X, y, i if phi[i] > DROPLET_PHI else None)
+        a = finite_d_averages(u, min(max(b, -10), 10), min(max(c, -100), 100), d, sw2, "chi2",
+                              width, width * p["sigma_a2"] / d)
+        for k, v in (("b_train", b), ("c_train", c), ("rms_rest", rms),
+                     ("exit_barrier", a["exit_barrier"]), ("entry_barrier", a["entry_barrier"]),
+                     ("dF_times_d", d * a["dF"]),
+                     ("droplet_phi", a["droplet_phi"])):
+            out[k].append(v)
     return out
 
 
@@ -211,7 +331,14 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         ``rows``: per branch and point, ``sigma2``, ``u``, the EK theory (``phase_theory``,
         ``learned_cubic`` and ``droplet_mass`` with their ``theory`` values on the stable
         branch, and ``metastable_theory`` = the GFL values 0), and the simulated order
-        parameters with ``std_error``, ``tau_steps`` and ``ess``.
+        parameters with ``std_error``, ``tau_steps`` and ``ess``; ``landscape``: per network
+        at the end of the point, the training discrepancies (:func:`training_discrepancy`)
+        and the ``exit_barrier`` / ``entry_barrier`` (kT) and ``dF_times_d``
+        (:math:`-\ln(M_{\rm drop}/M_0)`, positive where a lone neuron prefers Phi = 0) of the
+        finite-d law of a neuron tilted by them (NaN / inf without a droplet basin), to hold
+        against
+        ``run_length_relaxation_times`` (steps x lr over the relaxation time
+        :math:`\sigma_w^2/d`). ``theory["finite_d"]``: :func:`finite_d_window`.
 
     Examples
     --------
@@ -234,7 +361,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
     N = plan["widths"][0]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
-    theory = cubic_hysteresis_theory(eps, n, d, N, sa2, sw2)
+    theory = cubic_hysteresis_theory(eps, n, d, N, sa2, sw2, finite_d=True)
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
     bins = np.linspace(-1.6, 1.6, 65)
@@ -258,6 +385,8 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         if ok:
             row.update(_point_stats([res[i] for i in ok], th, eps, Xt, yt, step,
                                     series_statistics))
+            row["landscape"] = _landscape([res[i] for i in ok], X, y, row["u"], p, N)
+            row["run_length_relaxation_times"] = steps * step * d / sw2
         rows[branch].append(row)
     flat = rows["cold"] + rows["hot"]
     status, detail = report_status(flat)
@@ -344,7 +473,11 @@ def plot_hysteresis(report, path):
     """The two branches of the droplet mass and the learned cubic (from the population c of
     :func:`~.teacher_student.exact_discrepancy`, free of test-point error) against sigma^2,
     with the EK stable branch (gaps where it did not converge), the first-order point (solid)
-    and the spinodals (dashed).
+    and the spinodals (dashed); the finite-d window (``theory["finite_d"]``, shaded between
+    its first-order point and droplet spinodal) when present; and, when the rows carry
+    ``landscape``, a third panel with the exit barrier of a droplet (kT) in the finite-d law
+    tilted by each network's training discrepancies, against the log of the run length in
+    relaxation times.
 
     Examples
     --------
@@ -357,7 +490,9 @@ def plot_hysteresis(report, path):
     """
     rows = report.rows if isinstance(report, Result) else report["rows"]
     th = report.theory if isinstance(report, Result) else report["theory"]
-    fig, axes = subplots(1, 2, figsize=(10, 3.8))
+    land = any("landscape" in r for r in rows)
+    fig, axes = subplots(1, 3 if land else 2, figsize=(15 if land else 10, 3.8))
+    fd = th.get("finite_d") or {}
     for ax, key in ((axes[0], "droplet_mass"), (axes[1], "learned_cubic_exact")):
         for branch, col, mk in (("cold", "C0", "v-"), ("hot", "C1", "^-")):
             rs = sorted((r for r in rows if r["branch"] == branch and key in r),
@@ -371,13 +506,41 @@ def plot_hysteresis(report, path):
                            [r["phase_theory"] != "unknown" for r in rs]),
                 "k:", lw=1, label="EK theory (stable branch)")
         mark_transition(ax, th.get("sigma2_c"), {
-            "droplet spinodal": th.get("sigma2_spinodal_droplet"),
-            "GFL spinodal": th.get("sigma2_spinodal_gfl")}, name="sigma2")
+            "EK droplet spinodal": th.get("sigma2_spinodal_droplet"),
+            "GFL spinodal": th.get("sigma2_spinodal_gfl")}, name="sigma2",
+            label=r"EK $\sigma^2_c$")
+        _finite_d_span(ax, fd)
         ax.set_xlabel(label("sigma2"))
     axes[0].set_ylabel(label("droplet_mass"))
     axes[1].set_ylabel(r"learned cubic $1-c/\epsilon$ (population $c$)")
+    if land:
+        ax = axes[2]
+        for branch, col, mk in (("cold", "C0", "v"), ("hot", "C1", "^")):
+            for r in (r for r in rows if r["branch"] == branch and "landscape" in r):
+                e = np.asarray(r["landscape"]["exit_barrier"], dtype=float)
+                ax.plot(np.full(e.size, r["sigma2"]), np.where(np.isfinite(e), e, 0.0), mk,
+                        color=col, mfc="none" if branch == "cold" else col, ms=5)
+            ax.plot([], [], mk, color=col, label=f"{branch}: exit barrier at its (b, c)"
+                    " (0: no droplet basin)")
+        T = [r["run_length_relaxation_times"] for r in rows if "run_length_relaxation_times" in r]
+        if T:
+            ax.axhline(math.log(max(T)), color="0.3", ls="--", lw=0.8,
+                       label=r"$\ln$(run length / relaxation time)")
+        mark_transition(ax, th.get("sigma2_c"), (), name="sigma2", label=r"EK $\sigma^2_c$")
+        _finite_d_span(ax, fd)
+        ax.set_xlabel(label("sigma2"))
+        ax.set_ylabel("droplet exit barrier (kT), finite-d law")
+        legend(ax)
     legend(axes[0])
     save(fig, path, report.params if isinstance(report, Result) else report.get("params"))
+
+
+def _finite_d_span(ax, fd):
+    """Shade the finite-d window (first-order point to droplet spinodal) when both exist."""
+    lo, hi = fd.get("sigma2_c"), fd.get("sigma2_spinodal_droplet")
+    if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+        ax.axvspan(lo, hi, color="C2", alpha=0.15, lw=0,
+                   label=f"finite-d window (d={fd.get('d')}, cavity N={fd.get('width')})")
 
 
 # -- modular addition ---------------------------------------------------------------------------

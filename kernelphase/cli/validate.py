@@ -9,6 +9,7 @@ finished or interrupted run continues only with ``--resume`` and identical param
 naming the first parameter that differs). ``report.json`` (with provenance: parameters, seeds,
 versions) and the figures are written atomically, the report last.
 """
+import math
 import os
 
 from ._lists import spec_options
@@ -382,6 +383,13 @@ def _hysteresis_lines(report, as_json):
         + (f"sigma2={gfl:.4g}" if gfl else "none (Phi=0 stays a minimum on the GFL branch)")
         + (f"; single-neuron barrier d*DeltaS={th['barrier_at_uc_times_d']:.3g} at u_c"
            if "barrier_at_uc_times_d" in th else "")]
+    fd = th.get("finite_d")
+    if fd and not as_json:
+        out.append(f"finite-d theory (d={fd['d']}, cavity N={fd['width']}): " + (
+            f"sigma2_c={fd['sigma2_c']:.4g} (u_c={fd['u_c']:.4g})" if fd["status_c"] == 0
+            else fd["message_c"]) + ", droplet spinodal " + (
+            f"sigma2_s={fd['sigma2_spinodal_droplet']:.4g}" if fd["status_s"] == 0
+            else fd["message_s"]))
     for r in report.rows:
         if "droplet_mass" not in r:
             out.append({"branch": r["branch"], "sigma2": r["sigma2"], "status": r["status"],
@@ -392,13 +400,22 @@ def _hysteresis_lines(report, as_json):
         if as_json:
             out.append({k: r[k] for k in ("branch", "sigma2", "phase_theory", "droplet_mass",
                                           "learned_cubic", "learned_cubic_exact", "status",
-                                          "message")})
+                                          "message", "landscape") if k in r})
             continue
         out.append(f"{r['branch']:4s} sigma2={r['sigma2']:.4g} ({r['phase_theory']}): droplet "
                    f"mass {dm['sim_mean']:.4f} +- {dm['std_error']:.4f} (theory "
                    f"{dm['theory']:.3g}, tau {dm['tau_steps']:.3g} steps, ESS {dm['ess']:.3g}); "
                    f"learned cubic (population) {lc['sim_mean']:.3f} +- "
                    f"{lc['std_error']:.3f} (theory {lc['theory']:.3g})")
+        if "landscape" in r:
+            ls = r["landscape"]
+            out.append("  training (b, c) per network: " + ", ".join(
+                f"({b:.3f}, {c:.3f})" for b, c in zip(ls["b_train"], ls["c_train"]))
+                + "; droplet exit barrier (finite-d, kT): " + ", ".join(
+                f"{e:.3g}" if e is not None and math.isfinite(e) else "no basin"
+                for e in ls["exit_barrier"])
+                + f"; ln(run / relaxation time) = "
+                  f"{math.log(r['run_length_relaxation_times']):.3g}")
         if r["status"]:
             out.append(f"  {r['message']}")
     return out
