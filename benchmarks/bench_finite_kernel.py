@@ -23,6 +23,10 @@ damped iterations + up to 20, 512 chains x 200 steps, final sweep; tol 0.03):
 
 Per MALA step at 1/4 (512 chains) old 37 ms and new 40 ms CPU: the gain is the number of steps
 (see docs/validation/finite-size.md).
+
+With the conjugate-gradient fixed point and the default law (fluctuating), at load 0.1-2:
+1/4, sigma^2 = 0.3 / 0.25 / 0.2: 35.3 / 26.4 / 33.9 s wall, 48 / 51 / 66 CPU s, 6 / 9 / 12
+iterations, b_pop 0.5034 / 0.4236 / 0.3328.
 """
 import argparse
 import json
