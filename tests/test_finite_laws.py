@@ -98,3 +98,25 @@ def test_fluctuating_law_against_langevin_networks():
         z[law] = (th["value"] - b_sim) / np.hypot(se_sim, th["se"])
     assert abs(z["fluctuating"]) < 3, z
     assert z["eq7"] < -3 and z["cavity"] > 3, z
+
+
+@pytest.mark.parametrize("sigma2, width", [(0.05, 10), (0.05, 40), (0.2, 10), (0.2, 40)])
+@pytest.mark.parametrize("law", LAWS)
+def test_every_law_is_self_consistent_over_a_grid(sigma2, width, law):
+    """Invariants over a grid of noise, width and law: converged == (status == 0); the returned
+    kernel Q (with its 1/L) is positive semi-definite and reproduces the returned discrepancy,
+    tbar = (Q + sigma^2)^{-1} y, to the solver's tolerance; the fit is no worse than the zero
+    predictor."""
+    from kernelphase.solvers.finite_kernel import finite_data_kernel
+    rng = np.random.default_rng(12)
+    n, d = 24, 3
+    X = rng.standard_normal((n, d))
+    y = X[:, 0] - 0.5 * (X[:, 0] ** 3 - 3 * X[:, 0]) / 3
+    r = finite_data_kernel(X, y, width, sigma2, 1.0, 0.5, law=law, chains=256, steps=60,
+                           burn=30, thin=5, tol=0.05, seed=3)
+    assert r.converged == (r.status == 0)
+    assert r.status in (0, 2), r.message
+    assert np.linalg.eigvalsh(r.Q).min() > -1e-8 * np.abs(r.Q).max()
+    t = np.linalg.solve(r.Q + sigma2 * np.eye(n), y)
+    assert np.linalg.norm(t - r.tbar) < 1e-3 * np.linalg.norm(r.tbar)
+    assert np.sqrt(np.mean((y - r.f_train) ** 2)) <= np.sqrt(np.mean(y ** 2))
