@@ -107,10 +107,17 @@ def test_sweep_continues_from_the_previous_state():
 @pytest.mark.parametrize("kw, match", [
     ({"hot_fraction": 2.0}, r"hot_fraction=2\.0 is outside the valid range \[0, 1\]"),
     ({"sigma2": (0.2, 0.2)}, "repeated values"), ({"nets": 0}, r"nets=0 is outside"),
-    ({"preset": "appD"}, "one width"), ({"steps": 5}, r"steps=5 is outside")])
+    ({"preset": "appD"}, "one width"), ({"steps": 5}, r"steps=5 is outside"),
+    ({"dtype": "float16"}, r"dtype='float16' is not one of 'float64', 'float32'")])
 def test_plan_bad_input(kw, match):
     with pytest.raises(ValueError, match=match):
         plan_hysteresis(**{"scale": 0.02, **kw})
+
+
+def test_float32_is_part_of_the_run_key():
+    """A float32 sweep cannot resume a float64 one (and float64 keys stay as they were)."""
+    assert "dtype" not in plan_hysteresis(scale=0.02)["key"]
+    assert plan_hysteresis(scale=0.02, dtype="float32")["key"]["dtype"] == "float32"
 
 
 def test_cli_writes_the_loop_and_refuses_bad_input(run_cli, tmp_path):

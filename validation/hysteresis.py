@@ -278,14 +278,16 @@ def _landscape(res, X, y, u, p, width):
 
 def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
                     seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
-                    workers=None, scheduler=None):
+                    workers=None, scheduler=None, dtype="float64"):
     """Check every input of :func:`run_hysteresis` before anything is allocated.
 
     The checks and the memory estimate are those of
     :func:`~kernelphase.validation.teacher_student.plan_cubic` (for both branches' networks),
     plus ``hot_fraction`` in [0, 1]. ``sigma2`` is given at full scale (default
     :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
-    hold distinct values. Returns the cubic plan with ``hot_fraction`` and the sweep.
+    hold distinct values; ``dtype`` as for :func:`~.teacher_student.run_cubic` (the Langevin
+    step's gradient in float32 with ``"float32"``). Returns the cubic plan with ``hot_fraction``
+    and the sweep.
 
     Examples
     --------
@@ -300,7 +302,7 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
         sigma2 = DEFAULT_SIGMA2 if preset == "fig2" else PRESETS.get(preset, {}).get("sigma2", ())
     sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
     plan = plan_cubic(preset, scale, sigma2, 2 * nets, steps, lr, seed, n_test, None, False,
-                      readout, data_scale, workers, scheduler)
+                      readout, data_scale, workers, scheduler, dtype=dtype)
     nets = plan["nets"] // 2
     sweep = tuple(sorted(plan["sigma2s"]))
     if len(set(sweep)) != len(sweep):
@@ -315,7 +317,7 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
 
 def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
                    seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
-                   run_dir=None, progress=None, scheduler=None, workers=None):
+                   run_dir=None, progress=None, scheduler=None, workers=None, dtype="float64"):
     r"""Sweep the noise level down from a cold start and up from a hot start.
 
     At each point of a sweep, every network of both branches is one task of
@@ -357,7 +359,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     from .langevin import ErfNetworkPosterior, network_rng
     from .teacher_student import _CubicObserver, cubic_data, default_lr, series_statistics
     plan = plan_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, n_test, hot_fraction,
-                           readout, data_scale, workers, scheduler)
+                           readout, data_scale, workers, scheduler, dtype)
     p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
     N = plan["widths"][0]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
@@ -367,7 +369,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     bins = np.linspace(-1.6, 1.6, 65)
 
     def cell(branch, s2):
-        post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout)
+        post = ErfNetworkPosterior(X, y, s2, sa2, sw2, N, readout=readout, dtype=dtype)
         return (post, lr or default_lr(n, d, s2, sw2, N, sa2, readout),
                 lambda: _CubicObserver(post, Xt, bins, yt, eps))
 
@@ -395,7 +397,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         message=status_message(status, detail),
         params={**p, "width": N, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
                 "n_test": n_test, "readout": readout, "hot_fraction": plan["hot_fraction"],
-                "lr": lr})
+                "lr": lr, "dtype": dtype})
 
 
 def _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir, params, scheduler, workers,

@@ -313,6 +313,8 @@ def gaussian_readout_wide(F, Y, var_a, sigma2, rng):
     :math:`u\sim\mathcal N(0,v_aI_N)`, :math:`\delta\sim\mathcal N(0,I_n)`,
     :math:`(v_a\Phi\Phi^\top+I)\,w=Y/\sigma-\Phi u-\delta`, :math:`a=u+v_a\Phi^\top w` with
     :math:`\Phi=F/\sigma`; :math:`O(n^2N)` work instead of :math:`O(N^3)`.
+    Float32 features (the Gibbs step of ``dtype="float32"``) give the products by sgemm and
+    the system in float64.
 
     Examples
     --------
@@ -330,10 +332,10 @@ def gaussian_readout_wide(F, Y, var_a, sigma2, rng):
     sigma = math.sqrt(sigma2)
     u = rng.standard_normal(F.shape[1]) * math.sqrt(var_a)
     delta = rng.standard_normal(F.shape[0])
-    B = (F @ F.T) * (var_a / sigma2)
+    B = (F @ F.T).astype(float, copy=False) * (var_a / sigma2)
     B[np.diag_indices_from(B)] += 1.0
-    w = dpotrs(_cholesky(B), (Y - F @ u) / sigma - delta, lower=1)[0]
-    return u + (var_a / sigma) * (F.T @ w)
+    w = dpotrs(_cholesky(B), (Y - F @ u.astype(F.dtype, copy=False)) / sigma - delta, lower=1)[0]
+    return u + (var_a / sigma) * (F.T @ w.astype(F.dtype, copy=False))
 
 
 def _cholesky(A):
@@ -583,8 +585,10 @@ class NetworkPosterior:
     (hence every observable) are kept in float64. The gradient then agrees with the float64
     one to about 1e-6 relative, far below the Langevin noise of a step; the sampled posterior is
     the same within statistical error (``tests/test_langevin_float32.py``). The default
-    ``"float64"`` gives the numbers of the float64 sampler bit for bit. :meth:`pair` (the
-    features, the Gibbs read-out draw) is float64 in both. With ``engine="numba"`` the float32
+    ``"float64"`` gives the numbers of the float64 sampler bit for bit. :meth:`pair` and
+    :meth:`sample_readout` are float64 in both; the Langevin-within-Gibbs step
+    (:meth:`gibbs_step`) of ``"float32"`` takes its features, the read-out draw's products and
+    the gradient's in float32 (the draw's linear system in float64). With ``engine="numba"`` the float32
     step also draws its Gaussian noise :math:`\xi` inside numba (``noise == "numba"``): float64
     normals from xoshiro256** streams by the ziggurat, fused with the exponential-Euler update
     and parallel over fixed blocks of weights, each keyed by one 63-bit draw of the network's
@@ -687,23 +691,34 @@ class NetworkPosterior:
     def _draw_readout(self, F, rng):
         if self.N > self.n:
             return gaussian_readout_wide(F, self.y, self.var_a, self.sigma2, rng)
-        return gaussian_readout(F.T @ F, F.T @ self.y, self.var_a, self.sigma2, rng)
+        return gaussian_readout((F.T @ F).astype(float, copy=False), F.T @ self.y, self.var_a,
+                                self.sigma2, rng)
 
     def gibbs_step(self, W, rng):
         """One Langevin-within-Gibbs update's inputs (``readout="gibbs"``): the read-out drawn by
-        :meth:`sample_readout` and the read-in gradient at it, from one evaluation of the pair."""
-        E, G = self.pair(W)
+        :meth:`sample_readout` and the read-in gradient at it, from one evaluation of the pair
+        (with ``dtype="float32"`` the pair, the draw's products and the gradient's in float32,
+        the draw's linear system in float64)."""
+        if self.dtype == "float64":
+            E, G = self.pair(W)
+        elif self.engine == "numba":
+            E, G = self._act_step[1](self._X_step, np.ascontiguousarray(W.T, dtype=self.dtype))
+        else:
+            E, G = self._numpy_pair(self._X_step, W)
         a = self._draw_readout(E, rng)
-        return a, self._grad_from_pair(E, G, a)[1]
+        return a, self._grad_from_pair(E, G, a, self._X_step)[1]
 
     def _grad_from_pair(self, E, G, a, X=None):
         """Gradient from fresh ``pair`` arrays on the rows of ``X`` (default: the training
-        inputs); ``G`` is overwritten (no n x N temporaries)."""
+        inputs); ``G`` is overwritten (no n x N temporaries). Float32 arrays: float32 products,
+        the residual and the read-out gradient in float64."""
         X = self.X if X is None else X
-        r = (E @ a - self.y) / self.sigma2
+        aE = a.astype(E.dtype, copy=False)
+        r = (E @ aE - self.y) / self.sigma2
         G *= r[:, None]
-        G *= (_TWO_OVER_SQRT_PI if self.kernel == "fused" else 1.0) * a
-        return -(r @ E), (-(G.T @ X)).astype(float, copy=False)
+        G *= (_TWO_OVER_SQRT_PI if self.kernel == "fused" else 1.0) * aE
+        ga = -(r @ E) if E.dtype == np.float64 else -(E.T @ r.astype(E.dtype)).astype(float)
+        return ga, (-(G.T @ X)).astype(float, copy=False)
 
     def _work_arrays(self):
         """Work arrays of the fused gradient for the calling thread (kept between steps): one

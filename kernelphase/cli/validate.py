@@ -63,10 +63,7 @@ def register(sub):
             q.add_argument("--widths", help="comma-separated widths N, integers >= 1 "
                                             "(default: the preset's, scaled)")
         _add_sampler_options(q, 8, 4000 if name == "cubic" else 40000, "b, c")
-        q.add_argument("--dtype", default="float64",
-                       help="float64 (default) or float32: the Langevin step's matrix products "
-                            "in single precision (observables accumulated in double; about 3.7x "
-                            "less CPU per step than float64 at scale 1/2)")
+        _add_dtype_option(q)
         q.set_defaults(func=_run)
     q = vs.add_parser("modular", help="modular addition, square activation (Fig. 3 parameters)")
     q.add_argument("--preset", default="fig3", help="parameter set: fig3 (default fig3)")
@@ -130,10 +127,18 @@ def register(sub):
                         "[0, 1] (default 0.3)")
     q.add_argument("--n-test", type=int, default=1000,
                    help="test points for b, c, integer in [1, 1e8] (default 1000)")
+    _add_dtype_option(q)
     _add_common_options(q)
     q.set_defaults(func=_run_hysteresis)
     from .hysteresis import add_hysteresis_modular
     add_hysteresis_modular(hs)
+
+
+def _add_dtype_option(q):
+    q.add_argument("--dtype", default="float64",
+                   help="float64 (default) or float32: the Langevin step's matrix products in "
+                        "single precision (observables accumulated in double; about 3.7x less "
+                        "CPU per step than float64 at scale 1/2)")
 
 
 def _add_common_options(q):
@@ -369,7 +374,8 @@ def _run_hysteresis(args):
     sigma2 = _floats(args.sigma2, "--sigma2") if args.sigma2 is not None else None
     kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
               steps=args.steps, lr=args.lr, seed=args.seed, n_test=args.n_test,
-              hot_fraction=args.hot_fraction, readout=args.readout, data_scale=args.data_scale)
+              hot_fraction=args.hot_fraction, readout=args.readout, data_scale=args.data_scale,
+              dtype=args.dtype)
     return _planned(args, plan_hysteresis, run_hysteresis, plot_hysteresis, "hysteresis.png",
                     _hysteresis_lines, kw)
 
