@@ -120,6 +120,38 @@ def test_float32_is_part_of_the_run_key():
     assert plan_hysteresis(scale=0.02, dtype="float32")["key"]["dtype"] == "float32"
 
 
+def test_sign_change_interpolates_the_first_zero():
+    from kernelphase.validation.hysteresis import _sign_change
+    x = np.array([0.4, 0.5, 0.6, 0.7])
+    assert math.isclose(_sign_change(x, np.array([-3.0, -1.0, 1.0, 2.0])), 0.55)
+    assert math.isclose(_sign_change(x, np.array([2.0, -2.0, np.nan, 1.0])), 0.45)
+    assert math.isnan(_sign_change(x, np.array([1.0, 2.0, np.inf, 3.0])))
+
+
+def test_cli_finite_data_window(run_cli, tmp_path):
+    """``--theory finite`` adds the window at the network's size: per noise level the
+    predicted training residual, and the finite-d barriers at it (checked against
+    :func:`finite_d_averages` called directly), resumable from its checkpoints."""
+    from kernelphase.solvers.finite_d import finite_d_averages
+    out = tmp_path / "hf"
+    args = ("validate", "hysteresis", "cubic", "--preset", "hyst-wide", "--scale", "0.03",
+            "--sigma2", "0.5", "--nets", "1", "--steps", "20", "--n-test", "30",
+            "--theory", "finite", "--workers", "1", "--no-progress", "--out", out)
+    st, stdout, err = run_cli(*args)
+    assert st == 0, err
+    assert "finite-data theory (the network's size" in stdout
+    fdd = json.loads((out / "report.json").read_text())["theory"]["finite_data"]
+    assert [r["sigma2"] for r in fdd["rows"]] == [0.5] and fdd["mc_seeds"] == [0, 1]
+    d, N, sa2 = fdd["d"], fdd["width"], scaled_preset("hyst-wide", 0.03)["sigma_a2"]
+    for r in fdd["rows"]:
+        assert abs(r["b_train"]) < 1 and -3 < r["c_train"] < 0 and r["c_train_se"] >= 0
+        a = finite_d_averages(r["u"], r["b_train"], r["c_train"], d, 0.25, "chi2", N,
+                              N * sa2 / d)
+        assert math.isclose(r["dF_times_d"] or math.inf, d * a["dF"], rel_tol=1e-9)
+    st, _, err = run_cli(*args[:-2], "--resume", "--out", out)
+    assert st == 0, err
+
+
 def test_cli_writes_the_loop_and_refuses_bad_input(run_cli, tmp_path):
     out = tmp_path / "hy"
     st, stdout, err = run_cli("validate", "hysteresis", "cubic", "--scale", "0.02", "--sigma2",

@@ -60,6 +60,7 @@ from kernelphase.figures import label, legend, mark_transition, save, styled, su
 from kernelphase.results import Result, status_message
 
 __all__ = ["HysteresisResult", "hot_start", "cubic_hysteresis_theory", "finite_d_window",
+           "finite_data_window",
            "training_discrepancy", "plan_hysteresis",
            "run_hysteresis", "plot_hysteresis", "modular_hysteresis_theory",
            "modular_hysteresis_point", "plan_modular_hysteresis", "run_modular_hysteresis",
@@ -212,6 +213,87 @@ def finite_d_window(eps, n, d, width, sigma_a2, sigma_w2=0.5, u_spinodal_ek=None
             "d": d, "width": width, "cavity": True}
 
 
+def finite_data_window(preset, scale, sigma2, seed=0, mc_seeds=(0, 1), data_scale=None,
+                       run_dir=None, workers=None, scheduler=None, **budget):
+    r"""The metastable window at the network's own size, from the finite-data theory.
+
+    Per noise level (at full scale, moved along the family as in :func:`plan_hysteresis`):
+
+    1. the finite-data adaptive kernel on the run's training set
+       (:func:`~.teacher_student.finite_theory_cell`, budget :data:`~.teacher_student.
+       FINITE_DEFAULTS` unless ``budget`` overrides it) gives the predicted training residual
+       of the GFL network fitted on the teacher's modes, :math:`(b,c)` (the chains start at the
+       prior and do not reach a droplet basin behind a barrier of several kT);
+    2. a lone neuron tilted by it has the finite-d law with the cavity factor of width N
+       (:func:`~kernelphase.solvers.finite_d.finite_d_averages`), whose ``dF_times_d``
+       (:math:`-\ln(M_{
+m drop}/M_0)`) and exit / entry barriers (kT) are returned.
+
+    The first-order point ``sigma2_c`` is where ``dF_times_d`` changes sign (linear
+    interpolation between grid points; NaN when the grid does not bracket it) and the droplet
+    spinodal ``sigma2_spinodal_droplet`` the bracket ``[lo, hi]`` where the droplet basin ends
+    (the last grid point with one and the next; None without). Each of ``mc_seeds`` is
+    an independent Monte Carlo solution: the rows give the mean and the standard error of
+    :math:`(b,c)` over them, and the barriers of the mean. ``run_dir`` (a
+    :class:`kernelphase.io.RunDir`) keeps one checkpoint per noise level and seed,
+    ``checkpoints/finite_m{seed}_s{sigma2}.npz``, and resumes from them.
+
+    Examples
+    --------
+    A tiny budget at scale 0.02 of ``hyst-wide`` (n = 60, d = 21):
+
+    >>> w = finite_data_window("hyst-wide", 0.02, (0.5, 0.6), mc_seeds=(0,), workers=1,
+    ...                        chains=16, steps=10, tol=0.5, maxiter=2)
+    >>> [r["sigma2"] for r in w["rows"]], sorted(w["rows"][0])[:3]
+    ([0.5, 0.6], ['b_train', 'b_train_se', 'c_train'])
+    """
+    from kernelphase.solvers.cubic import u_from_sigma2
+    from kernelphase.solvers.finite_d import finite_d_averages
+    from .teacher_student import FINITE_DEFAULTS, _finite_rows, plan_cubic
+    plan = plan_cubic(preset, scale, tuple(sorted(sigma2)), 1, 10, None, seed, 1000, None,
+                      False, "gibbs", data_scale, workers, scheduler)
+    p, N = plan["p"], plan["widths"][0]
+    fd = {**FINITE_DEFAULTS, **budget}
+    kw = dict(preset=preset, scale=float(scale), data_scale=p["data_scale"], data_seed=seed,
+              law=fd["law"], chains=fd["chains"], steps=fd["steps"], n_test=200, tol=fd["tol"],
+              maxiter=fd["maxiter"])
+    per_seed = [_finite_rows(plan["sigma2s"], dict(kw, mc_seed=m), run_dir, scheduler,
+                             plan["workers"], f"finite_m{m}") for m in mc_seeds]
+    rows, k = [], len(mc_seeds)
+    for j, s2 in enumerate(plan["sigma2s"]):
+        cs = [cells[j] for cells in per_seed]
+        bs = np.array([c["b_train"] for c in cs])
+        cc = np.array([c["c_train"] for c in cs])
+        b, c = float(bs.mean()), float(cc.mean())
+        se = (lambda v: float(v.std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan)
+        u = u_from_sigma2(s2, p["n"], p["d"], N, p["sigma_a2"])
+        a = finite_d_averages(u, b, c, p["d"], p["sigma_w2"], "chi2", N,
+                              N * p["sigma_a2"] / p["d"])
+        rows.append({"sigma2": float(s2), "u": float(u), "b_train": b, "b_train_se": se(bs),
+                     "c_train": c, "c_train_se": se(cc),
+                     "dF_times_d": float(p["d"] * a["dF"]),
+                     "exit_barrier": float(a["exit_barrier"]),
+                     "entry_barrier": float(a["entry_barrier"]),
+                     "status": max(int(x["status"]) for x in cs)})
+    s = np.array([r["sigma2"] for r in rows])
+    dF = np.array([r["dF_times_d"] for r in rows])
+    basin = np.isfinite([r["exit_barrier"] for r in rows])
+    ends = [i for i in range(len(s) - 1) if basin[i] and not basin[i + 1]]
+    return {"rows": rows, "sigma2_c": _sign_change(s, dF),
+            "sigma2_spinodal_droplet": [float(s[ends[-1]]), float(s[ends[-1] + 1])] if ends
+            else None,
+            "width": N, "d": p["d"], "n": p["n"], "seed": seed, "mc_seeds": list(mc_seeds),
+            "budget": fd}
+
+
+def _sign_change(x, f):
+    """First zero of the piecewise-linear interpolant of f(x) (NaN without one)."""
+    for i in range(len(x) - 1):
+        if np.isfinite(f[i]) and np.isfinite(f[i + 1]) and (f[i] > 0) != (f[i + 1] > 0):
+            return float(x[i] + (x[i + 1] - x[i]) * f[i] / (f[i] - f[i + 1]))
+    return math.nan
+
+
 def training_discrepancy(a, W, X, y, cavity=None):
     r"""Discrepancy coefficients of one network on its own training set.
 
@@ -241,14 +323,11 @@ def training_discrepancy(a, W, X, y, cavity=None):
     (1.0, -0.3, True)
     """
     from scipy.special import erf
+    from .teacher_student import he13_fit
     a = np.array(a, dtype=float)
     if cavity is not None:
         a[check_int("cavity", cavity, 0, a.size - 1)] = 0.0
-    r = y - erf(X @ np.asarray(W).T) @ a
-    z = X[:, 0]
-    A = np.stack([z, z ** 3 - 3 * z], axis=1)
-    coef, *_ = np.linalg.lstsq(A, r, rcond=None)
-    return float(coef[0]), float(coef[1]), float(np.sqrt(np.mean((r - A @ coef) ** 2)))
+    return he13_fit(X[:, 0], y - erf(X @ np.asarray(W).T) @ a)
 
 
 def _landscape(res, X, y, u, p, width):
@@ -278,7 +357,7 @@ def _landscape(res, X, y, u, p, width):
 
 def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
                     seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
-                    workers=None, scheduler=None, dtype="float64"):
+                    workers=None, scheduler=None, dtype="float64", theory="ek"):
     """Check every input of :func:`run_hysteresis` before anything is allocated.
 
     The checks and the memory estimate are those of
@@ -286,8 +365,8 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
     plus ``hot_fraction`` in [0, 1]. ``sigma2`` is given at full scale (default
     :data:`DEFAULT_SIGMA2`) and moved along the family with the preset; it is sorted and must
     hold distinct values; ``dtype`` as for :func:`~.teacher_student.run_cubic` (the Langevin
-    step's gradient in float32 with ``"float32"``). Returns the cubic plan with ``hot_fraction``
-    and the sweep.
+    step's gradient in float32 with ``"float32"``), ``theory`` ``"ek"`` or ``"finite"``.
+    Returns the cubic plan with ``hot_fraction`` and the sweep.
 
     Examples
     --------
@@ -302,7 +381,7 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
         sigma2 = DEFAULT_SIGMA2 if preset == "fig2" else PRESETS.get(preset, {}).get("sigma2", ())
     sigma2 = (sigma2,) if np.ndim(sigma2) == 0 else tuple(sigma2)
     plan = plan_cubic(preset, scale, sigma2, 2 * nets, steps, lr, seed, n_test, None, False,
-                      readout, data_scale, workers, scheduler, dtype=dtype)
+                      readout, data_scale, workers, scheduler, theory=theory, dtype=dtype)
     nets = plan["nets"] // 2
     sweep = tuple(sorted(plan["sigma2s"]))
     if len(set(sweep)) != len(sweep):
@@ -317,7 +396,8 @@ def plan_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000,
 
 def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, lr=None,
                    seed=0, n_test=1000, hot_fraction=0.3, readout="gibbs", data_scale=None,
-                   run_dir=None, progress=None, scheduler=None, workers=None, dtype="float64"):
+                   run_dir=None, progress=None, scheduler=None, workers=None, dtype="float64",
+                   theory="ek"):
     r"""Sweep the noise level down from a cold start and up from a hot start.
 
     At each point of a sweep, every network of both branches is one task of
@@ -340,7 +420,9 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         finite-d law of a neuron tilted by them (NaN / inf without a droplet basin), to hold
         against
         ``run_length_relaxation_times`` (steps x lr over the relaxation time
-        :math:`\sigma_w^2/d`). ``theory["finite_d"]``: :func:`finite_d_window`.
+        :math:`\sigma_w^2/d`). ``theory["finite_d"]``: :func:`finite_d_window`; with
+        ``theory="finite"`` also ``theory["finite_data"]``: :func:`finite_data_window` on the
+        sweep's noise levels and the run's training set (the window at the network's size).
 
     Examples
     --------
@@ -359,10 +441,11 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     from .langevin import ErfNetworkPosterior, network_rng
     from .teacher_student import _CubicObserver, cubic_data, default_lr, series_statistics
     plan = plan_hysteresis(preset, scale, sigma2, nets, steps, lr, seed, n_test, hot_fraction,
-                           readout, data_scale, workers, scheduler, dtype)
+                           readout, data_scale, workers, scheduler, dtype, theory)
     p, sweep, nets = plan["p"], plan["sigma2s"], plan["nets"]
     N = plan["widths"][0]
     d, n, eps, sw2, sa2 = p["d"], p["n"], p["eps"], p["sigma_w2"], p["sigma_a2"]
+    finite = plan["theory"] == "finite"
     theory = cubic_hysteresis_theory(eps, n, d, N, sa2, sw2, finite_d=True)
     X, y = cubic_data(n, d, eps, seed)
     Xt, yt = cubic_data(n_test, d, eps, seed + 10 ** 6)
@@ -376,6 +459,11 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
     def start(post, k):
         return hot_start(post, theory["phi_star"], hot_fraction, network_rng(seed, N, 1, k, 99))
 
+    if finite:                          # the sweep's levels at full scale
+        full = [s2 * float(scale) / p["data_scale"] for s2 in sweep]
+        theory["finite_data"] = finite_data_window(preset, scale, full, seed,
+                                                   data_scale=data_scale, run_dir=run_dir,
+                                                   workers=workers, scheduler=scheduler)
     rows = {b: [] for b in BRANCHES}
     for branch, j, s2, step, res in _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir,
                                             {"preset": preset, "width": N}, scheduler, workers,
@@ -397,7 +485,7 @@ def run_hysteresis(preset="fig2", scale=0.125, sigma2=None, nets=2, steps=4000, 
         message=status_message(status, detail),
         params={**p, "width": N, "sigma2": sweep, "nets": nets, "steps": steps, "seed": seed,
                 "n_test": n_test, "readout": readout, "hot_fraction": plan["hot_fraction"],
-                "lr": lr, "dtype": dtype})
+                "lr": lr, "dtype": dtype, "theory": plan["theory"]})
 
 
 def _sweeps(sweep, nets, steps, seed, N, cell, start, run_dir, params, scheduler, workers,
@@ -479,7 +567,9 @@ def plot_hysteresis(report, path):
     its first-order point and droplet spinodal) when present; and, when the rows carry
     ``landscape``, a third panel with the exit barrier of a droplet (kT) in the finite-d law
     tilted by each network's training discrepancies, against the log of the run length in
-    relaxation times.
+    relaxation times. With ``theory["finite_data"]`` (:func:`finite_data_window`): its
+    first-order point (solid red), the bracket of its droplet spinodal (hatched) and, in the
+    third panel, the exit barrier at its predicted (b, c) (red line).
 
     Examples
     --------
@@ -512,6 +602,7 @@ def plot_hysteresis(report, path):
             "GFL spinodal": th.get("sigma2_spinodal_gfl")}, name="sigma2",
             label=r"EK $\sigma^2_c$")
         _finite_d_span(ax, fd)
+        _finite_data_marks(ax, th.get("finite_data"))
         ax.set_xlabel(label("sigma2"))
     axes[0].set_ylabel(label("droplet_mass"))
     axes[1].set_ylabel(r"learned cubic $1-c/\epsilon$ (population $c$)")
@@ -530,11 +621,30 @@ def plot_hysteresis(report, path):
                        label=r"$\ln$(run length / relaxation time)")
         mark_transition(ax, th.get("sigma2_c"), (), name="sigma2", label=r"EK $\sigma^2_c$")
         _finite_d_span(ax, fd)
+        fdd = th.get("finite_data")
+        if fdd:
+            e = np.array([r["exit_barrier"] for r in fdd["rows"]], dtype=float)
+            ax.plot([r["sigma2"] for r in fdd["rows"]], np.where(np.isfinite(e), e, 0.0), "-",
+                    color="C3", lw=1.2, label="finite-data theory: exit barrier at its (b, c)")
+        _finite_data_marks(ax, fdd)
         ax.set_xlabel(label("sigma2"))
         ax.set_ylabel("droplet exit barrier (kT), finite-d law")
         legend(ax)
     legend(axes[0])
     save(fig, path, report.params if isinstance(report, Result) else report.get("params"))
+
+
+def _finite_data_marks(ax, fdd):
+    """The window at the network's size (:func:`finite_data_window`): first-order point and
+    the bracket of the droplet spinodal."""
+    if not fdd:
+        return
+    if math.isfinite(fdd.get("sigma2_c", math.nan)):
+        ax.axvline(fdd["sigma2_c"], color="C3", lw=1.2,
+                   label=r"finite-data $\sigma^2_c$ (network's size)")
+    if fdd.get("sigma2_spinodal_droplet"):
+        ax.axvspan(*fdd["sigma2_spinodal_droplet"], facecolor="none", edgecolor="C3",
+                   hatch="//", lw=0, label="finite-data droplet spinodal (bracket)")
 
 
 def _finite_d_span(ax, fd):

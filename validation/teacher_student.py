@@ -30,7 +30,7 @@ from kernelphase._checks import check_choice, check_int, check_positive, check_r
 from kernelphase.figures import label, legend, mark_transition, save, styled, subplots, with_gaps
 from kernelphase.results import Result, status_message
 
-__all__ = ["PRESETS", "scaled_preset", "cubic_data", "trace_steps", "default_lr",
+__all__ = ["PRESETS", "scaled_preset", "cubic_data", "he13_fit", "trace_steps", "default_lr",
            "plan_cubic", "run_cubic", "CubicValidation", "GrokkingSummary", "report_rows",
            "plot_cubic_report", "learning_curves", "loss_drop_times", "grokking_summary",
            "plot_learning_curves", "exact_discrepancy", "series_statistics",
@@ -675,7 +675,9 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains
     ``cubic_data(n, d, eps, data_seed)`` and the test set of seed ``data_seed + 10**6`` (those
     of :func:`run_cubic` with ``seed=data_seed``).
 
-    Returns a JSON-ready dict: ``b``, ``c`` (test points), ``b_exact``, ``c_exact`` (population,
+    Returns a JSON-ready dict: ``b``, ``c`` (test points), ``b_train``, ``c_train`` (the
+    predicted training residual :math:`y-f` fitted on He1, He3, :func:`he13_fit`: the tilt a
+    lone neuron feels), ``b_exact``, ``c_exact`` (population,
     :math:`b=1-\sigma_a^2\langle g_1(w)\,\phi(Xw)\cdot\bar t\rangle` with :math:`g` of
     :func:`erf_population_moments`; :math:`c=\epsilon-\dots g_3/6`), ``learned_cubic``
     (:math:`1-c/\epsilon`, population), ``train_loss``, ``test_loss``, ``droplet_mass``
@@ -711,6 +713,7 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains
                            maxiter=maxiter, moments=erf_population_moments, hist_edges=edges)
     th = cubic_phase(eps, sigma2, n, d, N, sa2, sw2)
     b_pop, c_pop = 1.0 - r.population[0], eps - r.population[1] / 6.0
+    b_train, c_train, _ = he13_fit(X[:, 0], y - r.f_train)
     centre = 0.5 * (edges[1:] + edges[:-1])
     far = np.abs(centre) > DROPLET_PHI
     dens, dse = r.phi_hist[1], r.phi_hist_se
@@ -722,6 +725,7 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains
         "sigma2": float(sigma2), "width": N, "n": n, "d": d,
         "b": v(r.b, r.b_se), "c": v(r.c, r.c_se),
         "b_exact": v(b_pop, r.population_se[0]), "c_exact": v(c_pop, r.population_se[1] / 6),
+        "b_train": float(b_train), "c_train": float(c_train),
         "learned_cubic": v(1 - c_pop / eps, r.population_se[1] / 6 / abs(eps)),
         "train_loss": v(r.train_loss, r.train_loss_se),
         "test_loss": v(r.test_loss, r.test_loss_se),
@@ -733,6 +737,23 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains
         "residual": float(r.residual), "acceptance": float(r.acceptance),
         "seconds": time.time() - t0,
     }
+
+
+def he13_fit(z, r):
+    r"""Least squares of a residual on the teacher's two modes over the sample,
+    :math:`\min_{b,c}\sum_\mu(r_\mu-b\,\mathrm{He}_1(z_\mu)-c\,\mathrm{He}_3(z_\mu))^2`
+    (:math:`z=x_1`). Returns ``(b, c, rms)``, ``rms`` the root mean square of the rest.
+
+    Examples
+    --------
+    >>> z = np.random.default_rng(0).standard_normal(100)
+    >>> b, c, rms = he13_fit(z, 0.5 * z - 2 * (z ** 3 - 3 * z))
+    >>> round(b, 12), round(c, 12), rms < 1e-12
+    (0.5, -2.0, True)
+    """
+    A = np.stack([z, z ** 3 - 3 * z], axis=1)
+    coef, *_ = np.linalg.lstsq(A, r, rcond=None)
+    return float(coef[0]), float(coef[1]), float(np.sqrt(np.mean((r - A @ coef) ** 2)))
 
 
 def _finite_task(kw):

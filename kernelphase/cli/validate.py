@@ -127,6 +127,10 @@ def register(sub):
                         "[0, 1] (default 0.3)")
     q.add_argument("--n-test", type=int, default=1000,
                    help="test points for b, c, integer in [1, 1e8] (default 1000)")
+    q.add_argument("--theory", default="ek",
+                   help="ek (default) or finite: also the metastable window at the network's "
+                        "size, from the finite-data theory's training residual on the run's "
+                        "data (theory.finite_data in report.json, shaded in the figure)")
     _add_dtype_option(q)
     _add_common_options(q)
     q.set_defaults(func=_run_hysteresis)
@@ -375,7 +379,7 @@ def _run_hysteresis(args):
     kw = dict(preset=args.preset, scale=args.scale, sigma2=sigma2, nets=args.nets,
               steps=args.steps, lr=args.lr, seed=args.seed, n_test=args.n_test,
               hot_fraction=args.hot_fraction, readout=args.readout, data_scale=args.data_scale,
-              dtype=args.dtype)
+              dtype=args.dtype, theory=args.theory)
     return _planned(args, plan_hysteresis, run_hysteresis, plot_hysteresis, "hysteresis.png",
                     _hysteresis_lines, kw)
 
@@ -396,6 +400,19 @@ def _hysteresis_lines(report, as_json):
             else fd["message_c"]) + ", droplet spinodal " + (
             f"sigma2_s={fd['sigma2_spinodal_droplet']:.4g}" if fd["status_s"] == 0
             else fd["message_s"]))
+    fdd = th.get("finite_data")
+    if fdd and not as_json:
+        sp = fdd["sigma2_spinodal_droplet"]
+        out.append("finite-data theory (the network's size; training residual on the run's "
+                   "data): sigma2_c=" + (f"{fdd['sigma2_c']:.4g}" if math.isfinite(
+                       fdd["sigma2_c"]) else "not bracketed") + ", droplet spinodal in "
+                   + (f"[{sp[0]:g}, {sp[1]:g}]" if sp else "(not bracketed)"))
+        for r in fdd["rows"]:
+            e = r["exit_barrier"]
+            out.append(f"  sigma2={r['sigma2']:g}: training (b, c) = ({r['b_train']:.3f} +- "
+                       f"{r['b_train_se']:.3f}, {r['c_train']:.3f} +- {r['c_train_se']:.3f}); "
+                       f"d dF = {r['dF_times_d']:.3g}; exit barrier "
+                       + (f"{e:.3g} kT" if math.isfinite(e) else "none (no droplet basin)"))
     for r in report.rows:
         if "droplet_mass" not in r:
             out.append({"branch": r["branch"], "sigma2": r["sigma2"], "status": r["status"],
