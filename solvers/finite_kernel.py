@@ -200,16 +200,32 @@ class _Chains:
     random numbers, so the run is reproducible per seed. At zero interaction the law is the
     Gaussian prior and every 'step' is an exact independent draw."""
 
-    def __init__(self, act, X, sigma_w2, chains, rng, h0=0.5):
+    def __init__(self, act, X, sigma_w2, chains, rng, h0=0.5, confine=None):
         self.act, self.rng = act, rng
         n, d = X.shape
         self.X32 = np.ascontiguousarray(X, np.float32)
         self.XT32 = np.ascontiguousarray(self.X32.T)
         self.prec = d / sigma_w2
-        self.W = rng.standard_normal((chains, d)) / math.sqrt(self.prec)
+        self.confine = confine
+        self.W = self._prior((chains, d))
         self.h = h0
         self.accept = float("nan")
         self.kappa = 0.0
+
+    def _outside(self, W):
+        r"""Rows outside the basin :math:`|u\cdot w|\le\Phi_{max}` of ``confine``."""
+        u, phi_max = self.confine
+        return np.abs(W @ u) > phi_max
+
+    def _prior(self, shape):
+        """Exact prior draws (restricted to the basin by rejection with ``confine``)."""
+        W = self.rng.standard_normal(shape) / math.sqrt(self.prec)
+        for _ in range(1000 if self.confine is not None else 0):
+            out = self._outside(W)
+            if not out.any():
+                break
+            W[out] = self.rng.standard_normal((int(out.sum()), shape[1])) / math.sqrt(self.prec)
+        return W
 
     def features(self, W, X32T):
         H = np.asarray(W, np.float32) @ X32T
@@ -221,6 +237,8 @@ class _Chains:
         """log target (up to a constant), its gradient and the features phi(X w)."""
         ww = np.einsum("ij,ij->i", W, W)
         lp = -0.5 * self.prec * ww
+        if self.confine is not None:    # outside the basin: proposals are rejected
+            lp[self._outside(W)] = -np.inf
         g = -self.prec * W
         if self.kappa == 0.0:
             return lp, g, self.features(W, self.XT32)
@@ -245,7 +263,7 @@ class _Chains:
     def run(self, steps, adapt, block=10):
         C, d = self.W.shape
         if self.kappa == 0.0:               # the prior: exact independent draws
-            self.W = self.rng.standard_normal((C, d)) / math.sqrt(self.prec)
+            self.W = self._prior((C, d))
             self.logp, self.grad, self.F = self._evaluate(self.W)
             self.accept = 1.0
             return
@@ -720,7 +738,8 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
                        law="fluctuating", chains=512, steps=100, anneal=4, damping=0.25, seed=0,
                        Xtest=None, ytest=None, tol=0.02, progress=None, interaction=True,
                        burn=50, thin=10, batches=8, maxiter=12, final_steps=None,
-                       hist_edges=None, method="reweight", moments=None, ess_min=0.05):
+                       hist_edges=None, method="reweight", moments=None, ess_min=0.05,
+                       confine=None):
     r"""Solve the finite-data adaptive-kernel equations (module docstring) on ``(X, y)``.
 
     Parameters
@@ -769,6 +788,11 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
         with jackknife errors.
     progress : callable, optional
         Called as ``progress(iteration, lam, residual)`` after every iteration.
+    confine : (u, phi_max), optional
+        Restrict the single-neuron law to the basin :math:`|u\cdot w|\le\Phi_{max}`
+        (``u`` a unit vector in :math:`\mathbb R^d`): the metastable branch of a first-order
+        transition, without the droplets along ``u`` (chains reject moves out of it; prior draws
+        by rejection).
 
     Returns
     -------
@@ -820,6 +844,12 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
         raise ValueError(f"progress={progress!r} is not callable")
     if moments is not None and not callable(moments):
         raise ValueError(f"moments={moments!r} is not callable")
+    if confine is not None:
+        u = _check_vector("confine[0]", confine[0], d)
+        if not math.isclose(float(u @ u), 1.0, rel_tol=1e-9):
+            raise ValueError(f"confine[0] has norm {float(np.sqrt(u @ u)):.6g}; give a unit "
+                             f"vector")
+        confine = (u, check_range("confine[1]", confine[1], 0, 1e6, lo_open=True))
     snaps = max(1, final_steps // thin)
     _check_memory(chains, n, m, batches, snaps)
     rng, seed = _seed_rng(seed)
@@ -828,9 +858,10 @@ def finite_data_kernel(X, y, width, sigma2, sigma_a2, sigma_w2=0.5, activation="
                   activation=str(activation), law=law, chains=chains, steps=steps,
                   burn=burn, thin=thin, batches=batches, anneal=anneal, damping=damping,
                   tol=tol, maxiter=maxiter, final_steps=final_steps,
-                  interaction=bool(interaction), seed=seed, method=method, ess_min=ess_min)
+                  interaction=bool(interaction), seed=seed, method=method, ess_min=ess_min,
+                  confine=None if confine is None else [list(confine[0]), confine[1]])
 
-    ch = _Chains(act, X, sigma_w2, chains, rng)
+    ch = _Chains(act, X, sigma_w2, chains, rng, confine=confine)
     kappa = sigma_a2 / width if interaction else 0.0
     ctx = dict(y=y, kappa=kappa, sigma2=sigma2, sigma_a2=sigma_a2, law=law, width=width)
     loop = _loop_reweight if method == "reweight" else _loop_anneal

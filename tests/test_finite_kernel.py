@@ -65,6 +65,34 @@ def test_gp_limit_large_sample():
     assert np.max(np.abs(r.f_test - f_gp)) < 0.02 * np.max(np.abs(f_gp))
 
 
+def test_confined_law_is_the_prior_restricted_to_the_basin():
+    """``confine=(u, cut)`` in the GP limit: the kernel is that of the prior truncated to
+    |w . u| <= cut, by a grid over w in d = 2 (independent of the sampler); the untruncated
+    NNGP is rejected; a cut no draw reaches changes nothing, bit for bit."""
+    from scipy.special import erf
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((6, 2))
+    y = X[:, 0]
+    sa2, sw2, cut, u = 1.0, 1.0, 0.3, np.array([1.0, 0.0])
+    kw = dict(interaction=False, chains=8192, steps=60, burn=30, thin=3, seed=5)
+    r = finite_data_kernel(X, y, 10, 0.2, sa2, sw2, confine=(u, cut), **kw)
+    g1 = cut * ((np.arange(400) + 0.5) / 200 - 1)          # midpoints of [-cut, cut]
+    g = np.linspace(-4, 4, 801)
+    W = np.stack(np.meshgrid(g1, g, indexing="ij"), -1).reshape(-1, 2)
+    p = np.exp(-(W ** 2).sum(1))                    # d |w|^2 / (2 sigma_w^2), d = 2
+    F = erf(W @ X.T)
+    K_ref = sa2 * (F.T * (p / p.sum())) @ F
+    assert _max_z(r.Q, r.Q_se, K_ref) < 5.0
+    assert _max_z(r.Q, r.Q_se, nngp_erf_kernel(X, X, sa2, sw2)) > 5.0
+    free = finite_data_kernel(X, y, 10, 0.2, sa2, sw2, **kw)
+    wide = finite_data_kernel(X, y, 10, 0.2, sa2, sw2, confine=(u, 50.0), **kw)
+    assert np.array_equal(free.Q, wide.Q)
+    for bad, match in (((np.ones(2), 0.3), "norm"), ((u, -1.0), r"confine\[1\]=-1\.0"),
+                       ((np.ones(3) / 3 ** 0.5, 0.3), r"confine\[0\] has shape")):
+        with pytest.raises(ValueError, match=match):
+            finite_data_kernel(X, y, 10, 0.2, sa2, sw2, confine=bad, **kw)
+
+
 # ------------------------------------------------------------------- tiny network: quadrature
 def _grid_average(X, tbar, kappa, sw2, metric, half=3.0, m=601):
     """<phi phi^T> for d = 2 by a fine grid over w (independent of the sampler), under

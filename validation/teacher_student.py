@@ -669,11 +669,12 @@ def plan_finite_theory(preset="fig2", scale=0.125, sigma2=None, data_seed=0, law
 
 
 def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains, steps,
-                       mc_seed, n_test, tol, maxiter, X=None, y=None):
+                       mc_seed, n_test, tol, maxiter, X=None, y=None, basin="all"):
     r"""Finite-data adaptive-kernel theory (:func:`kernelphase.solvers.finite_kernel.
     finite_data_kernel`) of one noise level ``sigma2`` (already scaled) on the training set of
     ``cubic_data(n, d, eps, data_seed)`` and the test set of seed ``data_seed + 10**6`` (those
-    of :func:`run_cubic` with ``seed=data_seed``).
+    of :func:`run_cubic` with ``seed=data_seed``). ``basin="gfl"`` confines the neuron law to
+    :math:`|\Phi|\le` :data:`DROPLET_PHI` (the metastable GFL branch, no droplets).
 
     Returns a JSON-ready dict: ``b``, ``c`` (test points), ``b_train``, ``c_train`` (the
     predicted training residual :math:`y-f` fitted on He1, He3, :func:`he13_fit`: the tilt a
@@ -710,7 +711,9 @@ def finite_theory_cell(sigma2, preset, scale, data_scale, data_seed, law, chains
     t0 = time.time()
     r = finite_data_kernel(X, y, N, sigma2, sa2, sw2, law=law, chains=chains,
                            steps=steps, Xtest=Xt, ytest=yt, seed=mc_seed, tol=tol,
-                           maxiter=maxiter, moments=erf_population_moments, hist_edges=edges)
+                           maxiter=maxiter, moments=erf_population_moments, hist_edges=edges,
+                           confine=None if check_choice("basin", basin, ("all", "gfl")) == "all"
+                           else (np.eye(d)[0], DROPLET_PHI))
     th = cubic_phase(eps, sigma2, n, d, N, sa2, sw2)
     b_pop, c_pop = 1.0 - r.population[0], eps - r.population[1] / 6.0
     b_train, c_train, _ = he13_fit(X[:, 0], y - r.f_train)
