@@ -148,6 +148,10 @@ def test_cli_finite_data_window(run_cli, tmp_path):
         a = finite_d_averages(r["u"], r["b_train"], r["c_train"], d, 0.25, "chi2", N,
                               N * sa2 / d)
         assert math.isclose(r["dF_times_d"] or math.inf, d * a["dF"], rel_tol=1e-9)
+        a1 = finite_d_averages(r["u"], r["b_train"], r["c_train"], d, 0.25, "chi2")
+        assert math.isclose(r["no_cavity"]["dF_times_d"] or math.inf, d * a1["dF"],
+                            rel_tol=1e-9)
+        assert (r["no_cavity"]["dF_times_d"] or math.inf) <= (r["dF_times_d"] or math.inf)
     st, _, err = run_cli(*args[:-2], "--resume", "--out", out)
     assert st == 0, err
 

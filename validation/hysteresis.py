@@ -38,7 +38,11 @@ simulated network feels, though, is the tilt of that network's own training resi
 (:func:`training_discrepancy`): the rows' ``landscape`` gives its (b, c) and the droplet's
 exit barrier in kT in the finite-d law so tilted, to compare with the log of the run length
 in relaxation times :math:`\sigma_w^2/d` (a droplet holds for the run when the barrier
-exceeds it by a few kT).
+exceeds it by a few kT). :func:`finite_data_window` predicts that tilt instead of measuring
+it: the finite-data theory on the run's own training set, with the neuron law confined to the
+Phi = 0 basin, gives the GFL network's training residual (at 1/4 of ``hyst-wide`` within
+0.004 in c of the simulated networks'), and the finite-d law tilted by it the window at the
+network's size (CLI ``--theory finite``).
 
 **Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
 :func:`~.modular_addition.modular_hot_start` (a fraction :math:`p_0` of the neurons in every
@@ -234,7 +238,12 @@ m drop}/M_0)`) and exit / entry barriers (kT) are returned.
     The first-order point ``sigma2_c`` is where ``dF_times_d`` changes sign (linear
     interpolation between grid points; NaN when the grid does not bracket it) and the droplet
     spinodal ``sigma2_spinodal_droplet`` the bracket ``[lo, hi]`` where the droplet basin ends
-    (the last grid point with one and the next; None without). Each of ``mc_seeds`` is
+    (the last grid point with one and the next; None without). The cavity factor of
+    :mod:`~kernelphase.solvers.finite_d` takes :math:`L=1+\kappa\,\phi^\top\phi/\sigma^2`,
+    an upper bound on the exact :math:`1+\kappa\,\phi^\top(\sigma^2I+K)^{-1}\phi` of
+    :mod:`~kernelphase.solvers.finite_kernel`; ``no_cavity`` (per row, and its window) gives
+    the other bound, :math:`L=1`. A larger L weakens the tilt, so the exact window lies between
+    the two (the spinodal from the cavity one up to the ``no_cavity`` one). Each of ``mc_seeds`` is
     an independent Monte Carlo solution: the rows give the mean and the standard error of
     :math:`(b,c)` over them, and the barriers of the mean. ``run_dir`` (a
     :class:`kernelphase.io.RunDir`) keeps one checkpoint per noise level and seed,
@@ -269,23 +278,28 @@ m drop}/M_0)`) and exit / entry barriers (kT) are returned.
         b, c = float(bs.mean()), float(cc.mean())
         se = (lambda v: float(v.std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan)
         u = u_from_sigma2(s2, p["n"], p["d"], N, p["sigma_a2"])
-        a = finite_d_averages(u, b, c, p["d"], p["sigma_w2"], "chi2", N,
-                              N * p["sigma_a2"] / p["d"])
+        land = [finite_d_averages(u, b, c, p["d"], p["sigma_w2"], "chi2", *cav)
+                for cav in ((N, N * p["sigma_a2"] / p["d"]), ())]
+        a, a1 = ({"dF_times_d": float(p["d"] * x["dF"]),
+                  "exit_barrier": float(x["exit_barrier"]),
+                  "entry_barrier": float(x["entry_barrier"])} for x in land)
         rows.append({"sigma2": float(s2), "u": float(u), "b_train": b, "b_train_se": se(bs),
-                     "c_train": c, "c_train_se": se(cc),
-                     "dF_times_d": float(p["d"] * a["dF"]),
-                     "exit_barrier": float(a["exit_barrier"]),
-                     "entry_barrier": float(a["entry_barrier"]),
+                     "c_train": c, "c_train_se": se(cc), **a, "no_cavity": a1,
                      "status": max(int(x["status"]) for x in cs)})
     s = np.array([r["sigma2"] for r in rows])
-    dF = np.array([r["dF_times_d"] for r in rows])
-    basin = np.isfinite([r["exit_barrier"] for r in rows])
-    ends = [i for i in range(len(s) - 1) if basin[i] and not basin[i + 1]]
-    return {"rows": rows, "sigma2_c": _sign_change(s, dF),
-            "sigma2_spinodal_droplet": [float(s[ends[-1]]), float(s[ends[-1] + 1])] if ends
-            else None,
+    return {"rows": rows, **_window(s, rows), "no_cavity": _window(s, [r["no_cavity"]
+                                                                      for r in rows]),
             "width": N, "d": p["d"], "n": p["n"], "seed": seed, "mc_seeds": list(mc_seeds),
             "budget": fd}
+
+
+def _window(s, rows):
+    """First-order point and droplet-spinodal bracket of :func:`finite_data_window`."""
+    basin = np.isfinite([r["exit_barrier"] for r in rows])
+    ends = [i for i in range(len(s) - 1) if basin[i] and not basin[i + 1]]
+    return {"sigma2_c": _sign_change(s, np.array([r["dF_times_d"] for r in rows])),
+            "sigma2_spinodal_droplet": [float(s[ends[-1]]), float(s[ends[-1] + 1])] if ends
+            else None}
 
 
 def _sign_change(x, f):
@@ -570,8 +584,9 @@ def plot_hysteresis(report, path):
     ``landscape``, a third panel with the exit barrier of a droplet (kT) in the finite-d law
     tilted by each network's training discrepancies, against the log of the run length in
     relaxation times. With ``theory["finite_data"]`` (:func:`finite_data_window`): its
-    first-order point (solid red), the bracket of its droplet spinodal (hatched) and, in the
-    third panel, the exit barrier at its predicted (b, c) (red line).
+    first-order points (red, solid with the cavity factor, dashed without), the brackets of its
+    droplet spinodal (hatched) and, in the third panel, the exit barriers at its predicted
+    (b, c) (red lines).
 
     Examples
     --------
@@ -626,8 +641,11 @@ def plot_hysteresis(report, path):
         fdd = th.get("finite_data")
         if fdd:
             e = np.array([r["exit_barrier"] for r in fdd["rows"]], dtype=float)
-            ax.plot([r["sigma2"] for r in fdd["rows"]], np.where(np.isfinite(e), e, 0.0), "-",
-                    color="C3", lw=1.2, label="finite-data theory: exit barrier at its (b, c)")
+            e1 = np.array([r["no_cavity"]["exit_barrier"] for r in fdd["rows"]], dtype=float)
+            for v, ls, name in ((e, "-", "cavity"), (e1, "--", "L = 1")):
+                ax.plot([r["sigma2"] for r in fdd["rows"]], np.where(np.isfinite(v), v, 0.0),
+                        ls, color="C3", lw=1.2,
+                        label=f"finite-data theory: exit barrier at its (b, c), {name}")
         _finite_data_marks(ax, fdd)
         ax.set_xlabel(label("sigma2"))
         ax.set_ylabel("droplet exit barrier (kT), finite-d law")
@@ -638,15 +656,18 @@ def plot_hysteresis(report, path):
 
 def _finite_data_marks(ax, fdd):
     """The window at the network's size (:func:`finite_data_window`): first-order point and
-    the bracket of the droplet spinodal."""
+    the bracket of the droplet spinodal, with the cavity factor (solid, /) and without (dashed,
+    \\); the exact window lies between."""
     if not fdd:
         return
-    if math.isfinite(fdd.get("sigma2_c", math.nan)):
-        ax.axvline(fdd["sigma2_c"], color="C3", lw=1.2,
-                   label=r"finite-data $\sigma^2_c$ (network's size)")
-    if fdd.get("sigma2_spinodal_droplet"):
-        ax.axvspan(*fdd["sigma2_spinodal_droplet"], facecolor="none", edgecolor="C3",
-                   hatch="//", lw=0, label="finite-data droplet spinodal (bracket)")
+    for w, ls, hatch, name in ((fdd, "-", "//", "cavity"),
+                               (fdd.get("no_cavity") or {}, "--", "\\\\", "L = 1")):
+        if math.isfinite(w.get("sigma2_c") or math.nan):
+            ax.axvline(w["sigma2_c"], color="C3", lw=1.2, ls=ls,
+                       label=rf"finite-data $\sigma^2_c$ ({name})")
+        if w.get("sigma2_spinodal_droplet"):
+            ax.axvspan(*w["sigma2_spinodal_droplet"], facecolor="none", edgecolor="C3",
+                       hatch=hatch, lw=0, label=f"finite-data droplet spinodal ({name})")
 
 
 def _finite_d_span(ax, fd):

@@ -402,17 +402,21 @@ def _hysteresis_lines(report, as_json):
             else fd["message_s"]))
     fdd = th.get("finite_data")
     if fdd and not as_json:
-        sp = fdd["sigma2_spinodal_droplet"]
+        def window(w):
+            sp = w["sigma2_spinodal_droplet"]
+            return ("sigma2_c=" + (f"{w['sigma2_c']:.4g}" if math.isfinite(w["sigma2_c"])
+                                   else "not bracketed") + ", droplet spinodal in "
+                    + (f"[{sp[0]:g}, {sp[1]:g}]" if sp else "(not bracketed)"))
         out.append("finite-data theory (the network's size; training residual on the run's "
-                   "data): sigma2_c=" + (f"{fdd['sigma2_c']:.4g}" if math.isfinite(
-                       fdd["sigma2_c"]) else "not bracketed") + ", droplet spinodal in "
-                   + (f"[{sp[0]:g}, {sp[1]:g}]" if sp else "(not bracketed)"))
+                   f"data): with the cavity factor {window(fdd)}; with L = 1 "
+                   f"{window(fdd['no_cavity'])}")
         for r in fdd["rows"]:
             e = r["exit_barrier"]
             out.append(f"  sigma2={r['sigma2']:g}: training (b, c) = ({r['b_train']:.3f} +- "
                        f"{r['b_train_se']:.3f}, {r['c_train']:.3f} +- {r['c_train_se']:.3f}); "
                        f"d dF = {r['dF_times_d']:.3g}; exit barrier "
-                       + (f"{e:.3g} kT" if math.isfinite(e) else "none (no droplet basin)"))
+                       + (f"{e:.3g} kT" if math.isfinite(e) else "none (no droplet basin)")
+                       + f" (L = 1: d dF = {r['no_cavity']['dF_times_d']:.3g})")
     for r in report.rows:
         if "droplet_mass" not in r:
             out.append({"branch": r["branch"], "sigma2": r["sigma2"], "status": r["status"],
