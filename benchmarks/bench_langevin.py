@@ -25,8 +25,10 @@ Fourth table (issue 13): the generic path of ``NetworkPosterior`` (sigma, sigma'
 activation spec by codegen, libm calls) against the fused erf kernel and the plain numpy step, for
 erf (same model, so the ratio is the price of the generic path) and tanh: ms per step, best of
 interleaved repeats (robust on a shared machine).
+Fifth table: the hysteresis protocol's Langevin-within-Gibbs step (``hyst-wide``, one thread)
+in float32 against float64 and the numpy engine.
 Run: ``python benchmarks/bench_langevin.py`` (``... step [threads]`` for the first table only,
-``... generic`` for the fourth; ``--scales 0.25,0.5`` for other scales of the first table).
+``... generic`` for the fourth, ``... gibbs32`` for the fifth; ``--scales 0.25,0.5`` for other scales of the first table).
 """
 import argparse
 import time
@@ -207,6 +209,33 @@ def interleaved_ms(posts, lr, steps=40, reps=7):
     return best
 
 
+def gibbs32_table(scales=(0.25, 0.5)):
+    """The hysteresis protocol's step (``hyst-wide``, Langevin-within-Gibbs) in float64 and
+    float32, one thread (as in the protocol's worker processes), with the plain numpy-engine
+    Gibbs step as the reference."""
+    from threadpoolctl import threadpool_limits
+    import numba
+    print("hyst-wide, Langevin-within-Gibbs step, one thread: numpy float64, fused float64, "
+          "fused float32")
+    numba.set_num_threads(1)
+    with threadpool_limits(1):
+        for scale in scales:
+            p = scaled_preset("hyst-wide", scale)
+            N, d, n = p["width"][0], p["d"], p["n"]
+            X, y = cubic_data(n, d, p["eps"], 0)
+            args = (X, y, 0.5, p["sigma_a2"], p["sigma_w2"], N)
+            lr = default_lr(n, d, 0.5, p["sigma_w2"], N, p["sigma_a2"], "gibbs")
+            ms = interleaved_ms({
+                "numpy": ErfNetworkPosterior(*args, engine="numpy", readout="gibbs"),
+                "float64": ErfNetworkPosterior(*args, readout="gibbs"),
+                "float32": ErfNetworkPosterior(*args, readout="gibbs", dtype="float32")},
+                lr, steps=10, reps=3)
+            print(f"scale {scale:g} (N={N}, d={d}, n={n}): numpy {ms['numpy']:.1f} ms/step, "
+                  f"float64 {ms['float64']:.1f}, float32 {ms['float32']:.1f}; "
+                  f"float64/float32 {ms['float64'] / ms['float32']:.2f}x, "
+                  f"numpy/float32 {ms['numpy'] / ms['float32']:.2f}x")
+
+
 def generic_table():
     print("Generic activation path (codegen sigma, sigma') against the fused erf kernel and numpy")
     for scale in (0.125, 0.5):
@@ -229,8 +258,9 @@ def generic_table():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", nargs="?", choices=("all", "step", "generic"), default="all",
-                        help="all tables (default), the step table only, or the generic one")
+    parser.add_argument("table", nargs="?", choices=("all", "step", "generic", "gibbs32"),
+                        default="all", help="all tables (default), the step table only, the "
+                                            "generic one, or the float32 Gibbs one")
     parser.add_argument("threads", nargs="?", type=int, default=None,
                         help="with 'step': numba and BLAS threads of everything")
     parser.add_argument("--scales", default="0.125,0.5",
@@ -247,6 +277,8 @@ if __name__ == "__main__":
     args = parse_args()
     if args.table == "generic":
         generic_table()
+    elif args.table == "gibbs32":
+        gibbs32_table()
     elif args.table == "step":
         main(scales=args.scales, threads=args.threads)
         main(scales=args.scales, threads=args.threads, clock=time.process_time)
@@ -256,3 +288,4 @@ if __name__ == "__main__":
         gibbs_table()
         readout_table()
         generic_table()
+        gibbs32_table()
