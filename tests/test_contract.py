@@ -136,6 +136,9 @@ HELPERS = {
     "finite_d_averages": "averages of the law at fixed (b, c) (dict)",
     "finite_d_window": "dict of two finite-d solver results (tested in test_hysteresis_finite_d)",
     "training_discrepancy": "least-squares projection (tuple; test_hysteresis_finite_d)",
+    "he13_fit": "least-squares projection (tuple; doctest and test_hysteresis)",
+    "finite_data_window": "dict of finite-data theory cells and finite-d averages "
+                          "(test_cli_finite_data_window)",
     "u_from_sigma2": "unit conversion", "sigma2_from_u": "unit conversion",
     "gfl_b": "scalar building block (tested in test_adaptive)",
     "action_minima": "array of minima for plots and tests", "compiled_action": "codegen handle",
