@@ -220,12 +220,15 @@ class _Chains:
     def _prior(self, shape):
         """Exact prior draws (restricted to the basin by rejection with ``confine``)."""
         W = self.rng.standard_normal(shape) / math.sqrt(self.prec)
-        for _ in range(1000 if self.confine is not None else 0):
+        if self.confine is None:
+            return W
+        for _ in range(1000):
             out = self._outside(W)
             if not out.any():
-                break
+                return W
             W[out] = self.rng.standard_normal((int(out.sum()), shape[1])) / math.sqrt(self.prec)
-        return W
+        raise ValueError(f"confine[1]={self.confine[1]!r}: 1000 prior draws in a row fell "
+                         f"outside the basin; give a wider one")
 
     def features(self, W, X32T):
         H = np.asarray(W, np.float32) @ X32T

@@ -88,7 +88,8 @@ def test_confined_law_is_the_prior_restricted_to_the_basin():
     wide = finite_data_kernel(X, y, 10, 0.2, sa2, sw2, confine=(u, 50.0), **kw)
     assert np.array_equal(free.Q, wide.Q)
     for bad, match in (((np.ones(2), 0.3), "norm"), ((u, -1.0), r"confine\[1\]=-1\.0"),
-                       ((np.ones(3) / 3 ** 0.5, 0.3), r"confine\[0\] has shape")):
+                       ((np.ones(3) / 3 ** 0.5, 0.3), r"confine\[0\] has shape"),
+                       ((u, 1e-12), "fell outside the basin")):
         with pytest.raises(ValueError, match=match):
             finite_data_kernel(X, y, 10, 0.2, sa2, sw2, confine=bad, **kw)
 

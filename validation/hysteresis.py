@@ -41,7 +41,7 @@ in relaxation times :math:`\sigma_w^2/d` (a droplet holds for the run when the b
 exceeds it by a few kT). :func:`finite_data_window` predicts that tilt instead of measuring
 it: the finite-data theory on the run's own training set, with the neuron law confined to the
 Phi = 0 basin, gives the GFL network's training residual (at 1/4 of ``hyst-wide`` within
-0.004 in c of the simulated networks'), and the finite-d law tilted by it the window at the
+0.006 in c of the simulated networks'), and the finite-d law tilted by it the window at the
 network's size (CLI ``--theory finite``).
 
 **Modular addition** (:func:`run_modular_hysteresis`): the same two branches, the hot one from
@@ -232,8 +232,7 @@ def finite_data_window(preset, scale, sigma2, seed=0, mc_seeds=(0, 1), data_scal
        of the GFL network fitted on the teacher's modes, :math:`(b,c)`;
     2. a lone neuron tilted by it has the finite-d law with the cavity factor of width N
        (:func:`~kernelphase.solvers.finite_d.finite_d_averages`), whose ``dF_times_d``
-       (:math:`-\ln(M_{
-m drop}/M_0)`) and exit / entry barriers (kT) are returned.
+       (:math:`-\ln(M_{\rm drop}/M_0)`) and exit / entry barriers (kT) are returned.
 
     The first-order point ``sigma2_c`` is where ``dF_times_d`` changes sign (linear
     interpolation between grid points; NaN when the grid does not bracket it) and the droplet
@@ -270,13 +269,16 @@ m drop}/M_0)`) and exit / entry barriers (kT) are returned.
               maxiter=fd["maxiter"], basin="gfl")
     per_seed = [_finite_rows(plan["sigma2s"], dict(kw, mc_seed=m), run_dir, scheduler,
                              plan["workers"], f"finite_gfl_m{m}") for m in mc_seeds]
-    rows, k = [], len(mc_seeds)
+    k = len(mc_seeds)
+
+    def se(v):
+        return float(v.std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan
+    rows = []
     for j, s2 in enumerate(plan["sigma2s"]):
         cs = [cells[j] for cells in per_seed]
         bs = np.array([c["b_train"] for c in cs])
         cc = np.array([c["c_train"] for c in cs])
         b, c = float(bs.mean()), float(cc.mean())
-        se = (lambda v: float(v.std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan)
         u = u_from_sigma2(s2, p["n"], p["d"], N, p["sigma_a2"])
         land = [finite_d_averages(u, b, c, p["d"], p["sigma_w2"], "chi2", *cav)
                 for cav in ((N, N * p["sigma_a2"] / p["d"]), ())]
